@@ -1,0 +1,23 @@
+// base64url (RFC 4648 section 5) without padding, as used in cookie values.
+#pragma once
+
+#include "common.h"
+
+namespace sess {
+
+size_t base64url_encoded_len(size_t n) noexcept;
+
+// Appends the encoding of in to out.
+void base64url_encode(std::string_view in, pstring& out);
+
+// Writes the base64url_encoded_len(n) characters encoding in[0..n) to dst. The ranges must not
+// overlap. For callers that build a value in a buffer they already own (envelope_seal encodes
+// into the output string's spare room instead of allocating a temporary).
+void base64url_encode_to(const unsigned char* in, size_t n, char* dst) noexcept;
+
+// Appends the decoding of in to out. Returns false (out unspecified) on any byte outside the
+// alphabet, on '=' padding, or on an impossible length (len % 4 == 1) or non-canonical trailing
+// bits.
+bool base64url_decode(std::string_view in, pstring& out);
+
+}  // namespace sess

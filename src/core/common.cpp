@@ -1,0 +1,21 @@
+#include "common.h"
+
+namespace sess {
+
+bool has_ctl(std::string_view s) noexcept {
+  for (unsigned char c : s) {
+    if (is_ctl(c)) return true;
+  }
+  return false;
+}
+
+bool ct_equal(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  unsigned char d = 0;
+  for (size_t i = 0; i < a.size(); i++) {
+    d |= static_cast<unsigned char>(a[i] ^ b[i]);
+  }
+  return d == 0;
+}
+
+}  // namespace sess

@@ -1,0 +1,55 @@
+// Cookie request-header parsing and Set-Cookie building (RFC 6265).
+#pragma once
+
+#include "common.h"
+
+namespace sess {
+
+// Accumulates the occurrences of one cookie name across all Cookie header lines of a request.
+struct CookieLookup {
+  unsigned count = 0;        // occurrences of the name
+  bool conflicting = false;  // occurrences with different values
+  std::string_view value;    // the first occurrence, DQUOTEs stripped
+};
+
+// Scans one Cookie header value ("a=1; b=2", tolerating missing spaces, extra whitespace, empty
+// pairs and pairs without '=') for `name` (exact, case-sensitive) and updates acc. Values in
+// DQUOTEs are returned without them. Returned views point into header.
+void cookie_find(std::string_view header, std::string_view name, CookieLookup& acc) noexcept;
+
+// RFC 6265 cookie-name: a non-empty HTTP token.
+bool cookie_name_valid(std::string_view name) noexcept;
+
+// RFC 6265 cookie-value (cookie-octets only, no DQUOTE, no '%'-escaping needed).
+bool cookie_value_valid(std::string_view value) noexcept;
+
+// Appends value to out with every byte that is not a cookie-octet, and '%', percent-encoded
+// (%XX, upper case), so that the result is always a valid cookie-value.
+void cookie_value_encode(std::string_view value, pstring& out);
+
+enum class SameSite : uint8_t { Unset, Strict, Lax, None };
+
+struct CookieAttrs {
+  std::string_view path;      // empty: no Path
+  std::string_view domain;    // empty: no Domain
+  int64_t max_age = -1;       // < 0: no Max-Age
+  int64_t expires = -1;       // unix time; < 0: no Expires
+  bool secure = false;
+  bool httponly = false;
+  SameSite samesite = SameSite::Unset;
+  bool partitioned = false;
+};
+
+// Appends "name=value; Path=/; Domain=d; Max-Age=n; Expires=<IMF-fixdate>; Secure; HttpOnly;
+// SameSite=Lax; Partitioned" (attributes in that order, only those set) to out. name and value
+// must already be valid (see above).
+void cookie_build(std::string_view name, std::string_view value, const CookieAttrs& a,
+                  pstring& out);
+
+// Formats unix time t as an IMF-fixdate ("Thu, 01 Jan 1970 00:00:00 GMT") into out.
+void http_date(int64_t t, pstring& out);
+
+// Browsers refuse Set-Cookie headers longer than this (name, value and attributes).
+constexpr size_t kMaxSetCookieLen = 4096;
+
+}  // namespace sess

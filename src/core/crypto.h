@@ -1,0 +1,58 @@
+// Keys, MAC and AEAD for session cookies (OpenSSL 3).
+//
+// Each secret line of session_secret_file becomes one Key: HKDF-SHA256 (salt
+// "ngx_http_session_module/v1") derives independent sub-keys with info "mac", "enc" and "csrf",
+// plus a one-byte hint (info "hint") written into envelopes so that verification tries only the
+// keys that can match. The first key signs and encrypts; every key verifies.
+//
+// The OpenSSL contexts are prepared once (key schedule, HMAC pads) and reused; a KeyRing is
+// therefore not thread-safe: one per nginx worker/config, used from the event loop only.
+#pragma once
+
+#include "common.h"
+
+#include <memory>
+#include <vector>
+
+namespace sess {
+
+// Fills buf with n bytes from the CSPRNG (RAND_bytes). Returns false on failure.
+bool random_bytes(void* buf, size_t n) noexcept;
+
+enum class KeyUse : uint8_t { Cookie, Csrf };
+
+class KeyRing {
+ public:
+  static constexpr size_t kMinSecretLen = 32;
+  static constexpr size_t kMacLen = 32;      // HMAC-SHA256
+  static constexpr size_t kNonceLen = 12;    // AES-256-GCM
+  static constexpr size_t kTagLen = 16;
+
+  KeyRing();
+  ~KeyRing();
+  KeyRing(const KeyRing&) = delete;
+  KeyRing& operator=(const KeyRing&) = delete;
+
+  // Derives the keys of one secret and appends them. Returns false if the secret is shorter than
+  // kMinSecretLen or OpenSSL fails.
+  bool add_secret(std::string_view secret);
+  size_t size() const noexcept;
+  uint8_t hint(size_t key) const noexcept;
+
+  // HMAC-SHA256 with key `key` for `use` over the concatenation of parts[0..n). out: kMacLen bytes.
+  bool mac(size_t key, KeyUse use, const std::string_view* parts, size_t n,
+           unsigned char* out) const noexcept;
+
+  // AES-256-GCM with key `key`. seal writes pt.size() bytes of ciphertext to ct and kTagLen
+  // bytes to tag; open writes ct.size() bytes to pt and returns false if the tag does not verify.
+  bool seal(size_t key, const unsigned char* nonce, std::string_view aad, std::string_view pt,
+            unsigned char* ct, unsigned char* tag) const noexcept;
+  bool open(size_t key, const unsigned char* nonce, std::string_view aad, std::string_view ct,
+            const unsigned char* tag, unsigned char* pt) const noexcept;
+
+ private:
+  struct Key;
+  std::vector<std::unique_ptr<Key>> keys_;
+};
+
+}  // namespace sess

@@ -1,0 +1,48 @@
+// The session cookie value: a versioned, authenticated envelope, base64url encoded.
+//
+//   header  = version(1)=1 | kind(1) | key_hint(1) | created(8, BE) | refreshed(8, BE)   19 bytes
+//   Signed  = header | payload | HMAC-SHA256(mac key, name | 0x00 | header | payload)
+//   Sealed  = header | nonce(12) | AES-256-GCM(enc key, aad = name | 0x00 | header, payload) | tag(16)
+//   Id      = like Signed, payload = the raw session id bytes (server-side store)
+//
+// The cookie name is bound into the MAC/AAD, so a value cannot be moved to another cookie. The
+// timestamps are inside the authenticated data, so lifetime and idle timeout are enforced by the
+// server, not by cookie expiry.
+#pragma once
+
+#include "common.h"
+#include "crypto.h"
+
+namespace sess {
+
+enum class Kind : uint8_t { Signed = 1, Sealed = 2, Id = 3 };
+
+struct Times {
+  uint64_t created = 0;    // unix seconds: login / creation
+  uint64_t refreshed = 0;  // unix seconds: last time the cookie was (re)issued
+};
+
+enum class OpenResult : uint8_t {
+  Ok,
+  Malformed,   // not base64url, too short, wrong version or kind
+  BadMac,      // no key of the ring verifies it (tampered, truncated or wrong key)
+};
+
+constexpr size_t kEnvelopeHeaderLen = 19;
+constexpr size_t kSessionIdLen = 16;  // 128 bits from the CSPRNG
+
+// Appends the base64url cookie value to out. Uses key 0 of the ring. Returns false on failure.
+bool envelope_seal(const KeyRing& ring, Kind kind, std::string_view cookie_name, const Times& t,
+                   std::string_view payload, pstring& out);
+
+// Verifies and opens a cookie value produced by envelope_seal with the same kind and cookie name.
+// On Ok, *t and *payload are set (payload is replaced). Work is bounded: values longer than
+// max_len are Malformed without any crypto.
+OpenResult envelope_open(const KeyRing& ring, Kind kind, std::string_view cookie_name,
+                         std::string_view value, Times* t, pstring* payload,
+                         size_t max_len = 8192);
+
+// Length of the base64url value envelope_seal produces for a payload of n bytes.
+size_t envelope_sealed_len(Kind kind, size_t n) noexcept;
+
+}  // namespace sess

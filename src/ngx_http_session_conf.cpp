@@ -1,0 +1,666 @@
+// ngx_http_session_module: directives, configuration creation and merging.
+
+#include "ngx_http_session.h"
+
+#include <cstdio>
+#include <string>
+
+extern "C" {
+#include <sys/un.h>
+}
+
+namespace ngx_session {
+namespace {
+
+char* conf_error() { return static_cast<char*>(NGX_CONF_ERROR); }
+char* conf_msg(const char* m) { return const_cast<char*>(m); }
+
+constexpr size_t kMaxSecretFile = 1024 * 1024;
+
+ngx_conf_enum_t store_values[] = {
+    {ngx_string("cookie"), STORE_COOKIE},
+    {ngx_string("redis"), STORE_REDIS},
+    {ngx_null_string, 0},
+};
+
+ngx_conf_enum_t fail_values[] = {
+    {ngx_string("closed"), FAIL_CLOSED},
+    {ngx_string("open"), FAIL_OPEN},
+    {ngx_null_string, 0},
+};
+
+// Names that $session_<name> cannot reach: the module's own variables win.
+const std::string_view reserved_keys[] = {"id", "status", "expires", "csrf_token", "login_error"};
+
+bool starts_with(const ngx_str_t& s, std::string_view p) {
+  return s.len >= p.size() && sv(s).substr(0, p.size()) == p;
+}
+
+// Reads a whole (small) file named in the configuration. Logs and returns false on failure.
+bool read_conf_file(ngx_conf_t* cf, ngx_str_t* name, const ngx_str_t& path, std::string* out) {
+  FILE* f = std::fopen(reinterpret_cast<const char*>(path.data), "rb");
+  if (f == nullptr) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno, "\"%V\" cannot open \"%V\"", name, &path);
+    return false;
+  }
+  char buf[4096];
+  size_t n;
+  bool ok = true;
+  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) {
+    out->append(buf, n);
+    if (out->size() > kMaxSecretFile) {
+      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" file \"%V\" is too large", name, &path);
+      ok = false;
+      break;
+    }
+  }
+  if (ok && std::ferror(f)) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno, "\"%V\" cannot read \"%V\"", name, &path);
+    ok = false;
+  }
+  std::fclose(f);
+  return ok;
+}
+
+void delete_ring(void* data) noexcept { delete static_cast<sess::KeyRing*>(data); }
+
+char* set_secret_file(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept try {
+  auto* lcf = static_cast<loc_conf_t*>(conf);
+  if (lcf->secrets != NGX_CONF_UNSET_PTR) return conf_msg("is duplicate");
+
+  auto* value = static_cast<ngx_str_t*>(cf->args->elts);
+  auto* secrets = static_cast<secrets_t*>(ngx_pcalloc(cf->pool, sizeof(secrets_t)));
+  if (secrets == nullptr) return conf_error();
+  secrets->path = value[1];
+  if (ngx_conf_full_name(cf->cycle, &secrets->path, 1) != NGX_OK) return conf_error();
+
+  std::string text;
+  if (!read_conf_file(cf, &cmd->name, secrets->path, &text)) return conf_error();
+
+  ngx_pool_cleanup_t* cln = ngx_pool_cleanup_add(cf->pool, 0);
+  if (cln == nullptr) return conf_error();
+  auto* ring = new (std::nothrow) sess::KeyRing();
+  if (ring == nullptr) return conf_error();
+  cln->handler = delete_ring;
+  cln->data = ring;
+  secrets->ring = ring;
+
+  std::string_view rest(text);
+  ngx_uint_t lineno = 0;
+  while (!rest.empty()) {
+    size_t nl = rest.find('\n');
+    std::string_view line = rest.substr(0, nl);
+    rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+    lineno++;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty() || line.front() == '#') continue;
+    if (line.size() < sess::KeyRing::kMinSecretLen) {
+      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                         "\"%V\" \"%V\": line %ui is shorter than %uz bytes "
+                         "(use e.g. \"openssl rand -base64 48\")",
+                         &cmd->name, &secrets->path, lineno, sess::KeyRing::kMinSecretLen);
+      return conf_error();
+    }
+    if (!ring->add_secret(line)) {
+      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" \"%V\": line %ui: key derivation failed",
+                         &cmd->name, &secrets->path, lineno);
+      return conf_error();
+    }
+  }
+  if (ring->size() == 0) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" \"%V\" has no secret", &cmd->name,
+                       &secrets->path);
+    return conf_error();
+  }
+  lcf->secrets = secrets;
+  return NGX_CONF_OK;
+} catch (const std::exception& e) {
+  ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": %s", &cmd->name, e.what());
+  return conf_error();
+}
+
+// Parses "samesite=..." values. Returns false if unknown.
+bool parse_samesite(std::string_view v, ngx_uint_t* out) {
+  if (v == "strict") {
+    *out = static_cast<ngx_uint_t>(sess::SameSite::Strict);
+  } else if (v == "lax") {
+    *out = static_cast<ngx_uint_t>(sess::SameSite::Lax);
+  } else if (v == "none") {
+    *out = static_cast<ngx_uint_t>(sess::SameSite::None);
+  } else if (v == "off") {
+    *out = static_cast<ngx_uint_t>(sess::SameSite::Unset);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// A Path or Domain attribute value: printable, no ';'.
+bool attr_value_valid(const ngx_str_t& v) {
+  if (v.len == 0) return false;
+  for (size_t i = 0; i < v.len; i++) {
+    if (sess::is_ctl(v.data[i]) || v.data[i] == ';' || v.data[i] >= 0x80) return false;
+  }
+  return true;
+}
+
+bool attr(const ngx_str_t& arg, std::string_view key, ngx_str_t* val) {
+  if (!starts_with(arg, key)) return false;
+  val->data = arg.data + key.size();
+  val->len = arg.len - key.size();
+  return true;
+}
+
+char* set_cookie(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept {
+  auto* lcf = static_cast<loc_conf_t*>(conf);
+  if (lcf->cookie.name.data != nullptr) return conf_msg("is duplicate");
+  auto* value = static_cast<ngx_str_t*>(cf->args->elts);
+
+  cookie_conf_t c{};
+  c.name = value[1];
+  ngx_str_set(&c.path, "/");
+  c.max_age = -1;
+  c.secure = SECURE_AUTO;
+  c.httponly = 1;
+  c.samesite = static_cast<ngx_uint_t>(sess::SameSite::Lax);
+
+  if (!sess::cookie_name_valid(sv(c.name))) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": invalid cookie name \"%V\"", &cmd->name,
+                       &c.name);
+    return conf_error();
+  }
+
+  for (ngx_uint_t i = 2; i < cf->args->nelts; i++) {
+    ngx_str_t v;
+    const ngx_str_t& a = value[i];
+    if (attr(a, "path=", &v)) {
+      if (!attr_value_valid(v) || v.data[0] != '/') goto invalid;
+      c.path = v;
+    } else if (attr(a, "domain=", &v)) {
+      if (!attr_value_valid(v)) goto invalid;
+      c.domain = v;
+    } else if (attr(a, "max_age=", &v)) {
+      time_t t = ngx_parse_time(&v, 1);
+      if (t == static_cast<time_t>(NGX_ERROR)) goto invalid;
+      c.max_age = t;
+    } else if (sv(a) == "secure" || sv(a) == "secure=on") {
+      c.secure = SECURE_ON;
+    } else if (sv(a) == "secure=auto") {
+      c.secure = SECURE_AUTO;
+    } else if (sv(a) == "secure=off") {
+      c.secure = SECURE_OFF;
+    } else if (sv(a) == "httponly" || sv(a) == "httponly=on") {
+      c.httponly = 1;
+    } else if (sv(a) == "httponly=off") {
+      c.httponly = 0;
+    } else if (attr(a, "samesite=", &v)) {
+      if (!parse_samesite(sv(v), &c.samesite)) goto invalid;
+    } else if (sv(a) == "partitioned") {
+      c.partitioned = 1;
+    } else {
+      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": unknown attribute \"%V\"", &cmd->name,
+                         &a);
+      return conf_error();
+    }
+    continue;
+  invalid:
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": invalid attribute \"%V\"", &cmd->name, &a);
+    return conf_error();
+  }
+
+  if (c.samesite == static_cast<ngx_uint_t>(sess::SameSite::None) && c.secure != SECURE_ON) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"%V\": samesite=none requires \"secure\" (browsers reject it otherwise)",
+                       &cmd->name);
+    return conf_error();
+  }
+  if (c.partitioned && c.secure != SECURE_ON) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": partitioned requires \"secure\"",
+                       &cmd->name);
+    return conf_error();
+  }
+  if (starts_with(c.name, "__Host-")) {
+    if (c.secure != SECURE_ON || c.domain.len != 0 || sv(c.path) != "/") {
+      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                         "\"%V\": a \"__Host-\" cookie requires \"secure\", path=/ and no domain",
+                         &cmd->name);
+      return conf_error();
+    }
+  } else if (starts_with(c.name, "__Secure-") && c.secure != SECURE_ON) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": a \"__Secure-\" cookie requires \"secure\"",
+                       &cmd->name);
+    return conf_error();
+  }
+  lcf->cookie = c;
+  return NGX_CONF_OK;
+}
+
+char* set_idle_timeout(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept {
+  auto* lcf = static_cast<loc_conf_t*>(conf);
+  if (lcf->idle != NGX_CONF_UNSET) return conf_msg("is duplicate");
+  auto* value = static_cast<ngx_str_t*>(cf->args->elts);
+  if (sv(value[1]) == "off") {
+    lcf->idle = 0;
+    return NGX_CONF_OK;
+  }
+  time_t t = ngx_parse_time(&value[1], 1);
+  if (t == static_cast<time_t>(NGX_ERROR) || t == 0) return conf_msg("invalid value");
+  lcf->idle = t;
+  return NGX_CONF_OK;
+}
+
+char* check_positive_time(ngx_conf_t* cf, void* post, void* data) noexcept {
+  auto* t = static_cast<time_t*>(data);
+  if (*t <= 0) return conf_msg("must be greater than 0");
+  return NGX_CONF_OK;
+}
+
+ngx_conf_post_t positive_time_post = {check_positive_time};
+
+// Reads the first line of a password file.
+bool read_password_file(ngx_conf_t* cf, ngx_str_t* name, ngx_str_t path, ngx_str_t* out) {
+  if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) return false;
+  std::string text;
+  if (!read_conf_file(cf, name, path, &text)) return false;
+  size_t end = text.find_first_of("\r\n");
+  if (end != std::string::npos) text.resize(end);
+  if (text.empty()) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": password file \"%V\" is empty", name, &path);
+    return false;
+  }
+  return pool_str(cf->pool, text, out);
+}
+
+char* set_redis(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept try {
+  auto* lcf = static_cast<loc_conf_t*>(conf);
+  if (lcf->redis != NGX_CONF_UNSET_PTR) return conf_msg("is duplicate");
+  auto* value = static_cast<ngx_str_t*>(cf->args->elts);
+  auto* mcf = static_cast<main_conf_t*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_session_module));
+
+  redis_server_t s{};
+  s.name = value[1];
+  s.db = 0;
+
+  for (ngx_uint_t i = 2; i < cf->args->nelts; i++) {
+    ngx_str_t v;
+    if (attr(value[i], "db=", &v)) {
+      s.db = ngx_atoi(v.data, v.len);
+      if (s.db == NGX_ERROR) goto invalid;
+    } else if (attr(value[i], "password_file=", &v)) {
+      if (v.len == 0 || !read_password_file(cf, &cmd->name, v, &s.password)) return conf_error();
+    } else if (attr(value[i], "username=", &v)) {
+      if (v.len == 0) goto invalid;
+      s.username = v;
+    } else {
+      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": unknown parameter \"%V\"", &cmd->name,
+                         &value[i]);
+      return conf_error();
+    }
+    continue;
+  invalid:
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": invalid parameter \"%V\"", &cmd->name,
+                       &value[i]);
+    return conf_error();
+  }
+  if (s.username.len && !s.password.len) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": username= requires password_file=",
+                       &cmd->name);
+    return conf_error();
+  }
+
+  {
+    // Resolve now: hiredis would call getaddrinfo() at connect time, in the worker.
+    ngx_url_t u{};
+    u.url = value[1];
+    u.default_port = 6379;
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+      if (u.err) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": %s in \"%V\"", &cmd->name, u.err,
+                           &u.url);
+      }
+      return conf_error();
+    }
+    if (u.naddrs == 0) {
+      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": no address for \"%V\"", &cmd->name,
+                         &u.url);
+      return conf_error();
+    }
+    sockaddr* sa = u.addrs[0].sockaddr;
+    if (sa->sa_family == AF_UNIX) {
+      auto* sun = reinterpret_cast<sockaddr_un*>(sa);
+      if (!pool_str(cf->pool, std::string_view(sun->sun_path, ngx_strlen(sun->sun_path) + 1),
+                    &s.unix_path)) {
+        return conf_error();
+      }
+      s.unix_path.len--;
+    } else {
+      u_char text[NGX_SOCKADDR_STRLEN + 1];
+      size_t n = ngx_sock_ntop(sa, u.addrs[0].socklen, text, NGX_SOCKADDR_STRLEN, 0);
+      if (sa->sa_family == AF_INET6 && n >= 2 && text[0] == '[') {
+        // ngx_sock_ntop brackets IPv6 addresses only with ports; be safe either way.
+        ngx_memmove(text, text + 1, n - 2);
+        n -= 2;
+      }
+      text[n] = '\0';
+      if (!pool_str(cf->pool, std::string_view(reinterpret_cast<char*>(text), n + 1), &s.host)) {
+        return conf_error();
+      }
+      s.host.len--;
+      s.port = ngx_inet_get_port(sa);
+    }
+  }
+
+  // One connection per worker per distinct server.
+  auto** servers = static_cast<redis_server_t**>(mcf->servers.elts);
+  for (ngx_uint_t i = 0; i < mcf->servers.nelts; i++) {
+    redis_server_t* o = servers[i];
+    if (sv(o->host) == sv(s.host) && o->port == s.port && sv(o->unix_path) == sv(s.unix_path) &&
+        o->db == s.db && sv(o->username) == sv(s.username) && sv(o->password) == sv(s.password)) {
+      lcf->redis = o;
+      return NGX_CONF_OK;
+    }
+  }
+  auto* server = static_cast<redis_server_t*>(ngx_palloc(cf->pool, sizeof(redis_server_t)));
+  auto** slot = static_cast<redis_server_t**>(ngx_array_push(&mcf->servers));
+  if (server == nullptr || slot == nullptr) return conf_error();
+  *server = s;
+  *slot = server;
+  lcf->redis = server;
+  return NGX_CONF_OK;
+} catch (const std::exception& e) {
+  ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": %s", &cmd->name, e.what());
+  return conf_error();
+}
+
+action_t* push_action(ngx_conf_t* cf, loc_conf_t* lcf, ngx_uint_t type) {
+  if (lcf->actions == nullptr) {
+    lcf->actions = ngx_array_create(cf->pool, 4, sizeof(action_t));
+    if (lcf->actions == nullptr) return nullptr;
+  }
+  auto* a = static_cast<action_t*>(ngx_array_push(lcf->actions));
+  if (a == nullptr) return nullptr;
+  ngx_memzero(a, sizeof(action_t));
+  a->type = type;
+  a->max_age = -1;
+  a->expires = -1;
+  return a;
+}
+
+ngx_http_complex_value_t* compile(ngx_conf_t* cf, ngx_str_t* v) {
+  auto* cv = static_cast<ngx_http_complex_value_t*>(
+      ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t)));
+  if (cv == nullptr) return nullptr;
+  ngx_http_compile_complex_value_t ccv{};
+  ccv.cf = cf;
+  ccv.value = v;
+  ccv.complex_value = cv;
+  if (ngx_http_compile_complex_value(&ccv) != NGX_OK) return nullptr;
+  return cv;
+}
+
+bool check_key(ngx_conf_t* cf, ngx_command_t* cmd, const ngx_str_t& key) {
+  if (!sess::session_key_valid(sv(key))) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"%V\": invalid session key \"%V\" (use 1-64 of A-Z a-z 0-9 _)",
+                       &cmd->name, &key);
+    return false;
+  }
+  for (std::string_view r : reserved_keys) {
+    if (sv(key) == r) {
+      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                         "\"%V\": session key \"%V\" is reserved ($session_%V is a variable of "
+                         "the module)",
+                         &cmd->name, &key, &key);
+      return false;
+    }
+  }
+  return true;
+}
+
+char* set_action(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept {
+  auto* lcf = static_cast<loc_conf_t*>(conf);
+  auto* value = static_cast<ngx_str_t*>(cf->args->elts);
+  ngx_uint_t type = cmd->offset;
+  action_t* a = push_action(cf, lcf, type);
+  if (a == nullptr) return conf_error();
+
+  if (type == ACTION_SET || type == ACTION_UNSET) {
+    if (!check_key(cf, cmd, value[1])) return conf_error();
+    a->key = value[1];
+    if (type == ACTION_SET && (a->value = compile(cf, &value[2])) == nullptr) return conf_error();
+  }
+  return NGX_CONF_OK;
+}
+
+char* set_cookie_action(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept {
+  auto* lcf = static_cast<loc_conf_t*>(conf);
+  auto* value = static_cast<ngx_str_t*>(cf->args->elts);
+  bool del = cmd->offset == ACTION_COOKIE_DELETE;
+  action_t* a = push_action(cf, lcf, cmd->offset);
+  if (a == nullptr) return conf_error();
+
+  if (value[1].len == 0 ||
+      (ngx_http_script_variables_count(&value[1]) == 0 && !sess::cookie_name_valid(sv(value[1])))) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": invalid cookie name \"%V\"", &cmd->name,
+                       &value[1]);
+    return conf_error();
+  }
+  if ((a->name = compile(cf, &value[1])) == nullptr) return conf_error();
+  ngx_uint_t first = 2;
+  if (!del) {
+    if ((a->value = compile(cf, &value[2])) == nullptr) return conf_error();
+    first = 3;
+  }
+
+  for (ngx_uint_t i = first; i < cf->args->nelts; i++) {
+    ngx_str_t v;
+    const ngx_str_t& arg = value[i];
+    if (attr(arg, "path=", &v)) {
+      if (!attr_value_valid(v)) goto invalid;
+      a->path = v;
+    } else if (attr(arg, "domain=", &v)) {
+      if (!attr_value_valid(v)) goto invalid;
+      a->domain = v;
+    } else if (!del && attr(arg, "max_age=", &v)) {
+      a->max_age = ngx_parse_time(&v, 1);
+      if (a->max_age == static_cast<time_t>(NGX_ERROR)) goto invalid;
+    } else if (!del && attr(arg, "expires=", &v)) {
+      a->expires = ngx_parse_time(&v, 1);
+      if (a->expires == static_cast<time_t>(NGX_ERROR)) goto invalid;
+    } else if (!del && sv(arg) == "secure") {
+      a->secure = 1;
+    } else if (!del && sv(arg) == "httponly") {
+      a->httponly = 1;
+    } else if (!del && attr(arg, "samesite=", &v)) {
+      if (!parse_samesite(sv(v), &a->samesite)) goto invalid;
+    } else if (!del && sv(arg) == "partitioned") {
+      a->partitioned = 1;
+    } else {
+      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": unknown attribute \"%V\"", &cmd->name,
+                         &arg);
+      return conf_error();
+    }
+    continue;
+  invalid:
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": invalid attribute \"%V\"", &cmd->name,
+                       &arg);
+    return conf_error();
+  }
+  if (a->samesite == static_cast<ngx_uint_t>(sess::SameSite::None) && !a->secure) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": samesite=none requires \"secure\"",
+                       &cmd->name);
+    return conf_error();
+  }
+  return NGX_CONF_OK;
+}
+
+char* set_require(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept {
+  auto* lcf = static_cast<loc_conf_t*>(conf);
+  if (lcf->require != NGX_CONF_UNSET) return conf_msg("is duplicate");
+  auto* value = static_cast<ngx_str_t*>(cf->args->elts);
+  if (cf->args->nelts == 1) {
+    lcf->require = 1;
+    return NGX_CONF_OK;
+  }
+  if (sv(value[1]) == "off") {
+    lcf->require = 0;
+    return NGX_CONF_OK;
+  }
+  if (value[1].data[0] != '/' || !attr_value_valid(value[1]) ||
+      sv(value[1]).find('?') != std::string_view::npos) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"%V\": \"%V\" must be a local path such as /login", &cmd->name,
+                       &value[1]);
+    return conf_error();
+  }
+  lcf->require = 1;
+  lcf->require_uri = value[1];
+  return NGX_CONF_OK;
+}
+
+}  // namespace
+
+#define SESSION_ALL_CONF (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF)
+#define SESSION_ACTION_CONF (NGX_HTTP_LOC_CONF | NGX_HTTP_LIF_CONF)
+
+ngx_command_t commands[] = {
+    {ngx_string("session_secret_file"), SESSION_ALL_CONF | NGX_CONF_TAKE1, set_secret_file,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("session_cookie"), SESSION_ALL_CONF | NGX_CONF_1MORE, set_cookie,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("session_store"), SESSION_ALL_CONF | NGX_CONF_TAKE1, ngx_conf_set_enum_slot,
+     NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, store), store_values},
+    {ngx_string("session_encrypt"), SESSION_ALL_CONF | NGX_CONF_FLAG, ngx_conf_set_flag_slot,
+     NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, encrypt), nullptr},
+    {ngx_string("session_lifetime"), SESSION_ALL_CONF | NGX_CONF_TAKE1, ngx_conf_set_sec_slot,
+     NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, lifetime), &positive_time_post},
+    {ngx_string("session_idle_timeout"), SESSION_ALL_CONF | NGX_CONF_TAKE1, set_idle_timeout,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("session_renew"), SESSION_ALL_CONF | NGX_CONF_TAKE1, ngx_conf_set_sec_slot,
+     NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, renew), nullptr},
+    {ngx_string("session_redis"), SESSION_ALL_CONF | NGX_CONF_1MORE, set_redis,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("session_redis_prefix"), SESSION_ALL_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_str_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, prefix), nullptr},
+    {ngx_string("session_redis_timeout"), SESSION_ALL_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_msec_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, redis_timeout),
+     nullptr},
+    {ngx_string("session_store_fail"), SESSION_ALL_CONF | NGX_CONF_TAKE1, ngx_conf_set_enum_slot,
+     NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, fail), fail_values},
+    {ngx_string("session_set"), SESSION_ACTION_CONF | NGX_CONF_TAKE2, set_action,
+     NGX_HTTP_LOC_CONF_OFFSET, ACTION_SET, nullptr},
+    {ngx_string("session_unset"), SESSION_ACTION_CONF | NGX_CONF_TAKE1, set_action,
+     NGX_HTTP_LOC_CONF_OFFSET, ACTION_UNSET, nullptr},
+    {ngx_string("session_clear"), SESSION_ACTION_CONF | NGX_CONF_NOARGS, set_action,
+     NGX_HTTP_LOC_CONF_OFFSET, ACTION_CLEAR, nullptr},
+    {ngx_string("session_destroy"), SESSION_ACTION_CONF | NGX_CONF_NOARGS, set_action,
+     NGX_HTTP_LOC_CONF_OFFSET, ACTION_DESTROY, nullptr},
+    {ngx_string("session_regenerate"), SESSION_ACTION_CONF | NGX_CONF_NOARGS, set_action,
+     NGX_HTTP_LOC_CONF_OFFSET, ACTION_REGENERATE, nullptr},
+    {ngx_string("cookie_set"), SESSION_ACTION_CONF | NGX_CONF_2MORE, set_cookie_action,
+     NGX_HTTP_LOC_CONF_OFFSET, ACTION_COOKIE_SET, nullptr},
+    {ngx_string("cookie_delete"), SESSION_ACTION_CONF | NGX_CONF_1MORE, set_cookie_action,
+     NGX_HTTP_LOC_CONF_OFFSET, ACTION_COOKIE_DELETE, nullptr},
+    {ngx_string("session_require"), SESSION_ALL_CONF | NGX_CONF_NOARGS | NGX_CONF_TAKE1,
+     set_require, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("session_login"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, login_directive,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("session_login_page"), SESSION_ALL_CONF | NGX_CONF_TAKE1, ngx_conf_set_str_slot,
+     NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, login_page), nullptr},
+    {ngx_string("session_login_user_file"), SESSION_ALL_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_str_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, login_user_file),
+     nullptr},
+    {ngx_string("session_login_auth"), SESSION_ALL_CONF | NGX_CONF_TAKE1, ngx_conf_set_str_slot,
+     NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, login_auth), nullptr},
+    {ngx_string("session_login_redirect"), SESSION_ALL_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_str_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, login_redirect),
+     nullptr},
+    {ngx_string("session_logout"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS | NGX_CONF_TAKE1,
+     logout_directive, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    ngx_null_command,
+};
+
+void* create_main_conf(ngx_conf_t* cf) noexcept {
+  auto* mcf = static_cast<main_conf_t*>(ngx_pcalloc(cf->pool, sizeof(main_conf_t)));
+  if (mcf == nullptr) return nullptr;
+  if (ngx_array_init(&mcf->servers, cf->pool, 2, sizeof(redis_server_t*)) != NGX_OK) {
+    return nullptr;
+  }
+  return mcf;
+}
+
+void* create_loc_conf(ngx_conf_t* cf) noexcept {
+  auto* conf = static_cast<loc_conf_t*>(ngx_pcalloc(cf->pool, sizeof(loc_conf_t)));
+  if (conf == nullptr) return nullptr;
+  // ngx_pcalloc() zeroed: cookie (name.data == NULL means unset), prefix, require_uri, the
+  // login strings, actions (NULL: none at this level).
+  conf->secrets = static_cast<secrets_t*>(NGX_CONF_UNSET_PTR);
+  conf->store = NGX_CONF_UNSET_UINT;
+  conf->encrypt = NGX_CONF_UNSET;
+  conf->lifetime = NGX_CONF_UNSET;
+  conf->idle = NGX_CONF_UNSET;
+  conf->renew = NGX_CONF_UNSET;
+  conf->redis = static_cast<redis_server_t*>(NGX_CONF_UNSET_PTR);
+  conf->redis_timeout = NGX_CONF_UNSET_MSEC;
+  conf->fail = NGX_CONF_UNSET_UINT;
+  conf->require = NGX_CONF_UNSET;
+  conf->login = NGX_CONF_UNSET;
+  conf->logout = NGX_CONF_UNSET;
+  return conf;
+}
+
+char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept {
+  auto* prev = static_cast<loc_conf_t*>(parent);
+  auto* conf = static_cast<loc_conf_t*>(child);
+
+  ngx_conf_merge_ptr_value(conf->secrets, prev->secrets, nullptr);
+  if (conf->cookie.name.data == nullptr) {
+    if (prev->cookie.name.data != nullptr) {
+      conf->cookie = prev->cookie;
+    } else {
+      ngx_str_set(&conf->cookie.name, "session");
+      ngx_str_set(&conf->cookie.path, "/");
+      conf->cookie.max_age = -1;
+      conf->cookie.secure = SECURE_AUTO;
+      conf->cookie.httponly = 1;
+      conf->cookie.samesite = static_cast<ngx_uint_t>(sess::SameSite::Lax);
+    }
+  }
+  ngx_conf_merge_uint_value(conf->store, prev->store, STORE_COOKIE);
+  ngx_conf_merge_value(conf->encrypt, prev->encrypt, 1);
+  ngx_conf_merge_sec_value(conf->lifetime, prev->lifetime, 31 * 86400);
+  ngx_conf_merge_sec_value(conf->idle, prev->idle, 0);
+  ngx_conf_merge_sec_value(conf->renew, prev->renew, 60);
+  ngx_conf_merge_ptr_value(conf->redis, prev->redis, nullptr);
+  ngx_conf_merge_str_value(conf->prefix, prev->prefix, "session:");
+  ngx_conf_merge_msec_value(conf->redis_timeout, prev->redis_timeout, 200);
+  ngx_conf_merge_uint_value(conf->fail, prev->fail, FAIL_CLOSED);
+  ngx_conf_merge_ptr_value(conf->actions, prev->actions, nullptr);
+  ngx_conf_merge_value(conf->require, prev->require, 0);
+  ngx_conf_merge_str_value(conf->require_uri, prev->require_uri, "");
+  ngx_conf_merge_value(conf->login, prev->login, 0);
+  ngx_conf_merge_str_value(conf->login_page, prev->login_page, "");
+  ngx_conf_merge_str_value(conf->login_user_file, prev->login_user_file, "");
+  ngx_conf_merge_str_value(conf->login_auth, prev->login_auth, "");
+  ngx_conf_merge_str_value(conf->login_redirect, prev->login_redirect, "/");
+  ngx_conf_merge_value(conf->logout, prev->logout, 0);
+  ngx_conf_merge_str_value(conf->logout_uri, prev->logout_uri, "/");
+
+  if (conf->secrets == nullptr) {
+    const char* what = conf->actions ? "session_set/cookie_set actions"
+                       : conf->require ? "\"session_require\""
+                       : conf->login   ? "\"session_login\""
+                       : conf->logout  ? "\"session_logout\""
+                                       : nullptr;
+    if (what != nullptr) {
+      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s require \"session_secret_file\"", what);
+      return static_cast<char*>(NGX_CONF_ERROR);
+    }
+  } else if (conf->store == STORE_REDIS && conf->redis == nullptr) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"session_store redis\" requires \"session_redis\"");
+    return static_cast<char*>(NGX_CONF_ERROR);
+  }
+  return NGX_CONF_OK;
+}
+
+}  // namespace ngx_session

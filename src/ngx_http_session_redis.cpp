@@ -1,0 +1,447 @@
+// ngx_http_session_module: the Redis adapter.
+//
+// One hiredis async context per worker per server, driven by nginx's event loop: its socket is
+// wrapped in an nginx connection (level-triggered read/write events, so hiredis' 16 KB reads
+// never strand data), and nginx timers bound connects and commands (hiredis 0.14 has no timer
+// hook). Commands of many requests are pipelined on that connection; replies come back in order,
+// so one FIFO of deadlines covers them all. A command that misses its deadline means the server
+// is stuck: the context is freed (every pending command fails at once) and the next use
+// reconnects after a short backoff.
+//
+// Pitfalls avoided: hiredis closes its fd itself, so the nginx connection is released without
+// closing it; the reply callback gets a cancellable token, never the request (the client may go
+// away first); addresses were resolved at config time, so hiredis' getaddrinfo() only ever sees
+// numeric addresses; requests are resumed from a posted event, never inside a hiredis callback.
+
+#include "ngx_http_session.h"
+
+#include <deque>
+
+extern "C" {
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+}
+
+namespace ngx_session {
+
+struct redis_conn_t {
+  redis_server_t* server;
+  redisAsyncContext* ac;
+  ngx_connection_t* c;
+  ngx_log_t* log;
+  std::deque<ngx_msec_t> deadlines;  // one per command in flight, oldest first
+  ngx_event_t timer;
+  ngx_msec_t backoff;
+  ngx_msec_t retry_at;
+  bool connected;
+  bool exiting;
+};
+
+struct redis_op_t {
+  ngx_http_request_t* r;  // nullptr once the request is gone
+  redis_conn_t* conn;
+  ngx_event_t ev;         // posted to resume the request
+  bool in_flight;
+};
+
+namespace {
+
+constexpr ngx_msec_t kBackoffMin = 50;
+constexpr ngx_msec_t kBackoffMax = 500;
+
+main_conf_t* main_conf(ngx_cycle_t* cycle) {
+  if (cycle->conf_ctx[ngx_http_module.index] == nullptr) return nullptr;
+  return static_cast<main_conf_t*>(
+      ngx_http_cycle_get_module_main_conf(cycle, ngx_http_session_module));
+}
+
+void rearm(redis_conn_t* conn) {
+  if (conn->deadlines.empty()) {
+    if (conn->timer.timer_set) ngx_del_timer(&conn->timer);
+    return;
+  }
+  ngx_msec_t front = conn->deadlines.front();
+  ngx_msec_t delay = front > ngx_current_msec ? front - ngx_current_msec : 1;
+  ngx_add_timer(&conn->timer, delay);
+}
+
+void reply_arrived(redis_conn_t* conn) {
+  if (!conn->deadlines.empty()) conn->deadlines.pop_front();
+  rearm(conn);
+}
+
+// hiredis is about to close the fd: release the nginx connection without closing it.
+void ev_cleanup(void* data) {
+  auto* conn = static_cast<redis_conn_t*>(data);
+  ngx_connection_t* c = conn->c;
+  if (c != nullptr) {
+    if (c->read->timer_set) ngx_del_timer(c->read);
+    if (c->write->timer_set) ngx_del_timer(c->write);
+    if (c->read->posted) {
+      ngx_delete_posted_event(c->read);
+    }
+    if (c->write->posted) {
+      ngx_delete_posted_event(c->write);
+    }
+    if (c->read->active) ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
+    if (c->write->active) ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLOSE_EVENT);
+    ngx_free_connection(c);
+    c->fd = static_cast<ngx_socket_t>(-1);
+    conn->c = nullptr;
+  }
+  conn->ac = nullptr;
+  conn->deadlines.clear();
+  if (conn->timer.timer_set) ngx_del_timer(&conn->timer);
+  if (!conn->exiting) {
+    conn->retry_at = ngx_current_msec + conn->backoff;
+    conn->backoff = ngx_min(conn->backoff * 2, kBackoffMax);
+  }
+  conn->connected = false;
+}
+
+void ev_add_read(void* data) {
+  auto* conn = static_cast<redis_conn_t*>(data);
+  if (conn->c && !conn->c->read->active) ngx_add_event(conn->c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT);
+}
+
+void ev_del_read(void* data) {
+  auto* conn = static_cast<redis_conn_t*>(data);
+  if (conn->c && conn->c->read->active) ngx_del_event(conn->c->read, NGX_READ_EVENT, 0);
+}
+
+void ev_add_write(void* data) {
+  auto* conn = static_cast<redis_conn_t*>(data);
+  if (conn->c && !conn->c->write->active) {
+    ngx_add_event(conn->c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT);
+  }
+}
+
+void ev_del_write(void* data) {
+  auto* conn = static_cast<redis_conn_t*>(data);
+  if (conn->c && conn->c->write->active) ngx_del_event(conn->c->write, NGX_WRITE_EVENT, 0);
+}
+
+void read_handler(ngx_event_t* ev) noexcept {
+  auto* c = static_cast<ngx_connection_t*>(ev->data);
+  auto* conn = static_cast<redis_conn_t*>(c->data);
+  // May free the context and with it c: nothing may touch c afterwards.
+  if (conn->ac != nullptr) redisAsyncHandleRead(conn->ac);
+}
+
+void write_handler(ngx_event_t* ev) noexcept {
+  auto* c = static_cast<ngx_connection_t*>(ev->data);
+  auto* conn = static_cast<redis_conn_t*>(c->data);
+  if (conn->ac != nullptr) redisAsyncHandleWrite(conn->ac);
+}
+
+void timer_handler(ngx_event_t* ev) noexcept {
+  auto* conn = static_cast<redis_conn_t*>(ev->data);
+  if (conn->ac == nullptr || conn->deadlines.empty()) return;
+  if (conn->deadlines.front() > ngx_current_msec) {
+    rearm(conn);
+    return;
+  }
+  ngx_log_error(NGX_LOG_ERR, conn->log, 0,
+                "session redis \"%V\": no answer in time, %uz command(s) failed, reconnecting",
+                &conn->server->name, conn->deadlines.size());
+  redisAsyncFree(conn->ac);  // fails every pending command, then ev_cleanup
+}
+
+void on_connect(const redisAsyncContext* ac, int status) {
+  auto* conn = static_cast<redis_conn_t*>(ac->ev.data);
+  if (status != REDIS_OK) {
+    ngx_log_error(NGX_LOG_ERR, conn->log, 0, "session redis \"%V\": connect failed: %s",
+                  &conn->server->name, ac->errstr);
+    return;
+  }
+  conn->connected = true;
+  conn->backoff = kBackoffMin;
+  ngx_log_debug1(NGX_LOG_DEBUG_HTTP, conn->log, 0, "session redis \"%V\": connected",
+                 &conn->server->name);
+}
+
+void on_disconnect(const redisAsyncContext* ac, int status) {
+  auto* conn = static_cast<redis_conn_t*>(ac->ev.data);
+  if (status != REDIS_OK && !conn->exiting) {
+    ngx_log_error(NGX_LOG_ERR, conn->log, 0, "session redis \"%V\": connection lost: %s",
+                  &conn->server->name, ac->errstr);
+  }
+}
+
+// Replies to AUTH, SELECT and writes: only errors matter.
+void admin_reply(redisAsyncContext* ac, void* r, void* privdata) {
+  auto* conn = static_cast<redis_conn_t*>(privdata);
+  auto* reply = static_cast<redisReply*>(r);
+  if (reply == nullptr) return;  // context freed; ev_cleanup has cleared the deadlines
+  reply_arrived(conn);
+  if (reply->type == REDIS_REPLY_ERROR) {
+    ngx_log_error(NGX_LOG_ERR, conn->log, 0, "session redis \"%V\": %*s", &conn->server->name,
+                  static_cast<size_t>(reply->len), reply->str);
+  }
+}
+
+bool send(redis_conn_t* conn, redisCallbackFn* fn, void* privdata, ngx_msec_t timeout, int argc,
+          const char** argv, const size_t* lens) {
+  if (redisAsyncCommandArgv(conn->ac, fn, privdata, argc, argv, lens) != REDIS_OK) return false;
+  conn->deadlines.push_back(ngx_current_msec + timeout);
+  if (!conn->timer.timer_set) rearm(conn);
+  return true;
+}
+
+bool ensure_connected(redis_conn_t* conn, ngx_msec_t timeout) {
+  if (conn->ac != nullptr) return true;
+  if (conn->exiting || ngx_current_msec < conn->retry_at) return false;
+  redis_server_t* s = conn->server;
+  redisAsyncContext* ac =
+      s->unix_path.len ? redisAsyncConnectUnix(reinterpret_cast<const char*>(s->unix_path.data))
+                       : redisAsyncConnect(reinterpret_cast<const char*>(s->host.data), s->port);
+  if (ac == nullptr) {
+    ngx_log_error(NGX_LOG_ERR, conn->log, 0, "session redis \"%V\": out of memory", &s->name);
+    return false;
+  }
+  if (ac->err) {
+    ngx_log_error(NGX_LOG_ERR, conn->log, 0, "session redis \"%V\": connect failed: %s",
+                  &s->name, ac->errstr);
+    redisAsyncFree(ac);
+    conn->retry_at = ngx_current_msec + conn->backoff;
+    conn->backoff = ngx_min(conn->backoff * 2, kBackoffMax);
+    return false;
+  }
+  ngx_connection_t* c = ngx_get_connection(ac->c.fd, conn->log);
+  if (c == nullptr) {
+    redisAsyncFree(ac);  // closes the fd
+    return false;
+  }
+  c->data = conn;
+  c->read->handler = read_handler;
+  c->write->handler = write_handler;
+  c->read->log = conn->log;
+  c->write->log = conn->log;
+  conn->c = c;
+  conn->ac = ac;
+  conn->connected = false;
+
+  ac->ev.data = conn;
+  ac->ev.addRead = ev_add_read;
+  ac->ev.delRead = ev_del_read;
+  ac->ev.addWrite = ev_add_write;
+  ac->ev.delWrite = ev_del_write;
+  ac->ev.cleanup = ev_cleanup;
+  redisAsyncSetConnectCallback(ac, on_connect);
+  redisAsyncSetDisconnectCallback(ac, on_disconnect);
+  ev_add_write(conn);  // connect completion is signalled as writability
+
+  if (s->password.len) {
+    const char* argv[3] = {"AUTH", nullptr, nullptr};
+    size_t lens[3] = {4, 0, 0};
+    int argc = 1;
+    if (s->username.len) {
+      argv[argc] = reinterpret_cast<const char*>(s->username.data);
+      lens[argc++] = s->username.len;
+    }
+    argv[argc] = reinterpret_cast<const char*>(s->password.data);
+    lens[argc++] = s->password.len;
+    if (!send(conn, admin_reply, conn, timeout, argc, argv, lens)) return false;
+  }
+  if (s->db != 0 && conn->ac != nullptr) {
+    u_char db[NGX_INT_T_LEN];
+    size_t n = ngx_sprintf(db, "%i", s->db) - db;
+    const char* argv[2] = {"SELECT", reinterpret_cast<const char*>(db)};
+    size_t lens[2] = {6, n};
+    if (!send(conn, admin_reply, conn, timeout, 2, argv, lens)) return false;
+  }
+  return conn->ac != nullptr;
+}
+
+// <prefix><hex id> into buf (must hold prefix.len + 2 * kSessionIdLen).
+size_t make_key(const loc_conf_t* lcf, const unsigned char* id, u_char* buf) {
+  u_char* p = ngx_cpymem(buf, lcf->prefix.data, lcf->prefix.len);
+  id_hex(id, p);
+  return lcf->prefix.len + 2 * sess::kSessionIdLen;
+}
+
+void resume_handler(ngx_event_t* ev) noexcept {
+  auto* op = static_cast<redis_op_t*>(ev->data);
+  ngx_http_request_t* r = op->r;
+  delete op;
+  if (r == nullptr) return;
+  ctx_t* ctx = get_ctx(r, false);
+  if (ctx != nullptr) ctx->op = nullptr;
+  ngx_connection_t* c = r->connection;
+  ngx_http_core_run_phases(r);
+  ngx_http_run_posted_requests(c);
+}
+
+void lookup_reply(redisAsyncContext* ac, void* rep, void* privdata) {
+  auto* op = static_cast<redis_op_t*>(privdata);
+  auto* reply = static_cast<redisReply*>(rep);
+  if (reply != nullptr) reply_arrived(op->conn);
+  op->in_flight = false;
+  ngx_http_request_t* r = op->r;
+  if (r == nullptr) {  // the request went away meanwhile
+    delete op;
+    return;
+  }
+  ctx_t* ctx = get_ctx(r, false);
+  loc_conf_t* lcf =
+      static_cast<loc_conf_t*>(ngx_http_get_module_loc_conf(r, ngx_http_session_module));
+  ngx_log_t* log = r->connection->log;
+  try {
+    if (reply == nullptr) {
+      ngx_log_error(NGX_LOG_ERR, log, 0, "session redis \"%V\": lookup failed",
+                    &op->conn->server->name);
+      ctx->store_error = 1;
+      ctx->status = STATUS_ERROR;
+    } else if (reply->type == REDIS_REPLY_STRING) {
+      ctx->payload.assign(reply->str, reply->len);
+      ctx->status = STATUS_VALID;
+    } else if (reply->type == REDIS_REPLY_NIL) {
+      ngx_log_error(NGX_LOG_INFO, log, 0,
+                    "session cookie \"%V\" rejected: no such session in the store",
+                    &lcf->cookie.name);
+      ctx->status = STATUS_INVALID;
+      ctx->has_id = 0;
+    } else {
+      ngx_log_error(NGX_LOG_ERR, log, 0, "session redis \"%V\": lookup failed: %*s",
+                    &op->conn->server->name,
+                    reply->type == REDIS_REPLY_ERROR ? static_cast<size_t>(reply->len) : 0,
+                    reply->str);
+      ctx->store_error = 1;
+      ctx->status = STATUS_ERROR;
+    }
+  } catch (const std::exception& e) {
+    ngx_log_error(NGX_LOG_ERR, log, 0, "session: %s", e.what());
+    ctx->store_error = 1;
+    ctx->status = STATUS_ERROR;
+  }
+  ctx->loading = 0;
+  ngx_post_event(&op->ev, &ngx_posted_events);
+}
+
+ngx_int_t write_command(ngx_http_request_t* r, loc_conf_t* lcf, int argc, const char** argv,
+                        const size_t* lens) {
+  redis_conn_t* conn = lcf->redis ? lcf->redis->conn : nullptr;
+  if (conn == nullptr || !ensure_connected(conn, lcf->redis_timeout) ||
+      !send(conn, admin_reply, conn, lcf->redis_timeout, argc, argv, lens)) {
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "session redis: %s not sent, the store is unavailable", argv[0]);
+    return NGX_ERROR;
+  }
+  // Hand it to the kernel before the response goes out, so that the client's next request,
+  // whichever worker gets it, reaches Redis after this write.
+  if (conn->connected) redisAsyncHandleWrite(conn->ac);
+  return NGX_OK;
+}
+
+}  // namespace
+
+ngx_int_t redis_lookup(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf) noexcept {
+  redis_conn_t* conn = lcf->redis ? lcf->redis->conn : nullptr;
+  auto fail = [&]() {
+    ctx->store_error = 1;
+    ctx->status = STATUS_ERROR;
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "session redis \"%V\": unavailable, lookup not sent", &lcf->redis->name);
+    return NGX_ERROR;
+  };
+  if (conn == nullptr || !ensure_connected(conn, lcf->redis_timeout)) return fail();
+
+  auto* op = new (std::nothrow) redis_op_t();
+  if (op == nullptr) return fail();
+  op->r = r;
+  op->conn = conn;
+  op->ev.handler = resume_handler;
+  op->ev.data = op;
+  op->ev.log = r->connection->log;
+
+  u_char* key = static_cast<u_char*>(ngx_pnalloc(r->pool, lcf->prefix.len + 2 * sess::kSessionIdLen));
+  if (key == nullptr) {
+    delete op;
+    return fail();
+  }
+  const char* argv[2] = {"GET", reinterpret_cast<const char*>(key)};
+  size_t lens[2] = {3, make_key(lcf, ctx->id, key)};
+  if (!send(conn, lookup_reply, op, lcf->redis_timeout, 2, argv, lens)) {
+    delete op;
+    return fail();
+  }
+  op->in_flight = true;
+  ctx->op = op;
+  ctx->loading = 1;
+  return NGX_AGAIN;
+}
+
+void redis_cancel(redis_op_t* op) noexcept {
+  op->r = nullptr;
+  if (op->ev.posted) {
+    ngx_delete_posted_event(&op->ev);
+  }
+  if (!op->in_flight) delete op;
+}
+
+ngx_int_t redis_store(ngx_http_request_t* r, loc_conf_t* lcf, const unsigned char* id,
+                      std::string_view json, uint64_t ttl) noexcept {
+  if (ttl == 0) return redis_delete(r, lcf, id);
+  u_char key[256 + 2 * sess::kSessionIdLen];
+  if (lcf->prefix.len > 256) return NGX_ERROR;
+  u_char ttl_text[NGX_INT64_LEN];
+  const char* argv[5] = {"SET", reinterpret_cast<const char*>(key), json.data(), "EX",
+                         reinterpret_cast<const char*>(ttl_text)};
+  size_t lens[5] = {3, make_key(lcf, id, key), json.size(), 2,
+                    static_cast<size_t>(ngx_sprintf(ttl_text, "%uL", ttl) - ttl_text)};
+  return write_command(r, lcf, 5, argv, lens);
+}
+
+ngx_int_t redis_expire(ngx_http_request_t* r, loc_conf_t* lcf, const unsigned char* id,
+                       uint64_t ttl) noexcept {
+  if (ttl == 0) return redis_delete(r, lcf, id);
+  u_char key[256 + 2 * sess::kSessionIdLen];
+  if (lcf->prefix.len > 256) return NGX_ERROR;
+  u_char ttl_text[NGX_INT64_LEN];
+  const char* argv[3] = {"EXPIRE", reinterpret_cast<const char*>(key),
+                         reinterpret_cast<const char*>(ttl_text)};
+  size_t lens[3] = {6, make_key(lcf, id, key),
+                    static_cast<size_t>(ngx_sprintf(ttl_text, "%uL", ttl) - ttl_text)};
+  return write_command(r, lcf, 3, argv, lens);
+}
+
+ngx_int_t redis_delete(ngx_http_request_t* r, loc_conf_t* lcf, const unsigned char* id) noexcept {
+  u_char key[256 + 2 * sess::kSessionIdLen];
+  if (lcf->prefix.len > 256) return NGX_ERROR;
+  const char* argv[2] = {"DEL", reinterpret_cast<const char*>(key)};
+  size_t lens[2] = {3, make_key(lcf, id, key)};
+  return write_command(r, lcf, 2, argv, lens);
+}
+
+ngx_int_t redis_init_process(ngx_cycle_t* cycle) noexcept {
+  main_conf_t* mcf = main_conf(cycle);
+  if (mcf == nullptr) return NGX_OK;
+  auto** servers = static_cast<redis_server_t**>(mcf->servers.elts);
+  for (ngx_uint_t i = 0; i < mcf->servers.nelts; i++) {
+    auto* conn = new (std::nothrow) redis_conn_t();
+    if (conn == nullptr) return NGX_ERROR;
+    conn->server = servers[i];
+    conn->log = cycle->log;
+    conn->backoff = kBackoffMin;
+    conn->timer.handler = timer_handler;
+    conn->timer.data = conn;
+    conn->timer.log = cycle->log;
+    conn->timer.cancelable = 1;
+    servers[i]->conn = conn;
+  }
+  return NGX_OK;
+}
+
+void redis_exit_process(ngx_cycle_t* cycle) noexcept {
+  main_conf_t* mcf = main_conf(cycle);
+  if (mcf == nullptr) return;
+  auto** servers = static_cast<redis_server_t**>(mcf->servers.elts);
+  for (ngx_uint_t i = 0; i < mcf->servers.nelts; i++) {
+    redis_conn_t* conn = servers[i]->conn;
+    if (conn == nullptr) continue;
+    conn->exiting = true;
+    if (conn->ac != nullptr) redisAsyncFree(conn->ac);
+  }
+}
+
+}  // namespace ngx_session
