@@ -142,6 +142,9 @@ struct loc_conf_t {
   ngx_str_t login_redirect;
   ngx_flag_t logout;
   ngx_str_t logout_uri;
+#if (NGX_THREADS)
+  ngx_thread_pool_t* login_pool;  // password hashing runs off the event loop
+#endif
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -180,6 +183,18 @@ struct ctx_t {
   unsigned filter_done : 1;
 
   redis_op_t* op;                 // pending lookup, cancelled if the request goes away
+
+  // login / logout
+  ngx_str_t csrf_token;           // $session_csrf_token
+  ngx_str_t login_next;           // $session_login_next: the safe `next`, decoded
+  ngx_str_t login_user;           // $session_login_username
+  ngx_str_t login_password;       // $session_login_password (only for session_login_auth)
+  ngx_str_t login_error;          // $session_login_error
+  ngx_uint_t login_status;        // status of the login page response (401, 403), 0 = as is
+  ngx_array_t* auth_keys;         // ngx_keyval_t from the auth subrequest's X-Session-* headers
+  ngx_int_t auth_status;
+  unsigned login : 1;             // a successful login: new session id, lifetime restarts
+  unsigned auth_done : 1;
 
   explicit ctx_t(ngx_http_request_t* req);
 };
@@ -237,5 +252,24 @@ void redis_cancel(redis_op_t* op) noexcept;
 
 char* login_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 char* logout_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+// Validates the login settings of a merged location (nginx -t errors).
+bool login_merge(ngx_conf_t* cf, loc_conf_t* conf) noexcept;
+// The login page's status (401/403) replaces the template's 200.
+void login_header_filter(ngx_http_request_t* r, ctx_t* ctx) noexcept;
+
+ngx_int_t var_csrf_token(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t) noexcept;
+enum : uintptr_t { LOGIN_VAR_ERROR, LOGIN_VAR_NEXT, LOGIN_VAR_USERNAME, LOGIN_VAR_PASSWORD };
+ngx_int_t var_login_str(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t which) noexcept;
+
+// Shared by the login handlers.
+ngx_table_elt_t* push_header(ngx_http_request_t* r, std::string_view key, std::string_view value);
+bool add_set_cookie(ngx_http_request_t* r, std::string_view name, std::string_view value,
+                    const sess::CookieAttrs& a, sess::pstring& buf);
+void delete_cookie(ngx_http_request_t* r, std::string_view name, sess::CookieAttrs a,
+                   sess::pstring& buf);
+sess::CookieAttrs session_attrs(ngx_http_request_t* r, const loc_conf_t* lcf);
+void find_cookie(ngx_http_request_t* r, std::string_view name, sess::CookieLookup& acc);
+loc_conf_t* loc_conf(ngx_http_request_t* r);
+void set_var(ngx_http_variable_value_t* v, const u_char* data, size_t len);
 
 }  // namespace ngx_session

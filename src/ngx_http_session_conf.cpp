@@ -656,6 +656,8 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept {
       ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s require \"session_secret_file\"", what);
       return static_cast<char*>(NGX_CONF_ERROR);
     }
+  } else if (!login_merge(cf, conf)) {
+    return static_cast<char*>(NGX_CONF_ERROR);
   } else if (conf->store == STORE_REDIS && conf->redis == nullptr) {
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"session_store redis\" requires \"session_redis\"");
     return static_cast<char*>(NGX_CONF_ERROR);

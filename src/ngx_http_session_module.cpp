@@ -30,6 +30,10 @@ void pool_resource::do_deallocate(void*, size_t, size_t) {}
 
 void id_hex(const unsigned char* id, u_char* out) { ngx_hex_dump(out, const_cast<u_char*>(id), sess::kSessionIdLen); }
 
+loc_conf_t* loc_conf(ngx_http_request_t* r) {
+  return static_cast<loc_conf_t*>(ngx_http_get_module_loc_conf(r, ngx_http_session_module));
+}
+
 sess::ExpiryPolicy policy_of(const loc_conf_t* lcf) {
   sess::ExpiryPolicy p;
   p.lifetime = static_cast<uint64_t>(lcf->lifetime);
@@ -44,10 +48,6 @@ ngx_http_output_header_filter_pt next_header_filter;
 
 const ngx_clock clock_now;
 
-loc_conf_t* loc_conf(ngx_http_request_t* r) {
-  return static_cast<loc_conf_t*>(ngx_http_get_module_loc_conf(r, ngx_http_session_module));
-}
-
 void ctx_cleanup(void* data) noexcept {
   auto* ctx = static_cast<ctx_t*>(data);
   if (ctx->op != nullptr) {
@@ -61,7 +61,10 @@ void ctx_cleanup(void* data) noexcept {
 
 ctx_t::ctx_t(ngx_http_request_t* req)
     : r(req), mr(req->pool), data(&mr), payload(&mr), times(), id(), old_id(), status(STATUS_NONE),
-      op(nullptr) {
+      op(nullptr), csrf_token(), login_next(), login_user(), login_password(), login_error(),
+      login_status(0), auth_keys(nullptr), auth_status(0) {
+  login = 0;
+  auth_done = 0;
   had_cookie = 0;
   loaded = 0;
   loading = 0;
@@ -113,6 +116,8 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // Loading
 
+}  // namespace
+
 void find_cookie(ngx_http_request_t* r, std::string_view name, sess::CookieLookup& acc) {
 #if (nginx_version >= 1023000)
   for (ngx_table_elt_t* h = r->headers_in.cookie; h != nullptr; h = h->next) {
@@ -125,6 +130,8 @@ void find_cookie(ngx_http_request_t* r, std::string_view name, sess::CookieLooku
   }
 #endif
 }
+
+namespace {
 
 void reject(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf, ngx_uint_t status,
             const char* why) {
@@ -204,6 +211,8 @@ bool logged_in(ngx_http_request_t* r, ctx_t* ctx) {
   return v != nullptr && !v->text.empty() && v->text != "null" && !(v->is_string == false && v->text == "false");
 }
 
+}  // namespace
+
 ngx_table_elt_t* push_header(ngx_http_request_t* r, std::string_view key, std::string_view value) {
   ngx_table_elt_t* h = static_cast<ngx_table_elt_t*>(ngx_list_push(&r->headers_out.headers));
   if (h == nullptr) return nullptr;
@@ -219,6 +228,8 @@ ngx_table_elt_t* push_header(ngx_http_request_t* r, std::string_view key, std::s
 #endif
   return h;
 }
+
+namespace {
 
 // Accept: ... text/html ... on a GET or HEAD: a browser navigating.
 bool is_browser(ngx_http_request_t* r) {
@@ -300,6 +311,8 @@ bool secure_for(ngx_http_request_t* r, ngx_uint_t secure) {
   return false;
 }
 
+}  // namespace
+
 sess::CookieAttrs session_attrs(ngx_http_request_t* r, const loc_conf_t* lcf) {
   sess::CookieAttrs a;
   a.path = sv(lcf->cookie.path);
@@ -311,6 +324,10 @@ sess::CookieAttrs session_attrs(ngx_http_request_t* r, const loc_conf_t* lcf) {
   a.partitioned = lcf->cookie.partitioned;
   return a;
 }
+
+namespace {
+
+}  // namespace
 
 bool add_set_cookie(ngx_http_request_t* r, std::string_view name, std::string_view value,
                     const sess::CookieAttrs& a, sess::pstring& buf) {
@@ -327,12 +344,18 @@ bool add_set_cookie(ngx_http_request_t* r, std::string_view name, std::string_vi
   return push_header(r, "Set-Cookie", buf) != nullptr;
 }
 
+namespace {
+
+}  // namespace
+
 void delete_cookie(ngx_http_request_t* r, std::string_view name, sess::CookieAttrs a,
                    sess::pstring& buf) {
   a.max_age = 0;
   a.expires = 0;
   add_set_cookie(r, name, "", a, buf);
 }
+
+namespace {
 
 void cookie_action(ngx_http_request_t* r, const action_t* a, sess::pstring& buf) {
   ngx_str_t name, value = ngx_null_string;
@@ -432,9 +455,10 @@ void write_session(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf, sess::pst
     return;
   }
 
-  if (!valid) {
+  if (!valid || ctx->login) {
+    // A new session, or a login: the lifetime starts now.
     ctx->times.created = now;
-    ctx->new_session = 1;
+    ctx->new_session = !valid;
   }
   ctx->times.refreshed = now;
 
@@ -509,6 +533,7 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept {
     }
     if (ctx->filter_done || ctx->loading) return next_header_filter(r);
     ctx->filter_done = 1;
+    login_header_filter(r, ctx);
 
     sess::pstring buf(&ctx->mr);
     if (lcf->actions != nullptr) apply_actions(r, ctx, lcf, buf);
@@ -522,6 +547,8 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept {
 // ---------------------------------------------------------------------------------------------
 // Variables
 
+}  // namespace
+
 void set_var(ngx_http_variable_value_t* v, const u_char* data, size_t len) {
   v->len = len;
   v->data = const_cast<u_char*>(data);
@@ -529,6 +556,8 @@ void set_var(ngx_http_variable_value_t* v, const u_char* data, size_t len) {
   v->no_cacheable = 1;
   v->not_found = 0;
 }
+
+namespace {
 
 ngx_int_t not_found(ngx_http_variable_value_t* v) {
   v->not_found = 1;
@@ -591,19 +620,21 @@ ngx_int_t var_id(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t)
   return NGX_OK;
 }
 
-ngx_int_t var_empty(ngx_http_request_t*, ngx_http_variable_value_t* v, uintptr_t) noexcept {
-  set_var(v, reinterpret_cast<const u_char*>(""), 0);
-  return NGX_OK;
-}
-
 ngx_http_variable_t variables[] = {
     {ngx_string("session_"), nullptr, var_key, 0,
      NGX_HTTP_VAR_NOCACHEABLE | NGX_HTTP_VAR_PREFIX, 0},
     {ngx_string("session_status"), nullptr, var_status, 0, NGX_HTTP_VAR_NOCACHEABLE, 0},
     {ngx_string("session_expires"), nullptr, var_expires, 0, NGX_HTTP_VAR_NOCACHEABLE, 0},
     {ngx_string("session_id"), nullptr, var_id, 0, NGX_HTTP_VAR_NOCACHEABLE, 0},
-    {ngx_string("session_csrf_token"), nullptr, var_empty, 0, NGX_HTTP_VAR_NOCACHEABLE, 0},
-    {ngx_string("session_login_error"), nullptr, var_empty, 0, NGX_HTTP_VAR_NOCACHEABLE, 0},
+    {ngx_string("session_csrf_token"), nullptr, var_csrf_token, 0, NGX_HTTP_VAR_NOCACHEABLE, 0},
+    {ngx_string("session_login_error"), nullptr, var_login_str, LOGIN_VAR_ERROR,
+     NGX_HTTP_VAR_NOCACHEABLE, 0},
+    {ngx_string("session_login_next"), nullptr, var_login_str, LOGIN_VAR_NEXT,
+     NGX_HTTP_VAR_NOCACHEABLE, 0},
+    {ngx_string("session_login_username"), nullptr, var_login_str, LOGIN_VAR_USERNAME,
+     NGX_HTTP_VAR_NOCACHEABLE, 0},
+    {ngx_string("session_login_password"), nullptr, var_login_str,
+     LOGIN_VAR_PASSWORD, NGX_HTTP_VAR_NOCACHEABLE, 0},
     ngx_http_null_variable,
 };
 

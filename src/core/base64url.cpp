@@ -1,0 +1,95 @@
+#include "base64url.h"
+
+#include <array>
+
+namespace sess {
+
+namespace {
+
+constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+constexpr unsigned char kInvalid = 0xff;
+
+// Reverse of kAlphabet: the 6-bit value of each character, kInvalid elsewhere ('=', '+', '/',
+// whitespace and all non-ASCII bytes included).
+constexpr std::array<unsigned char, 256> make_decode_table() {
+  std::array<unsigned char, 256> t{};
+  for (auto& v : t) v = kInvalid;
+  for (unsigned i = 0; i < 64; i++) {
+    t[static_cast<unsigned char>(kAlphabet[i])] = static_cast<unsigned char>(i);
+  }
+  return t;
+}
+
+constexpr std::array<unsigned char, 256> kDecode = make_decode_table();
+
+}  // namespace
+
+size_t base64url_encoded_len(size_t n) noexcept {
+  // Every full group of 3 bytes becomes 4 characters; a tail of 1 or 2 bytes becomes 2 or 3.
+  return n / 3 * 4 + (n % 3 == 0 ? 0 : n % 3 + 1);
+}
+
+void base64url_encode_to(const unsigned char* in, size_t n, char* dst) noexcept {
+  size_t i = 0;
+  for (; i + 3 <= n; i += 3) {
+    uint32_t v = uint32_t{in[i]} << 16 | uint32_t{in[i + 1]} << 8 | in[i + 2];
+    *dst++ = kAlphabet[v >> 18];
+    *dst++ = kAlphabet[(v >> 12) & 63];
+    *dst++ = kAlphabet[(v >> 6) & 63];
+    *dst++ = kAlphabet[v & 63];
+  }
+  if (n - i == 1) {
+    uint32_t v = uint32_t{in[i]} << 16;
+    *dst++ = kAlphabet[v >> 18];
+    *dst++ = kAlphabet[(v >> 12) & 63];
+  } else if (n - i == 2) {
+    uint32_t v = uint32_t{in[i]} << 16 | uint32_t{in[i + 1]} << 8;
+    *dst++ = kAlphabet[v >> 18];
+    *dst++ = kAlphabet[(v >> 12) & 63];
+    *dst++ = kAlphabet[(v >> 6) & 63];
+  }
+}
+
+void base64url_encode(std::string_view in, pstring& out) {
+  size_t old = out.size();
+  out.resize(old + base64url_encoded_len(in.size()));
+  base64url_encode_to(reinterpret_cast<const unsigned char*>(in.data()), in.size(),
+                      out.data() + old);
+}
+
+bool base64url_decode(std::string_view in, pstring& out) {
+  const size_t n = in.size();
+  if (n % 4 == 1) return false;  // a single trailing character carries only 6 bits
+  const auto* s = reinterpret_cast<const unsigned char*>(in.data());
+
+  size_t old = out.size();
+  out.resize(old + n / 4 * 3 + (n % 4 == 0 ? 0 : n % 4 - 1));
+  auto* d = reinterpret_cast<unsigned char*>(out.data() + old);
+
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    unsigned a = kDecode[s[i]], b = kDecode[s[i + 1]], c = kDecode[s[i + 2]], e = kDecode[s[i + 3]];
+    if ((a | b | c | e) & 0xc0) return false;  // kInvalid is the only value above 63
+    uint32_t v = a << 18 | b << 12 | c << 6 | e;
+    *d++ = static_cast<unsigned char>(v >> 16);
+    *d++ = static_cast<unsigned char>(v >> 8);
+    *d++ = static_cast<unsigned char>(v);
+  }
+  if (n - i == 2) {
+    unsigned a = kDecode[s[i]], b = kDecode[s[i + 1]];
+    if ((a | b) & 0xc0) return false;
+    if (b & 0x0f) return false;  // non-canonical: the 4 unused low bits must be zero
+    *d++ = static_cast<unsigned char>(a << 2 | b >> 4);
+  } else if (n - i == 3) {
+    unsigned a = kDecode[s[i]], b = kDecode[s[i + 1]], c = kDecode[s[i + 2]];
+    if ((a | b | c) & 0xc0) return false;
+    if (c & 0x03) return false;  // non-canonical: the 2 unused low bits must be zero
+    uint32_t v = a << 10 | b << 4 | c >> 2;
+    *d++ = static_cast<unsigned char>(v >> 8);
+    *d++ = static_cast<unsigned char>(v);
+  }
+  return true;
+}
+
+}  // namespace sess

@@ -1,0 +1,213 @@
+#include "crypto.h"
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
+#include <openssl/rand.h>
+
+#include <climits>
+
+namespace sess {
+
+namespace {
+
+constexpr char kHkdfSalt[] = "ngx_http_session_module/v1";
+constexpr size_t kSubKeyLen = 32;  // HMAC-SHA256 keys and the AES-256 key
+
+// Owning wrappers for the OpenSSL objects used while deriving keys (config time only).
+struct KdfFree {
+  void operator()(EVP_KDF* p) const noexcept { EVP_KDF_free(p); }
+};
+struct MacFree {
+  void operator()(EVP_MAC* p) const noexcept { EVP_MAC_free(p); }
+};
+struct CipherFree {
+  void operator()(EVP_CIPHER* p) const noexcept { EVP_CIPHER_free(p); }
+};
+
+// HKDF-SHA256 (extract and expand) of the secret with the module's salt and the given info.
+bool hkdf(EVP_KDF* kdf, std::string_view secret, const char* info, unsigned char* out,
+          size_t len) noexcept {
+  EVP_KDF_CTX* kctx = EVP_KDF_CTX_new(kdf);
+  if (kctx == nullptr) return false;
+  char digest[] = "SHA256";
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<char*>(secret.data()),
+                                        secret.size()),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, const_cast<char*>(kHkdfSalt),
+                                        sizeof(kHkdfSalt) - 1),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, const_cast<char*>(info),
+                                        std::char_traits<char>::length(info)),
+      OSSL_PARAM_construct_end(),
+  };
+  bool ok = EVP_KDF_derive(kctx, out, len, params) == 1;
+  EVP_KDF_CTX_free(kctx);
+  return ok;
+}
+
+// Wipes a derived key from the stack when it goes out of scope.
+struct SubKey {
+  unsigned char b[kSubKeyLen];
+  ~SubKey() { OPENSSL_cleanse(b, sizeof(b)); }
+};
+
+}  // namespace
+
+bool random_bytes(void* buf, size_t n) noexcept {
+  if (n > INT_MAX) return false;
+  return RAND_bytes(static_cast<unsigned char*>(buf), static_cast<int>(n)) == 1;
+}
+
+// The prepared per-key state. Each context already holds its key (HMAC pads, AES key schedule);
+// an operation only re-initialises it (EVP_MAC_init with a NULL key, EVP_*Init_ex2 with only the
+// IV), so no algorithm is fetched and no key is re-expanded per request. (OpenSSL 3.0's HMAC still
+// copies its SHA-256 state internally on init/final, two small allocations; AES-GCM does none.)
+// The contexts change on every operation, hence mutable: KeyRing's const methods use them
+// (single-threaded, see crypto.h).
+struct KeyRing::Key {
+  uint8_t hint = 0;
+  mutable EVP_MAC_CTX* mac[2] = {nullptr, nullptr};  // indexed by KeyUse
+  mutable EVP_CIPHER_CTX* enc = nullptr;
+  mutable EVP_CIPHER_CTX* dec = nullptr;
+
+  Key() = default;
+  Key(const Key&) = delete;
+  Key& operator=(const Key&) = delete;
+  ~Key() {
+    EVP_MAC_CTX_free(mac[0]);
+    EVP_MAC_CTX_free(mac[1]);
+    EVP_CIPHER_CTX_free(enc);
+    EVP_CIPHER_CTX_free(dec);
+  }
+};
+
+KeyRing::KeyRing() = default;
+KeyRing::~KeyRing() = default;
+
+bool KeyRing::add_secret(std::string_view secret) {
+  if (secret.size() < kMinSecretLen) return false;
+
+  // Fetched once per secret at configuration time; the contexts keep their own references.
+  std::unique_ptr<EVP_KDF, KdfFree> kdf(EVP_KDF_fetch(nullptr, "HKDF", nullptr));
+  std::unique_ptr<EVP_MAC, MacFree> hmac(EVP_MAC_fetch(nullptr, "HMAC", nullptr));
+  std::unique_ptr<EVP_CIPHER, CipherFree> aes(EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr));
+  if (!kdf || !hmac || !aes) return false;
+
+  SubKey mac_key, csrf_key, enc_key;
+  unsigned char hint = 0;
+  if (!hkdf(kdf.get(), secret, "mac", mac_key.b, kSubKeyLen) ||
+      !hkdf(kdf.get(), secret, "csrf", csrf_key.b, kSubKeyLen) ||
+      !hkdf(kdf.get(), secret, "enc", enc_key.b, kSubKeyLen) ||
+      !hkdf(kdf.get(), secret, "hint", &hint, 1)) {
+    return false;
+  }
+
+  auto key = std::make_unique<Key>();
+  key->hint = hint;
+
+  char digest[] = "SHA256";
+  OSSL_PARAM mac_params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+      OSSL_PARAM_construct_end(),
+  };
+  const unsigned char* mac_keys[2];
+  mac_keys[static_cast<size_t>(KeyUse::Cookie)] = mac_key.b;
+  mac_keys[static_cast<size_t>(KeyUse::Csrf)] = csrf_key.b;
+  for (size_t u = 0; u < 2; u++) {
+    key->mac[u] = EVP_MAC_CTX_new(hmac.get());
+    if (key->mac[u] == nullptr ||
+        EVP_MAC_init(key->mac[u], mac_keys[u], kSubKeyLen, mac_params) != 1) {
+      return false;
+    }
+  }
+
+  key->enc = EVP_CIPHER_CTX_new();
+  key->dec = EVP_CIPHER_CTX_new();
+  if (key->enc == nullptr || key->dec == nullptr ||
+      EVP_EncryptInit_ex2(key->enc, aes.get(), enc_key.b, nullptr, nullptr) != 1 ||
+      EVP_DecryptInit_ex2(key->dec, aes.get(), enc_key.b, nullptr, nullptr) != 1 ||
+      EVP_CIPHER_CTX_get_iv_length(key->enc) != static_cast<int>(kNonceLen)) {
+    return false;
+  }
+
+  keys_.push_back(std::move(key));
+  return true;
+}
+
+size_t KeyRing::size() const noexcept { return keys_.size(); }
+
+uint8_t KeyRing::hint(size_t key) const noexcept {
+  return key < keys_.size() ? keys_[key]->hint : 0;
+}
+
+bool KeyRing::mac(size_t key, KeyUse use, const std::string_view* parts, size_t n,
+                  unsigned char* out) const noexcept {
+  auto u = static_cast<size_t>(use);
+  if (key >= keys_.size() || u > 1) return false;
+  EVP_MAC_CTX* ctx = keys_[key]->mac[u];
+  // A NULL key restarts HMAC with the key set in add_secret.
+  if (EVP_MAC_init(ctx, nullptr, 0, nullptr) != 1) return false;
+  for (size_t i = 0; i < n; i++) {
+    if (EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(parts[i].data()),
+                       parts[i].size()) != 1) {
+      return false;
+    }
+  }
+  size_t len = 0;
+  return EVP_MAC_final(ctx, out, &len, kMacLen) == 1 && len == kMacLen;
+}
+
+bool KeyRing::seal(size_t key, const unsigned char* nonce, std::string_view aad,
+                   std::string_view pt, unsigned char* ct, unsigned char* tag) const noexcept {
+  if (key >= keys_.size() || aad.size() > INT_MAX || pt.size() > INT_MAX) return false;
+  EVP_CIPHER_CTX* ctx = keys_[key]->enc;
+  int len = 0;
+  if (EVP_EncryptInit_ex2(ctx, nullptr, nullptr, nonce, nullptr) != 1 ||
+      EVP_EncryptUpdate(ctx, nullptr, &len, reinterpret_cast<const unsigned char*>(aad.data()),
+                        static_cast<int>(aad.size())) != 1 ||
+      EVP_EncryptUpdate(ctx, ct, &len, reinterpret_cast<const unsigned char*>(pt.data()),
+                        static_cast<int>(pt.size())) != 1) {
+    return false;
+  }
+  // GCM is a stream mode: Update wrote everything, Final writes nothing and computes the tag.
+  int fin = 0;
+  if (len != static_cast<int>(pt.size()) || EVP_EncryptFinal_ex(ctx, ct + len, &fin) != 1 ||
+      fin != 0) {
+    return false;
+  }
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag, kTagLen),
+      OSSL_PARAM_construct_end(),
+  };
+  return EVP_CIPHER_CTX_get_params(ctx, params) == 1;
+}
+
+bool KeyRing::open(size_t key, const unsigned char* nonce, std::string_view aad,
+                   std::string_view ct, const unsigned char* tag,
+                   unsigned char* pt) const noexcept {
+  if (key >= keys_.size() || aad.size() > INT_MAX || ct.size() > INT_MAX) return false;
+  EVP_CIPHER_CTX* ctx = keys_[key]->dec;
+  // OpenSSL only reads the expected tag; the parameter type is merely non-const.
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, const_cast<unsigned char*>(tag),
+                                        kTagLen),
+      OSSL_PARAM_construct_end(),
+  };
+  int len = 0, fin = 0;
+  bool ok =
+      EVP_DecryptInit_ex2(ctx, nullptr, nullptr, nonce, nullptr) == 1 &&
+      EVP_DecryptUpdate(ctx, nullptr, &len, reinterpret_cast<const unsigned char*>(aad.data()),
+                        static_cast<int>(aad.size())) == 1 &&
+      EVP_DecryptUpdate(ctx, pt, &len, reinterpret_cast<const unsigned char*>(ct.data()),
+                        static_cast<int>(ct.size())) == 1 &&
+      len == static_cast<int>(ct.size()) && EVP_CIPHER_CTX_set_params(ctx, params) == 1 &&
+      EVP_DecryptFinal_ex(ctx, pt + len, &fin) == 1 && fin == 0;
+  // GCM decrypts before it can check the tag: never leave unauthenticated plaintext behind.
+  if (!ok) OPENSSL_cleanse(pt, ct.size());
+  return ok;
+}
+
+}  // namespace sess
