@@ -1,0 +1,367 @@
+// The session data model and its JSON codec (rapidjson SAX reader, hand-written compact writer).
+#include "session_data.h"
+
+#include <cstring>
+#include <limits>
+
+#include <rapidjson/reader.h>
+
+namespace sess {
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// UTF-8
+
+// Length of the well-formed UTF-8 sequence (RFC 3629: no overlongs, no surrogates, at most
+// U+10FFFF) at p[0..n), or 0 if there is none.
+size_t utf8_seq_len(const unsigned char* p, size_t n) noexcept {
+  const unsigned char c = p[0];
+  if (c < 0x80) return 1;
+  auto cont = [&](size_t i, unsigned char lo = 0x80, unsigned char hi = 0xbf) {
+    return i < n && p[i] >= lo && p[i] <= hi;
+  };
+  if (c >= 0xc2 && c <= 0xdf) return cont(1) ? 2 : 0;
+  if (c == 0xe0) return cont(1, 0xa0, 0xbf) && cont(2) ? 3 : 0;
+  if ((c >= 0xe1 && c <= 0xec) || c == 0xee || c == 0xef) return cont(1) && cont(2) ? 3 : 0;
+  if (c == 0xed) return cont(1, 0x80, 0x9f) && cont(2) ? 3 : 0;  // no UTF-16 surrogates
+  if (c == 0xf0) return cont(1, 0x90, 0xbf) && cont(2) && cont(3) ? 4 : 0;
+  if (c >= 0xf1 && c <= 0xf3) return cont(1) && cont(2) && cont(3) ? 4 : 0;
+  if (c == 0xf4) return cont(1, 0x80, 0x8f) && cont(2) && cont(3) ? 4 : 0;
+  return 0;
+}
+
+bool utf8_valid(const char* s, size_t n) noexcept {
+  const auto* p = reinterpret_cast<const unsigned char*>(s);
+  size_t i = 0;
+  while (i < n) {
+    if (p[i] < 0x80) {
+      i++;
+      continue;
+    }
+    const size_t l = utf8_seq_len(p + i, n - i);
+    if (l == 0) return false;
+    i += l;
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+constexpr char kHex[] = "0123456789abcdef";
+
+bool needs_escape(unsigned char c) noexcept { return c < 0x20 || c == 0x7f || c == '"' || c == '\\'; }
+
+// Appends s as a JSON string literal. '"' and '\' are backslash-escaped, control bytes (and DEL)
+// become \u00XX, well-formed UTF-8 is copied as is, and bytes that are not part of well-formed
+// UTF-8 become \ufffd so that the output is always valid JSON.
+void append_json_string(std::string_view s, pstring& out) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const size_t n = s.size();
+  out.push_back('"');
+  size_t run = 0;
+  size_t i = 0;
+  while (i < n) {
+    const unsigned char c = p[i];
+    if (c >= 0x80) {
+      const size_t l = utf8_seq_len(p + i, n - i);
+      if (l != 0) {
+        i += l;
+        continue;
+      }
+      out.append(s.data() + run, i - run);
+      out.append("\\ufffd");
+      run = ++i;
+      continue;
+    }
+    if (!needs_escape(c)) {
+      i++;
+      continue;
+    }
+    out.append(s.data() + run, i - run);
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(static_cast<char>(c));
+    } else {
+      const char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0x0f]};
+      out.append(esc, sizeof(esc));
+    }
+    run = ++i;
+  }
+  out.append(s.data() + run, n - run);
+  out.push_back('"');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+// SAX handler: the top-level object fills values; anything nested below a top-level key is
+// re-serialised compactly into that value's text.
+class DecodeHandler {
+ public:
+  using SizeType = rapidjson::SizeType;
+
+  DecodeHandler(std::pmr::vector<SessionValue>& values, std::pmr::memory_resource* mr) noexcept
+      : values_(values), mr_(mr) {}
+
+  bool Null() { return Scalar("null", 4); }
+  bool Bool(bool b) { return b ? Scalar("true", 4) : Scalar("false", 5); }
+  // With kParseNumbersAsStringsFlag every number arrives through RawNumber (original text).
+  bool Int(int) { return false; }
+  bool Uint(unsigned) { return false; }
+  bool Int64(int64_t) { return false; }
+  bool Uint64(uint64_t) { return false; }
+  bool Double(double) { return false; }
+  bool RawNumber(const char* s, SizeType len, bool) { return Scalar(s, len); }
+
+  bool String(const char* s, SizeType len, bool) {
+    if (!utf8_valid(s, len)) return false;  // e.g. a lone low surrogate escape "\udc00"
+    if (depth_ == 1) {
+      if (current_ == nullptr) return false;
+      current_->text.assign(s, len);
+      current_->is_string = true;
+      current_ = nullptr;
+      return true;
+    }
+    if (!BeginNested()) return false;
+    append_json_string(std::string_view(s, len), current_->text);
+    return true;
+  }
+
+  bool Key(const char* s, SizeType len, bool) {
+    if (!utf8_valid(s, len)) return false;
+    const std::string_view key(s, len);
+    if (depth_ == 1) {
+      if (++keys_ > SessionData::kMaxKeys) return false;
+      current_ = nullptr;
+      for (auto& v : values_) {
+        if (std::string_view(v.key) == key) {  // duplicate: last value wins, first position kept
+          current_ = &v;
+          break;
+        }
+      }
+      if (current_ == nullptr) {
+        values_.emplace_back(mr_);
+        current_ = &values_.back();
+        current_->key.assign(key.data(), key.size());
+      }
+      current_->text.clear();
+      return true;
+    }
+    if (!BeginNested()) return false;
+    pstring& t = current_->text;
+    append_json_string(key, t);
+    t.push_back(':');
+    after_key_ = true;
+    return true;
+  }
+
+  bool StartObject() { return Start('{'); }
+  bool EndObject(SizeType) { return End('}'); }
+  bool StartArray() { return Start('['); }
+  bool EndArray(SizeType) { return End(']'); }
+
+  bool done() const noexcept { return depth_ == 0 && started_; }
+
+ private:
+  // Called before every value or key below the top-level object: writes the separator.
+  bool BeginNested() {
+    if (depth_ == 0 || current_ == nullptr) return false;  // top-level value that is no object
+    if (after_key_) {
+      after_key_ = false;
+    } else {
+      if (!first_[depth_]) current_->text.push_back(',');
+      first_[depth_] = false;
+    }
+    return true;
+  }
+
+  bool Scalar(const char* s, size_t len) {
+    if (depth_ == 1) {
+      if (current_ == nullptr) return false;
+      current_->text.assign(s, len);
+      current_->is_string = false;
+      current_ = nullptr;
+      return true;
+    }
+    if (!BeginNested()) return false;
+    current_->text.append(s, len);
+    return true;
+  }
+
+  bool Start(char open) {
+    if (depth_ == 0) {
+      if (started_ || open != '{') return false;  // the document must be one object
+      started_ = true;
+      depth_ = 1;
+      return true;
+    }
+    if (depth_ >= SessionData::kMaxDepth) return false;
+    if (depth_ == 1) {
+      if (current_ == nullptr) return false;
+      current_->is_string = false;
+    } else if (!BeginNested()) {
+      return false;
+    }
+    current_->text.push_back(open);
+    depth_++;
+    first_[depth_] = true;
+    return true;
+  }
+
+  bool End(char close) {
+    if (depth_ == 0) return false;
+    depth_--;
+    if (depth_ == 0) return true;  // end of the top-level object
+    current_->text.push_back(close);
+    if (depth_ == 1) current_ = nullptr;  // the top-level value is complete
+    return true;
+  }
+
+  std::pmr::vector<SessionValue>& values_;
+  std::pmr::memory_resource* mr_;
+  SessionValue* current_ = nullptr;  // the top-level value being filled
+  size_t depth_ = 0;                 // 1 inside the top-level object
+  size_t keys_ = 0;                  // top-level members seen (duplicates included)
+  bool started_ = false;
+  bool after_key_ = false;           // a nested key was just written: no separator before its value
+  bool first_[SessionData::kMaxDepth + 1] = {};  // per nested level: nothing written yet
+};
+
+// Scratch copy of the input for in-situ parsing: on the C stack for typical cookie payloads,
+// otherwise from the memory resource, released on return.
+class ScratchCopy {
+ public:
+  ScratchCopy(std::string_view in, std::pmr::memory_resource* mr) : mr_(mr), size_(in.size() + 1) {
+    data_ = size_ <= sizeof(local_) ? local_ : static_cast<char*>(mr_->allocate(size_, 1));
+    std::memcpy(data_, in.data(), in.size());
+    data_[in.size()] = '\0';
+  }
+  ~ScratchCopy() {
+    if (data_ != local_) mr_->deallocate(data_, size_, 1);
+  }
+  ScratchCopy(const ScratchCopy&) = delete;
+  ScratchCopy& operator=(const ScratchCopy&) = delete;
+  char* data() noexcept { return data_; }
+
+ private:
+  std::pmr::memory_resource* mr_;
+  size_t size_;
+  char* data_;
+  char local_[2048];
+};
+
+}  // namespace
+
+SessionData::SessionData(std::pmr::memory_resource* mr) : mr_(mr), values_(mr) {}
+
+bool SessionData::decode(std::string_view json) {
+  clear();
+  // rapidjson's in-situ stream stops at the first NUL; a raw NUL is never valid JSON anyway.
+  if (json.empty() || json.size() >= std::numeric_limits<rapidjson::SizeType>::max() ||
+      std::memchr(json.data(), '\0', json.size()) != nullptr) {
+    return false;
+  }
+
+  // In-situ parsing decodes strings (and delimits numbers) inside the scratch copy, so the
+  // reader never needs its own stack: no allocation besides the copy and the stored values.
+  ScratchCopy copy(json, mr_);
+  rapidjson::InsituStringStream stream(copy.data());
+  rapidjson::Reader reader(nullptr, 0);
+  constexpr unsigned kFlags = rapidjson::kParseInsituFlag | rapidjson::kParseValidateEncodingFlag |
+                              rapidjson::kParseNumbersAsStringsFlag;
+  DecodeHandler handler(values_, mr_);
+  bool ok = false;
+  try {
+    const rapidjson::ParseResult r = reader.Parse<kFlags>(stream, handler);
+    ok = !r.IsError() && handler.done();
+  } catch (...) {
+    clear();
+    throw;
+  }
+  if (!ok) clear();
+  return ok;
+}
+
+void SessionData::encode(pstring& out) const {
+  size_t len = 2;
+  for (const auto& v : values_) len += v.key.size() + v.text.size() + 6;
+  out.reserve(out.size() + len);
+
+  out.push_back('{');
+  bool first = true;
+  for (const auto& v : values_) {
+    if (!first) out.push_back(',');
+    first = false;
+    append_json_string(v.key, out);
+    out.push_back(':');
+    if (v.is_string) {
+      append_json_string(v.text, out);
+    } else {
+      out.append(v.text);
+    }
+  }
+  out.push_back('}');
+}
+
+const SessionValue* SessionData::get(std::string_view key) const noexcept {
+  for (const auto& v : values_) {
+    if (std::string_view(v.key) == key) return &v;
+  }
+  return nullptr;
+}
+
+void SessionData::set_string(std::string_view key, std::string_view value) {
+  for (auto& v : values_) {
+    if (std::string_view(v.key) == key) {
+      v.text.assign(value.data(), value.size());
+      v.is_string = true;
+      return;
+    }
+  }
+  SessionValue nv(mr_);
+  nv.key.assign(key.data(), key.size());
+  nv.text.assign(value.data(), value.size());
+  nv.is_string = true;
+  values_.push_back(std::move(nv));
+}
+
+void SessionData::set_json(std::string_view key, std::string_view json_text) {
+  for (auto& v : values_) {
+    if (std::string_view(v.key) == key) {
+      v.text.assign(json_text.data(), json_text.size());
+      v.is_string = false;
+      return;
+    }
+  }
+  SessionValue nv(mr_);
+  nv.key.assign(key.data(), key.size());
+  nv.text.assign(json_text.data(), json_text.size());
+  nv.is_string = false;
+  values_.push_back(std::move(nv));
+}
+
+bool SessionData::erase(std::string_view key) {
+  for (auto it = values_.begin(); it != values_.end(); ++it) {
+    if (std::string_view(it->key) == key) {
+      values_.erase(it);
+      return true;
+    }
+  }
+  return false;
+}
+
+void SessionData::clear() noexcept { values_.clear(); }
+
+bool session_key_valid(std::string_view key) noexcept {
+  if (key.empty() || key.size() > 64) return false;
+  for (unsigned char c : key) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace sess
