@@ -4,7 +4,7 @@
 
 SHELL := /bin/bash
 ROOT := $(CURDIR)
-BUILD := $(ROOT)/build
+BUILD ?= $(ROOT)/build
 NGINX_VERSION ?= $(shell dpkg-query -W -f='$${Version}' nginx-common 2>/dev/null | sed 's/-.*//' | grep . || echo 1.22.1)
 NGINX_SRC := $(BUILD)/src/nginx-$(NGINX_VERSION)
 NGINX_BIN := $(BUILD)/sbin/nginx
@@ -18,15 +18,21 @@ UNIT_BIN := $(BUILD)/unit/session_unit_tests
 UNIT_CXXFLAGS := -std=c++17 -O1 -g -Wall -Wextra -Werror -Wno-unused-parameter -Isrc/core
 UNIT_LIBS := -lgtest -lgtest_main -lssl -lcrypto -lcrypt -pthread
 
-.PHONY: all bootstrap nginx dynamic unit test test-integration demo demo-stop bench clean
+.PHONY: all bootstrap nginx dynamic unit test test-integration check-clang fuzz test-asan valgrind \
+	demo demo-stop bench clean
+
+# Extra Debian packages for the test suite: Chromium for the browser test, clang/libFuzzer.
+BOOTSTRAP_EXTRA ?=
+FUZZ_TIME ?= 60
+TEST_FUZZ_TIME ?= 10
 
 all: nginx
 
 bootstrap:
-	@scripts/bootstrap.sh
+	@BOOTSTRAP_EXTRA="$(BOOTSTRAP_EXTRA)" scripts/bootstrap.sh
 
 $(BUILD)/.bootstrap: scripts/bootstrap.sh
-	@scripts/bootstrap.sh
+	@BOOTSTRAP_EXTRA="$(BOOTSTRAP_EXTRA)" scripts/bootstrap.sh
 	@mkdir -p $(BUILD) && touch $@
 
 nginx: $(BUILD)/.bootstrap $(NGINX_BIN)
@@ -56,12 +62,38 @@ $(UNIT_BIN): $(CORE_SRCS) $(UNIT_SRCS) $(wildcard src/core/*.h t/unit/*.h)
 	$(CXX) $(UNIT_CXXFLAGS) -o $@ $(CORE_SRCS) $(UNIT_SRCS) $(UNIT_LIBS)
 
 test-integration: nginx dynamic
-	$(PYTHON) -m pytest -q t
+	$(PYTHON) -m pytest -q -p no:cacheprovider t
 
-test: $(BUILD)/.bootstrap unit test-integration
+# The module must build warning-free (nginx's -Werror) with clang too.
+check-clang: $(BUILD)/.bootstrap
+	$(MAKE) --no-print-directory BUILD=$(BUILD)/clang CC=clang $(BUILD)/clang/sbin/nginx
 
+# Everything CI runs: packages, g++ and clang builds, unit tests, the integration suite against
+# the static build and Debian's nginx with the dynamic module, and a short fuzzing pass.
+test:
+	@BOOTSTRAP_EXTRA="browser fuzz $(BOOTSTRAP_EXTRA)" scripts/bootstrap.sh
+	@mkdir -p $(BUILD) && touch $(BUILD)/.bootstrap
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory check-clang
+	$(MAKE) --no-print-directory test-integration
+	$(MAKE) --no-print-directory fuzz FUZZ_TIME=$(TEST_FUZZ_TIME)
+
+fuzz:
+	@BOOTSTRAP_EXTRA=fuzz scripts/bootstrap.sh
+	scripts/fuzz.sh $(FUZZ_TIME)
+
+test-asan: nginx
+	@BOOTSTRAP_EXTRA=fuzz scripts/bootstrap.sh
+	scripts/asan-build.sh $(BUILD)/asan
+	scripts/asan-test.sh $(BUILD)/asan
+
+valgrind: nginx
+	@BOOTSTRAP_EXTRA=fuzz scripts/bootstrap.sh
+	scripts/valgrind-run.sh
+
+DEMO ?= cookie
 demo: nginx
-	scripts/demo.sh start
+	scripts/demo.sh start $(DEMO)
 
 demo-stop:
 	scripts/demo.sh stop

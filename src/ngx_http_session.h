@@ -244,6 +244,9 @@ ngx_int_t redis_expire(ngx_http_request_t* r, loc_conf_t* lcf, const unsigned ch
                        uint64_t ttl) noexcept;
 ngx_int_t redis_delete(ngx_http_request_t* r, loc_conf_t* lcf, const unsigned char* id) noexcept;
 
+// True if a connection is up or being set up (not in reconnect backoff).
+bool redis_ready(loc_conf_t* lcf) noexcept;
+
 // Called from the request pool cleanup: the reply must not touch the request any more.
 void redis_cancel(redis_op_t* op) noexcept;
 

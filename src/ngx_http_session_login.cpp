@@ -177,6 +177,13 @@ ngx_str_t log_safe(ngx_http_request_t* r, const ngx_str_t& in) {
 }
 
 ngx_int_t login_success(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf) {
+  if (lcf->store == STORE_REDIS && (ctx->store_error || !redis_ready(lcf))) {
+    // A 303 without a stored session would look like a login that silently failed.
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "session login: the session store is unavailable");
+    if (push_header(r, "Retry-After", "1") == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    return NGX_HTTP_SERVICE_UNAVAILABLE;
+  }
   ensure_decoded(r, ctx);
   if (ctx->status != STATUS_VALID) ctx->data.clear();
   ctx->data.set_string("user", sv(ctx->login_user));

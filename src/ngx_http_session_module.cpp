@@ -404,6 +404,13 @@ void apply_actions(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf, sess::pst
                         "session_set \"%V\": value has a control byte, refused", &a[i].key);
           break;
         }
+        if (ctx->data.size() >= sess::SessionData::kMaxKeys &&
+            ctx->data.get(sv(a[i].key)) == nullptr) {
+          ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                        "session_set \"%V\": the session already has %uz keys, refused",
+                        &a[i].key, sess::SessionData::kMaxKeys);
+          break;
+        }
         ctx->data.set_string(sv(a[i].key), sv(v));
         ctx->dirty = 1;
         break;

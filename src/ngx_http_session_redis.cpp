@@ -371,6 +371,11 @@ ngx_int_t redis_lookup(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf) noexc
   return NGX_AGAIN;
 }
 
+bool redis_ready(loc_conf_t* lcf) noexcept {
+  redis_conn_t* conn = lcf->redis ? lcf->redis->conn : nullptr;
+  return conn != nullptr && ensure_connected(conn, lcf->redis_timeout);
+}
+
 void redis_cancel(redis_op_t* op) noexcept {
   op->r = nullptr;
   if (op->ev.posted) {
