@@ -373,7 +373,7 @@ char* set_redis(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept try {
 }
 
 action_t* push_action(ngx_conf_t* cf, loc_conf_t* lcf, ngx_uint_t type) {
-  if (lcf->actions == nullptr) {
+  if (lcf->actions == NGX_CONF_UNSET_PTR) {
     lcf->actions = ngx_array_create(cf->pool, 4, sizeof(action_t));
     if (lcf->actions == nullptr) return nullptr;
   }
@@ -592,8 +592,9 @@ void* create_main_conf(ngx_conf_t* cf) noexcept {
 void* create_loc_conf(ngx_conf_t* cf) noexcept {
   auto* conf = static_cast<loc_conf_t*>(ngx_pcalloc(cf->pool, sizeof(loc_conf_t)));
   if (conf == nullptr) return nullptr;
-  // ngx_pcalloc() zeroed: cookie (name.data == NULL means unset), prefix, require_uri, the
-  // login strings, actions (NULL: none at this level).
+  // ngx_pcalloc() zeroed: cookie (name.data == NULL means unset), prefix, require_uri and the
+  // login strings.
+  conf->actions = static_cast<ngx_array_t*>(NGX_CONF_UNSET_PTR);
   conf->secrets = static_cast<secrets_t*>(NGX_CONF_UNSET_PTR);
   conf->store = NGX_CONF_UNSET_UINT;
   conf->encrypt = NGX_CONF_UNSET;

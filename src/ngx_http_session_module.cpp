@@ -104,7 +104,9 @@ bool ensure_decoded(ngx_http_request_t* r, ctx_t* ctx) {
   ctx->decoded = 1;
   if (ctx->status != STATUS_VALID || ctx->payload.empty()) return true;
   if (!ctx->data.decode(ctx->payload)) {
-    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "session data is not a valid JSON object");
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "session cookie \"%V\" rejected: the data is not a valid JSON object",
+                  &loc_conf(r)->cookie.name);
     ctx->status = STATUS_INVALID;
     return false;
   }
@@ -287,7 +289,9 @@ ngx_int_t rewrite_handler(ngx_http_request_t* r) noexcept try {
       return NGX_DONE;
     }
   }
-  r->read_event_handler = ngx_http_block_reading;
+  if (r->read_event_handler == ngx_http_test_reading) {
+    r->read_event_handler = ngx_http_block_reading;  // as it was before the lookup
+  }
 
   if (ctx->store_error && lcf->fail == FAIL_CLOSED) {
     if (push_header(r, "Retry-After", "1") == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -386,6 +390,10 @@ void cookie_action(ngx_http_request_t* r, const action_t* a, sess::pstring& buf)
 
 void apply_actions(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf, sess::pstring& buf) {
   bool store_ok = !ctx->store_error;
+  if (store_ok) {
+    ensure_decoded(r, ctx);
+    if (ctx->status != STATUS_VALID) ctx->data.clear();  // actions start a new session
+  }
   auto* a = static_cast<action_t*>(lcf->actions->elts);
   for (ngx_uint_t i = 0; i < lcf->actions->nelts; i++) {
     if (a[i].type == ACTION_COOKIE_SET || a[i].type == ACTION_COOKIE_DELETE) {
@@ -393,8 +401,6 @@ void apply_actions(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf, sess::pst
       continue;
     }
     if (!store_ok) continue;  // the store is unreachable: leave the session as it is
-    ensure_decoded(r, ctx);
-    if (ctx->status != STATUS_VALID) ctx->data.clear();
     switch (a[i].type) {
       case ACTION_SET: {
         ngx_str_t v;
@@ -598,6 +604,7 @@ ngx_str_t status_names[] = {ngx_string("none"), ngx_string("valid"), ngx_string(
 
 ngx_int_t var_status(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t) noexcept {
   ctx_t* ctx = current_ctx(r);
+  if (ctx != nullptr) ensure_decoded(r, ctx);  // undecodable data makes it "invalid"
   ngx_uint_t s = ctx ? ctx->status : STATUS_NONE;
   set_var(v, status_names[s].data, status_names[s].len);
   return NGX_OK;
@@ -605,7 +612,9 @@ ngx_int_t var_status(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintpt
 
 ngx_int_t var_expires(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t) noexcept {
   ctx_t* ctx = current_ctx(r);
-  if (ctx == nullptr || ctx->status != STATUS_VALID) return not_found(v);
+  if (ctx == nullptr || !ensure_decoded(r, ctx) || ctx->status != STATUS_VALID) {
+    return not_found(v);
+  }
   loc_conf_t* lcf = loc_conf(r);
   auto* p = static_cast<u_char*>(ngx_pnalloc(r->pool, NGX_TIME_T_LEN));
   if (p == nullptr) return NGX_ERROR;
