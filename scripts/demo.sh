@@ -19,7 +19,11 @@ stop() {
     kill -QUIT "$(cat "$prefix/nginx.pid")" && echo "demo: nginx stopped"
   fi
   if [ -f "$prefix/redis.pid" ] && kill -0 "$(cat "$prefix/redis.pid")" 2>/dev/null; then
-    kill "$(cat "$prefix/redis.pid")" && echo "demo: redis-server stopped"
+    local pid
+    pid=$(cat "$prefix/redis.pid")
+    kill "$pid"
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    echo "demo: redis-server stopped"
   fi
   rm -f "$prefix/redis.pid"
   return $rc
@@ -50,7 +54,8 @@ fi
 sed -e "s#@PREFIX@#$prefix#g" -e "s#@EXAMPLES@#$root/examples#g" "$conf_in" >"$prefix/nginx.conf"
 
 if [ "$variant" = redis ]; then
-  redis-server --port 0 --unixsocket "$prefix/redis.sock" --unixsocketperm 700 --save '' \
+  # nginx's workers run as an unprivileged user when the demo is started as root: let them in.
+  redis-server --port 0 --unixsocket "$prefix/redis.sock" --unixsocketperm 777 --save '' \
     --appendonly no --daemonize no --logfile "$prefix/redis.log" &
   echo $! >"$prefix/redis.pid"
   for _ in $(seq 50); do [ -S "$prefix/redis.sock" ] && break; sleep 0.1; done

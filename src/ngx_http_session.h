@@ -195,6 +195,8 @@ struct ctx_t {
   ngx_int_t auth_status;
   unsigned login : 1;             // a successful login: new session id, lifetime restarts
   unsigned auth_done : 1;
+  unsigned storing : 1;           // the login's SET is in flight
+  unsigned stored : 1;            // the record is in Redis already: only the cookie is left
 
   explicit ctx_t(ngx_http_request_t* req);
 };
@@ -243,6 +245,11 @@ ngx_int_t redis_store(ngx_http_request_t* r, loc_conf_t* lcf, const unsigned cha
 ngx_int_t redis_expire(ngx_http_request_t* r, loc_conf_t* lcf, const unsigned char* id,
                        uint64_t ttl) noexcept;
 ngx_int_t redis_delete(ngx_http_request_t* r, loc_conf_t* lcf, const unsigned char* id) noexcept;
+
+// Stores ctx->id's record and resumes the request through r->write_event_handler when Redis
+// has answered (ctx->stored, or ctx->store_error). NGX_AGAIN or NGX_ERROR.
+ngx_int_t redis_store_wait(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf,
+                           std::string_view json, uint64_t ttl) noexcept;
 
 // True if a connection is up or being set up (not in reconnect backoff).
 bool redis_ready(loc_conf_t* lcf) noexcept;

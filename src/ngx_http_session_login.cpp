@@ -176,14 +176,17 @@ ngx_str_t log_safe(ngx_http_request_t* r, const ngx_str_t& in) {
   return out;
 }
 
-ngx_int_t login_success(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf) {
-  if (lcf->store == STORE_REDIS && (ctx->store_error || !redis_ready(lcf))) {
-    // A 303 without a stored session would look like a login that silently failed.
-    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                  "session login: the session store is unavailable");
-    if (push_header(r, "Retry-After", "1") == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    return NGX_HTTP_SERVICE_UNAVAILABLE;
-  }
+ngx_int_t store_unavailable(ngx_http_request_t* r) {
+  // A 303 without a stored session would look like a login that silently failed.
+  ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                "session login: the session store is unavailable");
+  if (push_header(r, "Retry-After", "1") == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+  return NGX_HTTP_SERVICE_UNAVAILABLE;
+}
+
+// Puts the user (and the auth service's keys) into the session; a login always starts a new
+// session id and a new lifetime.
+void prepare_login(ngx_http_request_t* r, ctx_t* ctx) {
   ensure_decoded(r, ctx);
   if (ctx->status != STATUS_VALID) ctx->data.clear();
   ctx->data.set_string("user", sv(ctx->login_user));
@@ -196,7 +199,29 @@ ngx_int_t login_success(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf) {
   ctx->login = 1;
   ctx->regenerate = 1;
   ctx->dirty = 1;
+}
 
+void login_resume(ngx_http_request_t* r) noexcept;
+
+// Redis store: write the new record and wait for Redis to confirm it before answering, so the
+// redirect never carries a cookie for a session that is not there.
+ngx_int_t login_store(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf) {
+  if (ctx->status == STATUS_VALID && ctx->has_id) redis_delete(r, lcf, ctx->id);
+  if (!sess::random_bytes(ctx->id, sess::kSessionIdLen)) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+  ctx->has_id = 1;
+  uint64_t now = static_cast<uint64_t>(ngx_time());
+  ctx->times.created = now;
+  ctx->times.refreshed = now;
+  sess::pstring json(&ctx->mr);
+  ctx->data.encode(json);
+  ngx_clock clock;
+  uint64_t ttl = sess::expiry_ttl(policy_of(lcf), ctx->times, clock);
+  if (redis_store_wait(r, ctx, lcf, json, ttl) != NGX_AGAIN) return store_unavailable(r);
+  r->write_event_handler = login_resume;
+  return NGX_DONE;
+}
+
+ngx_int_t login_response(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf) {
   ngx_str_t user = log_safe(r, ctx->login_user);
   ngx_log_error(NGX_LOG_INFO, r->connection->log, 0, "session login: user \"%V\" logged in",
                 &user);
@@ -211,6 +236,20 @@ ngx_int_t login_success(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf) {
   ngx_memzero(&cv, sizeof(cv));
   cv.value = ctx->login_next.len ? ctx->login_next : lcf->login_redirect;
   return ngx_http_send_response(r, NGX_HTTP_SEE_OTHER, nullptr, &cv);
+}
+
+// Credentials accepted: store the session and answer.
+ngx_int_t login_success(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf) {
+  if (lcf->store != STORE_REDIS) {
+    prepare_login(r, ctx);
+    return login_response(r, ctx, lcf);
+  }
+  if (ctx->store_error) return store_unavailable(r);
+  if (!ctx->stored) {
+    prepare_login(r, ctx);
+    return login_store(r, ctx, lcf);
+  }
+  return login_response(r, ctx, lcf);
 }
 
 ngx_int_t login_failure(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf) {
@@ -275,8 +314,6 @@ void user_file_check(void* data, ngx_log_t*) {
     t->result = -1;
   }
 }
-
-void login_resume(ngx_http_request_t* r) noexcept;
 
 void user_file_done(ngx_event_t* ev) noexcept {
   auto* t = static_cast<user_file_task_t*>(ev->data);
@@ -403,7 +440,7 @@ ngx_int_t start_auth_subrequest(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* l
 
 void login_resume(ngx_http_request_t* r) noexcept {
   ctx_t* ctx = get_ctx(r, false);
-  if (ctx == nullptr || !ctx->auth_done) return;
+  if (ctx == nullptr || !ctx->auth_done || ctx->storing) return;
   loc_conf_t* lcf = loc_conf(r);
   r->write_event_handler = ngx_http_request_empty_handler;
   ngx_int_t rc;
@@ -422,6 +459,7 @@ void login_resume(ngx_http_request_t* r) noexcept {
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "session login: %s", e.what());
     rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
   }
+  if (rc == NGX_DONE) return;  // waiting for Redis to store the session
   ngx_http_finalize_request(r, rc);
 }
 

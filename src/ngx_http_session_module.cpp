@@ -65,6 +65,8 @@ ctx_t::ctx_t(ngx_http_request_t* req)
       login_status(0), auth_keys(nullptr), auth_status(0) {
   login = 0;
   auth_done = 0;
+  storing = 0;
+  stored = 0;
   had_cookie = 0;
   loaded = 0;
   loading = 0;
@@ -457,6 +459,17 @@ void write_session(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf, sess::pst
     if (ctx->had_cookie) delete_cookie(r, name, attrs, buf);
     ctx->status = STATUS_NONE;
     ctx->has_id = 0;
+    return;
+  }
+
+  if (redis && ctx->stored) {
+    // The login stored the record and waited for Redis: only the cookie is left to send.
+    sess::pstring value(&ctx->mr);
+    std::string_view id(reinterpret_cast<const char*>(ctx->id), sess::kSessionIdLen);
+    if (sess::envelope_seal(*lcf->secrets->ring, sess::Kind::Id, name, ctx->times, id, value)) {
+      ctx->status = STATUS_VALID;
+      add_set_cookie(r, name, value, attrs, buf);
+    }
     return;
   }
 

@@ -31,6 +31,8 @@ struct redis_conn_t {
   ngx_log_t* log;
   std::deque<ngx_msec_t> deadlines;  // one per command in flight, oldest first
   ngx_event_t timer;
+  ngx_event_t reconnect;             // keeps a connection ready for writes
+  time_t failure_logged;             // rate-limits "connect failed" lines
   ngx_msec_t backoff;
   ngx_msec_t retry_at;
   bool connected;
@@ -42,12 +44,34 @@ struct redis_op_t {
   redis_conn_t* conn;
   ngx_event_t ev;         // posted to resume the request
   bool in_flight;
+  bool write;             // a SET waited for by the login (resumes r->write_event_handler)
 };
 
 namespace {
 
 constexpr ngx_msec_t kBackoffMin = 50;
 constexpr ngx_msec_t kBackoffMax = 500;
+constexpr ngx_msec_t kConnectTimeout = 1000;  // for connections opened without a request
+constexpr time_t kFailureLogInterval = 10;
+
+void schedule_reconnect(redis_conn_t* conn) {
+  if (conn->exiting || conn->reconnect.timer_set) return;
+  ngx_msec_t delay = conn->retry_at > ngx_current_msec ? conn->retry_at - ngx_current_msec : 1;
+  ngx_add_timer(&conn->reconnect, delay);
+}
+
+void note_failure(redis_conn_t* conn) {
+  conn->retry_at = ngx_current_msec + conn->backoff;
+  conn->backoff = ngx_min(conn->backoff * 2, kBackoffMax);
+  schedule_reconnect(conn);
+}
+
+// Connect failures are logged once, then at most every kFailureLogInterval while they last.
+bool log_failure_now(redis_conn_t* conn) {
+  if (ngx_time() - conn->failure_logged < kFailureLogInterval) return false;
+  conn->failure_logged = ngx_time();
+  return true;
+}
 
 main_conf_t* main_conf(ngx_cycle_t* cycle) {
   if (cycle->conf_ctx[ngx_http_module.index] == nullptr) return nullptr;
@@ -92,11 +116,8 @@ void ev_cleanup(void* data) {
   conn->ac = nullptr;
   conn->deadlines.clear();
   if (conn->timer.timer_set) ngx_del_timer(&conn->timer);
-  if (!conn->exiting) {
-    conn->retry_at = ngx_current_msec + conn->backoff;
-    conn->backoff = ngx_min(conn->backoff * 2, kBackoffMax);
-  }
   conn->connected = false;
+  if (!conn->exiting) note_failure(conn);
 }
 
 void ev_add_read(void* data) {
@@ -150,11 +171,18 @@ void timer_handler(ngx_event_t* ev) noexcept {
 void on_connect(const redisAsyncContext* ac, int status) {
   auto* conn = static_cast<redis_conn_t*>(ac->ev.data);
   if (status != REDIS_OK) {
-    ngx_log_error(NGX_LOG_ERR, conn->log, 0, "session redis \"%V\": connect failed: %s",
-                  &conn->server->name, ac->errstr);
+    if (log_failure_now(conn)) {
+      ngx_log_error(NGX_LOG_ERR, conn->log, 0, "session redis \"%V\": connect failed: %s",
+                    &conn->server->name, ac->errstr);
+    }
     return;
   }
+  if (conn->failure_logged) {
+    ngx_log_error(NGX_LOG_NOTICE, conn->log, 0, "session redis \"%V\": connected again",
+                  &conn->server->name);
+  }
   conn->connected = true;
+  conn->failure_logged = 0;
   conn->backoff = kBackoffMin;
   ngx_log_debug1(NGX_LOG_DEBUG_HTTP, conn->log, 0, "session redis \"%V\": connected",
                  &conn->server->name);
@@ -180,6 +208,22 @@ void admin_reply(redisAsyncContext* ac, void* r, void* privdata) {
   }
 }
 
+// Replies to AUTH and SELECT: a connection that cannot authenticate is dropped and retried
+// after the backoff (so fixing the password in Redis needs no reload).
+void handshake_reply(redisAsyncContext* ac, void* r, void* privdata) {
+  auto* conn = static_cast<redis_conn_t*>(privdata);
+  auto* reply = static_cast<redisReply*>(r);
+  if (reply == nullptr) return;
+  reply_arrived(conn);
+  if (reply->type != REDIS_REPLY_ERROR) return;
+  if (log_failure_now(conn)) {
+    ngx_log_error(NGX_LOG_ERR, conn->log, 0, "session redis \"%V\": %*s",
+                  &conn->server->name, static_cast<size_t>(reply->len), reply->str);
+  }
+  conn->connected = false;  // no writes on it
+  redisAsyncDisconnect(ac);
+}
+
 bool send(redis_conn_t* conn, redisCallbackFn* fn, void* privdata, ngx_msec_t timeout, int argc,
           const char** argv, const size_t* lens) {
   if (redisAsyncCommandArgv(conn->ac, fn, privdata, argc, argv, lens) != REDIS_OK) return false;
@@ -200,11 +244,12 @@ bool ensure_connected(redis_conn_t* conn, ngx_msec_t timeout) {
     return false;
   }
   if (ac->err) {
-    ngx_log_error(NGX_LOG_ERR, conn->log, 0, "session redis \"%V\": connect failed: %s",
-                  &s->name, ac->errstr);
+    if (log_failure_now(conn)) {
+      ngx_log_error(NGX_LOG_ERR, conn->log, 0, "session redis \"%V\": connect failed: %s",
+                    &s->name, ac->errstr);
+    }
     redisAsyncFree(ac);
-    conn->retry_at = ngx_current_msec + conn->backoff;
-    conn->backoff = ngx_min(conn->backoff * 2, kBackoffMax);
+    note_failure(conn);
     return false;
   }
   ngx_connection_t* c = ngx_get_connection(ac->c.fd, conn->log);
@@ -241,16 +286,21 @@ bool ensure_connected(redis_conn_t* conn, ngx_msec_t timeout) {
     }
     argv[argc] = reinterpret_cast<const char*>(s->password.data);
     lens[argc++] = s->password.len;
-    if (!send(conn, admin_reply, conn, timeout, argc, argv, lens)) return false;
+    if (!send(conn, handshake_reply, conn, timeout, argc, argv, lens)) return false;
   }
   if (s->db != 0 && conn->ac != nullptr) {
     u_char db[NGX_INT_T_LEN];
     size_t n = ngx_sprintf(db, "%i", s->db) - db;
     const char* argv[2] = {"SELECT", reinterpret_cast<const char*>(db)};
     size_t lens[2] = {6, n};
-    if (!send(conn, admin_reply, conn, timeout, 2, argv, lens)) return false;
+    if (!send(conn, handshake_reply, conn, timeout, 2, argv, lens)) return false;
   }
   return conn->ac != nullptr;
+}
+
+void reconnect_handler(ngx_event_t* ev) noexcept {
+  auto* conn = static_cast<redis_conn_t*>(ev->data);
+  if (conn->ac == nullptr && !conn->exiting) ensure_connected(conn, kConnectTimeout);
 }
 
 // <prefix><hex id> into buf (must hold prefix.len + 2 * kSessionIdLen).
@@ -263,13 +313,42 @@ size_t make_key(const loc_conf_t* lcf, const unsigned char* id, u_char* buf) {
 void resume_handler(ngx_event_t* ev) noexcept {
   auto* op = static_cast<redis_op_t*>(ev->data);
   ngx_http_request_t* r = op->r;
+  bool op_write = op->write;
   delete op;
   if (r == nullptr) return;
   ctx_t* ctx = get_ctx(r, false);
   if (ctx != nullptr) ctx->op = nullptr;
   ngx_connection_t* c = r->connection;
-  ngx_http_core_run_phases(r);
+  if (op_write) {
+    r->write_event_handler(r);
+  } else {
+    ngx_http_core_run_phases(r);
+  }
   ngx_http_run_posted_requests(c);
+}
+
+void store_reply(redisAsyncContext* ac, void* rep, void* privdata) {
+  auto* op = static_cast<redis_op_t*>(privdata);
+  auto* reply = static_cast<redisReply*>(rep);
+  if (reply != nullptr) reply_arrived(op->conn);
+  op->in_flight = false;
+  ngx_http_request_t* r = op->r;
+  if (r == nullptr) {
+    delete op;
+    return;
+  }
+  ctx_t* ctx = get_ctx(r, false);
+  bool ok = reply != nullptr && reply->type == REDIS_REPLY_STATUS;
+  if (!ok) {
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "session redis \"%V\": SET failed%s%*s",
+                  &op->conn->server->name, reply ? ": " : "",
+                  reply && reply->type == REDIS_REPLY_ERROR ? static_cast<size_t>(reply->len) : 0,
+                  reply ? reply->str : "");
+    ctx->store_error = 1;
+  }
+  ctx->storing = 0;
+  ctx->stored = ok;
+  ngx_post_event(&op->ev, &ngx_posted_events);
 }
 
 void lookup_reply(redisAsyncContext* ac, void* rep, void* privdata) {
@@ -301,6 +380,13 @@ void lookup_reply(redisAsyncContext* ac, void* rep, void* privdata) {
                     &lcf->cookie.name);
       ctx->status = STATUS_INVALID;
       ctx->has_id = 0;
+    } else if (reply->type == REDIS_REPLY_ERROR && reply->len >= 9 &&
+               ngx_strncmp(reply->str, "WRONGTYPE", 9) == 0) {
+      ngx_log_error(NGX_LOG_INFO, log, 0,
+                    "session cookie \"%V\" rejected: the key in the store is not a string",
+                    &lcf->cookie.name);
+      ctx->status = STATUS_INVALID;
+      ctx->has_id = 0;
     } else {
       ngx_log_error(NGX_LOG_ERR, log, 0, "session redis \"%V\": lookup failed: %*s",
                     &op->conn->server->name,
@@ -321,7 +407,10 @@ void lookup_reply(redisAsyncContext* ac, void* rep, void* privdata) {
 ngx_int_t write_command(ngx_http_request_t* r, loc_conf_t* lcf, int argc, const char** argv,
                         const size_t* lens) {
   redis_conn_t* conn = lcf->redis ? lcf->redis->conn : nullptr;
-  if (conn == nullptr || !ensure_connected(conn, lcf->redis_timeout) ||
+  // Fire-and-forget writes need an established connection: a write queued on a connection
+  // that then fails would leave the client a cookie for a session that is not there.
+  if (conn != nullptr) ensure_connected(conn, lcf->redis_timeout);
+  if (conn == nullptr || !conn->connected ||
       !send(conn, admin_reply, conn, lcf->redis_timeout, argc, argv, lens)) {
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                   "session redis: %s not sent, the store is unavailable", argv[0]);
@@ -329,7 +418,7 @@ ngx_int_t write_command(ngx_http_request_t* r, loc_conf_t* lcf, int argc, const 
   }
   // Hand it to the kernel before the response goes out, so that the client's next request,
   // whichever worker gets it, reaches Redis after this write.
-  if (conn->connected) redisAsyncHandleWrite(conn->ac);
+  redisAsyncHandleWrite(conn->ac);
   return NGX_OK;
 }
 
@@ -368,6 +457,38 @@ ngx_int_t redis_lookup(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf) noexc
   op->in_flight = true;
   ctx->op = op;
   ctx->loading = 1;
+  return NGX_AGAIN;
+}
+
+ngx_int_t redis_store_wait(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf,
+                           std::string_view json, uint64_t ttl) noexcept {
+  redis_conn_t* conn = lcf->redis ? lcf->redis->conn : nullptr;
+  if (conn == nullptr || !ensure_connected(conn, lcf->redis_timeout)) return NGX_ERROR;
+  auto* op = new (std::nothrow) redis_op_t();
+  if (op == nullptr) return NGX_ERROR;
+  op->r = r;
+  op->conn = conn;
+  op->write = true;
+  op->ev.handler = resume_handler;
+  op->ev.data = op;
+  op->ev.log = r->connection->log;
+  u_char key[256 + 2 * sess::kSessionIdLen];
+  u_char ttl_text[NGX_INT64_LEN];
+  if (lcf->prefix.len > 256 || ttl == 0) {
+    delete op;
+    return NGX_ERROR;
+  }
+  const char* argv[5] = {"SET", reinterpret_cast<const char*>(key), json.data(), "EX",
+                         reinterpret_cast<const char*>(ttl_text)};
+  size_t lens[5] = {3, make_key(lcf, ctx->id, key), json.size(), 2,
+                    static_cast<size_t>(ngx_sprintf(ttl_text, "%uL", ttl) - ttl_text)};
+  if (!send(conn, store_reply, op, lcf->redis_timeout, 5, argv, lens)) {
+    delete op;
+    return NGX_ERROR;
+  }
+  op->in_flight = true;
+  ctx->op = op;
+  ctx->storing = 1;
   return NGX_AGAIN;
 }
 
@@ -431,8 +552,16 @@ ngx_int_t redis_init_process(ngx_cycle_t* cycle) noexcept {
     conn->timer.handler = timer_handler;
     conn->timer.data = conn;
     conn->timer.log = cycle->log;
-    conn->timer.cancelable = 1;
+    // Not cancelable: a worker that shuts down gracefully waits for the commands in flight
+    // (bounded by the timeout) so their requests get an answer. The timer only exists while
+    // commands are in flight.
+    conn->timer.cancelable = 0;
+    conn->reconnect.handler = reconnect_handler;
+    conn->reconnect.data = conn;
+    conn->reconnect.log = cycle->log;
+    conn->reconnect.cancelable = 1;
     servers[i]->conn = conn;
+    ensure_connected(conn, kConnectTimeout);  // ready before the first request
   }
   return NGX_OK;
 }
@@ -445,6 +574,7 @@ void redis_exit_process(ngx_cycle_t* cycle) noexcept {
     redis_conn_t* conn = servers[i]->conn;
     if (conn == nullptr) continue;
     conn->exiting = true;
+    if (conn->reconnect.timer_set) ngx_del_timer(&conn->reconnect);
     if (conn->ac != nullptr) redisAsyncFree(conn->ac);
   }
 }
