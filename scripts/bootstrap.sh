@@ -11,7 +11,7 @@ PACKAGES=(
   nginx-core
   # tests, demo, benchmark
   libgtest-dev redis-server wrk apache2-utils curl
-  python3 python3-pytest python3-requests python3-redis
+  python3 python3-pytest python3-requests python3-redis python3-cryptography
   gnuplot-nox
 )
 # Extra groups selected by the caller, e.g. BOOTSTRAP_EXTRA="browser fuzz".

@@ -1,0 +1,524 @@
+"""pytest harness for ngx_http_session_module: real nginx, real redis-server, loopback only.
+
+Run:  /usr/bin/python3 -m pytest -q t
+
+Environment:
+  NGINX_BIN            nginx binary with the module compiled in (default <repo>/build/sbin/nginx)
+  SESSION_ALLOW_SKIP=1 skip (instead of fail) when the binary / dynamic module is missing
+
+Rendered prefixes (nginx.conf, error.log, access.log, stderr.txt) stay under pytest's tmp_path
+(/tmp/pytest-of-$USER/pytest-N/<test>/nginxK) for post-mortems.
+
+Each test renders a full nginx.conf in its own prefix from an http-level snippet, picks free
+loopback ports at run time, starts `nginx -p prefix -c conf` with Popen (daemon off, master
+process on), stops it by pid (SIGQUIT, then SIGKILL), and fails if error.log holds [alert],
+[crit] or [emerg] lines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Optional
+
+import pytest
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import helpers  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+NGINX_BIN = Path(os.environ.get("NGINX_BIN") or REPO / "build" / "sbin" / "nginx")
+DYNAMIC_MODULE = REPO / "build" / "modules" / "ngx_http_session_module.so"
+DEBIAN_NGINX = Path("/usr/sbin/nginx")
+ALLOW_SKIP = os.environ.get("SESSION_ALLOW_SKIP") == "1"
+
+BAD_LOG_LEVELS = ("[alert]", "[crit]", "[emerg]")
+START_TIMEOUT = 5.0
+STOP_TIMEOUT = 10.0
+
+
+def pytest_configure(config):
+    # https to the self-signed test certificate is intended
+    config.addinivalue_line("filterwarnings",
+                            "ignore::urllib3.exceptions.InsecureRequestWarning")
+
+
+def missing(what: str):
+    """A prerequisite is absent: fail (the default) or skip with SESSION_ALLOW_SKIP=1."""
+    msg = f"{what} (set SESSION_ALLOW_SKIP=1 to skip instead of failing)"
+    if ALLOW_SKIP:
+        pytest.skip(msg)
+    pytest.fail(msg, pytrace=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+# ---------------------------------------------------------------------------------------------
+
+CONF_TEMPLATE = """\
+# rendered by t/conftest.py
+{load_module}{user}daemon off;
+master_process on;
+worker_processes {workers};
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log {log_level};
+{main}
+events {{
+    worker_connections 1024;
+}}
+
+http {{
+    access_log {prefix}/access.log;
+    client_body_temp_path {prefix}/client_body_temp;
+    proxy_temp_path {prefix}/proxy_temp;
+    fastcgi_temp_path {prefix}/fastcgi_temp;
+    uwsgi_temp_path {prefix}/uwsgi_temp;
+    scgi_temp_path {prefix}/scgi_temp;
+
+{snippet}
+}}
+"""
+
+LISTEN_RE = re.compile(r"^\s*listen\s+127\.0\.0\.1:(\d+)", re.M)
+PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def substitute(text: str, values: dict) -> str:
+    """Replaces {name} for the names in values only: nginx's own braces and ${var} stay."""
+    return PLACEHOLDER_RE.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values
+                              else m.group(0), text)
+
+
+class Prefix:
+    """A prefix directory with a rendered nginx.conf, a secret file and free ports."""
+
+    def __init__(self, path: Path, snippet: str, *, workers=1, log_level="info", main="",
+                 load_module: Optional[str] = None, secrets=None, files=None, ports=3,
+                 placeholders=None):
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "logs").mkdir(exist_ok=True)   # compiled-in default error log before the conf
+        (path / "html").mkdir(exist_ok=True)
+        self.ports = [helpers.free_port() for _ in range(ports)]
+        self.secret_file = path / "secrets.txt"
+        if isinstance(secrets, (bytes, bytearray)):
+            self.secrets = helpers.write_secret_file(self.secret_file, raw=bytes(secrets))
+        else:
+            self.secrets = helpers.write_secret_file(self.secret_file, secrets)
+        self.values = {"prefix": str(path), "secret_file": str(self.secret_file)}
+        for i, p in enumerate(self.ports):
+            self.values["port" if i == 0 else f"port{i + 1}"] = p
+        self.values.update(placeholders or {})
+        for rel, content in (files or {}).items():
+            f = path / rel
+            f.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                f.write_bytes(content)
+            else:
+                f.write_text(substitute(content, self.values))
+        self.workers = workers
+        self.log_level = log_level
+        self.main = main
+        self.load_module = load_module
+        self.conf = path / "nginx.conf"
+        self.render(snippet)
+
+    def render(self, snippet: str):
+        self.snippet = snippet
+        text = CONF_TEMPLATE.format(
+            load_module=f"load_module {self.load_module};\n" if self.load_module else "",
+            # As root, workers would run as nobody and could not read pytest's 0700 tmp dirs.
+            user="user root;\n" if os.geteuid() == 0 else "",
+            workers=self.workers, prefix=self.path, log_level=self.log_level,
+            main=substitute(self.main, self.values),
+            snippet=substitute(snippet, self.values))
+        self.conf.write_text(text)
+        return text
+
+    @property
+    def port(self):
+        return self.ports[0]
+
+    @property
+    def port2(self):
+        return self.ports[1]
+
+    @property
+    def port3(self):
+        return self.ports[2]
+
+    @property
+    def error_log(self) -> Path:
+        return self.path / "error.log"
+
+
+# ---------------------------------------------------------------------------------------------
+# A running nginx
+# ---------------------------------------------------------------------------------------------
+
+
+def _ppid(pid: int) -> Optional[int]:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode("latin-1")
+    except OSError:
+        return ""
+
+
+class Nginx(Prefix):
+    def __init__(self, binary: Path, path: Path, snippet: str, **kw):
+        super().__init__(path, snippet, **kw)
+        self.binary = Path(binary)
+        self.proc: Optional[subprocess.Popen] = None
+        self.allowed_bad_log = []   # regexes excusing [alert]/[crit]/[emerg] lines a test expects
+        self._sessions = []
+
+    # --- process control -----------------------------------------------------------------
+
+    def start(self):
+        self._stdout = open(self.path / "stdout.txt", "wb")
+        self._stderr = open(self.path / "stderr.txt", "wb")
+        self.proc = subprocess.Popen(
+            [str(self.binary), "-p", str(self.path) + "/", "-c", str(self.conf)],
+            stdin=subprocess.DEVNULL, stdout=self._stdout, stderr=self._stderr)
+        rendered = self.conf.read_text()
+        wait_ports = sorted({int(p) for p in LISTEN_RE.findall(rendered)})
+        for p in wait_ports:
+            if not helpers.wait_port(p, START_TIMEOUT, lambda: self.proc.poll() is None):
+                self.stop()
+                pytest.fail(f"nginx did not start listening on 127.0.0.1:{p}\n"
+                            f"--- nginx.conf ---\n{self.conf.read_text()}\n"
+                            f"--- stderr ---\n{self.stderr()}\n"
+                            f"--- error.log ---\n{self.log_text()}", pytrace=False)
+        return self
+
+    def stop(self):
+        if self.proc is None:
+            return
+        for s in self._sessions:
+            s.close()
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGQUIT)
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(STOP_TIMEOUT)
+        self._stdout.close()
+        self._stderr.close()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def worker_pids(self) -> set:
+        out = set()
+        for d in os.listdir("/proc"):
+            if d.isdigit() and _ppid(int(d)) == self.pid and "worker process" in _cmdline(int(d)):
+                out.add(int(d))
+        return out
+
+    def reload(self, snippet: Optional[str] = None, timeout: float = 10.0):
+        """SIGHUP to the master (re-rendering the conf first if snippet is given); waits until
+        a new generation of workers runs and the old one is gone. Fails on [emerg]."""
+        if snippet is not None:
+            self.render(snippet)
+        for s in self._sessions:      # old workers wait for idle keep-alive connections
+            s.close()
+        old = self.worker_pids()
+        mark = self.log_mark()
+        os.kill(self.pid, signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            emerg = [l for l in self.log_since(mark) if "[emerg]" in l]
+            if emerg:
+                pytest.fail("reload failed:\n" + "\n".join(emerg), pytrace=False)
+            now = self.worker_pids()
+            if now and not (now & old) and not any(os.path.exists(f"/proc/{p}") and
+                                                   _ppid(p) == self.pid for p in old):
+                return now
+            time.sleep(0.02)
+        pytest.fail(f"reload did not replace workers {old} within {timeout}s; "
+                    f"now {self.worker_pids()}", pytrace=False)
+
+    # --- logs ----------------------------------------------------------------------------
+
+    def stderr(self) -> str:
+        p = self.path / "stderr.txt"
+        return p.read_text(errors="replace") if p.exists() else ""
+
+    def log_text(self) -> str:
+        return self.error_log.read_text(errors="replace") if self.error_log.exists() else ""
+
+    def log_lines(self) -> list:
+        return self.log_text().splitlines()
+
+    def log_mark(self) -> int:
+        return self.error_log.stat().st_size if self.error_log.exists() else 0
+
+    def log_since(self, mark: int) -> list:
+        if not self.error_log.exists():
+            return []
+        with open(self.error_log, "rb") as f:
+            f.seek(mark)
+            return f.read().decode("utf-8", "replace").splitlines()
+
+    def count_log(self, substring: str, since: int = 0, level: Optional[str] = None) -> int:
+        return len(self.grep_log(substring, since, level))
+
+    def grep_log(self, substring: str, since: int = 0, level: Optional[str] = None) -> list:
+        return [l for l in self.log_since(since)
+                if substring in l and (level is None or f"[{level}]" in l)]
+
+    def access_log_lines(self) -> list:
+        p = self.path / "access.log"
+        return p.read_text(errors="replace").splitlines() if p.exists() else []
+
+    def bad_log_lines(self) -> list:
+        out = []
+        for l in self.log_lines():
+            if any(b in l for b in BAD_LOG_LEVELS) and \
+                    not any(re.search(a, l) for a in self.allowed_bad_log):
+                out.append(l)
+        return out
+
+    # --- HTTP ----------------------------------------------------------------------------
+
+    def url(self, path: str = "/", port: Optional[int] = None, scheme: str = "http") -> str:
+        return f"{scheme}://127.0.0.1:{port or self.port}{path}"
+
+    def session(self) -> requests.Session:
+        """A requests.Session (real cookie jar), closed at teardown."""
+        s = requests.Session()
+        self._sessions.append(s)
+        return s
+
+    def get(self, path="/", session=None, port=None, scheme="http", **kw) -> requests.Response:
+        kw.setdefault("allow_redirects", False)
+        kw.setdefault("timeout", 10)
+        if scheme == "https":
+            kw.setdefault("verify", False)
+        return (session or requests).get(self.url(path, port, scheme), **kw)
+
+    def raw(self, path="/", headers=(), method="GET", port=None, body=b"") -> helpers.RawResponse:
+        """Exact request (duplicate headers, garbage bytes) over a raw socket."""
+        return helpers.http_get(port or self.port, path, headers, method, body)
+
+
+@pytest.fixture(scope="session")
+def nginx_bin() -> Path:
+    if not NGINX_BIN.exists():
+        missing(f"nginx binary {NGINX_BIN} not found: build it with `make` or set NGINX_BIN")
+    return NGINX_BIN
+
+
+def _check_logs(servers, request):
+    problems = []
+    for srv in servers:
+        bad = srv.bad_log_lines()
+        if bad:
+            problems.append(f"{srv.error_log}:\n  " + "\n  ".join(bad))
+    if problems:
+        pytest.fail(f"{request.node.nodeid}: error.log has [alert]/[crit]/[emerg] lines:\n"
+                    + "\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def nginx_factory(tmp_path, request):
+    """nginx_factory(snippet, binary=None, start=True, workers=1, log_level="info", main="",
+    load_module=None, secrets=None, files=None, **placeholders) -> Nginx.
+
+    Placeholders in snippet/main/files: {port} {port2} {port3} {prefix} {secret_file} and any
+    keyword given. Servers must listen on 127.0.0.1:{port...}."""
+    servers = []
+
+    def make(snippet: str, binary=None, start=True, **kw) -> Nginx:
+        if binary is None:
+            binary = request.getfixturevalue("nginx_bin")
+        known = {"workers", "log_level", "main", "load_module", "secrets", "files", "ports"}
+        opts = {k: v for k, v in kw.items() if k in known}
+        opts["placeholders"] = {k: v for k, v in kw.items() if k not in known}
+        srv = Nginx(binary, tmp_path / f"nginx{len(servers)}", snippet, **opts)
+        servers.append(srv)
+        if start:
+            srv.start()
+        return srv
+
+    yield make
+    for srv in servers:
+        srv.stop()
+    _check_logs(servers, request)
+
+
+@pytest.fixture
+def nginx(nginx_factory):
+    """Shorthand: nginx(snippet, **kw) starts a server with the module's binary."""
+    return nginx_factory
+
+
+@pytest.fixture
+def nginx_t(tmp_path, request):
+    """nginx_t(snippet, secrets=None, main="", binary=None, **placeholders) -> (rc, output) of
+    `nginx -p prefix -c conf -t` for a rendered config (output = stdout + stderr)."""
+    count = [0]
+
+    def check(snippet: str, binary=None, **kw):
+        if binary is None:
+            binary = request.getfixturevalue("nginx_bin")
+        known = {"workers", "log_level", "main", "load_module", "secrets", "files", "ports"}
+        opts = {k: v for k, v in kw.items() if k in known}
+        opts["placeholders"] = {k: v for k, v in kw.items() if k not in known}
+        count[0] += 1
+        pre = Prefix(tmp_path / f"check{count[0]}", snippet, **opts)
+        p = subprocess.run([str(binary), "-p", str(pre.path) + "/", "-c", str(pre.conf), "-t"],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+        check.last_prefix = pre
+        return p.returncode, (p.stdout + p.stderr).decode("utf-8", "replace")
+
+    return check
+
+
+# ---------------------------------------------------------------------------------------------
+# TLS, upstream echo server, redis-server
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tls_cert(tmp_path_factory):
+    """(cert, key) paths of a self-signed certificate for 127.0.0.1/localhost."""
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    return str(cert), str(key)
+
+
+class EchoUpstream:
+    """A tiny HTTP upstream on a free loopback port: records every request (method, path, header
+    lines as received) and answers 200 with a JSON body of the same."""
+
+    def __init__(self):
+        self.requests = []
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def _handle(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else b""
+                rec = {"method": self.command, "path": self.path,
+                       "headers": [[k, v] for k, v in self.headers.items()],
+                       "raw_headers": self.headers.as_string(),
+                       "body": body.decode("latin-1")}
+                upstream.requests.append(rec)
+                out = json.dumps(rec).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(out)
+
+            do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = _handle
+
+            def log_message(self, *a):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def echo_upstream():
+    up = EchoUpstream()
+    yield up
+    up.close()
+
+
+class RedisServer:
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.port = helpers.free_port()
+        self.proc: Optional[subprocess.Popen] = None
+
+    def start(self):
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.log = open(self.workdir / f"redis-{self.port}.log", "ab")
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--daemonize", "no", "--dir", str(self.workdir)],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+        import redis as redis_py
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                if redis_py.Redis(host="127.0.0.1", port=self.port,
+                                  socket_timeout=0.5).ping():
+                    return self
+            except redis_py.exceptions.ConnectionError:
+                time.sleep(0.02)
+        self.stop()
+        pytest.fail(f"redis-server did not answer PING on 127.0.0.1:{self.port}", pytrace=False)
+
+    def client(self):
+        import redis as redis_py
+        return redis_py.Redis(host="127.0.0.1", port=self.port, socket_timeout=2)
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(STOP_TIMEOUT)
+        self.proc = None
+        self.log.close()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A private redis-server on a free loopback port (no persistence), stopped by pid.
+    .stop()/.start() simulate an outage on the same port."""
+    if not (shutil.which("redis-server") or os.path.exists("/usr/bin/redis-server")):
+        missing("redis-server not installed")
+    d = tmp_path / "redis"
+    d.mkdir()
+    srv = RedisServer(d).start()
+    yield srv
+    srv.stop()
