@@ -280,6 +280,9 @@ void delete_cookie(ngx_http_request_t* r, std::string_view name, sess::CookieAtt
 sess::CookieAttrs session_attrs(ngx_http_request_t* r, const loc_conf_t* lcf);
 void find_cookie(ngx_http_request_t* r, std::string_view name, sess::CookieLookup& acc);
 loc_conf_t* loc_conf(ngx_http_request_t* r);
+// A printable-ASCII, quote-free copy (at most 64 bytes, others as \xHH) of client-supplied text
+// for log lines, so that nobody can forge lines (or fail2ban matches) through it.
+ngx_str_t log_safe(ngx_http_request_t* r, std::string_view in);
 void set_var(ngx_http_variable_value_t* v, const u_char* data, size_t len);
 
 }  // namespace ngx_session

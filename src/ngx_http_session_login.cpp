@@ -157,25 +157,6 @@ ngx_int_t render_page(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf, ngx_ui
   return ngx_http_internal_redirect(r, &uri, &args);
 }
 
-// Printable ASCII copy of a user name for the log (fail2ban-safe: no quotes, no newlines).
-ngx_str_t log_safe(ngx_http_request_t* r, const ngx_str_t& in) {
-  ngx_str_t out = ngx_null_string;
-  size_t n = ngx_min(in.len, 64);
-  out.data = static_cast<u_char*>(ngx_pnalloc(r->pool, n * 4 + 1));
-  if (out.data == nullptr) return out;
-  u_char* p = out.data;
-  for (size_t i = 0; i < n; i++) {
-    u_char c = in.data[i];
-    if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
-      p = ngx_sprintf(p, "\\x%02xd", c);
-    } else {
-      *p++ = c;
-    }
-  }
-  out.len = p - out.data;
-  return out;
-}
-
 ngx_int_t store_unavailable(ngx_http_request_t* r) {
   // A 303 without a stored session would look like a login that silently failed.
   ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -218,11 +199,11 @@ ngx_int_t login_store(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf) {
   uint64_t ttl = sess::expiry_ttl(policy_of(lcf), ctx->times, clock);
   if (redis_store_wait(r, ctx, lcf, json, ttl) != NGX_AGAIN) return store_unavailable(r);
   r->write_event_handler = login_resume;
-  return NGX_DONE;
+  return NGX_AGAIN;
 }
 
 ngx_int_t login_response(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf) {
-  ngx_str_t user = log_safe(r, ctx->login_user);
+  ngx_str_t user = log_safe(r, sv(ctx->login_user));
   ngx_log_error(NGX_LOG_INFO, r->connection->log, 0, "session login: user \"%V\" logged in",
                 &user);
 
@@ -253,7 +234,7 @@ ngx_int_t login_success(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf) {
 }
 
 ngx_int_t login_failure(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf) {
-  ngx_str_t user = log_safe(r, ctx->login_user);
+  ngx_str_t user = log_safe(r, sv(ctx->login_user));
   ngx_log_error(NGX_LOG_INFO, r->connection->log, 0, "session login failed: user \"%V\"", &user);
   return render_page(r, ctx, lcf, NGX_HTTP_UNAUTHORIZED, kBadCredentials);
 }
@@ -353,7 +334,7 @@ ngx_int_t start_user_file_check(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* l
   r->main->blocked++;
   r->aio = 1;
   r->write_event_handler = login_resume;
-  return NGX_DONE;
+  return NGX_AGAIN;
 #else
   return NGX_HTTP_INTERNAL_SERVER_ERROR;
 #endif
@@ -432,7 +413,7 @@ ngx_int_t start_auth_subrequest(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* l
   if (sr->request_body == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
   sr->header_only = 1;
   r->write_event_handler = login_resume;
-  return NGX_DONE;
+  return NGX_AGAIN;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -459,7 +440,9 @@ void login_resume(ngx_http_request_t* r) noexcept {
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "session login: %s", e.what());
     rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
   }
-  if (rc == NGX_DONE) return;  // waiting for Redis to store the session
+  // NGX_AGAIN: waiting for Redis to store the session. (NGX_DONE, from the internal redirect
+  // that renders the page, must be finalized like any other result.)
+  if (rc == NGX_AGAIN) return;
   ngx_http_finalize_request(r, rc);
 }
 
@@ -551,7 +534,7 @@ void body_read(ngx_http_request_t* r) noexcept {
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "session login: %s", e.what());
     rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
   }
-  if (rc == NGX_DONE) return;  // resumed by login_resume
+  if (rc == NGX_AGAIN) return;  // the password check is running: resumed by login_resume
   ngx_http_finalize_request(r, rc);
 }
 
@@ -592,7 +575,7 @@ ngx_int_t logout_handler(ngx_http_request_t* r) noexcept try {
     const sess::SessionValue* u = ctx->data.get("user");
     if (u != nullptr) {
       ngx_str_t raw = {u->text.size(), reinterpret_cast<u_char*>(const_cast<char*>(u->text.data()))};
-      ngx_str_t user = log_safe(r, raw);
+      ngx_str_t user = log_safe(r, sv(raw));
       ngx_log_error(NGX_LOG_INFO, r->connection->log, 0, "session logout: user \"%V\"", &user);
     }
   }

@@ -30,6 +30,24 @@ void pool_resource::do_deallocate(void*, size_t, size_t) {}
 
 void id_hex(const unsigned char* id, u_char* out) { ngx_hex_dump(out, const_cast<u_char*>(id), sess::kSessionIdLen); }
 
+ngx_str_t log_safe(ngx_http_request_t* r, std::string_view in) {
+  ngx_str_t out = ngx_null_string;
+  size_t n = ngx_min(in.size(), 64);
+  out.data = static_cast<u_char*>(ngx_pnalloc(r->pool, n * 4 + 1));
+  if (out.data == nullptr) return out;
+  u_char* p = out.data;
+  for (size_t i = 0; i < n; i++) {
+    auto c = static_cast<u_char>(in[i]);
+    if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+      p = ngx_sprintf(p, "\\x%02xd", c);
+    } else {
+      *p++ = c;
+    }
+  }
+  out.len = p - out.data;
+  return out;
+}
+
 loc_conf_t* loc_conf(ngx_http_request_t* r) {
   return static_cast<loc_conf_t*>(ngx_http_get_module_loc_conf(r, ngx_http_session_module));
 }
@@ -367,8 +385,9 @@ void cookie_action(ngx_http_request_t* r, const action_t* a, sess::pstring& buf)
   ngx_str_t name, value = ngx_null_string;
   if (ngx_http_complex_value(r, a->name, &name) != NGX_OK) return;
   if (!sess::cookie_name_valid(sv(name))) {
+    ngx_str_t safe = log_safe(r, sv(name));
     ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                  "cookie_set/cookie_delete: invalid cookie name \"%V\", not sent", &name);
+                  "cookie_set/cookie_delete: invalid cookie name \"%V\", not sent", &safe);
     return;
   }
   sess::CookieAttrs attrs;
