@@ -1,0 +1,1042 @@
+#!/usr/bin/python3
+"""`make bench`: what a session costs per request, against plain nginx in the same run.
+
+Run it through scripts/bench.sh (or /usr/bin/python3 scripts/bench.py). Environment:
+
+  BENCH_DURATION      seconds per wrk run (default 5)
+  BENCH_ROUNDS        rounds; every round runs every scenario once, in a rotated order, so
+                      machine drift hits all scenarios alike (default 3, at least 1)
+  BENCH_MEM_REQUESTS  requests per store in the memory phase (default 1000000; 0 skips it)
+  BENCH_THREADS       wrk threads (default 1)
+  BENCH_CONNECTIONS   wrk connections (default 50)
+  BENCH_SCENARIOS     comma-separated subset of scenario names (default: all)
+  NGINX_BIN           nginx binary (default build/sbin/nginx)
+
+What it does: renders scripts/bench/nginx.conf.in (one nginx, worker_processes 1, one server
+block per scenario, ports picked at run time on 127.0.0.1), starts its own redis-server on a free
+loopback port, fetches a valid session cookie per server and a login CSRF token + cookie once,
+then runs wrk (scripts/bench/wrk.lua counts every status exactly and checks the body) round by
+round. Per scenario it reports the median over rounds of requests/s, ratio to the baseline of the
+same round, p50/p99 latency, nginx worker CPU per request, failures, and Redis commands per
+request (INFO stats total_commands_processed delta / requests). Then, on a freshly started nginx,
+the worker's VmRSS before and after BENCH_MEM_REQUESTS requests with a valid session, for the
+cookie and the Redis store.
+
+Writes build/bench/results.md, results.json, rps.png and prints the tables. Targets are reported
+as met/missed; the exit status is non-zero only when the harness itself fails.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import http.client
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / "scripts" / "bench"
+OUT = ROOT / "build" / "bench"
+RUN = OUT / "run"
+NGINX_SRC = Path(os.environ.get("NGINX_BIN") or ROOT / "build" / "sbin" / "nginx")
+NGINX = RUN / "nginx"       # a copy: the same binary for the whole run, even if make rebuilds
+WRK_LUA = BENCH_DIR / "wrk.lua"
+PIDFILE = RUN / "pids"      # scripts/bench.sh's EXIT trap stops whatever is still listed here
+
+
+class HarnessError(Exception):
+    pass
+
+
+def env_int(name: str, default: int, minimum: int = 0) -> int:
+    raw = os.environ.get(name, "")
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise HarnessError(f"{name}={raw!r} is not an integer")
+    if value < minimum:
+        raise HarnessError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+DURATION = env_int("BENCH_DURATION", 5, 1)
+ROUNDS = env_int("BENCH_ROUNDS", 3, 1)
+MEM_REQUESTS = env_int("BENCH_MEM_REQUESTS", 1_000_000, 0)
+THREADS = env_int("BENCH_THREADS", 1, 1)
+CONNECTIONS = env_int("BENCH_CONNECTIONS", 50, 1)
+WRK_TIMEOUT = 30          # seconds: a bcrypt login behind 50 connections takes ~2 s
+USER_PASSWORD = "bench-password"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def log(msg: str):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes: everything we start is recorded in PIDFILE and stopped by pid
+# ---------------------------------------------------------------------------------------------
+
+PROCS: dict[str, subprocess.Popen] = {}
+WRK_JOBS: set = set()          # running wrk processes (killed if the harness is interrupted)
+
+
+def record_pids():
+    with open(PIDFILE, "w") as f:
+        for p in PROCS.values():
+            if p.poll() is None:
+                f.write(f"{p.pid}\n")
+
+
+def start_proc(name: str, argv: list, **kw) -> subprocess.Popen:
+    out = open(RUN / f"{name}.stdout", "ab")
+    err = open(RUN / f"{name}.stderr", "ab")
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, **kw)
+    PROCS[name] = p
+    record_pids()
+    return p
+
+
+def stop_proc(name: str, sig=signal.SIGTERM, timeout: float = 10.0):
+    p = PROCS.pop(name, None)
+    if p is None:
+        return
+    if p.poll() is None:
+        try:
+            p.send_signal(sig)
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+        except ProcessLookupError:
+            pass
+    record_pids()
+
+
+def stop_all():
+    for p in list(WRK_JOBS):
+        if p.poll() is None:
+            p.kill()
+            p.wait(5)
+        WRK_JOBS.discard(p)
+    for name in list(PROCS):
+        stop_proc(name, signal.SIGQUIT if name == "nginx" else signal.SIGTERM)
+
+
+def on_signal(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise HarnessError(f"process {proc.args[0]} exited with {proc.returncode} on start")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise HarnessError(f"port {port} did not open within {timeout}s")
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            out.append(int(d))
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of a whole process (all its threads): the sum of the tasks' schedstat run times
+    (nanoseconds), or utime + stime in clock ticks where schedstat is not available."""
+    total, ok = 0, False
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+                    ok = True
+            except OSError:
+                pass
+    except OSError:
+        pass
+    if ok:
+        return total / 1e9
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """(busy, steal) CPU seconds of the whole machine so far, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = (v + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK, steal / CLK_TCK
+
+
+def children_cpu_seconds() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def settle(pid: int, limit: float = 60.0):
+    """Waits (bounded) until the nginx worker is idle, so that work queued by one scenario
+    (bcrypt logins waiting in the thread pool) does not run during the next one."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        c0 = cpu_seconds(pid)
+        time.sleep(0.2)
+        if cpu_seconds(pid) - c0 < 0.01:
+            return
+    log(f"worker {pid} still busy after {limit:.0f}s")
+
+
+def vm_rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise HarnessError(f"no VmRSS for pid {pid}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Redis (own server, raw RESP over a socket: no client library needed)
+# ---------------------------------------------------------------------------------------------
+
+
+def redis_command(port: int, *args: str) -> bytes:
+    payload = f"*{len(args)}\r\n".encode() + b"".join(
+        f"${len(a.encode())}\r\n".encode() + a.encode() + b"\r\n" for a in args)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(payload)
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+            if data.startswith((b"+", b"-", b":")) and data.endswith(b"\r\n"):
+                break
+            if data.startswith(b"$"):
+                head, _, rest = data.partition(b"\r\n")
+                n = int(head[1:])
+                if n < 0 or len(rest) >= n + 2:
+                    break
+    if data.startswith(b"-"):
+        raise HarnessError(f"redis {args[0]}: {data.strip().decode()}")
+    return data
+
+
+def redis_commands_processed(port: int) -> int:
+    info = redis_command(port, "INFO", "stats").decode()
+    m = re.search(r"total_commands_processed:(\d+)", info)
+    if not m:
+        raise HarnessError("redis INFO stats has no total_commands_processed")
+    return int(m.group(1))
+
+
+def start_redis(port: int) -> subprocess.Popen:
+    p = start_proc("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                             "--save", "", "--appendonly", "no", "--daemonize", "no",
+                             "--logfile", str(RUN / "redis.log"), "--dir", str(RUN)])
+    wait_port(port, p)
+    if not redis_command(port, "PING").startswith(b"+PONG"):
+        raise HarnessError("redis-server does not answer PING")
+    return p
+
+
+# ---------------------------------------------------------------------------------------------
+# nginx
+# ---------------------------------------------------------------------------------------------
+
+
+def render_conf(values: dict, master: str = "on") -> Path:
+    text = (BENCH_DIR / "nginx.conf.in").read_text()
+    values = dict(values, USER="user root;\n" if os.geteuid() == 0 else "", MASTER=master)
+    for k, v in values.items():
+        text = text.replace(f"@{k}@", str(v))
+    left = re.findall(r"@[A-Z_]+@", text)
+    if left:
+        raise HarnessError(f"unfilled placeholders in nginx.conf.in: {sorted(set(left))}")
+    conf = RUN / "nginx.conf"
+    conf.write_text(text)
+    return conf
+
+
+class Nginx:
+    def __init__(self, conf: Path, ports: list[int]):
+        self.conf = conf
+        self.ports = ports
+        self.proc: subprocess.Popen | None = None
+
+    def test(self):
+        r = subprocess.run([str(NGINX), "-p", f"{RUN}/", "-c", str(self.conf), "-t", "-q"],
+                           capture_output=True, text=True, timeout=30)
+        if r.returncode != 0:
+            raise HarnessError(f"nginx -t failed:\n{r.stderr}")
+
+    def start(self):
+        self.proc = start_proc("nginx", [str(NGINX), "-p", f"{RUN}/", "-c", str(self.conf)])
+        for port in self.ports:
+            wait_port(port, self.proc)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            kids = children(self.proc.pid)
+            if kids:
+                self.worker = kids[0]
+                return
+            time.sleep(0.05)
+        raise HarnessError("nginx worker process not found")
+
+    def stop(self):
+        stop_proc("nginx", signal.SIGQUIT)
+        self.proc = None
+
+
+def error_log_summary() -> dict:
+    """Lines per level in error.log (level warn and above are written) and the distinct
+    messages, with timestamps, pids and connection numbers stripped, most frequent first."""
+    path = RUN / "error.log"
+    levels, messages = {}, {}
+    if path.exists():
+        for line in path.read_text(errors="replace").splitlines():
+            m = re.match(r"^\S+ \S+ \[(\w+)\] \d+#\d+: (?:\*\d+ )?(.*)$", line)
+            if not m:
+                continue
+            levels[m.group(1)] = levels.get(m.group(1), 0) + 1
+            msg = re.sub(r", (client|server|request|host|upstream): .*$", "", m.group(2))
+            key = f"[{m.group(1)}] {msg}"
+            messages[key] = messages.get(key, 0) + 1
+    top = sorted(messages.items(), key=lambda x: -x[1])[:10]
+    return dict(levels=levels, messages=[dict(count=c, message=k) for k, c in top])
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP set-up requests (cookies, CSRF token)
+# ---------------------------------------------------------------------------------------------
+
+
+def http_request(port: int, method: str, path: str, headers=None, body=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        data = resp.read()
+        cookies = {}
+        for sc in resp.msg.get_all("Set-Cookie") or []:
+            pair = sc.split(";", 1)[0]
+            name, _, value = pair.partition("=")
+            cookies[name.strip()] = value.strip()
+        return resp.status, data.decode("utf-8", "replace"), cookies
+    finally:
+        conn.close()
+
+
+def fetch_session_cookie(port: int, name: str = "session") -> str:
+    status, body, cookies = http_request(port, "GET", "/set")
+    if status != 200 or name not in cookies or not cookies[name]:
+        raise HarnessError(f"GET /set on port {port}: status {status}, cookies {cookies}")
+    cookie = f"{name}={cookies[name]}"
+    status, body, _ = http_request(port, "GET", "/", {"Cookie": cookie})
+    if status != 200 or body != "ok alice\n":
+        raise HarnessError(f"session cookie from port {port} not accepted: {status} {body!r}")
+    return cookie
+
+
+def tamper(cookie: str) -> str:
+    """Flips one character in the middle of the value: still valid base64url of the same
+    length, so the module has to check the MAC/tag to reject it."""
+    name, _, value = cookie.partition("=")
+    i = len(value) // 2
+    while not value[i].isalnum():
+        i += 1
+    c = "A" if value[i] != "A" else "B"
+    return f"{name}={value[:i]}{c}{value[i + 1:]}"
+
+
+def fetch_login(port: int) -> tuple[str, str]:
+    status, body, cookies = http_request(port, "GET", "/login", {"Accept": "text/html"})
+    m = re.search(r'name="csrf_token" value="([A-Za-z0-9_=-]+)"', body)
+    csrf = [(k, v) for k, v in cookies.items() if k.endswith("_csrf")]
+    if status != 200 or not m or not csrf:
+        raise HarnessError(f"GET /login: status {status}, cookies {cookies}, "
+                           f"csrf_token in the page: {bool(m)}")
+    return f"{csrf[0][0]}={csrf[0][1]}", m.group(1)
+
+
+def login_body(user: str, token: str) -> str:
+    from urllib.parse import urlencode
+    return urlencode({"username": user, "password": USER_PASSWORD, "csrf_token": token})
+
+
+# ---------------------------------------------------------------------------------------------
+# wrk
+# ---------------------------------------------------------------------------------------------
+
+
+def start_wrk(sc: dict, port: int, duration: int, stop_after: int = 0,
+              connections: int = CONNECTIONS, threads: int = THREADS):
+    env = dict(os.environ,
+               BENCH_METHOD=sc.get("method", "GET"),
+               BENCH_COOKIE=sc.get("cookie", ""),
+               BENCH_BODY=sc.get("body", ""),
+               BENCH_CTYPE=sc.get("ctype", ""),
+               BENCH_EXPECT_STATUS=str(sc.get("expect_status", 200)),
+               BENCH_EXPECT_BODY=sc.get("expect_body", ""),
+               BENCH_STOP_AFTER=str(stop_after))
+    argv = ["wrk", f"-t{threads}", f"-c{max(connections, threads)}", f"-d{duration}s",
+            "--latency", "--timeout", f"{WRK_TIMEOUT}s", "-s", str(WRK_LUA),
+            f"http://127.0.0.1:{port}{sc.get('path', '/')}"]
+    p = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    WRK_JOBS.add(p)
+    return p, argv, duration
+
+
+def finish_wrk(job) -> dict:
+    p, argv, duration = job
+    try:
+        out, err = p.communicate(timeout=duration + WRK_TIMEOUT + 30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        raise HarnessError(f"wrk did not finish: {' '.join(argv)}")
+    finally:
+        if p.poll() is not None:
+            WRK_JOBS.discard(p)
+    m = re.search(r"^BENCHSTATS (\{.*\})$", out, re.M)
+    if p.returncode != 0 or not m:
+        raise HarnessError(f"wrk failed ({p.returncode}): {' '.join(argv)}\n{out}{err}")
+    stats = json.loads(m.group(1))
+    stats["rps"] = stats["requests"] / (stats["duration_us"] / 1e6)
+    return stats
+
+
+def run_wrk(sc: dict, port: int, duration: int, stop_after: int = 0,
+            connections: int = CONNECTIONS) -> dict:
+    return finish_wrk(start_wrk(sc, port, duration, stop_after, connections))
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenarios
+# ---------------------------------------------------------------------------------------------
+
+SCENARIOS = [
+    # name, title, server port key, valid session?, target ratio
+    dict(name="baseline", title="baseline: return 200, module unused", port="BASELINE",
+         expect_body="ok\n"),
+    dict(name="cookie_signed", title="cookie store, signed, valid session", port="SIGNED",
+         valid=True, target=0.95, expect_body="ok alice\n"),
+    dict(name="cookie_encrypted", title="cookie store, encrypted, valid session",
+         port="ENCRYPTED", valid=True, target=0.93, expect_body="ok alice\n"),
+    dict(name="redis", title="Redis store, valid session", port="REDIS", valid=True,
+         target=0.60, redis=True, expect_body="ok alice\n"),
+    dict(name="invalid_tampered", title="invalid cookie (tampered, encrypted store)",
+         port="ENCRYPTED", target=0.97, expect_body="ok \n"),
+    dict(name="invalid_garbage", title="invalid cookie (garbage, encrypted store)",
+         port="ENCRYPTED", target=0.97, expect_body="ok \n"),
+    dict(name="write_cookie", title="write path: session_set per request, cookie store",
+         port="WRITE_COOKIE", valid=True, expect_body="ok alice\n"),
+    dict(name="write_redis", title="write path: session_set per request, Redis store",
+         port="WRITE_REDIS", valid=True, redis=True, expect_body="ok alice\n"),
+    dict(name="login_apr1", title="login POST, $apr1$ user (303)", port="LOGIN",
+         method="POST", path="/login", expect_status=303,
+         ctype="application/x-www-form-urlencoded", user="apr1user"),
+    # bcrypt cost 10 takes tens of ms of CPU per POST: with 50 connections the first wave alone
+    # outlasts a short run, so this one uses fewer (still more than the cores, both stay busy).
+    dict(name="login_bcrypt", title="login POST, bcrypt cost 10 user (303, 8 connections)",
+         port="LOGIN", connections=8,
+         method="POST", path="/login", expect_status=303,
+         ctype="application/x-www-form-urlencoded", user="bcryptuser"),
+]
+
+
+# Latency probes: the scenario over ONE connection, with a second wrk sending baseline requests
+# over one connection to the baseline server AT THE SAME TIME. One connection means no queue at
+# the server, so the latency a session adds to a request shows, not the queue that 50 busy
+# connections build; running the pair concurrently means both see the same machine (on a VM a
+# lone ping-pong connection's latency depends mostly on whether the cores were idle).
+PROBED = ("cookie_signed", "cookie_encrypted", "redis")
+
+
+def probes_for(scenarios) -> list[dict]:
+    out = []
+    for sc in scenarios:
+        if sc["name"] in PROBED:
+            out.append(dict(sc, name=sc["name"] + "@c1", title=sc["title"] + ", 1 connection",
+                            connections=1, probe=True, target=None))
+    return out
+
+
+def prepare_files():
+    if RUN.exists():
+        shutil.rmtree(RUN)
+    for d in ("tmp", "logs", "html"):
+        (RUN / d).mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "examples" / "html" / "login.shtml", RUN / "html" / "login.shtml")
+    secret = RUN / "secret"
+    with open(secret, "w") as f:
+        f.write(os.urandom(36).hex() + "\n")          # 72 characters, one key
+    os.chmod(secret, 0o600)
+    users = RUN / "users"
+    for i, (user, flags) in enumerate((("apr1user", "-bm"), ("bcryptuser", "-bB"))):
+        argv = ["htpasswd", flags + ("c" if i == 0 else "")]
+        if user == "bcryptuser":
+            argv += ["-C", "10"]
+        r = subprocess.run(argv + [str(users), user, USER_PASSWORD], capture_output=True,
+                           text=True, timeout=30)
+        if r.returncode != 0:
+            raise HarnessError(f"htpasswd failed: {r.stderr}")
+    text = users.read_text()
+    if "$apr1$" not in text or "$2y$10$" not in text:
+        raise HarnessError(f"unexpected users file:\n{text}")
+    return secret, users
+
+
+def prepare(sc, ports):
+    """Gives the scenario a fresh cookie (or CSRF token) and checks it once by hand.
+
+    Fresh before every wrk run: wrk sends the same Cookie header for the whole run and never
+    stores the Set-Cookie it gets back, so a cookie older than session_renew (default 1m) would
+    make the module renew the session on every request (re-seal + Set-Cookie, or a Redis
+    EXPIRE), which is not what a browser that keeps its cookie causes. Runs shorter than
+    session_renew therefore measure the steady state of a client with an up-to-date cookie."""
+    name = sc["name"].split("@")[0]
+    if name == "invalid_tampered":
+        sc["cookie"] = tamper(fetch_session_cookie(ports["ENCRYPTED"]))
+    elif name == "invalid_garbage":
+        sc["cookie"] = "session=garbage!not~base64url%00" + "x" * 40
+    elif name.startswith("login_"):
+        csrf_cookie, token = fetch_login(ports["LOGIN"])
+        sc["cookie"] = csrf_cookie
+        sc["body"] = login_body(sc["user"], token)
+    elif name != "baseline":
+        sc["cookie"] = fetch_session_cookie(ports[sc["port"]])
+    headers = {"Cookie": sc["cookie"]} if sc.get("cookie") else {}
+    if sc.get("ctype"):
+        headers["Content-Type"] = sc["ctype"]
+    status, body, _ = http_request(ports[sc["port"]], sc.get("method", "GET"),
+                                   sc.get("path", "/"), headers, sc.get("body"))
+    want = sc.get("expect_status", 200)
+    if status != want or sc.get("expect_body", body) not in body:
+        raise HarnessError(f"scenario {name}: expected {want} "
+                           f"{sc.get('expect_body', '')!r}, got {status} {body[:200]!r}")
+
+
+def measure_probe(sc, base_sc, ports, nginx: Nginx) -> dict:
+    prepare(sc, ports)
+    prepare(base_sc, ports)
+    jobs = [start_wrk(x, ports[x["port"]], DURATION, connections=1, threads=1)
+            for x in (sc, base_sc)]
+    st, bt = [finish_wrk(j) for j in jobs]
+    none = st["requests"] == 0 or bt["requests"] == 0
+    lat = lambda x, k: None if none else x["latency_us"][k] / 1000  # noqa: E731
+    res = dict(rps=st["rps"], requests=st["requests"], p50_ms=lat(st, "p50"),
+               p99_ms=lat(st, "p99"), base_rps=bt["rps"], base_p50_ms=lat(bt, "p50"),
+               base_p99_ms=lat(bt, "p99"), statuses=st["statuses"],
+               non_expected=st["bad_status"] + bt["bad_status"],
+               bad_body=st["bad_body"] + bt["bad_body"],
+               wrk_non2xx3xx=st["errors"]["status"],
+               socket_errors=sum(x["errors"][k] for x in (st, bt)
+                                 for k in ("connect", "read", "write", "timeout")),
+               cpu_us_per_req=None, wrk_cpu_us_per_req=None, foreign_cores=None,
+               steal_cores=None)
+    settle(nginx.worker)
+    return res
+
+
+def measure(sc, ports, nginx: Nginx, redis_port: int, redis_pid: int) -> dict:
+    prepare(sc, ports)
+    redis = sc.get("redis")
+    if redis:
+        cmds0 = redis_commands_processed(redis_port)
+    rcpu0 = cpu_seconds(redis_pid)
+    cpu0 = cpu_seconds(nginx.worker)
+    wcpu0 = children_cpu_seconds()
+    busy0, steal0 = machine_busy_seconds()
+    t0 = time.monotonic()
+    st = run_wrk(sc, ports[sc["port"]], DURATION,
+                 connections=sc.get("connections", CONNECTIONS))
+    elapsed = time.monotonic() - t0
+    busy1, steal1 = machine_busy_seconds()
+    cpu1 = cpu_seconds(nginx.worker)
+    wcpu1 = children_cpu_seconds()
+    rcpu1 = cpu_seconds(redis_pid)
+    n = st["requests"]
+    none = n == 0                       # nothing completed within the run (slow logins)
+    n = max(n, 1)
+    own = (cpu1 - cpu0) + (wcpu1 - wcpu0) + (rcpu1 - rcpu0)
+    res = dict(rps=st["rps"], requests=st["requests"],
+               p50_ms=None if none else st["latency_us"]["p50"] / 1000,
+               p99_ms=None if none else st["latency_us"]["p99"] / 1000, statuses=st["statuses"],
+               non_expected=st["bad_status"], bad_body=st["bad_body"],
+               wrk_non2xx3xx=st["errors"]["status"],
+               socket_errors=sum(st["errors"][k] for k in ("connect", "read", "write",
+                                                            "timeout")),
+               cpu_us_per_req=None if none else (cpu1 - cpu0) * 1e6 / n,
+               wrk_cpu_us_per_req=None if none else (wcpu1 - wcpu0) * 1e6 / n,
+               # CPU the rest of the machine used meanwhile (other processes, steal), in cores
+               foreign_cores=max(0.0, (busy1 - busy0) - own) / elapsed,
+               steal_cores=(steal1 - steal0) / elapsed)
+    if redis:
+        # the first INFO is counted by the second read; subtract it
+        res["redis_cmds_per_req"] = (redis_commands_processed(redis_port) - cmds0 - 1) / n
+        res["redis_cpu_us_per_req"] = (rcpu1 - rcpu0) * 1e6 / n
+    settle(nginx.worker)
+    return res
+
+
+def run_count(sc: dict, ports: dict, count: int, limit: float) -> dict:
+    """About `count` requests (exactly, give or take the connections' last responses), as wrk
+    runs of whole seconds: wrk's Lua stop() ends a thread's loop but not the run's duration, so
+    each run is sized from the rate measured so far and the last one stops at the count."""
+    done_req, rate, t0 = 0, None, time.monotonic()
+    failures = 0
+    while done_req < count:
+        left = count - done_req
+        if time.monotonic() - t0 > limit:
+            break
+        secs = 1 if rate is None else int(min(10, max(1, left / rate)))
+        prepare(sc, ports)                            # fresh cookie: see prepare()
+        st = run_wrk(sc, ports[sc["port"]], secs, stop_after=-(-left // THREADS))
+        done_req += st["requests"]
+        failures += st["bad_status"] + st["bad_body"]
+        if st["requests"] == 0:
+            raise HarnessError(f"no responses from {sc['name']} in the memory phase")
+        rate = st["rps"]
+    return dict(requests=done_req, failures=failures, seconds=time.monotonic() - t0)
+
+
+def memory_phase(scenarios, ports, nginx: Nginx) -> dict:
+    by_name = {sc["name"]: sc for sc in scenarios}
+    plan = [("cookie", by_name.get("cookie_encrypted")), ("redis", by_name.get("redis"))]
+    plan = [(k, sc) for k, sc in plan if sc is not None]
+    if not plan or MEM_REQUESTS == 0:
+        return {}
+    nginx.stop()
+    nginx.start()
+    log(f"memory phase: fresh nginx worker pid {nginx.worker}, "
+        f"{MEM_REQUESTS} requests per store")
+    warm = min(20000, MEM_REQUESTS)
+    for _, sc in plan:                                  # connections, buffers, pools warmed up
+        run_count(sc, ports, warm, 120)
+    settle(nginx.worker)
+    out = {"requests_per_store": MEM_REQUESTS, "warmup_requests_per_store": warm,
+           "worker_pid": nginx.worker}
+    rss = vm_rss_kib(nginx.worker)
+    for key, sc in plan:
+        before = rss
+        limit = max(120, MEM_REQUESTS / 2000)           # bounded: at least 2,000 req/s expected
+        r = run_count(sc, ports, MEM_REQUESTS, limit)
+        settle(nginx.worker)
+        rss = vm_rss_kib(nginx.worker)
+        out[key] = dict(scenario=sc["name"], rss_before_kib=before, rss_after_kib=rss,
+                        growth_kib=rss - before, requests=r["requests"],
+                        failures=r["failures"], seconds=round(r["seconds"], 1))
+        log(f"memory {key}: {r['requests']} requests in {r['seconds']:.0f}s, VmRSS {before} -> "
+            f"{rss} KiB ({rss - before:+d} KiB)")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------------
+
+
+def machine_info() -> dict:
+    model = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    v = subprocess.run([str(NGINX), "-V"], capture_output=True, text=True).stderr.splitlines()
+    wrk_v = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()
+    redis_v = subprocess.run(["redis-server", "--version"], capture_output=True,
+                             text=True).stdout.strip()
+    sha = hashlib.sha256(NGINX.read_bytes()).hexdigest()[:16]
+    return dict(nproc=os.cpu_count(), cpu_model=model, nginx=v[0] if v else "",
+                nginx_binary=f"{NGINX_SRC} (sha256 {sha}…)",
+                loadavg=open("/proc/loadavg").read().split()[:3],
+                nginx_configure=next((x for x in v if x.startswith("configure")), ""),
+                kernel=os.uname().release, wrk=wrk_v[0] if wrk_v else "",
+                redis=redis_v.split(" sha=")[0],
+                date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def summarize(scenarios, rounds) -> list[dict]:
+    rows = []
+    for sc in scenarios:
+        runs = [r[sc["name"]] for r in rounds if sc["name"] in r]
+        if sc.get("probe"):       # the baseline ran concurrently, its numbers are in the run
+            base = [dict(rps=x["base_rps"], p50_ms=x["base_p50_ms"], p99_ms=x["base_p99_ms"],
+                         cpu_us_per_req=None) for x in runs]
+        else:
+            base = [r.get("baseline") for r in rounds if sc["name"] in r]
+        ratios = [x["rps"] / b["rps"] if b else None for x, b in zip(runs, base)]
+        p99_add = [x["p99_ms"] - b["p99_ms"] if b and x["p99_ms"] is not None
+                   and b["p99_ms"] is not None else None for x, b in zip(runs, base)]
+        cpu_ratio = [b["cpu_us_per_req"] / x["cpu_us_per_req"]
+                     if b and x["cpu_us_per_req"] and b["cpu_us_per_req"] else None
+                     for x, b in zip(runs, base)]
+        row = dict(name=sc["name"], title=sc["title"],
+                   rps=med([x["rps"] for x in runs]),
+                   rps_runs=[round(x["rps"], 1) for x in runs],
+                   ratio=med(ratios), ratio_runs=[round(x, 4) if x else None for x in ratios],
+                   p50_ms=med([x["p50_ms"] for x in runs]),
+                   p99_ms=med([x["p99_ms"] for x in runs]),
+                   p99_added_ms=med(p99_add),
+                   p50_added_ms=med([x["p50_ms"] - b["p50_ms"] if b and x["p50_ms"] is not None
+                                     and b["p50_ms"] is not None else None
+                                     for x, b in zip(runs, base)]),
+                   base_p50_ms=med([b["p50_ms"] for b in base if b]),
+                   base_p99_ms=med([b["p99_ms"] for b in base if b]),
+                   probe=sc.get("probe", False), connections=sc.get("connections", CONNECTIONS),
+                   cpu_us_per_req=med([x["cpu_us_per_req"] for x in runs]),
+                   cpu_ratio=med(cpu_ratio),
+                   cpu_added_us=med([x["cpu_us_per_req"] - b["cpu_us_per_req"]
+                                     if b and x["cpu_us_per_req"] is not None
+                                     and b["cpu_us_per_req"] is not None else None
+                                     for x, b in zip(runs, base)]),
+                   wrk_cpu_us_per_req=med([x["wrk_cpu_us_per_req"] for x in runs]),
+                   foreign_cores=med([x["foreign_cores"] for x in runs]),
+                   steal_cores=med([x["steal_cores"] for x in runs]),
+                   requests=sum(x["requests"] for x in runs),
+                   non_expected=sum(x["non_expected"] for x in runs),
+                   bad_body=sum(x["bad_body"] for x in runs),
+                   socket_errors=sum(x["socket_errors"] for x in runs),
+                   wrk_non2xx3xx=sum(x["wrk_non2xx3xx"] for x in runs),
+                   expect_status=sc.get("expect_status", 200), valid=sc.get("valid", False),
+                   target=sc.get("target"))
+        statuses = {}
+        for x in runs:
+            for k, v in x["statuses"].items():
+                statuses[k] = statuses.get(k, 0) + v
+        row["statuses"] = statuses
+        if sc.get("redis") and not sc.get("probe"):
+            row["redis_cmds_per_req"] = med([x["redis_cmds_per_req"] for x in runs])
+            row["redis_cpu_us_per_req"] = med([x["redis_cpu_us_per_req"] for x in runs])
+        rows.append(row)
+    return rows
+
+
+def targets(rows, mem) -> list[dict]:
+    by = {r["name"]: r for r in rows}
+    out = []
+
+    def add(what, goal, measured, met, cpu=None, cpu_met=None):
+        out.append(dict(target=what, goal=goal, measured=measured, met=met, cpu_measured=cpu,
+                        cpu_met=cpu_met))
+
+    for name in ("cookie_signed", "cookie_encrypted", "redis", "invalid_tampered",
+                 "invalid_garbage"):
+        r = by.get(name)
+        if r and r["ratio"] is not None:
+            c = r.get("cpu_ratio")
+            add(f"{r['title']}: req/s vs baseline", f">= {r['target']:.2f}x",
+                f"{r['ratio']:.3f}x", r["ratio"] >= r["target"],
+                None if c is None else f"{c:.3f}x", None if c is None else c >= r["target"])
+    for name in ("cookie_signed", "cookie_encrypted"):
+        r = by.get(name + "@c1")
+        if r and r["p99_added_ms"] is not None:
+            c = by.get(name, {}).get("cpu_added_us")
+            add(f"{r['title']}: p99 latency added vs baseline", "<= 0.100 ms",
+                f"{r['p99_added_ms']:.3f} ms", r["p99_added_ms"] <= 0.1,
+                None if c is None else f"{c / 1000:.4f} ms CPU added per request",
+                None if c is None else c / 1000 <= 0.1)
+    for key in ("cookie", "redis"):
+        m = mem.get(key)
+        if m:
+            note = "" if m["requests"] >= mem["requests_per_store"] else \
+                f" (only {m['requests']} requests)"
+            add(f"worker RSS growth after {m['requests']:,} requests, {key} store{note}",
+                "<= 1024 KiB", f"{m['growth_kib']:+d} KiB", m["growth_kib"] <= 1024)
+    valid = [r for r in rows if r["valid"]]
+    if valid:
+        non2xx = sum(sum(v for k, v in r["statuses"].items() if not k.startswith("2"))
+                     for r in valid)
+        add("valid-session scenarios (" + ", ".join(r["name"] for r in valid) +
+            "): non-2xx responses", "0", str(non2xx), non2xx == 0)
+    return out
+
+
+def fmt(x, spec, dash="–"):
+    return dash if x is None else format(x, spec)
+
+
+def fmt_ratio(x):
+    return fmt(x, ".3f" if x is None or x >= 0.01 else ".5f")
+
+
+def write_report(info, rows, tgts, mem, settings) -> str:
+    lines = ["# ngx_http_session_module benchmark", ""]
+    uses_redis = any(r.get("redis_cmds_per_req") is not None for r in rows)
+    foreign = med([r["foreign_cores"] for r in rows if not r["probe"]])
+    lines += [f"- date: {info['date']}; load average at the end {' '.join(info['loadavg'])}",
+              f"- machine: {info['nproc']} CPUs, {info['cpu_model']}, Linux {info['kernel']}",
+              f"- {info['nginx']} ({info['nginx_configure']}); binary {info['nginx_binary']}",
+              f"- {info['wrk']}; {info['redis']}",
+              f"- settings: {settings['rounds']} rounds × {settings['duration_s']} s per "
+              f"scenario, wrk -t{settings['threads']} -c{settings['connections']} --latency "
+              f"--timeout {WRK_TIMEOUT}s, scenarios alternated round by round (order rotated "
+              "each round); every value is the median over rounds; × baseline = req/s ÷ "
+              "baseline req/s of the same round",
+              "- one nginx, worker_processes 1, one server block per scenario; the single "
+              f"nginx worker, wrk{' and redis-server' if uses_redis else ''} share the "
+              f"machine's {info['nproc']} cores (nothing pinned), all on 127.0.0.1",
+              "- error_log level warn (the module's info line per rejected cookie is not "
+              "written), access_log off, keepalive_requests 10000000",
+              "- nginx CPU µs/req: the worker's own CPU time per request (all its threads); "
+              "CPU × baseline = baseline µs/req ÷ scenario µs/req of the same round, i.e. the "
+              "throughput ratio if nginx alone were the bottleneck. wrk µs/req shows the "
+              "client's cost: when it is close to nginx's, wrk, not nginx, limits req/s",
+              f"- other load: processes outside this benchmark used a median {foreign:.2f} of "
+              f"{info['nproc']} cores during the runs"
+              + (" — the machine was shared, req/s ratios are noisy; the CPU ratios are the "
+                 "steadier measure" if foreign is not None and foreign > 0.15 else ""),
+              ""]
+    head = ("| scenario | req/s | × baseline | p50 ms | p99 ms | nginx CPU µs/req | "
+            "CPU × baseline | wrk CPU µs/req | failures / requests | Redis cmds/req |")
+    lines += [f"## Throughput and latency ({CONNECTIONS} connections)", "", head,
+              "|" + "---|" * 10]
+    for r in rows:
+        if r["probe"]:
+            continue
+        fails = r["non_expected"] + r["bad_body"] + r["socket_errors"]
+        detail = []
+        if r["non_expected"]:
+            st = ", ".join(f"{v}×{k}" for k, v in sorted(r["statuses"].items())
+                           if k != str(r["expect_status"]))
+            detail.append(f"{r['non_expected']} non-{r['expect_status']}: {st}")
+        if r["bad_body"]:
+            detail.append(f"{r['bad_body']} wrong body")
+        if r["socket_errors"]:
+            detail.append(f"{r['socket_errors']} socket errors")
+        fail_s = f"{fails}" + (f" ({'; '.join(detail)})" if detail else "") + \
+            f" / {r['requests']:,}"
+        lines.append(
+            f"| {r['title']} | {fmt(r['rps'], ',.0f')} | {fmt_ratio(r['ratio'])} | "
+            f"{fmt(r['p50_ms'], '.3f')} | {fmt(r['p99_ms'], '.3f')} | "
+            f"{fmt(r['cpu_us_per_req'], '.2f')} | {fmt_ratio(r['cpu_ratio'])} | "
+            f"{fmt(r['wrk_cpu_us_per_req'], '.2f')} | {fail_s} | "
+            f"{fmt(r.get('redis_cmds_per_req'), '.2f')} |")
+    lines += ["", "failures = responses with an unexpected status (200 expected; 303 for the "
+              "login POSTs) or body (valid sessions must answer `ok alice`, invalid cookies "
+              "`ok `), plus socket errors; counted exactly by a wrk Lua response hook, summed "
+              "over all rounds. Logins verify the password in nginx's thread pool, so they can "
+              "use both cores; the bcrypt run uses 8 connections (50 queue for seconds), and "
+              "its latency is the queue, not one hash.", ""]
+    probes = [r for r in rows if r["probe"]]
+    if probes:
+        lines += ["## Latency at one connection (no queue: what a session adds to a request)",
+                  "", "| scenario | p50 ms | p99 ms | baseline p50 ms | baseline p99 ms | "
+                  "p50 added ms | p99 added ms | req/s | failures / requests |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for r in probes:
+            fails = r["non_expected"] + r["bad_body"] + r["socket_errors"]
+            lines.append(
+                f"| {r['title']} | {fmt(r['p50_ms'], '.3f')} | {fmt(r['p99_ms'], '.3f')} | "
+                f"{fmt(r['base_p50_ms'], '.3f')} | {fmt(r['base_p99_ms'], '.3f')} | "
+                f"{fmt(r['p50_added_ms'], '+.3f')} | {fmt(r['p99_added_ms'], '+.3f')} | "
+                f"{fmt(r['rps'], ',.0f')} | {fails} / {r['requests']:,} |")
+        lines += ["", "Each scenario runs with one connection while a second wrk sends baseline "
+                  "requests to the baseline server over one connection at the same time (same "
+                  "machine state for both); added = median over rounds of (scenario − concurrent "
+                  "baseline). Loopback round trip and wrk are in every number; the difference "
+                  "is the module's share.", ""]
+    if mem:
+        lines += ["## Memory (nginx worker VmRSS, fresh nginx, after a warm-up of "
+                  f"{mem['warmup_requests_per_store']:,} requests per store)", "",
+                  "| store | scenario | requests | RSS before KiB | RSS after KiB | growth KiB |",
+                  "|---|---|---|---|---|---|"]
+        for key in ("cookie", "redis"):
+            m = mem.get(key)
+            if m:
+                lines.append(f"| {key} | {m['scenario']} | {m['requests']:,} | "
+                             f"{m['rss_before_kib']} | {m['rss_after_kib']} | "
+                             f"{m['growth_kib']:+d} |")
+        lines.append("")
+    lines += ["## Targets (reported, never asserted)", "",
+              "| target | goal | measured | | by nginx CPU/request | |",
+              "|---|---|---|---|---|---|"]
+    for t in tgts:
+        cpu = "" if t["cpu_measured"] is None else \
+            f"{t['cpu_measured']} | {'met' if t['cpu_met'] else '**missed**'}"
+        lines.append(f"| {t['target']} | {t['goal']} | {t['measured']} | "
+                     f"{'met' if t['met'] else '**missed**'} | {cpu or ' | '} |")
+    lines += ["", "The issue's targets are on req/s; \"by nginx CPU/request\" applies the same "
+              "goal to baseline CPU µs/req ÷ scenario CPU µs/req, which does not depend on wrk "
+              "or on other load sharing the cores. The p99 target is judged at one connection "
+              f"(the {CONNECTIONS}-connection p99 is mostly queueing); a p99 over a few seconds "
+              "is still at the mercy of scheduling on a shared machine, so the CPU column gives "
+              "the processing time the module adds to every request (median over rounds of "
+              "scenario − baseline nginx CPU µs/req at "
+              f"{CONNECTIONS} connections), a floor for the latency it adds.", ""]
+    errlog = settings.get("error_log") or {}
+    if errlog.get("levels"):
+        lines += ["## nginx error.log (level warn and above)", "",
+                  "lines: " + ", ".join(f"{v} {k}" for k, v in sorted(errlog["levels"].items())),
+                  "", "| count | message |", "|---|---|"]
+        for m in errlog["messages"]:
+            lines.append(f"| {m['count']} | {m['message'].replace('|', '/')} |")
+        lines.append("")
+    text = "\n".join(lines)
+    (OUT / "results.md").write_text(text)
+    return text
+
+
+def write_chart(rows) -> bool:
+    if not shutil.which("gnuplot"):
+        log("gnuplot not found: no rps.png")
+        return False
+    dat = OUT / "rps.dat"
+    rows = [r for r in rows if not r.get("probe")]
+    with open(dat, "w") as f:
+        f.write("# index name ratio rps target cpu_ratio\n")
+        for i, r in enumerate(rows):
+            if r["ratio"] is None:
+                continue
+            f.write(f"{i} \"{r['name']}\" {r['ratio']:.4f} {r['rps']:.1f} "
+                    f"{r['target'] if r.get('target') else 'NaN'} "
+                    f"{r['cpu_ratio'] if r.get('cpu_ratio') is not None else 'NaN'}\n")
+    r = subprocess.run(["gnuplot", "-e", f"datafile='{dat}'; outfile='{OUT / 'rps.png'}'",
+                        str(BENCH_DIR / "rps.gnuplot")], capture_output=True, text=True,
+                       timeout=60)
+    if r.returncode != 0:
+        raise HarnessError(f"gnuplot failed: {r.stderr}")
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    for tool in ("wrk", "redis-server", "htpasswd"):
+        if not shutil.which(tool):
+            raise HarnessError(f"{tool} not found (scripts/bootstrap.sh installs it)")
+    if not NGINX_SRC.is_file():
+        raise HarnessError(f"{NGINX_SRC} is missing: run make nginx")
+    OUT.mkdir(parents=True, exist_ok=True)
+    secret, users = prepare_files()
+    shutil.copy2(NGINX_SRC, NGINX)
+
+    wanted = [s for s in os.environ.get("BENCH_SCENARIOS", "").split(",") if s]
+    scenarios = [dict(sc) for sc in SCENARIOS]
+    if wanted:
+        unknown = set(wanted) - {sc["name"] for sc in scenarios}
+        if unknown:
+            raise HarnessError(f"unknown BENCH_SCENARIOS: {sorted(unknown)}")
+        scenarios = [sc for sc in scenarios if sc["name"] in wanted or sc["name"] == "baseline"]
+
+    keys = ("BASELINE", "SIGNED", "ENCRYPTED", "REDIS", "WRITE_COOKIE", "WRITE_REDIS", "LOGIN")
+    ports = {k: free_port() for k in keys}
+    redis_port = free_port()
+    values = {f"PORT_{k}": v for k, v in ports.items()}
+    values.update(PORT_REDIS_SERVER=redis_port, PREFIX=RUN, SECRET=secret, USERS=users)
+    conf = render_conf(values)
+
+    redis = start_redis(redis_port)
+    nginx = Nginx(conf, list(ports.values()))
+    nginx.test()
+    nginx.start()
+    log(f"nginx master {nginx.proc.pid}, worker {nginx.worker}; redis-server {redis.pid} on "
+        f"127.0.0.1:{redis_port}")
+    for sc in scenarios:                # fails early if a scenario does not work at all
+        prepare(sc, ports)
+    runs = scenarios + probes_for(scenarios)
+
+    est = len(runs) * ROUNDS * DURATION
+    log(f"{len(runs)} runs ({len(scenarios)} scenarios + {len(runs) - len(scenarios)} "
+        f"one-connection latency probes) x {ROUNDS} rounds x {DURATION}s (~{est}s), then the "
+        f"memory phase ({MEM_REQUESTS} requests per store)")
+    rounds = []
+    for i in range(ROUNDS):
+        k = i % len(runs)
+        order = runs[k:] + runs[:k]
+        res = {}
+        for sc in order:
+            if sc.get("probe"):
+                res[sc["name"]] = x = measure_probe(sc, scenarios[0], ports, nginx)
+                log(f"round {i + 1}/{ROUNDS} {sc['name']:<20} p50 {fmt(x['p50_ms'], '.3f')} / "
+                    f"{fmt(x['base_p50_ms'], '.3f')} ms, p99 {fmt(x['p99_ms'], '.3f')} / "
+                    f"{fmt(x['base_p99_ms'], '.3f')} ms (scenario / concurrent baseline)")
+                continue
+            res[sc["name"]] = x = measure(sc, ports, nginx, redis_port, redis.pid)
+            log(f"round {i + 1}/{ROUNDS} {sc['name']:<20} {x['rps']:>10.0f} req/s  "
+                f"p99 {fmt(x['p99_ms'], '.3f')} ms  nginx {fmt(x['cpu_us_per_req'], '.1f')} "
+                f"µs/req  other load {x['foreign_cores']:.2f} cores  "
+                f"statuses {x['statuses']}")
+        rounds.append(res)
+
+    mem = memory_phase(scenarios, ports, nginx)
+    nginx.stop()
+    stop_proc("redis")
+    errlog = error_log_summary()
+
+    info = machine_info()
+    rows = summarize(runs, rounds)
+    tgts = targets(rows, mem)
+    settings = dict(rounds=ROUNDS, duration_s=DURATION, threads=THREADS,
+                    connections=CONNECTIONS, mem_requests=MEM_REQUESTS,
+                    error_log_level="warn", access_log="off", error_log=errlog)
+    text = write_report(info, rows, tgts, mem, settings)
+    chart = write_chart(rows)
+    with open(OUT / "results.json", "w") as f:
+        json.dump(dict(machine=info, settings=settings, scenarios=rows, memory=mem,
+                       targets=tgts, rounds=rounds), f, indent=2)
+    print(text)
+    print(f"written: {OUT / 'results.md'}, {OUT / 'results.json'}"
+          + (f", {OUT / 'rps.png'}" if chart else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    # scripts/bench.sh starts us in the background, where a non-interactive shell ignores
+    # SIGINT: take it back so that Ctrl-C stops the run (and everything it started) at once.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    try:
+        rc = main()
+    except HarnessError as e:
+        print(f"bench: error: {e}", file=sys.stderr)
+        rc = 1
+    except KeyboardInterrupt as e:
+        print(f"bench: interrupted ({e or 'SIGINT'})", file=sys.stderr)
+        rc = 130
+    finally:
+        stop_all()
+    sys.exit(rc)

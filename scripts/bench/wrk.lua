@@ -1,0 +1,88 @@
+-- wrk script for scripts/bench.py: one static request, exact status counting, optional stop.
+--
+-- Parameters come from the environment (read in every wrk Lua state):
+--   BENCH_METHOD         GET (default) or POST
+--   BENCH_COOKIE         Cookie header value sent with every request (empty: none)
+--   BENCH_BODY           request body (POST)
+--   BENCH_CTYPE          Content-Type header (POST)
+--   BENCH_EXPECT_STATUS  statuses that count as success, e.g. "200" or "303" (default 200)
+--   BENCH_EXPECT_BODY    substring the body must contain to count as success (empty: any body)
+--   BENCH_STOP_AFTER     stop each thread after this many responses (0: run for -d)
+--
+-- done() prints one line "BENCHSTATS {json}" that bench.py parses: wrk's own summary
+-- (requests, duration, socket errors, its non-2xx/3xx count), exact latency percentiles in
+-- microseconds, and the per-status counts gathered by response() in every thread.
+
+local getenv = os.getenv
+
+wrk.method = getenv("BENCH_METHOD") or "GET"
+local cookie = getenv("BENCH_COOKIE") or ""
+if cookie ~= "" then wrk.headers["Cookie"] = cookie end
+local body = getenv("BENCH_BODY") or ""
+if body ~= "" then wrk.body = body end
+local ctype = getenv("BENCH_CTYPE") or ""
+if ctype ~= "" then wrk.headers["Content-Type"] = ctype end
+
+local expect_status = {}
+for s in (getenv("BENCH_EXPECT_STATUS") or "200"):gmatch("%d+") do
+  expect_status[tonumber(s)] = true
+end
+local expect_body = getenv("BENCH_EXPECT_BODY") or ""
+local stop_after = tonumber(getenv("BENCH_STOP_AFTER") or "0") or 0
+
+-- Per-thread counters (globals, so the main state can read them with thread:get()).
+statuses = {}
+good = 0
+bad_status = 0
+bad_body = 0
+responses = 0
+
+function response(status, headers, resp_body)
+  responses = responses + 1
+  local key = tostring(status)
+  statuses[key] = (statuses[key] or 0) + 1
+  if not expect_status[status] then
+    bad_status = bad_status + 1
+  elseif expect_body ~= "" and not string.find(resp_body or "", expect_body, 1, true) then
+    bad_body = bad_body + 1
+  else
+    good = good + 1
+  end
+  if stop_after > 0 and responses >= stop_after then
+    wrk.thread:stop()
+  end
+end
+
+local threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+function done(summary, latency, requests)
+  local agg = {}
+  local tot = {good = 0, bad_status = 0, bad_body = 0, responses = 0}
+  for _, t in ipairs(threads) do
+    for k, v in pairs(t:get("statuses") or {}) do
+      agg[k] = (agg[k] or 0) + v
+    end
+    for k, _ in pairs(tot) do
+      tot[k] = tot[k] + (t:get(k) or 0)
+    end
+  end
+  local parts = {}
+  for k, v in pairs(agg) do
+    table.insert(parts, string.format('"%s":%d', k, v))
+  end
+  local e = summary.errors
+  io.write(string.format(
+    'BENCHSTATS {"requests":%d,"duration_us":%d,"bytes":%d,' ..
+    '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
+    '"latency_us":{"p50":%d,"p90":%d,"p99":%d,"p999":%d,"mean":%.2f,"max":%d},' ..
+    '"responses":%d,"good":%d,"bad_status":%d,"bad_body":%d,"statuses":{%s}}\n',
+    summary.requests, summary.duration, summary.bytes,
+    e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency:percentile(99.9), latency.mean, latency.max,
+    tot.responses, tot.good, tot.bad_status, tot.bad_body, table.concat(parts, ",")))
+end
