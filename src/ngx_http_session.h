@@ -195,6 +195,7 @@ struct ctx_t {
   ngx_int_t auth_status;
   unsigned login : 1;             // a successful login: new session id, lifetime restarts
   unsigned auth_done : 1;
+  unsigned login_plausible : 1;   // the submitted credentials could be valid at all
   unsigned storing : 1;           // the login's SET is in flight
   unsigned stored : 1;            // the record is in Redis already: only the cookie is left
 

@@ -204,8 +204,11 @@ ngx_int_t login_store(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf) {
 
 ngx_int_t login_response(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf) {
   ngx_str_t user = log_safe(r, sv(ctx->login_user));
+  char* action = r->connection->log->action;
+  r->connection->log->action = nullptr;
   ngx_log_error(NGX_LOG_INFO, r->connection->log, 0, "session login: user \"%V\" logged in",
                 &user);
+  r->connection->log->action = action;
 
   // The CSRF cookie has done its job.
   ngx_str_t name_buf;
@@ -235,7 +238,11 @@ ngx_int_t login_success(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf) {
 
 ngx_int_t login_failure(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf) {
   ngx_str_t user = log_safe(r, sv(ctx->login_user));
+  // One fixed form for fail2ban, whatever the connection is doing ("while sending ...").
+  char* action = r->connection->log->action;
+  r->connection->log->action = nullptr;
   ngx_log_error(NGX_LOG_INFO, r->connection->log, 0, "session login failed: user \"%V\"", &user);
+  r->connection->log->action = action;
   return render_page(r, ctx, lcf, NGX_HTTP_UNAUTHORIZED, kBadCredentials);
 }
 
@@ -250,6 +257,28 @@ struct user_file_task_t {
   int result;          // 1 match, 0 no match, -1 the file could not be read
   int err;
 };
+
+// Orders hashes by cost: bcrypt by its cost, then sha-crypt, apr1, SHA.
+int hash_rank(std::string_view h) {
+  switch (sess::htpasswd_hash_kind(h)) {
+    case sess::HashKind::Bcrypt:
+      if (h.size() >= 7 && h[4] >= '0' && h[4] <= '9' && h[5] >= '0' && h[5] <= '9') {
+        return 100 + (h[4] - '0') * 10 + (h[5] - '0');
+      }
+      return 100;
+    case sess::HashKind::Sha512Crypt:
+      return 60;
+    case sess::HashKind::Sha256Crypt:
+      return 50;
+    case sess::HashKind::Apr1:
+      return 40;
+    case sess::HashKind::Ssha:
+    case sess::HashKind::Sha1:
+      return 10;
+    default:
+      return 0;
+  }
+}
 
 // Runs in a thread of the pool: no nginx pools or logs here.
 void user_file_check(void* data, ngx_log_t*) {
@@ -277,19 +306,29 @@ void user_file_check(void* data, ngx_log_t*) {
       t->result = sess::htpasswd_verify(password, hash) ? 1 : 0;
       return;
     }
-    // Unknown user: spend the same time as for a wrong password of a real user.
+    // Unknown user: spend the time of a wrong password for the most expensive user of the
+    // file, by checking the submitted password against that user's hash (same parameters,
+    // same salt and password lengths) and ignoring the result.
     std::string_view like;
+    int like_rank = -1;
     std::string_view rest(text);
     while (!rest.empty()) {
       size_t nl = rest.find('\n');
       std::string_view line = rest.substr(0, nl);
       rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
-      std::string_view u;
-      if (sess::htpasswd_parse_line(line, &u, &like)) break;
-      like = {};
+      std::string_view u, h;
+      if (!sess::htpasswd_parse_line(line, &u, &h)) continue;
+      int rank = hash_rank(h);
+      if (rank > like_rank) {
+        like = h;
+        like_rank = rank;
+      }
     }
-    std::string dummy = sess::htpasswd_dummy_hash(like);
-    (void)sess::htpasswd_verify(password, dummy);
+    if (like.empty()) {
+      (void)sess::htpasswd_verify(password, sess::htpasswd_dummy_hash(like));
+    } else {
+      (void)sess::htpasswd_verify(password, like);
+    }
     t->result = 0;
   } catch (...) {
     t->result = -1;
@@ -322,7 +361,7 @@ ngx_int_t start_user_file_check(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* l
   if (task == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
   auto* t = static_cast<user_file_task_t*>(task->ctx);
   t->r = r;
-  t->user = ctx->login_user;
+  t->user = ctx->login_plausible ? ctx->login_user : ngx_str_t{0, nullptr};
   t->password = ctx->login_password;
   t->file = lcf->login_user_file;  // NUL-terminated by login_merge
   task->handler = user_file_check;
@@ -512,14 +551,17 @@ ngx_int_t process_post(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf) {
       !pool_str(r->pool, *password, &ctx->login_password)) {
     return NGX_HTTP_INTERNAL_SERVER_ERROR;
   }
-  // A name that cannot be a user is checked all the same (same cost), against no user.
-  if (user->size() > kMaxUserLen || password->size() > kMaxPasswordLen || sess::has_ctl(*user) ||
-      user->find(':') != sess::pstring::npos) {
-    ctx->login_user.len = 0;
-  }
+  // Credentials that cannot be valid (control bytes could also break the headers of the auth
+  // subrequest) are checked all the same (same cost), against no user.
+  ctx->login_plausible = !(user->size() > kMaxUserLen || password->size() > kMaxPasswordLen ||
+                           sess::has_ctl(*user) || sess::has_ctl(*password) ||
+                           user->find(':') != sess::pstring::npos);
 
   if (lcf->login_auth.len) {
-    if (ctx->login_user.len == 0) return login_failure(r, ctx, lcf);
+    if (!ctx->login_plausible) {
+      ctx->login_password.len = 0;
+      return login_failure(r, ctx, lcf);
+    }
     return start_auth_subrequest(r, ctx, lcf);
   }
   return start_user_file_check(r, ctx, lcf);

@@ -83,6 +83,7 @@ ctx_t::ctx_t(ngx_http_request_t* req)
       login_status(0), auth_keys(nullptr), auth_status(0) {
   login = 0;
   auth_done = 0;
+  login_plausible = 0;
   storing = 0;
   stored = 0;
   had_cookie = 0;

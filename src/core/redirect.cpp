@@ -50,7 +50,10 @@ bool redirect_is_safe(std::string_view next) noexcept {
     } else {
       i++;
     }
-    if (!allowed_byte(c)) return false;
+    // Decoded, an encoded space inside the path ("/a%20b") or a UTF-8 byte ("/caf%C3%A9") is
+    // an ordinary path: the redirect sends the encoded form, which browsers keep as a path.
+    // Control bytes and backslashes (which browsers strip or turn into '/') are not.
+    if (!allowed_byte(c) && !(c == ' ' && out_index >= 2) && c < 0x80) return false;
     if (out_index == 1 && is_slash(c)) return false;
   }
   return true;

@@ -99,6 +99,7 @@ const std::vector<std::string>& unsafe_corpus() {
       "/app\x0c",
       // Whitespace and control bytes, encoded.
       "/%20/evil.com",
+      "/%20",
       "/%09/evil.com",
       "/%0d/evil.com",
       "/%0a/evil.com",
@@ -106,28 +107,17 @@ const std::vector<std::string>& unsafe_corpus() {
       "/%0d%0a",
       "/app%00",
       "/app%7f",
-      "/app%20x",
       "/%1b",
       "/app%0bx",
       // Non-ASCII, raw and encoded (full-width solidus, reverse solidus, dots, homoglyphs).
       "/\xef\xbc\x8f\xef\xbc\x8f" "evil.com",         // ／／evil.com
       "/\xef\xbc\xbc" "evil.com",                     // ＼evil.com
-      "/%EF%BC%8F%EF%BC%8Fevil.com",
-      "/%ef%bc%8f%ef%bc%8fevil.com",
-      "/%EF%BC%BCevil.com",
-      "/evil%EF%BC%8Ecom",                            // full-width full stop
       "/evil\xef\xbc\x8e" "com",
       "/\xe3\x80\x82" "evil",                         // ideographic full stop
       "/\xe2\x81\x84" "evil",                         // fraction slash
-      "/%E2%81%84evil",
       "/\xe2\x88\x95" "evil",                         // division slash
-      "/%E2%88%95%E2%88%95evil.com",
       "/caf\xc3\xa9",
-      "/caf%C3%A9",
-      "/%C0%AF%C0%AFevil.com",                        // overlong '/'
       "/\xc0\xaf",
-      "/%80",
-      "/%ff",
       "/\xff",
       "\xef\xbc\x8f\xef\xbc\x8f" "evil.com",
       // Broken or double escapes.
@@ -157,9 +147,17 @@ TEST(RedirectIsSafe, UnsafeCorpus) {
   }
 }
 
+// Encoded non-ASCII stays encoded in the Location header, which browsers resolve as a path on
+// this site: these are safe (a raw, unencoded non-ASCII byte is not).
+TEST(RedirectIsSafe, EncodedNonAsciiIsAPath) {
+  for (const char* next : {"/%EF%BC%8F%EF%BC%8Fevil.com", "/%ef%bc%8f%ef%bc%8fevil.com", "/%EF%BC%BCevil.com", "/evil%EF%BC%8Ecom", "/%E2%81%84evil", "/%E2%88%95%E2%88%95evil.com", "/caf%C3%A9", "/%C0%AF%C0%AFevil.com", "/%80", "/%ff"}) {
+    EXPECT_TRUE(sess::redirect_is_safe(next)) << next;
+  }
+}
+
 TEST(RedirectIsSafe, SafePaths) {
   for (const char* next :
-       {"/", "/app", "/app/", "/app?x=1&y=%2F", "/a/b#frag", "/a/b?c=d#e", "/app/%7Euser",
+       {"/", "/app", "/app/", "/app?x=1&y=%2F", "/a/b#frag", "/a/b?c=d#e", "/app/%7Euser", "/app%20x", "/private/a%20b",
         "/search?q=a%2Bb", "/x?next=%2Fapp", "/a/./b", "/a/../b", "/.well-known/x",
         "/path;params", "/@user", "/a//b", "/a/\\x"}) {
     const bool expected = std::string_view(next) != "/a/\\x";  // backslash anywhere is unsafe
@@ -186,13 +184,14 @@ TEST(RedirectIsSafe, EveryEncodedByte) {
     std::string next = "/a%";
     next.push_back(kHex[c >> 4]);
     next.push_back(kHex[c & 15]);
-    const bool expected = c >= 0x21 && c <= 0x7e && c != '\\';
+    const bool printable = (c >= 0x21 && c <= 0x7e && c != '\\') || c >= 0x80;
+    const bool expected = printable || c == ' ';  // a decoded space inside the path is fine
     EXPECT_EQ(sess::redirect_is_safe(next), expected) << c;
     // In the second position, '/' and '\' are scheme-relative after decoding.
     std::string second = "/%";
     second.push_back(kHex[c >> 4]);
     second.push_back(kHex[c & 15]);
-    const bool expected2 = expected && c != '/';
+    const bool expected2 = printable && c != '/';
     EXPECT_EQ(sess::redirect_is_safe(second + "x"), expected2) << c;
   }
 }
