@@ -691,6 +691,9 @@ def test_login_auth_headers_cannot_inject(nginx, echo_upstream):
                 close_wait=0.05)   # closing: test_failed_login_finishes_the_request
             assert_clean(ex, (p, user))
             assert ex.status in (303, 400, 401), (p, ex.data[:300])
+            if any(b < 0x20 or b == 0x7f for b in (user + password).encode("latin-1")):
+                # Credentials with control bytes never reach the auth location.
+                assert ex.status == 401, (p, user, ex.status)
             sc = [v for v in ex.header_values("Set-Cookie") if v.startswith(b"session=")]
             if ex.status != 303 or not sc:
                 continue
@@ -702,5 +705,5 @@ def test_login_auth_headers_cannot_inject(nginx, echo_upstream):
             read_back(srv, sess + "; " + cookie, ("auth", p, user))
             who = get(srv, "/whoami", [("Cookie", sess)])
             assert not has_ctl(who.body[:-1]), (p, who.body)
-    assert logged_in >= len(PAYLOADS), f"only {logged_in} logins succeeded: nothing read back"
+    assert logged_in >= 1, "no login succeeded: nothing read back"
     assert not H.forged_log_lines(srv), H.forged_log_lines(srv)[:5]
