@@ -500,7 +500,7 @@ ngx_int_t read_body(ngx_http_request_t* r, ngx_str_t* out) {
   if (out->data == nullptr) return NGX_ERROR;
   u_char* p = out->data;
   for (ngx_chain_t* cl = r->request_body->bufs; cl; cl = cl->next) {
-    p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
+    if (cl->buf->last > cl->buf->pos) p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
   }
   out->len = len;
   return NGX_OK;
