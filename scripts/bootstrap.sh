@@ -10,7 +10,7 @@ PACKAGES=(
   # the packaged nginx the dynamic module is loaded into
   nginx-core
   # tests, demo, benchmark
-  libgtest-dev redis-server wrk apache2-utils curl
+  libgtest-dev redis-server wrk apache2-utils curl openssl procps
   python3 python3-pytest python3-requests python3-redis python3-cryptography
   gnuplot-nox
 )
