@@ -18,7 +18,8 @@ UNIT_BIN := $(BUILD)/unit/session_unit_tests
 UNIT_CXXFLAGS := -std=c++17 -O1 -g -Wall -Wextra -Werror -Wno-unused-parameter -Isrc/core
 UNIT_LIBS := -lgtest -lgtest_main -lssl -lcrypto -lcrypt -pthread
 
-.PHONY: all bootstrap nginx dynamic unit test test-integration check-clang fuzz test-asan valgrind \
+.PHONY: all bootstrap nginx dynamic unit test test-integration check-clang test-nginx-next fuzz \
+	test-asan valgrind \
 	demo demo-stop bench clean
 
 # Extra Debian packages for the test suite: Chromium for the browser test, clang/libFuzzer.
@@ -77,6 +78,15 @@ test:
 	$(MAKE) --no-print-directory check-clang
 	$(MAKE) --no-print-directory test-integration
 	$(MAKE) --no-print-directory fuzz FUZZ_TIME=$(TEST_FUZZ_TIME)
+
+# The module against a newer nginx from Debian's next release (cookies are a linked list of
+# headers since nginx 1.23): build it and run the cookie, login and Redis tests against it.
+NGINX_NEXT ?= 1.26.3
+test-nginx-next: $(BUILD)/.bootstrap
+	$(MAKE) --no-print-directory NGINX_VERSION=$(NGINX_NEXT) BUILD=$(BUILD)/nginx-$(NGINX_NEXT) nginx
+	NGINX_BIN=$(BUILD)/nginx-$(NGINX_NEXT)/sbin/nginx $(PYTHON) -m pytest -q -p no:cacheprovider \
+	  t/test_cookie_store.py t/test_bad_cookies.py t/test_actions.py t/test_variables.py \
+	  t/test_require.py t/test_login.py t/test_redis.py
 
 fuzz:
 	@BOOTSTRAP_EXTRA=fuzz scripts/bootstrap.sh
