@@ -34,6 +34,19 @@ inline std::string_view sv(const ngx_str_t& s) {
   return {reinterpret_cast<const char*>(s.data), s.len};
 }
 
+// Calls f(header) for every element of an nginx header list until f returns true; returns
+// true if it did.
+template <typename F>
+bool find_header(ngx_list_t* list, F f) {
+  for (ngx_list_part_t* part = &list->part; part != nullptr; part = part->next) {
+    auto* h = static_cast<ngx_table_elt_t*>(part->elts);
+    for (ngx_uint_t i = 0; i < part->nelts; i++) {
+      if (f(h[i])) return true;
+    }
+  }
+  return false;
+}
+
 // Copies s into pool memory as an ngx_str_t. Returns false on allocation failure.
 bool pool_str(ngx_pool_t* pool, std::string_view s, ngx_str_t* out);
 

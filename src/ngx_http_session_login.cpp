@@ -404,33 +404,25 @@ ngx_int_t auth_done(ngx_http_request_t* sr, void* data, ngx_int_t rc) noexcept {
   if (ctx->auth_status < NGX_HTTP_OK || ctx->auth_status >= 300) return rc;
 
   // X-Session-<Key>: <value> response headers become session keys.
-  ngx_list_part_t* part = &sr->headers_out.headers.part;
-  auto* h = static_cast<ngx_table_elt_t*>(part->elts);
-  for (ngx_uint_t i = 0;; i++) {
-    if (i >= part->nelts) {
-      if (part->next == nullptr) break;
-      part = part->next;
-      h = static_cast<ngx_table_elt_t*>(part->elts);
-      i = 0;
-      if (part->nelts == 0) continue;
-    }
+  bool failed = find_header(&sr->headers_out.headers, [&](const ngx_table_elt_t& h) {
     ngx_str_t key;
-    if (h[i].hash == 0 || !header_to_key(h[i].key, &key, r->pool)) continue;
+    if (h.hash == 0 || !header_to_key(h.key, &key, r->pool)) return false;
+    if (sess::has_ctl(sv(h.value))) return false;
     if (sv(key) == "user") {
       // The auth service may canonicalise the user name.
-      if (h[i].value.len && !sess::has_ctl(sv(h[i].value))) ctx->login_user = h[i].value;
-      continue;
+      if (h.value.len) ctx->login_user = h.value;
+      return false;
     }
-    if (sess::has_ctl(sv(h[i].value))) continue;
     if (ctx->auth_keys == nullptr) {
       ctx->auth_keys = ngx_array_create(r->pool, 4, sizeof(ngx_keyval_t));
-      if (ctx->auth_keys == nullptr) return NGX_ERROR;
+      if (ctx->auth_keys == nullptr) return true;
     }
     auto* kv = static_cast<ngx_keyval_t*>(ngx_array_push(ctx->auth_keys));
-    if (kv == nullptr) return NGX_ERROR;
+    if (kv == nullptr) return true;
     kv->key = key;
-    if (!pool_str(r->pool, sv(h[i].value), &kv->value)) return NGX_ERROR;
-  }
+    return !pool_str(r->pool, sv(h.value), &kv->value);
+  });
+  if (failed) return NGX_ERROR;
   return rc;
 }
 

@@ -257,23 +257,11 @@ namespace {
 // Accept: ... text/html ... on a GET or HEAD: a browser navigating.
 bool is_browser(ngx_http_request_t* r) {
   if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))) return false;
-  ngx_list_part_t* part = &r->headers_in.headers.part;
-  auto* h = static_cast<ngx_table_elt_t*>(part->elts);
-  for (ngx_uint_t i = 0;; i++) {
-    if (i >= part->nelts) {
-      if (part->next == nullptr) break;
-      part = part->next;
-      h = static_cast<ngx_table_elt_t*>(part->elts);
-      i = 0;
-      if (part->nelts == 0) continue;
-    }
-    if (h[i].key.len == 6 && ngx_strncasecmp(h[i].key.data, (u_char*)"accept", 6) == 0 &&
-        ngx_strlcasestrn(h[i].value.data, h[i].value.data + h[i].value.len, (u_char*)"text/html",
-                         9 - 1) != nullptr) {
-      return true;
-    }
-  }
-  return false;
+  return find_header(&r->headers_in.headers, [](const ngx_table_elt_t& h) {
+    return h.key.len == 6 && ngx_strncasecmp(h.key.data, (u_char*)"accept", 6) == 0 &&
+           ngx_strlcasestrn(h.value.data, h.value.data + h.value.len, (u_char*)"text/html",
+                            9 - 1) != nullptr;
+  });
 }
 
 ngx_int_t deny(ngx_http_request_t* r, loc_conf_t* lcf) {

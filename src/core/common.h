@@ -16,6 +16,15 @@ using pstring = std::pmr::string;
 // True for bytes 0x00-0x1f and 0x7f.
 inline bool is_ctl(unsigned char c) { return c < 0x20 || c == 0x7f; }
 
+// The value of one hex digit, or -1.
+inline int hex_value(char ch) noexcept {
+  const auto c = static_cast<unsigned char>(ch);
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 // True if any byte of s is a control byte (CR, LF, NUL, TAB, DEL, ...).
 bool has_ctl(std::string_view s) noexcept;
 

@@ -5,14 +5,6 @@ namespace sess {
 
 namespace {
 
-int hex_value(char ch) noexcept {
-  const auto c = static_cast<unsigned char>(ch);
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // Appends the decoded form of in to out; plus_is_space selects form ('+' = ' ') semantics.
 // Returns false on a '%' not followed by two hex digits.
 bool decode_into(std::string_view in, pstring& out, bool plus_is_space) {

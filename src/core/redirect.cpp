@@ -7,14 +7,6 @@ namespace {
 
 constexpr size_t kMaxRedirectLen = 2048;
 
-int hex_value(char ch) noexcept {
-  const auto c = static_cast<unsigned char>(ch);
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // Printable ASCII other than backslash: 0x21-0x7e minus '\'. Excludes space, every control
 // byte (so no TAB/CR/LF that browsers strip or split on) and every byte >= 0x80 (so no
 // full-width or other look-alike characters that URL parsers may normalise to '/' or '.').
