@@ -3,7 +3,8 @@
 #
 # The C++ compiler follows nginx's C compiler (gcc/cc -> g++, clang -> clang++), or is taken from
 # NGX_SESSION_CXX. Flags are nginx's CFLAGS (its -Werror included) minus the C-only ones, plus
-# -std=c++17 -fPIC -fvisibility=hidden.
+# -std=c++17 -fPIC -fvisibility=hidden; nginx's default "-O" becomes -O2 for the C++ code (the
+# JSON parser and the envelope code are on every request), an explicit -O<n> is kept.
 
 if [ -n "$NGX_SESSION_CXX" ]; then
     ngx_session_cxx="$NGX_SESSION_CXX"
@@ -23,14 +24,15 @@ ngx_session_hdrs=`ls "$ngx_addon_dir"/src/*.h "$ngx_addon_dir"/src/core/*.h 2>/d
 cat << END                                                        >> $NGX_MAKEFILE
 
 NGX_SESSION_CXX = $ngx_session_cxx
-NGX_SESSION_CXXFLAGS = \$(filter-out -std=% -Wmissing-prototypes -Wstrict-prototypes \
-	-Wold-style-definition -Wdeclaration-after-statement -Wbad-function-cast \
-	-Wnested-externs -Wno-pointer-sign -Wpointer-sign, \$(CFLAGS)) \
+NGX_SESSION_CXXFLAGS = \$(patsubst -O,-O2,\$(filter-out -std=% -Wmissing-prototypes \
+	-Wstrict-prototypes -Wold-style-definition -Wdeclaration-after-statement \
+	-Wbad-function-cast -Wnested-externs -Wno-pointer-sign -Wpointer-sign, \$(CFLAGS))) \
 	-std=c++17 -fPIC -fvisibility=hidden -fvisibility-inlines-hidden $NGX_SESSION_CXXFLAGS
 NGX_SESSION_HDRS = $ngx_session_hdrs
 
 END
 
+# Objects also depend on the generated Makefile: a new configure (other flags) rebuilds them.
 ngx_session_objs=
 for ngx_session_src in $NGX_SESSION_CORE_SRCS $NGX_SESSION_GLUE_SRCS
 do
@@ -48,7 +50,7 @@ do
             ;;
     esac
     cat << END                                                    >> $NGX_MAKEFILE
-$ngx_session_obj:	$ngx_addon_dir/$ngx_session_src \$(NGX_SESSION_HDRS) $ngx_session_deps
+$ngx_session_obj:	$ngx_addon_dir/$ngx_session_src \$(NGX_SESSION_HDRS) $ngx_session_deps $NGX_MAKEFILE
 	\$(NGX_SESSION_CXX) -c \$(NGX_SESSION_CXXFLAGS) $ngx_session_incs -o $ngx_session_obj $ngx_addon_dir/$ngx_session_src
 
 END
