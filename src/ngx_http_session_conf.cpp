@@ -29,6 +29,21 @@ ngx_conf_enum_t fail_values[] = {
     {ngx_null_string, 0},
 };
 
+// ngx_conf_set_enum_slot with an error that names the directive and the choices.
+char* set_enum(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept {
+  auto* value = static_cast<ngx_str_t*>(cf->args->elts);
+  auto* e = static_cast<ngx_conf_enum_t*>(cmd->post);
+  for (ngx_uint_t i = 0; e[i].name.len != 0; i++) {
+    if (e[i].name.len == value[1].len &&
+        ngx_strcasecmp(e[i].name.data, value[1].data) == 0) {
+      return ngx_conf_set_enum_slot(cf, cmd, conf);
+    }
+  }
+  ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": invalid value \"%V\" (use \"%V\" or \"%V\")",
+                     &cmd->name, &value[1], &e[0].name, &e[1].name);
+  return conf_error();
+}
+
 // Names that $session_<name> cannot reach: the module's own variables win.
 const std::string_view reserved_keys[] = {"id", "status", "expires", "csrf_token", "login_error"};
 
@@ -528,7 +543,7 @@ ngx_command_t commands[] = {
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("session_cookie"), SESSION_ALL_CONF | NGX_CONF_1MORE, set_cookie,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
-    {ngx_string("session_store"), SESSION_ALL_CONF | NGX_CONF_TAKE1, ngx_conf_set_enum_slot,
+    {ngx_string("session_store"), SESSION_ALL_CONF | NGX_CONF_TAKE1, set_enum,
      NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, store), store_values},
     {ngx_string("session_encrypt"), SESSION_ALL_CONF | NGX_CONF_FLAG, ngx_conf_set_flag_slot,
      NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, encrypt), nullptr},
@@ -545,7 +560,7 @@ ngx_command_t commands[] = {
     {ngx_string("session_redis_timeout"), SESSION_ALL_CONF | NGX_CONF_TAKE1,
      ngx_conf_set_msec_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, redis_timeout),
      nullptr},
-    {ngx_string("session_store_fail"), SESSION_ALL_CONF | NGX_CONF_TAKE1, ngx_conf_set_enum_slot,
+    {ngx_string("session_store_fail"), SESSION_ALL_CONF | NGX_CONF_TAKE1, set_enum,
      NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, fail), fail_values},
     {ngx_string("session_set"), SESSION_ACTION_CONF | NGX_CONF_TAKE2, set_action,
      NGX_HTTP_LOC_CONF_OFFSET, ACTION_SET, nullptr},
