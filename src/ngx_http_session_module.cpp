@@ -531,11 +531,9 @@ void write_session(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf, sess::pst
       return;
     }
   } else {
-    if (ctx->dirty || !ctx->decoded) {
-      if (ctx->dirty) {
-        ctx->payload.clear();
-        ctx->data.encode(ctx->payload);
-      }
+    if (ctx->dirty) {  // otherwise (renewal) the payload received is sealed again as it is
+      ctx->payload.clear();
+      ctx->data.encode(ctx->payload);
     }
     if (!sess::envelope_seal(*lcf->secrets->ring, cookie_kind(lcf), name, ctx->times,
                              ctx->payload, value)) {
