@@ -33,6 +33,8 @@ struct redis_conn_t {
   ngx_event_t timer;
   ngx_event_t reconnect;             // keeps a connection ready for writes
   time_t failure_logged;             // rate-limits "connect failed" lines
+  time_t refused_logged;             // rate-limits per-request "not sent" lines
+  ngx_uint_t refused;                // requests refused since the last such line
   ngx_msec_t backoff;
   ngx_msec_t retry_at;
   bool connected;
@@ -64,6 +66,18 @@ void note_failure(redis_conn_t* conn) {
   conn->retry_at = ngx_current_msec + conn->backoff;
   conn->backoff = ngx_min(conn->backoff * 2, kBackoffMax);
   schedule_reconnect(conn);
+}
+
+// Requests refused while the store is unavailable: one line a second at most, with a count,
+// so that an outage under load does not flood the error log.
+bool log_refusal_now(redis_conn_t* conn, ngx_uint_t* more) {
+  if (conn == nullptr) return true;
+  conn->refused++;
+  if (ngx_time() == conn->refused_logged) return false;
+  conn->refused_logged = ngx_time();
+  *more = conn->refused - 1;
+  conn->refused = 0;
+  return true;
 }
 
 // Connect failures are logged once, then at most every kFailureLogInterval while they last.
@@ -412,8 +426,12 @@ ngx_int_t write_command(ngx_http_request_t* r, loc_conf_t* lcf, int argc, const 
   if (conn != nullptr) ensure_connected(conn, lcf->redis_timeout);
   if (conn == nullptr || !conn->connected ||
       !send(conn, admin_reply, conn, lcf->redis_timeout, argc, argv, lens)) {
-    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                  "session redis: %s not sent, the store is unavailable", argv[0]);
+    ngx_uint_t more = 0;
+    if (log_refusal_now(conn, &more)) {
+      ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                    "session redis: %s not sent, the store is unavailable (%ui more since the "
+                    "last such line)", argv[0], more);
+    }
     return NGX_ERROR;
   }
   // Hand it to the kernel before the response goes out, so that the client's next request,
@@ -429,8 +447,12 @@ ngx_int_t redis_lookup(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf) noexc
   auto fail = [&]() {
     ctx->store_error = 1;
     ctx->status = STATUS_ERROR;
-    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                  "session redis \"%V\": unavailable, lookup not sent", &lcf->redis->name);
+    ngx_uint_t more = 0;
+    if (log_refusal_now(conn, &more)) {
+      ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                    "session redis \"%V\": unavailable, lookup not sent (%ui more since the "
+                    "last such line)", &lcf->redis->name, more);
+    }
     return NGX_ERROR;
   };
   if (conn == nullptr || !ensure_connected(conn, lcf->redis_timeout)) return fail();
