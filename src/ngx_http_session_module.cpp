@@ -400,10 +400,7 @@ void cookie_action(ngx_http_request_t* r, const action_t* a, sess::pstring& buf)
 
 void apply_actions(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf, sess::pstring& buf) {
   bool store_ok = !ctx->store_error;
-  if (store_ok) {
-    ensure_decoded(r, ctx);
-    if (ctx->status != STATUS_VALID) ctx->data.clear();  // actions start a new session
-  }
+  bool prepared = false;  // the data is decoded only if a session action needs it
   auto* a = static_cast<action_t*>(lcf->actions->elts);
   for (ngx_uint_t i = 0; i < lcf->actions->nelts; i++) {
     if (a[i].type == ACTION_COOKIE_SET || a[i].type == ACTION_COOKIE_DELETE) {
@@ -411,6 +408,11 @@ void apply_actions(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf, sess::pst
       continue;
     }
     if (!store_ok) continue;  // the store is unreachable: leave the session as it is
+    if (!prepared) {
+      prepared = true;
+      ensure_decoded(r, ctx);
+      if (ctx->status != STATUS_VALID) ctx->data.clear();  // actions start a new session
+    }
     switch (a[i].type) {
       case ACTION_SET: {
         ngx_str_t v;
