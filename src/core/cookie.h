@@ -17,6 +17,22 @@ struct CookieLookup {
 // DQUOTEs are returned without them. Returned views point into header.
 void cookie_find(std::string_view header, std::string_view name, CookieLookup& acc) noexcept;
 
+// Every distinct value of one cookie name across all Cookie header lines of a request (a browser
+// sends duplicates when several cookies of that name match: a parent-domain cookie planted by a
+// sibling site, another path). Values are kept in order of appearance, DQUOTEs stripped, equal
+// values once; at most kMax distinct values are kept (`overflow` says more were seen).
+struct CookieCandidates {
+  static constexpr size_t kMax = 8;
+  std::string_view values[kMax];
+  size_t count = 0;        // distinct values kept
+  size_t occurrences = 0;  // occurrences of the name
+  bool overflow = false;
+};
+
+// Like cookie_find, for all occurrences of name in one Cookie header value.
+void cookie_collect(std::string_view header, std::string_view name,
+                    CookieCandidates& acc) noexcept;
+
 // RFC 6265 cookie-name: a non-empty HTTP token.
 bool cookie_name_valid(std::string_view name) noexcept;
 

@@ -30,6 +30,15 @@ uint64_t expiry_expires_at(const ExpiryPolicy& p, const Times& t) noexcept;
 // Seconds left (0 if expired): the TTL of the server-side record.
 uint64_t expiry_ttl(const ExpiryPolicy& p, const Times& t, const Clock& clock) noexcept;
 
+// TTL of a server-side record: expiry_ttl for a logged-in session; a record without a logged-in
+// user (an anonymous session_set) lives at most the idle timeout when one is set, else at most
+// kAnonymousRenewFactor * renew (at least kAnonymousMinTtl), so that anonymous traffic cannot
+// fill Redis with month-long records. Renewal extends it like any session while it is used.
+constexpr uint64_t kAnonymousRenewFactor = 10;
+constexpr uint64_t kAnonymousMinTtl = 600;
+uint64_t expiry_record_ttl(const ExpiryPolicy& p, const Times& t, const Clock& clock,
+                           bool logged_in) noexcept;
+
 // True when the cookie should be re-issued: now - refreshed >= renew.
 bool expiry_needs_renew(const ExpiryPolicy& p, const Times& t, const Clock& clock) noexcept;
 

@@ -35,6 +35,11 @@ class SessionData {
   void encode(pstring& out) const;
 
   const SessionValue* get(std::string_view key) const noexcept;
+
+  // The value whose key equals key without regard to ASCII case (nginx lowercases variable
+  // names: $session_userId looks for "userid"). nullptr if none; if two keys differ only in
+  // case, nullptr and *ambiguous = true.
+  const SessionValue* get_ci(std::string_view key, bool* ambiguous) const noexcept;
   void set_string(std::string_view key, std::string_view value);
   void set_json(std::string_view key, std::string_view json_text);  // text must be valid JSON
   bool erase(std::string_view key);
@@ -47,6 +52,10 @@ class SessionData {
   std::pmr::memory_resource* mr_;
   std::pmr::vector<SessionValue> values_;
 };
+
+// A session is logged in when its user key holds a non-empty JSON string (a user literally named
+// "null" is a user; numbers, booleans, null, arrays and objects log nobody in).
+bool session_user_logged_in(const SessionValue* user) noexcept;
 
 // Session keys usable in session_set and $session_<key>: 1-64 bytes of [A-Za-z0-9_].
 bool session_key_valid(std::string_view key) noexcept;

@@ -1,0 +1,30 @@
+// Which of several session cookies of the same name is the session (cookie tossing defence).
+//
+// A browser sends every cookie whose domain and path match, so a sibling subdomain can plant a
+// second cookie of our name for the parent domain. Every candidate is verified; then
+//   - exactly one verifies and is within its lifetime  -> that one is the session;
+//   - two or more (different values) verify            -> no session: Invalid, `tossing` set
+//     (a sibling planted its own valid session; picking either could log the user in as
+//     someone else);
+//   - none verifies: Expired if one verified but has expired, else Invalid; None if there was
+//     no candidate at all.
+// The caller never expires a cookie because of a duplicate (read-only requests never write).
+#pragma once
+
+#include "common.h"
+
+namespace sess {
+
+enum class LoadStatus : uint8_t { None, Valid, Expired, Invalid, Error };
+
+enum class CandidateVerdict : uint8_t { Malformed, BadMac, FutureDated, Expired, Valid };
+
+struct Selection {
+  LoadStatus status = LoadStatus::None;
+  size_t index = 0;       // the chosen candidate (Valid), or the expired one (Expired)
+  bool tossing = false;   // two or more candidates verified
+};
+
+Selection select_candidate(const CandidateVerdict* v, size_t n) noexcept;
+
+}  // namespace sess

@@ -1,0 +1,56 @@
+// The attribute grammar shared by `session_cookie`, `cookie_set` and `cookie_delete` (one parser
+// for one syntax). Arguments are the directive's words after the cookie name (and value), e.g.
+// {"path=/app", "max_age=1h", "secure", "samesite=strict"}.
+//
+// Grammar (each word once at most; a repeated attribute is an error):
+//   path=P         P starts with '/', 1..1024 bytes of 0x21..0x7e except ';' and ','
+//   domain=D       1..253 bytes of [A-Za-z0-9.-], optionally one leading '.', no ".."
+//   max_age=T      a duration (duration.h)                      not for cookie_delete
+//   expires=T      a duration from now                          cookie_set only
+//   secure | secure=on | secure=off | secure=auto               (auto: session_cookie only)
+//   httponly | httponly=on | httponly=off                       not for cookie_delete
+//   samesite=strict|lax|none|off                                not for cookie_delete
+//   partitioned                                                 not for cookie_delete
+// Then the cross-attribute rules (checked by cookie_attrs_check with the cookie name):
+//   samesite=none and partitioned require secure=on; a "__Host-" name requires secure=on,
+//   path=/ (or no path) and no domain; a "__Secure-" name requires secure=on.
+// Defaults (what an absent attribute means) are the caller's: CookieAttrSpec says what was given.
+#pragma once
+
+#include "common.h"
+#include "cookie.h"
+
+namespace sess {
+
+enum class CookieDirective : uint8_t { SessionCookie, CookieSet, CookieDelete };
+enum class Secure : uint8_t { Off, On, Auto };
+
+struct CookieAttrSpec {
+  std::string_view path;        // views into the arguments
+  std::string_view domain;
+  int64_t max_age = -1;         // seconds
+  int64_t expires = -1;         // seconds from now
+  Secure secure = Secure::Off;
+  bool httponly = false;
+  SameSite samesite = SameSite::Unset;
+  bool partitioned = false;
+  // which attributes were given
+  bool has_path = false, has_domain = false, has_max_age = false, has_expires = false,
+       has_secure = false, has_httponly = false, has_samesite = false, has_partitioned = false;
+};
+
+struct CookieAttrError {
+  size_t index = 0;             // the offending argument (for "unknown"/"invalid"/"duplicate")
+  const char* message = "";     // static text, e.g. "unknown attribute", "invalid attribute",
+                                // "duplicate attribute", "samesite=none requires \"secure\""
+};
+
+// Parses args[0..n). On error returns false and fills err.
+bool cookie_attrs_parse(CookieDirective d, const std::string_view* args, size_t n,
+                        CookieAttrSpec* out, CookieAttrError* err) noexcept;
+
+// The cross-attribute rules for a cookie named `name` with the effective attributes (after the
+// caller applied its defaults). Returns nullptr if fine, else a static message naming the rule.
+const char* cookie_attrs_check(std::string_view name, const CookieAttrSpec& effective) noexcept;
+
+}  // namespace sess

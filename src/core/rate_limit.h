@@ -1,0 +1,24 @@
+// Log-line rate limiting for lines that clients (or an outage) can cause on every request:
+// at most one line per interval, and that line says how many were suppressed since the last.
+#pragma once
+
+#include "common.h"
+
+namespace sess {
+
+class LogLimiter {
+ public:
+  explicit LogLimiter(uint64_t interval = 1) noexcept : interval_(interval) {}
+
+  // Call for every event at unix time now. True: log now, *suppressed = events not logged since
+  // the previous logged one. False: count it and stay silent.
+  bool allow(uint64_t now, uint64_t* suppressed) noexcept;
+
+ private:
+  uint64_t interval_;
+  uint64_t last_ = 0;
+  bool logged_ = false;
+  uint64_t count_ = 0;
+};
+
+}  // namespace sess

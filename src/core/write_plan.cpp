@@ -1,0 +1,84 @@
+#include "write_plan.h"
+
+namespace sess {
+
+namespace {
+
+WritePlan end_session(const WriteInputs& in) {
+  WritePlan p;
+  if (in.server_store && in.has_id && in.status == LoadStatus::Valid) {
+    p.record = RecordWrite::Delete;
+  }
+  if (in.had_cookie) p.cookie = CookieWrite::Expire;
+  return p;
+}
+
+}  // namespace
+
+WritePlan plan_write(const WriteInputs& in) noexcept {
+  WritePlan p;
+  if (in.logout) {
+    if (in.server_store && in.has_id) p.record = RecordWrite::Delete;
+    p.cookie = CookieWrite::Expire;
+    p.logout = true;
+    p.cache_private = true;
+    return p;
+  }
+  if (!in.writes_allowed || in.store_error) return p;
+
+  const bool valid = in.status == LoadStatus::Valid;
+  if (in.login) {
+    p.cookie = CookieWrite::Set;
+    p.restart_lifetime = true;
+    p.new_id = in.server_store;
+    if (in.server_store) {
+      p.record = in.login_stored ? RecordWrite::None : RecordWrite::Create;
+      p.delete_old = valid && in.has_id;
+    }
+  } else if (in.destroy || ((in.changed || in.regenerate) && in.empty_after)) {
+    p = end_session(in);
+  } else if (!valid) {
+    if (in.changed) {  // actions on no (or a broken) session start a new one
+      p.cookie = CookieWrite::Set;
+      p.restart_lifetime = true;
+      if (in.server_store) {
+        p.record = RecordWrite::Create;
+        p.new_id = true;
+      }
+    }
+  } else if (in.regenerate) {
+    p.cookie = CookieWrite::Set;
+    if (in.server_store) {
+      p.record = RecordWrite::Create;
+      p.new_id = true;
+      p.delete_old = in.has_id;
+    }
+  } else if (in.changed) {
+    p.cookie = CookieWrite::Set;
+    if (in.server_store) p.record = RecordWrite::Update;
+  } else if (in.renew_due) {
+    p.cookie = CookieWrite::Set;
+    if (in.server_store) p.record = RecordWrite::Touch;
+  }
+  p.cache_private = p.cookie != CookieWrite::Keep;
+  return p;
+}
+
+AfterWrite after_write(const WritePlan& p, WriteOutcome o) noexcept {
+  if (o == WriteOutcome::Done) return AfterWrite::Proceed;
+  if (p.logout) return AfterWrite::Proceed;
+  switch (p.record) {
+    case RecordWrite::Touch:
+      return AfterWrite::DropCookie;
+    case RecordWrite::Update:
+      return o == WriteOutcome::Gone ? AfterWrite::DropCookie : AfterWrite::Refuse;
+    case RecordWrite::None:
+      return AfterWrite::Proceed;
+    case RecordWrite::Create:
+    case RecordWrite::Delete:
+    default:
+      return AfterWrite::Refuse;
+  }
+}
+
+}  // namespace sess

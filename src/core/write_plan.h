@@ -1,0 +1,68 @@
+// The write decision: what one response does to the session cookie and the server-side record.
+// The glue gathers the inputs (how the session loaded, what the request's actions or the
+// login/logout flow did, whether the gate lets this response write) and applies the plan.
+//
+// Rules (DESIGN.md v1 + "Sessions are trusted only where they were made"):
+//   - logout always expires the cookie and deletes the record it knows of, also when the store
+//     failed (a failed delete is logged, the 303 still expires the cookie);
+//   - a response the gate closes (refused, subrequest, before the location) writes nothing;
+//   - a store failure leaves everything as it is (nobody is logged out by an outage);
+//   - requests that only read the session never write: an invalid, expired or duplicated
+//     cookie, or a missing record, is reported in $session_status and the cookie is left alone;
+//   - session_destroy, and changes that leave the session empty, delete the record and expire
+//     the cookie that was sent;
+//   - a login starts a new session: new id, lifetime from now; the old record is deleted only
+//     after the new one is confirmed;
+//   - changes of an existing session update its record only while it exists (never re-create it);
+//     a new session gets a new id; session_regenerate moves the data to a new id;
+//   - a valid session past session_renew is re-issued (and its record's TTL refreshed);
+//   - a response that writes the session cookie is private to its user (Cache-Control).
+#pragma once
+
+#include "candidates.h"
+#include "common.h"
+#include "redis_cmd.h"
+
+namespace sess {
+
+struct WriteInputs {
+  LoadStatus status = LoadStatus::None;
+  bool had_cookie = false;        // a session cookie was received (any candidate)
+  bool server_store = false;      // Redis: the cookie carries an id
+  bool has_id = false;            // the id of a Valid session is known
+  bool writes_allowed = false;    // gate.h
+  bool store_error = false;       // the lookup could not be made (store unavailable)
+  bool changed = false;           // actions set, unset or cleared keys
+  bool empty_after = false;       // the data is empty after the changes
+  bool destroy = false;           // session_destroy
+  bool regenerate = false;        // session_regenerate
+  bool login = false;             // a successful login
+  bool login_stored = false;      // ... whose new record the login handler already confirmed
+  bool logout = false;            // the logout endpoint
+  bool renew_due = false;         // a valid session whose last refresh is older than renew
+};
+
+enum class CookieWrite : uint8_t { Keep, Set, Expire };
+enum class RecordWrite : uint8_t { None, Create, Update, Touch, Delete };
+
+struct WritePlan {
+  CookieWrite cookie = CookieWrite::Keep;
+  RecordWrite record = RecordWrite::None;
+  bool new_id = false;            // a fresh id (Create)
+  bool delete_old = false;        // after the new record is confirmed, delete the old id
+  bool restart_lifetime = false;  // created = now
+  bool logout = false;            // failures do not stop the response (see after_write)
+  bool cache_private = false;     // Cache-Control: private
+};
+
+WritePlan plan_write(const WriteInputs& in) noexcept;
+
+// What the response does once Redis answered the plan's record write.
+enum class AfterWrite : uint8_t {
+  Proceed,     // send the response as planned
+  DropCookie,  // send the response without the session Set-Cookie (nothing was written)
+  Refuse,      // replace the response with 503 + Retry-After, no Set-Cookie
+};
+AfterWrite after_write(const WritePlan& p, WriteOutcome o) noexcept;
+
+}  // namespace sess
