@@ -11,15 +11,21 @@
 //                   back; valid values without '%' are unchanged; appends to out.
 //   round trip    - an encoded value placed between other cookies (plain and DQUOTEd) is found
 //                   by cookie_find exactly once with exactly that value.
+//   cookie_collect - agrees with a reference: the distinct values in order of appearance (the
+//                   first kMax), count <= kMax, overflow iff more distinct values were seen,
+//                   occurrences as cookie_find counts them, the first value cookie_find's; the
+//                   same header line twice doubles the occurrences and adds no value.
 //   cookie_name_valid - agrees with the RFC 7230 token definition.
 //   cookie_build / http_date - no control bytes in the result, attributes in order; http_date
 //                   agrees with gmtime_r + strftime on the clamped range.
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <string>
+#include <vector>
 
 #include "cookie.h"
 #include "form.h"
@@ -40,8 +46,9 @@ std::string_view ref_trim(std::string_view s) {
 }
 
 // Reference scan of one header: pairs split on ';', name and value trimmed of SP/HTAB, a value
-// wrapped in DQUOTEs unwrapped, pairs without '=' ignored.
-void ref_find(std::string_view header, std::string_view name, sess::CookieLookup& acc) {
+// wrapped in DQUOTEs unwrapped, pairs without '=' ignored. Calls f(value) per occurrence.
+template <typename F>
+void ref_scan(std::string_view header, std::string_view name, F&& f) {
   if (name.empty()) return;
   std::string_view rest = header;
   for (;;) {
@@ -51,16 +58,31 @@ void ref_find(std::string_view header, std::string_view name, sess::CookieLookup
     if (eq != std::string_view::npos && ref_trim(pair.substr(0, eq)) == name) {
       std::string_view v = ref_trim(pair.substr(eq + 1));
       if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
-      if (acc.count == 0) {
-        acc.value = v;
-      } else if (v != acc.value) {
-        acc.conflicting = true;
-      }
-      acc.count++;
+      f(v);
     }
     if (semi == std::string_view::npos) break;
     rest.remove_prefix(semi + 1);
   }
+}
+
+void ref_find(std::string_view header, std::string_view name, sess::CookieLookup& acc) {
+  ref_scan(header, name, [&acc](std::string_view v) {
+    if (acc.count == 0) {
+      acc.value = v;
+    } else if (v != acc.value) {
+      acc.conflicting = true;
+    }
+    acc.count++;
+  });
+}
+
+// Every distinct value, in order of appearance, and the number of occurrences.
+void ref_collect(std::string_view header, std::string_view name,
+                 std::vector<std::string_view>& distinct, size_t& occurrences) {
+  ref_scan(header, name, [&](std::string_view v) {
+    occurrences++;
+    if (std::find(distinct.begin(), distinct.end(), v) == distinct.end()) distinct.push_back(v);
+  });
 }
 
 bool ref_tchar(unsigned char c) {
@@ -129,6 +151,34 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(twice.conflicting == acc.conflicting);
   FUZZ_CHECK(twice.value.data() == acc.value.data() && twice.value.size() == acc.value.size());
 
+  // --- cookie_collect -------------------------------------------------------------------------
+  sess::CookieCandidates cand;
+  sess::cookie_collect(header, name, cand);
+  std::vector<std::string_view> distinct;
+  size_t occurrences = 0;
+  ref_collect(header, name, distinct, occurrences);
+  constexpr size_t kMax = sess::CookieCandidates::kMax;
+  FUZZ_CHECK(cand.occurrences == occurrences && cand.occurrences == acc.count);
+  FUZZ_CHECK(cand.count <= kMax);
+  FUZZ_CHECK(cand.count == std::min(distinct.size(), kMax));
+  FUZZ_CHECK(cand.overflow == (distinct.size() > kMax));
+  for (size_t i = 0; i < cand.count; i++) {
+    FUZZ_CHECK(cand.values[i] == distinct[i]);
+    FUZZ_CHECK(within(header, cand.values[i]));
+    for (size_t j = 0; j < i; j++) FUZZ_CHECK(cand.values[j] != cand.values[i]);
+  }
+  if (cand.count > 0) {  // the first candidate is what cookie_find reports
+    FUZZ_CHECK(cand.values[0].data() == acc.value.data() && cand.values[0] == acc.value);
+  }
+  FUZZ_CHECK((cand.count > 1) == acc.conflicting);
+  sess::CookieCandidates cand2 = cand;  // the same header line again adds no new value
+  sess::cookie_collect(header, name, cand2);
+  FUZZ_CHECK(cand2.occurrences == 2 * cand.occurrences && cand2.count == cand.count &&
+             cand2.overflow == cand.overflow);
+  for (size_t i = 0; i < cand.count; i++) {
+    FUZZ_CHECK(cand2.values[i].data() == cand.values[i].data());
+  }
+
   // --- cookie_name_valid / cookie_value_valid --------------------------------------------------
   bool ref_name = !name.empty();
   for (unsigned char c : name) ref_name = ref_name && ref_tchar(c);
@@ -169,6 +219,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     sess::CookieLookup l;
     sess::cookie_find(twice_h, name, l);
     FUZZ_CHECK(l.count == 2 && l.conflicting && l.value == e);
+    sess::CookieCandidates c;
+    sess::cookie_collect(twice_h, name, c);
+    FUZZ_CHECK(c.count == 2 && c.occurrences == 2 && !c.overflow && c.values[0] == e &&
+               c.values[1] == e + "x");
 
     // --- cookie_build ---------------------------------------------------------------------------
     sess::CookieAttrs a;

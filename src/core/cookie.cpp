@@ -58,9 +58,10 @@ void civil_from_days(int64_t z, int64_t& y, unsigned& m, unsigned& d) noexcept {
   y = static_cast<int64_t>(yoe) + era * 400 + (m <= 2 ? 1 : 0);
 }
 
-}  // namespace
-
-void cookie_find(std::string_view header, std::string_view name, CookieLookup& acc) noexcept {
+// Calls f(value) for every occurrence of name in one Cookie header value: pairs split on ';',
+// name and value trimmed of SP/HTAB, pairs without '=' ignored, a DQUOTEd value unwrapped.
+template <typename F>
+void for_each_value(std::string_view header, std::string_view name, F&& f) noexcept {
   if (name.empty()) return;
   size_t pos = 0;
   const size_t n = header.size();
@@ -78,13 +79,36 @@ void cookie_find(std::string_view header, std::string_view name, CookieLookup& a
     if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
       value = value.substr(1, value.size() - 2);
     }
+    f(value);
+  }
+}
+
+}  // namespace
+
+void cookie_find(std::string_view header, std::string_view name, CookieLookup& acc) noexcept {
+  for_each_value(header, name, [&acc](std::string_view value) noexcept {
     if (acc.count == 0) {
       acc.value = value;
     } else if (value != acc.value) {
       acc.conflicting = true;
     }
     if (acc.count != ~0u) acc.count++;
-  }
+  });
+}
+
+void cookie_collect(std::string_view header, std::string_view name,
+                    CookieCandidates& acc) noexcept {
+  for_each_value(header, name, [&acc](std::string_view value) noexcept {
+    acc.occurrences++;
+    for (size_t i = 0; i < acc.count; i++) {
+      if (acc.values[i] == value) return;
+    }
+    if (acc.count < CookieCandidates::kMax) {
+      acc.values[acc.count++] = value;
+    } else {
+      acc.overflow = true;
+    }
+  });
 }
 
 bool cookie_name_valid(std::string_view name) noexcept {

@@ -8,8 +8,10 @@
 #include <ctime>
 #include <random>
 #include <string>
+#include <vector>
 
 using sess::CookieAttrs;
+using sess::CookieCandidates;
 using sess::CookieLookup;
 using sess::pstring;
 using sess::SameSite;
@@ -21,6 +23,18 @@ CookieLookup find(std::string_view header, std::string_view name) {
   sess::cookie_find(header, name, acc);
   return acc;
 }
+
+CookieCandidates collect(std::string_view header, std::string_view name) {
+  CookieCandidates acc;
+  sess::cookie_collect(header, name, acc);
+  return acc;
+}
+
+std::vector<std::string> values(const CookieCandidates& c) {
+  return std::vector<std::string>(c.values, c.values + c.count);
+}
+
+using Values = std::vector<std::string>;
 
 std::string encode(std::string_view v) {
   pstring out;
@@ -205,6 +219,89 @@ TEST(CookieFind, BinaryAndNulBytesDoNotConfuseTheScan) {
   auto r = find(header, "s");
   EXPECT_EQ(r.count, 1u);
   EXPECT_EQ(r.value, "ok\xff");
+}
+
+// ---------------------------------------------------------------------------------------------
+// cookie_collect
+
+TEST(CookieCollect, NoneOneAndMany) {
+  auto c = collect("a=1; b=2", "s");
+  EXPECT_EQ(c.count, 0u);
+  EXPECT_EQ(c.occurrences, 0u);
+  EXPECT_FALSE(c.overflow);
+  c = collect("a=1; s=xyz; b=2", "s");
+  EXPECT_EQ(values(c), (Values{"xyz"}));
+  EXPECT_EQ(c.occurrences, 1u);
+  c = collect("s=planted; a=1; s=mine", "s");
+  EXPECT_EQ(values(c), (Values{"planted", "mine"}));  // order of appearance
+  EXPECT_EQ(c.occurrences, 2u);
+  EXPECT_FALSE(c.overflow);
+}
+
+TEST(CookieCollect, EqualValuesOnce) {
+  auto c = collect("s=1; s=2; s=1; s=\"1\"; s= 2 ", "s");
+  EXPECT_EQ(values(c), (Values{"1", "2"}));
+  EXPECT_EQ(c.occurrences, 5u);
+}
+
+TEST(CookieCollect, SameParsingAsCookieFind) {
+  // Trimming, DQUOTEs, pairs without '=', prefixes of names, case and ',' as cookie_find.
+  const char* header = "  s = \"q\" ;s;session=x;S=up;s=a, b;;s=;s=b=c";
+  auto c = collect(header, "s");
+  EXPECT_EQ(values(c), (Values{"q", "a, b", "", "b=c"}));
+  EXPECT_EQ(c.occurrences, 4u);
+  EXPECT_EQ(find(header, "s").count, c.occurrences);
+  EXPECT_EQ(find(header, "s").value, c.values[0]);
+  EXPECT_EQ(collect("=abc; a=1", "").count, 0u);  // an empty name never matches
+  EXPECT_EQ(collect("", "s").occurrences, 0u);
+}
+
+TEST(CookieCollect, ViewsPointIntoTheHeader) {
+  const std::string header = "s=one; x=1; s=\"two\"";
+  auto c = collect(header, "s");
+  ASSERT_EQ(c.count, 2u);
+  EXPECT_EQ(c.values[0].data(), header.data() + header.find("one"));
+  EXPECT_EQ(c.values[1].data(), header.data() + header.find("two"));
+}
+
+TEST(CookieCollect, AccumulatesAcrossHeaderLines) {
+  CookieCandidates acc;
+  sess::cookie_collect("a=1; s=v", "s", acc);
+  sess::cookie_collect("b=2", "s", acc);
+  sess::cookie_collect("s=v; s=w", "s", acc);
+  sess::cookie_collect("s=w", "s", acc);
+  EXPECT_EQ(values(acc), (Values{"v", "w"}));
+  EXPECT_EQ(acc.occurrences, 4u);
+  EXPECT_FALSE(acc.overflow);
+}
+
+TEST(CookieCollect, AtMostKMaxDistinctValues) {
+  std::string header;
+  for (size_t i = 0; i < CookieCandidates::kMax; i++) header += "s=v" + std::to_string(i) + ";";
+  auto c = collect(header, "s");
+  EXPECT_EQ(c.count, CookieCandidates::kMax);
+  EXPECT_FALSE(c.overflow);  // exactly kMax: nothing was left out
+  // Repeats of kept values are no overflow.
+  const std::string repeats = header + "s=v0; s=v7";  // the views point into it
+  c = collect(repeats, "s");
+  EXPECT_EQ(c.count, CookieCandidates::kMax);
+  EXPECT_EQ(c.occurrences, CookieCandidates::kMax + 2);
+  EXPECT_FALSE(c.overflow);
+  // One more distinct value is.
+  const std::string more = header + "s=extra; s=v0";
+  c = collect(more, "s");
+  EXPECT_EQ(c.count, CookieCandidates::kMax);
+  EXPECT_EQ(c.occurrences, CookieCandidates::kMax + 2);
+  EXPECT_TRUE(c.overflow);
+  EXPECT_EQ(c.values[0], "v0");
+  EXPECT_EQ(c.values[CookieCandidates::kMax - 1], "v7");  // the first kMax are kept
+  // Across header lines too.
+  CookieCandidates acc;
+  sess::cookie_collect(header, "s", acc);
+  EXPECT_FALSE(acc.overflow);
+  sess::cookie_collect("s=late", "s", acc);
+  EXPECT_TRUE(acc.overflow);
+  EXPECT_EQ(acc.count, CookieCandidates::kMax);
 }
 
 // ---------------------------------------------------------------------------------------------
