@@ -252,6 +252,18 @@ class ScratchCopy {
   char local_[2048];
 };
 
+bool ascii_iequal(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); i++) {
+    unsigned char x = static_cast<unsigned char>(a[i]);
+    unsigned char y = static_cast<unsigned char>(b[i]);
+    if (x >= 'A' && x <= 'Z') x = static_cast<unsigned char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<unsigned char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 SessionData::SessionData(std::pmr::memory_resource* mr) : mr_(mr), values_(mr) {}
@@ -312,6 +324,20 @@ const SessionValue* SessionData::get(std::string_view key) const noexcept {
   return nullptr;
 }
 
+const SessionValue* SessionData::get_ci(std::string_view key, bool* ambiguous) const noexcept {
+  const SessionValue* found = nullptr;
+  for (const auto& v : values_) {
+    if (!ascii_iequal(v.key, key)) continue;
+    if (found != nullptr) {
+      if (ambiguous != nullptr) *ambiguous = true;
+      return nullptr;
+    }
+    found = &v;
+  }
+  if (ambiguous != nullptr) *ambiguous = false;
+  return found;
+}
+
 void SessionData::set_string(std::string_view key, std::string_view value) {
   for (auto& v : values_) {
     if (std::string_view(v.key) == key) {
@@ -353,6 +379,10 @@ bool SessionData::erase(std::string_view key) {
 }
 
 void SessionData::clear() noexcept { values_.clear(); }
+
+bool session_user_logged_in(const SessionValue* user) noexcept {
+  return user != nullptr && user->is_string && !user->text.empty();
+}
 
 bool session_key_valid(std::string_view key) noexcept {
   if (key.empty() || key.size() > 64) return false;

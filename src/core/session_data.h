@@ -38,7 +38,7 @@ class SessionData {
 
   // The value whose key equals key without regard to ASCII case (nginx lowercases variable
   // names: $session_userId looks for "userid"). nullptr if none; if two keys differ only in
-  // case, nullptr and *ambiguous = true.
+  // case, nullptr and *ambiguous = true (else *ambiguous = false; ambiguous may be nullptr).
   const SessionValue* get_ci(std::string_view key, bool* ambiguous) const noexcept;
   void set_string(std::string_view key, std::string_view value);
   void set_json(std::string_view key, std::string_view json_text);  // text must be valid JSON

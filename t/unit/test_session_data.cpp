@@ -120,6 +120,93 @@ TEST(SessionData, KeyLookupIsExact) {
   EXPECT_EQ(d.get("user2"), nullptr);
 }
 
+TEST(SessionData, CaseInsensitiveLookup) {
+  SessionData d;
+  d.set_string("userId", "42");
+  d.set_string("theme", "dark");
+  bool ambiguous = true;
+  const sess::SessionValue* v = d.get_ci("userid", &ambiguous);  // nginx lowercases $session_userId
+  ASSERT_NE(v, nullptr);
+  EXPECT_EQ(v->key, "userId");
+  EXPECT_EQ(v->text, "42");
+  EXPECT_FALSE(ambiguous);
+  EXPECT_EQ(d.get_ci("USERID", &ambiguous), v);
+  EXPECT_EQ(d.get_ci("userId", &ambiguous), v);
+  EXPECT_EQ(d.get_ci("theme", &ambiguous)->text, "dark");
+  EXPECT_FALSE(ambiguous);
+  EXPECT_EQ(d.get_ci("user", &ambiguous), nullptr);  // no prefix matches
+  EXPECT_EQ(d.get_ci("userid2", &ambiguous), nullptr);
+  EXPECT_EQ(d.get_ci("", &ambiguous), nullptr);
+  EXPECT_FALSE(ambiguous);
+  EXPECT_EQ(SessionData().get_ci("x", &ambiguous), nullptr);
+  EXPECT_FALSE(ambiguous);
+  EXPECT_EQ(d.get_ci("userid", nullptr), v);  // the flag is optional
+}
+
+TEST(SessionData, CaseInsensitiveLookupOnlyFoldsAscii) {
+  SessionData d;
+  d.set_string("\xc3\x84pfel", "1");  // "Äpfel": U+00C4 is not folded
+  d.set_string("k_1", "2");
+  bool ambiguous = false;
+  EXPECT_EQ(d.get_ci("\xc3\xa4pfel", &ambiguous), nullptr);
+  EXPECT_NE(d.get_ci("\xc3\x84PFEL", &ambiguous), nullptr);
+  EXPECT_EQ(d.get_ci("K_1", &ambiguous)->text, "2");
+  EXPECT_EQ(d.get_ci("k\x7f" "1", &ambiguous), nullptr);  // '_' | 0x20 is DEL: no bit tricks
+  EXPECT_FALSE(ambiguous);
+}
+
+TEST(SessionData, KeysDifferingOnlyInCaseAreAmbiguous) {
+  SessionData d;
+  d.set_string("userId", "1");
+  d.set_string("other", "x");
+  d.set_string("userid", "2");
+  bool ambiguous = false;
+  EXPECT_EQ(d.get_ci("userid", &ambiguous), nullptr);  // an exact match does not win either
+  EXPECT_TRUE(ambiguous);
+  ambiguous = false;
+  EXPECT_EQ(d.get_ci("USERID", &ambiguous), nullptr);
+  EXPECT_TRUE(ambiguous);
+  EXPECT_EQ(d.get_ci("userid", nullptr), nullptr);
+  EXPECT_EQ(d.get_ci("other", &ambiguous)->text, "x");  // other keys are unaffected
+  EXPECT_FALSE(ambiguous);
+  // The exact lookup still tells them apart.
+  EXPECT_EQ(d.get("userId")->text, "1");
+  EXPECT_EQ(d.get("userid")->text, "2");
+  // Decoded data behaves the same.
+  SessionData j;
+  ASSERT_TRUE(j.decode(R"({"A":1,"a":2,"b":3})"));
+  EXPECT_EQ(j.get_ci("a", &ambiguous), nullptr);
+  EXPECT_TRUE(ambiguous);
+  EXPECT_EQ(j.get_ci("B", &ambiguous)->text, "3");
+  EXPECT_FALSE(ambiguous);
+}
+
+TEST(SessionData, UserLoggedIn) {
+  SessionData d;
+  ASSERT_TRUE(d.decode(R"({"s":"alice","null_name":"null","e":"","n":null,"z":0,"f":false,)"
+                       R"("t":true,"a":["alice"],"o":{"user":"alice"},"q":"\"\"","sp":" "})"));
+  struct Row {
+    const char* key;
+    bool logged_in;
+  } rows[] = {
+      {"s", true},          {"null_name", true},  // a user literally named "null" is a user
+      {"sp", true},         {"q", true},          // any non-empty string
+      {"e", false},         {"n", false},         {"z", false}, {"f", false},
+      {"t", false},         {"a", false},         {"o", false}, {"missing", false},
+  };
+  for (const auto& r : rows) {
+    EXPECT_EQ(sess::session_user_logged_in(d.get(r.key)), r.logged_in) << r.key;
+  }
+  EXPECT_FALSE(sess::session_user_logged_in(nullptr));
+  SessionData m;
+  m.set_string("user", "null");
+  EXPECT_TRUE(sess::session_user_logged_in(m.get("user")));
+  m.set_json("user", "null");
+  EXPECT_FALSE(sess::session_user_logged_in(m.get("user")));
+  m.set_json("user", "\"alice\"");  // JSON text, not a string value: as the codec would not keep it
+  EXPECT_FALSE(sess::session_user_logged_in(m.get("user")));
+}
+
 TEST(SessionData, UsesTheGivenMemoryResource) {
   CountingResource res;
   {
