@@ -8,6 +8,7 @@ using sess::Clock;
 using sess::expiry_check;
 using sess::expiry_expires_at;
 using sess::expiry_needs_renew;
+using sess::expiry_record_ttl;
 using sess::expiry_ttl;
 using sess::ExpiryPolicy;
 using sess::Times;
@@ -159,4 +160,69 @@ TEST(Expiry, NoOverflow) {
   EXPECT_EQ(expiry_check(p, Times{kMax, kMax}, c), Verdict::Valid);
   c.set(kMax);
   EXPECT_EQ(expiry_check(p, t, c), Verdict::Expired);  // saturated expiry is still an end
+}
+
+TEST(ExpiryRecordTtl, LoggedInIsTheSessionTtl) {
+  FakeClock c(kT0 + 100);
+  for (const ExpiryPolicy& p : {policy(31 * 86400), policy(86400, 1800), policy(3600, 0, 1)}) {
+    for (const Times& t : {Times{kT0, kT0}, Times{kT0, kT0 + 100}, Times{kT0 - 5000, kT0}}) {
+      EXPECT_EQ(expiry_record_ttl(p, t, c, true), expiry_ttl(p, t, c));
+    }
+  }
+  EXPECT_EQ(expiry_record_ttl(policy(31 * 86400), Times{kT0 + 100, kT0 + 100}, c, true),
+            31u * 86400);
+}
+
+TEST(ExpiryRecordTtl, AnonymousWithIdleTimeoutLivesAtMostTheIdleTimeout) {
+  const Times t{kT0, kT0};
+  FakeClock c(kT0);
+  EXPECT_EQ(expiry_record_ttl(policy(31 * 86400, 1800), t, c, false), 1800u);
+  // Idle timeout above 10 x renew: the idle timeout, not the renew bound, applies.
+  EXPECT_EQ(expiry_record_ttl(policy(31 * 86400, 7200, 60), t, c, false), 7200u);
+  // Idle timeout below the anonymous minimum: still only the idle timeout.
+  EXPECT_EQ(expiry_record_ttl(policy(31 * 86400, 30, 60), t, c, false), 30u);
+  // Refreshed ahead of this clock (allowed skew): never more than the idle timeout from now.
+  EXPECT_EQ(expiry_record_ttl(policy(31 * 86400, 1800), Times{kT0, kT0 + 50}, c, false), 1800u);
+  // Some idle time used up: what is left.
+  c.set(kT0 + 800);
+  EXPECT_EQ(expiry_record_ttl(policy(31 * 86400, 1800), t, c, false), 1000u);
+}
+
+TEST(ExpiryRecordTtl, AnonymousWithoutIdleTimeoutLivesTenRenewals) {
+  const Times t{kT0, kT0};
+  FakeClock c(kT0);
+  EXPECT_EQ(sess::kAnonymousRenewFactor, 10u);
+  EXPECT_EQ(sess::kAnonymousMinTtl, 600u);
+  EXPECT_EQ(expiry_record_ttl(policy(31 * 86400, 0, 300), t, c, false), 3000u);
+  EXPECT_EQ(expiry_record_ttl(policy(31 * 86400, 0, 60), t, c, false), 600u);  // 10 x 60
+  EXPECT_EQ(expiry_record_ttl(policy(31 * 86400, 0, 61), t, c, false), 610u);
+  // At least kAnonymousMinTtl: short or zero renew intervals.
+  EXPECT_EQ(expiry_record_ttl(policy(31 * 86400, 0, 59), t, c, false), 600u);
+  EXPECT_EQ(expiry_record_ttl(policy(31 * 86400, 0, 1), t, c, false), 600u);
+  EXPECT_EQ(expiry_record_ttl(policy(31 * 86400, 0, 0), t, c, false), 600u);
+  // The bound counts from now (renewal extends it while the session is used).
+  c.set(kT0 + 100000);
+  EXPECT_EQ(expiry_record_ttl(policy(31 * 86400, 0, 60), t, c, false), 600u);
+}
+
+TEST(ExpiryRecordTtl, AnonymousIsCappedByTheLifetime) {
+  FakeClock c(kT0 + 3500);
+  const Times t{kT0, kT0 + 3500};
+  EXPECT_EQ(expiry_record_ttl(policy(3600, 0, 60), t, c, false), 100u);     // not 600
+  EXPECT_EQ(expiry_record_ttl(policy(3600, 1800, 60), t, c, false), 100u);  // not 1800
+  EXPECT_EQ(expiry_record_ttl(policy(100, 0, 60), Times{kT0, kT0}, FakeClock(kT0), false),
+            100u);
+  // Expired: no time left either way.
+  c.set(kT0 + 3600);
+  EXPECT_EQ(expiry_record_ttl(policy(3600, 0, 60), t, c, false), 0u);
+  EXPECT_EQ(expiry_record_ttl(policy(3600, 0, 60), t, c, true), 0u);
+}
+
+TEST(ExpiryRecordTtl, NoOverflow) {
+  FakeClock c(kT0);
+  const Times t{kT0, kT0};
+  // 10 x renew would wrap: saturates instead of becoming a tiny bound.
+  EXPECT_EQ(expiry_record_ttl(policy(kMax, 0, kMax / 4), t, c, false), kMax - kT0);
+  EXPECT_EQ(expiry_record_ttl(policy(1000, 0, kMax), t, c, false), 1000u);
+  EXPECT_EQ(expiry_record_ttl(policy(kMax, kMax, 60), t, c, false), kMax - kT0);
 }
