@@ -24,7 +24,10 @@ WritePlan plan_write(const WriteInputs& in) noexcept {
     p.cache_private = true;
     return p;
   }
-  if (!in.writes_allowed || in.store_error) return p;
+  if (!in.writes_allowed) return p;
+  // A failed lookup changes nothing, but a login does not depend on it: it starts from an empty
+  // session, and its record write decides the response (after_write).
+  if (in.store_error && !in.login) return p;
 
   const bool valid = in.status == LoadStatus::Valid;
   if (in.login) {

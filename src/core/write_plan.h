@@ -6,7 +6,8 @@
 //   - logout always expires the cookie and deletes the record it knows of, also when the store
 //     failed (a failed delete is logged, the 303 still expires the cookie);
 //   - a response the gate closes (refused, subrequest, before the location) writes nothing;
-//   - a store failure leaves everything as it is (nobody is logged out by an outage);
+//   - a store failure leaves everything as it is (nobody is logged out by an outage); a login,
+//     which starts from an empty session and does not depend on the lookup, is planned as usual;
 //   - requests that only read the session never write: an invalid, expired or duplicated
 //     cookie, or a missing record, is reported in $session_status and the cookie is left alone;
 //   - session_destroy, and changes that leave the session empty, delete the record and expire
