@@ -25,6 +25,15 @@ inline int hex_value(char ch) noexcept {
   return -1;
 }
 
+// s without leading and trailing SP and HTAB (the blanks around HTTP header values and cookies).
+inline std::string_view trim_wsp(std::string_view s) noexcept {
+  size_t b = 0;
+  size_t e = s.size();
+  while (b < e && (s[b] == ' ' || s[b] == '\t')) b++;
+  while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t')) e--;
+  return s.substr(b, e - b);
+}
+
 // Big-endian 64-bit integers in byte buffers (timestamps in envelopes and CSRF cookies).
 inline void put_be64(unsigned char* p, uint64_t v) noexcept {
   for (int i = 7; i >= 0; i--) {
