@@ -25,6 +25,29 @@ inline int hex_value(char ch) noexcept {
   return -1;
 }
 
+// s without leading and trailing SP and HTAB (the blanks around HTTP header values and cookies).
+inline std::string_view trim_wsp(std::string_view s) noexcept {
+  size_t b = 0;
+  size_t e = s.size();
+  while (b < e && (s[b] == ' ' || s[b] == '\t')) b++;
+  while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t')) e--;
+  return s.substr(b, e - b);
+}
+
+// Big-endian 64-bit integers in byte buffers (timestamps in envelopes and CSRF cookies).
+inline void put_be64(unsigned char* p, uint64_t v) noexcept {
+  for (int i = 7; i >= 0; i--) {
+    p[i] = static_cast<unsigned char>(v);
+    v >>= 8;
+  }
+}
+
+inline uint64_t get_be64(const unsigned char* p) noexcept {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++) v = v << 8 | p[i];
+  return v;
+}
+
 // True if any byte of s is a control byte (CR, LF, NUL, TAB, DEL, ...).
 bool has_ctl(std::string_view s) noexcept;
 

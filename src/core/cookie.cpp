@@ -9,16 +9,6 @@ namespace {
 
 constexpr char kHex[] = "0123456789ABCDEF";
 
-bool is_wsp(char c) noexcept { return c == ' ' || c == '\t'; }
-
-std::string_view trim_wsp(std::string_view s) noexcept {
-  size_t b = 0;
-  size_t e = s.size();
-  while (b < e && is_wsp(s[b])) b++;
-  while (e > b && is_wsp(s[e - 1])) e--;
-  return s.substr(b, e - b);
-}
-
 // RFC 7230 tchar: "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" /
 // "|" / "~" / DIGIT / ALPHA.
 bool is_tchar(unsigned char c) noexcept {

@@ -27,7 +27,8 @@ constexpr size_t kCsrfMaxCookieLen = 64;   // longer values are not looked at
 // A new cookie value (random nonce, issued = now). Appends to value. False if the CSPRNG fails.
 bool csrf_new_cookie(uint64_t now, pstring& value);
 
-// Decodes a received cookie value into raw (replaced) if it is well formed and fresh at now.
+// Decodes a received cookie value into raw (replaced) if it is well formed (exactly the
+// base64url of kCsrfRawLen bytes) and fresh at now. On false raw is empty.
 bool csrf_cookie_fresh(std::string_view value, uint64_t now, pstring& raw);
 
 // Appends the token for raw under key `key` of the ring. False if the MAC fails.

@@ -29,19 +29,6 @@ size_t overhead(Kind kind) noexcept {
   return 0;
 }
 
-void put_be64(unsigned char* p, uint64_t v) noexcept {
-  for (int i = 7; i >= 0; i--) {
-    p[i] = static_cast<unsigned char>(v);
-    v >>= 8;
-  }
-}
-
-uint64_t get_be64(const unsigned char* p) noexcept {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; i++) v = v << 8 | p[i];
-  return v;
-}
-
 inline unsigned char* uc(char* p) noexcept { return reinterpret_cast<unsigned char*>(p); }
 
 }  // namespace

@@ -24,7 +24,9 @@
 
 namespace sess {
 
-// A cost class: the hash kind plus its cost parameter (bcrypt cost, sha-crypt rounds).
+// A cost class: the hash kind plus its cost parameter: the bcrypt cost ("$2y$NN$", 4..31), the
+// sha-crypt rounds ("rounds=N$", 5000 without it); 0 for $apr1$, {SHA}, {SSHA}, unknown formats,
+// and for a cost that crypt refuses (such a hash fails at once, without hashing).
 struct CostClass {
   HashKind kind = HashKind::Unknown;
   uint32_t cost = 0;
@@ -37,8 +39,10 @@ class UserTable {
  public:
   static constexpr size_t kMaxUsers = 1000000;
 
-  // Parses an htpasswd file (htpasswd_parse_line rules; first occurrence of a user wins; at most
-  // kMaxUsers users). Replaces the contents.
+  // Parses an htpasswd file (htpasswd_parse_line rules, lines split as htpasswd_find does; first
+  // occurrence of a user wins; at most kMaxUsers users, later ones are ignored). Replaces the
+  // contents. Throws std::bad_alloc, or std::runtime_error if the empty-file dummy cannot be
+  // made (the bcrypt dummy is made once per process and shared by empty tables).
   void load(std::string_view file);
 
   size_t size() const noexcept { return hashes_.size(); }
@@ -46,10 +50,12 @@ class UserTable {
   // The hash of user, or nullptr.
   const std::string* find(std::string_view user) const noexcept;
 
-  // The decoy hash for an unknown user (see above). key: 32 bytes.
+  // The decoy hash for an unknown user (see above). key: 32 bytes. Throws std::runtime_error if
+  // the HMAC fails.
   const std::string& decoy(std::string_view user, const unsigned char* key) const;
 
-  // Number of distinct cost classes among the users (more than 1: the file mixes formats).
+  // Number of distinct cost classes among the users (more than 1: the file mixes formats), and
+  // the classes, ordered by kind and then cost.
   size_t cost_classes() const noexcept { return classes_.size(); }
   const std::vector<CostClass>& classes() const noexcept { return classes_; }
 
@@ -63,7 +69,7 @@ class UserTable {
 enum class CheckResult : uint8_t { Match, NoMatch };
 
 // Verifies password for user: against the user's hash if known, else against the decoy (and
-// then always NoMatch). Exactly one hash verification runs either way.
+// then always NoMatch). Exactly one hash verification runs either way. Throws as decoy() does.
 CheckResult users_check(const UserTable& t, std::string_view user, std::string_view password,
                         const unsigned char* decoy_key);
 
