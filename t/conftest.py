@@ -25,7 +25,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Optional
@@ -247,8 +246,8 @@ class Nginx(Prefix):
         old = self.worker_pids()
         mark = self.log_mark()
         os.kill(self.pid, signal.SIGHUP)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def replaced():
             emerg = [l for l in self.log_since(mark) if "[emerg]" in l]
             if emerg:
                 pytest.fail("reload failed:\n" + "\n".join(emerg), pytrace=False)
@@ -256,7 +255,11 @@ class Nginx(Prefix):
             if now and not (now & old) and not any(os.path.exists(f"/proc/{p}") and
                                                    _ppid(p) == self.pid for p in old):
                 return now
-            time.sleep(0.02)
+            return None
+
+        now = helpers.poll(replaced, timeout, interval=0.02)
+        if now:
+            return now
         pytest.fail(f"reload did not replace workers {old} within {timeout}s; "
                     f"now {self.worker_pids()}", pytrace=False)
 
@@ -476,16 +479,18 @@ class RedisServer:
              "--appendonly", "no", "--daemonize", "no", "--dir", str(self.workdir)],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
         import redis as redis_py
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
+
+        def answers():
             if self.proc.poll() is not None:
-                break
+                return "dead"
             try:
-                if redis_py.Redis(host="127.0.0.1", port=self.port,
-                                  socket_timeout=0.5).ping():
-                    return self
+                return redis_py.Redis(host="127.0.0.1", port=self.port,
+                                      socket_timeout=0.5).ping()
             except redis_py.exceptions.ConnectionError:
-                time.sleep(0.02)
+                return None
+
+        if helpers.poll(answers, START_TIMEOUT, interval=0.02) is True:
+            return self
         self.stop()
         pytest.fail(f"redis-server did not answer PING on 127.0.0.1:{self.port}", pytrace=False)
 

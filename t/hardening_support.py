@@ -25,7 +25,7 @@ import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional, Sequence, Tuple
+from typing import Iterable, Optional, Sequence, Tuple
 
 import helpers
 from helpers import b64url_decode, b64url_encode
@@ -449,13 +449,14 @@ def wait_workers(master: int, n: int, timeout: float = 5.0, exclude: Iterable[in
     """Polls (bounded) until master has exactly n workers, none of them in exclude, and no
     old generation shutting down."""
     exclude = set(exclude)
-    deadline = time.monotonic() + timeout
     w = []
-    while time.monotonic() < deadline:
-        w = workers_of(master)
-        if len(w) == n and not (set(w) & exclude) and len(children_of(master)) == n:
-            return w
-        time.sleep(0.02)
+
+    def settled():
+        w[:] = workers_of(master)
+        return len(w) == n and not (set(w) & exclude) and len(children_of(master)) == n
+
+    if helpers.poll(settled, timeout, interval=0.02):
+        return w
     raise AssertionError(f"master {master}: wanted {n} workers (not {sorted(exclude)}), "
                          f"have {w}, children {children_of(master)}")
 
@@ -620,13 +621,3 @@ def id_hex(cookie_value: str) -> str:
     env = helpers.decode_envelope(cookie_value)
     assert env.kind == helpers.KIND_ID, f"not an id cookie (kind {env.kind})"
     return env.signed_payload.hex()
-
-
-def poll(fn: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        if fn():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)

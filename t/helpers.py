@@ -25,7 +25,7 @@ import socket
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 # ---------------------------------------------------------------------------------------------
 # Ports, files
@@ -39,19 +39,36 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def poll(fn: Callable, timeout: float, interval: float = 0.05, until: Callable = bool):
+    """The one bounded wait of the suite: calls fn until until(value) holds (by default: until
+    fn returns a true value) or timeout seconds pass; returns fn's last value. fn is always
+    called at least once, and once more at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if until(v) or time.monotonic() >= deadline:
+            return v
+        time.sleep(interval)
+
+
+def port_accepts(port: int, timeout: float = 0.2) -> bool:
+    """Whether 127.0.0.1:port accepts a TCP connection right now."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def wait_port(port: int, timeout: float = 5.0, alive=lambda: True) -> bool:
     """Waits (bounded) until 127.0.0.1:port accepts a connection. alive() is polled so that a
     process that died on startup is noticed at once."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def state():
         if not alive():
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return True
-        except OSError:
-            time.sleep(0.02)
-    return False
+            return "dead"
+        return "open" if port_accepts(port) else None
+
+    return poll(state, timeout, interval=0.02) == "open"
 
 
 def random_secret(n: int = 48) -> str:

@@ -7,8 +7,7 @@ SIGKILL and restart on the same port). That is `RedisProc` here, handed out by t
 `redis_factory` fixture, which always SIGCONTs and stops (by pid) what it started.
 
 Also here: Redis-flavoured nginx snippets, the session id inside a cookie, crafting an id
-cookie for a record seeded directly into Redis, INFO commandstats / CLIENT LIST counters and a
-bounded poll helper.
+cookie for a record seeded directly into Redis, INFO commandstats / CLIENT LIST counters.
 """
 
 from __future__ import annotations
@@ -80,16 +79,17 @@ class RedisProc:
                                      stderr=subprocess.STDOUT)
         self.paused = False
         if wait:
-            deadline = time.monotonic() + START_TIMEOUT
-            while time.monotonic() < deadline:
+            def answers():
                 if self.proc.poll() is not None:
-                    break
+                    return "dead"
                 try:
-                    if self.admin(socket_timeout=0.5).ping():
-                        return self
+                    return self.admin(socket_timeout=0.5).ping()
                 except (redis_py.exceptions.ConnectionError, redis_py.exceptions.TimeoutError,
                         FileNotFoundError):
-                    time.sleep(0.02)
+                    return None
+
+            if helpers.poll(answers, START_TIMEOUT, interval=0.02) is True:
+                return self
             self.stop()
             log = (self.workdir / f"redis-{self.port}.log").read_text(errors="replace")
             pytest.fail(f"redis-server {self.argv()} did not answer PING\n{log[-2000:]}",
@@ -278,16 +278,6 @@ def cmd_calls(r: redis_py.Redis, cmd: str) -> int:
 def other_clients(r: redis_py.Redis) -> list:
     """CLIENT LIST entries of connections that are not ours (ours are named CLIENT_NAME)."""
     return [c for c in r.client_list() if c.get("name") != CLIENT_NAME]
-
-
-def poll(fn: Callable, timeout: float, interval: float = 0.05):
-    """Calls fn until it returns a true value or timeout passes; returns the last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v or time.monotonic() >= deadline:
-            return v
-        time.sleep(interval)
 
 
 def worker_fds(pid: int) -> int:

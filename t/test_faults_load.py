@@ -160,7 +160,7 @@ def test_killed_worker_is_respawned_and_sessions_stay_valid(nginx, redis_server,
     srv.allowed_bad_log.append(rf"\[alert\] \d+#\d+: worker process {victim} exited on "
                                rf"signal 9$")
     os.kill(victim, signal.SIGKILL)
-    assert H.poll(lambda: srv.grep_log(f"worker process {victim} exited on signal 9"), 5.0), \
+    assert helpers.poll(lambda: srv.grep_log(f"worker process {victim} exited on signal 9"), 5.0), \
         "the master did not notice the killed worker"
     now = H.wait_workers(master, 2, exclude=[victim])
     assert workers[1] in now, (workers, now)
@@ -219,7 +219,7 @@ def test_redis_killed_and_restarted_under_load(nginx, redis_server, wrk_bin, tmp
     assert res.statuses.get(403, 0) <= 50, res.statuses
     assert res.socket_errors == 0, res.output
     # recovery without reload
-    assert H.poll(lambda: app_ok(srv, value), 3.0), whoami(srv, value)
+    assert helpers.poll(lambda: app_ok(srv, value), 3.0), whoami(srv, value)
     for _ in range(20):
         assert app_ok(srv, value)
     assert_no_crash(srv, before)
@@ -259,7 +259,7 @@ def test_redis_paused_under_load(nginx, redis_server, wrk_bin, tmp_path, workers
     assert set(res.statuses) <= {200, 503}, res.statuses
     assert res.statuses.get(503, 0) > 0, res.statuses
     assert res.socket_errors == 0, res.output
-    assert H.poll(lambda: app_ok(srv, value), 3.0), whoami(srv, value)
+    assert helpers.poll(lambda: app_ok(srv, value), 3.0), whoami(srv, value)
     for _ in range(20):
         assert app_ok(srv, value)
     assert_no_crash(srv, before)
@@ -291,12 +291,7 @@ def sha_line(user, password):
 def settle(fn, target, timeout=3.0):
     """Polls fn() until it is <= target (connections of finished clients are closed by the
     server when it sees their FIN); returns the last value."""
-    v = fn()
-    deadline = time.monotonic() + timeout
-    while v > target and time.monotonic() < deadline:
-        time.sleep(0.05)
-        v = fn()
-    return v
+    return helpers.poll(fn, timeout, until=lambda v: v <= target)
 
 
 def traffic(srv, value: str, tmp_path, rng: random.Random, n_mut: int = 500):
@@ -406,7 +401,7 @@ def test_no_fd_or_redis_connection_growth(nginx, redis_server, wrk_bin, tmp_path
     redis_server.start()
     admin = redis_server.client()
     admin.set(key, data, ex=3600)
-    assert H.poll(lambda: app_ok(srv, value), 3.0), whoami(srv, value)
+    assert helpers.poll(lambda: app_ok(srv, value), 3.0), whoami(srv, value)
     cl0 = 2   # the new server: the worker's connection and ours
     total += traffic(srv, value, tmp_path, rng, n_mut=100)
     check("redis restart")

@@ -912,9 +912,8 @@ def _time_login(srv, user, password, out, key):
 def test_bcrypt_login_does_not_block_the_worker(nginx):
     users = {"slow": L.hash_password("2y", "pw", cost=12)}
     srv = nginx(L.user_file_site(), files=L.files_for(users), workers=1)
-    deadline = time.monotonic() + 5   # a slow (sanitizer) build may not have its worker yet
-    while len(srv.worker_pids()) != 1 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    # a slow (sanitizer) build may not have its worker yet
+    helpers.poll(lambda: len(srv.worker_pids()) == 1, 5)
     assert len(srv.worker_pids()) == 1
     srv.get("/ping")   # warm up
     results = {}

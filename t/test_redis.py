@@ -24,9 +24,9 @@ import pytest
 import requests
 
 import helpers
-from helpers import cookie_named, match_cookie, session_deletion
+from helpers import cookie_named, match_cookie, poll, session_deletion
 from redis_support import (REDIS_LOCATIONS, cmd_calls, cookie_header, craft_id_cookie, get_json,
-                           id_of, other_clients, poll, redis_factory, redis_snippet, seed,
+                           id_of, other_clients, redis_factory, redis_snippet, seed,
                            session_cookie_value)  # noqa: F401 (fixture)
 
 REPO = Path(__file__).resolve().parent.parent

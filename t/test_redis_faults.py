@@ -24,8 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import helpers
+from helpers import poll
 from redis_support import (cmd_calls, cookie_header, craft_id_cookie, get_json, other_clients,
-                           poll, quick_get, redis_factory, redis_snippet, seed, timed,
+                           quick_get, redis_factory, redis_snippet, seed, timed,
                            worker_fds)  # noqa: F401 (fixture)
 
 SLACK = 1.5          # seconds: any request while Redis is stuck (timeout 200 ms)
