@@ -324,7 +324,7 @@ class Nginx(Prefix):
 
     def raw(self, path="/", headers=(), method="GET", port=None, body=b"") -> helpers.RawResponse:
         """Exact request (duplicate headers, garbage bytes) over a raw socket."""
-        return helpers.http_get(port or self.port, path, headers, method, body)
+        return helpers.http_request(port or self.port, path, headers, method, body)
 
 
 @pytest.fixture(scope="session")

@@ -323,53 +323,14 @@ class AuthService:
 
 
 # ---------------------------------------------------------------------------------------------
-# Raw requests that do not depend on the server closing the connection
+# A raw login POST (helpers.raw_exchange): exact header lines, and whether the server closed
+# the connection after its answer
 # ---------------------------------------------------------------------------------------------
 
-import socket as _socket   # noqa: E402
 
-
-def raw_exchange(port: int, request: bytes, timeout: float = 5.0):
-    """Sends request bytes, reads one response (headers + Content-Length body).
-    Returns (status, headers [(name, value)], body, closed) where closed tells whether the
-    server closed the connection within 2 s after the response (it should, for
-    `Connection: close`)."""
-    with _socket.create_connection(("127.0.0.1", port), timeout=timeout) as c:
-        c.sendall(request)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            b = c.recv(65536)
-            if not b:
-                break
-            data += b
-        head, _, body = data.partition(b"\r\n\r\n")
-        lines = head.split(b"\r\n")
-        status = int(lines[0].split()[1])
-        headers = []
-        for line in lines[1:]:
-            k, _, v = line.partition(b":")
-            headers.append((k.decode("latin-1"), v.strip().decode("latin-1")))
-        n = next((int(v) for k, v in headers if k.lower() == "content-length"), None)
-        while n is not None and len(body) < n:
-            b = c.recv(65536)
-            if not b:
-                break
-            body += b
-        c.settimeout(2.0)
-        try:
-            closed = c.recv(1) == b""
-        except (_socket.timeout, TimeoutError):
-            closed = False
-        except ConnectionResetError:
-            closed = True
-        return status, headers, body, closed
-
-
-def raw_post(port: int, body: bytes, headers=(), path: str = "/login", method: str = "POST"):
-    req = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n".encode()
-    for k, v in headers:
-        k = k.encode("latin-1") if isinstance(k, str) else k
-        v = v.encode("latin-1") if isinstance(v, str) else v
-        req += k + b": " + v + b"\r\n"
-    req += b"Content-Length: %d\r\n\r\n" % len(body) + body
-    return raw_exchange(port, req)
+def raw_post(port: int, body: bytes, headers=(), path: str = "/login",
+             method: str = "POST") -> "_helpers.RawResponse":
+    """POST body with `Connection: close` over a raw socket; the response's .closed tells
+    whether the server closed the connection within 2 s after the response (it should)."""
+    req = _helpers.build_request(method, path, headers, body, host="127.0.0.1")
+    return _helpers.raw_exchange(port, req, timeout=5.0, close_wait=2.0)

@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -291,18 +290,3 @@ def timed(fn: Callable):
     t0 = time.monotonic()
     v = fn()
     return v, time.monotonic() - t0
-
-
-def quick_get(port: int, path: str, headers: dict = None, timeout: float = 10.0):
-    """A plain GET (requests, no redirects) returning the response."""
-    import requests
-    return requests.get(f"http://127.0.0.1:{port}{path}", headers=headers or {},
-                        allow_redirects=False, timeout=timeout)
-
-
-def tcp_connect_refused(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return False
-    except OSError:
-        return True

@@ -54,7 +54,7 @@ def wrk_bin():
 
 
 def login(srv, user="alice") -> str:
-    r = helpers.http_get(srv.port, f"/login?u={user}")
+    r = helpers.http_request(srv.port, f"/login?u={user}")
     assert r.status == 200, r.raw[:300]
     sc = cookie_named(r, "session")
     assert sc, r.set_cookies
@@ -62,12 +62,12 @@ def login(srv, user="alice") -> str:
 
 
 def whoami(srv, value: str, timeout: float = 5.0) -> str:
-    return helpers.http_get(srv.port, "/whoami", [("Cookie", "session=" + value)]).text
+    return helpers.http_request(srv.port, "/whoami", [("Cookie", "session=" + value)]).text
 
 
 def app_ok(srv, value: str, user: str = "alice") -> bool:
     try:
-        r = helpers.http_get(srv.port, "/app", [("Cookie", "session=" + value)])
+        r = helpers.http_request(srv.port, "/app", [("Cookie", "session=" + value)])
     except OSError:
         return False
     return r.status == 200 and r.text == f"ok {user}\n"
@@ -244,7 +244,7 @@ def test_redis_paused_under_load(nginx, redis_server, wrk_bin, tmp_path, workers
         time.sleep(0.3)
         # fail closed: 503 with Retry-After, and the client's cookie is left alone
         t = time.monotonic()
-        r = helpers.http_get(srv.port, "/app", [("Cookie", "session=" + value)])
+        r = helpers.http_request(srv.port, "/app", [("Cookie", "session=" + value)])
         took = time.monotonic() - t
         assert r.status == 503, (r.status, r.text)
         assert r.header("Retry-After") == "1", r.headers
@@ -307,8 +307,7 @@ def traffic(srv, value: str, tmp_path, rng: random.Random, n_mut: int = 500):
             assert r.status == 200 and "status=valid" not in r.text, r.text
         for i in range(100):
             r = c.request(f"/login?u=u{i}")
-            v = cookie_value(cookie_named(helpers.RawResponse(
-                r.status, "", r.headers, r.body), "session"))
+            v = cookie_value(cookie_named(r, "session"))
             r = c.request("/app", [("Cookie", "session=" + v)])
             assert r.status == 200, r.text
             r = c.request("/logout", [("Cookie", "session=" + v)])
@@ -317,16 +316,14 @@ def traffic(srv, value: str, tmp_path, rng: random.Random, n_mut: int = 500):
         for i in range(20):
             r = c.request("/signin")
             assert r.status == 200, r.text
-            csrf = cookie_value(cookie_named(helpers.RawResponse(
-                r.status, "", r.headers, r.body), "session_csrf"))
+            csrf = cookie_value(cookie_named(r, "session_csrf"))
             token = r.text.split('value="', 1)[1].split('"', 1)[0]
             body = urllib.parse.urlencode({"username": "alice", "password": "pw",
                                            "csrf_token": token}).encode()
             r = c.request("/signin", [("Cookie", "session_csrf=" + csrf),
                                       ("Content-Type", FORM)], "POST", body)
             assert r.status == 303, (r.status, r.text)
-            v = cookie_value(cookie_named(helpers.RawResponse(
-                r.status, "", r.headers, r.body), "session"))
+            v = cookie_value(cookie_named(r, "session"))
             r = c.request("/signout", [("Cookie", "session=" + v)])
             assert r.status == 303
         c.close()
@@ -396,7 +393,7 @@ def test_no_fd_or_redis_connection_growth(nginx, redis_server, wrk_bin, tmp_path
     redis_server.proc.wait(5)
     redis_server.stop()
     for _ in range(50):   # requests during the outage (503)
-        r = helpers.http_get(srv.port, "/app", [("Cookie", "session=" + value)])
+        r = helpers.http_request(srv.port, "/app", [("Cookie", "session=" + value)])
         assert r.status == 503, r.status
     redis_server.start()
     admin = redis_server.client()
