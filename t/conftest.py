@@ -12,7 +12,8 @@ Rendered prefixes (nginx.conf, error.log, access.log, stderr.txt) stay under pyt
 Each test renders a full nginx.conf in its own prefix from an http-level snippet, picks free
 loopback ports at run time, starts `nginx -p prefix -c conf` with Popen (daemon off, master
 process on), stops it by pid (SIGQUIT, then SIGKILL), and fails if error.log holds [alert],
-[crit] or [emerg] lines.
+[crit] or [emerg] lines. redis-server likewise: RedisServer (fixtures redis_factory and
+redis_server) on a run-time loopback port or unix socket, stopped by pid.
 """
 
 from __future__ import annotations
@@ -183,6 +184,18 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def stop_process(proc: subprocess.Popen, sig: int, timeout: float = STOP_TIMEOUT):
+    """Stops a child of ours by its pid: sig, then SIGKILL if it has not exited within
+    timeout seconds. Nothing is done for a process that has exited already."""
+    if proc.poll() is None:
+        os.kill(proc.pid, sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout)
+
+
 class Nginx(Prefix):
     def __init__(self, binary: Path, path: Path, snippet: str, **kw):
         super().__init__(path, snippet, **kw)
@@ -215,13 +228,7 @@ class Nginx(Prefix):
             return
         for s in self._sessions:
             s.close()
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGQUIT)
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(STOP_TIMEOUT)
+        stop_process(self.proc, signal.SIGQUIT)
         self._stdout.close()
         self._stderr.close()
 
@@ -465,51 +472,135 @@ def echo_upstream():
     up.close()
 
 
-class RedisServer:
-    def __init__(self, workdir: Path):
-        self.workdir = workdir
-        self.port = helpers.free_port()
-        self.proc: Optional[subprocess.Popen] = None
+REDIS_CLIENT_NAME = "pytest"    # our own Redis connections are named, so they can be told apart
 
-    def start(self):
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.log = open(self.workdir / f"redis-{self.port}.log", "ab")
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--daemonize", "no", "--dir", str(self.workdir)],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+
+def redis_binary() -> str:
+    return shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+class RedisServer:
+    """A redis-server of our own (no persistence): loopback TCP on a run-time port (port=0:
+    unix socket only), optional unix socket, requirepass, extra config arguments (e.g. ACL
+    --user lines). Fault injection: pause() (SIGSTOP), resume() (SIGCONT), kill() (SIGKILL, a
+    crash), stop() (SIGTERM), and start() again on the same port. Always by pid."""
+
+    def __init__(self, workdir: Path, *, port: Optional[int] = None, unixsocket: bool = False,
+                 password: Optional[str] = None, extra=(), admin_user: Optional[tuple] = None):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = helpers.free_port() if port is None else port
+        # sun_path is limited to 107 bytes: pytest's tmp paths can be longer.
+        self.socket_path = None
+        if unixsocket:
+            sock = self.workdir / "redis.sock"
+            if len(str(sock)) > 100:
+                import tempfile
+                sock = Path(tempfile.mkdtemp(prefix="rsock")) / "redis.sock"
+            self.socket_path = str(sock)
+        self.password = password
+        self.extra = list(extra)
+        self.admin_user = admin_user    # (username, password) for our own clients (ACL tests)
+        self.proc: Optional[subprocess.Popen] = None
+        self.paused = False
+        self._log = None
+
+    # --- process control ---------------------------------------------------------------------
+
+    def argv(self) -> list:
+        a = [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--daemonize", "no", "--dir", str(self.workdir)]
+        if self.socket_path:
+            a += ["--unixsocket", self.socket_path, "--unixsocketperm", "700"]
+        if self.password is not None:
+            a += ["--requirepass", self.password]
+        return a + self.extra
+
+    def start(self, wait: bool = True) -> "RedisServer":
+        """Starts the server (again, on the same port) and, with wait, polls PING (bounded)."""
         import redis as redis_py
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        self._log = open(self.workdir / f"redis-{self.port}.log", "ab")
+        self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT)
+        self.paused = False
+        if not wait:
+            return self
 
         def answers():
             if self.proc.poll() is not None:
                 return "dead"
             try:
-                return redis_py.Redis(host="127.0.0.1", port=self.port,
-                                      socket_timeout=0.5).ping()
-            except redis_py.exceptions.ConnectionError:
+                return self.admin(socket_timeout=0.5).ping()
+            except (redis_py.exceptions.ConnectionError, redis_py.exceptions.TimeoutError,
+                    FileNotFoundError):
                 return None
 
         if helpers.poll(answers, START_TIMEOUT, interval=0.02) is True:
             return self
         self.stop()
-        pytest.fail(f"redis-server did not answer PING on 127.0.0.1:{self.port}", pytrace=False)
+        log = (self.workdir / f"redis-{self.port}.log").read_text(errors="replace")
+        pytest.fail(f"redis-server {self.argv()} did not answer PING\n{log[-2000:]}",
+                    pytrace=False)
 
-    def client(self):
-        import redis as redis_py
-        return redis_py.Redis(host="127.0.0.1", port=self.port, socket_timeout=2)
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def pause(self):
+        """SIGSTOP: the listening socket stays open, nothing is answered."""
+        os.kill(self.proc.pid, signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self):
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+        self.paused = False
+
+    def kill(self):
+        """SIGKILL (a crash): the data is gone (no persistence)."""
+        if self.alive():
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(STOP_TIMEOUT)
+        self.paused = False
+        self._close_log()
 
     def stop(self):
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(STOP_TIMEOUT)
-        self.proc = None
-        self.log.close()
+        if self.paused:
+            self.resume()
+        stop_process(self.proc, signal.SIGTERM)
+        self.paused = False
+        self._close_log()
+
+    def _close_log(self):
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    # --- clients -----------------------------------------------------------------------------
+
+    def admin(self, db: int = 0, socket_timeout: float = 2.0, **kw):
+        """A redis-py client with full rights (the password, if any, as the default user),
+        named REDIS_CLIENT_NAME."""
+        import redis as redis_py
+        if self.admin_user is not None:
+            kw.setdefault("username", self.admin_user[0])
+            kw.setdefault("password", self.admin_user[1])
+        elif self.password is not None:
+            kw.setdefault("password", self.password)
+        kw.setdefault("client_name", REDIS_CLIENT_NAME)
+        if self.socket_path and self.port == 0:
+            return redis_py.Redis(unix_socket_path=self.socket_path, db=db,
+                                  socket_timeout=socket_timeout, **kw)
+        return redis_py.Redis(host="127.0.0.1", port=self.port, db=db,
+                              socket_timeout=socket_timeout, **kw)
+
+    client = admin
 
     @property
     def address(self) -> str:
@@ -517,13 +608,31 @@ class RedisServer:
 
 
 @pytest.fixture
-def redis_server(tmp_path):
+def redis_factory(tmp_path):
+    """redis_factory(port=None, unixsocket=False, password=None, extra=(), admin_user=None,
+    start=True) -> RedisServer. Everything started is SIGCONTed and stopped by pid at
+    teardown."""
+    if not os.path.exists(redis_binary()):
+        missing("redis-server not installed")
+    procs = []
+
+    def make(start: bool = True, **kw) -> RedisServer:
+        rp = RedisServer(tmp_path / f"redis{len(procs)}", **kw)
+        procs.append(rp)
+        if start:
+            rp.start()
+        return rp
+
+    yield make
+    for rp in procs:
+        try:
+            rp.resume()
+        finally:
+            rp.stop()
+
+
+@pytest.fixture
+def redis_server(redis_factory):
     """A private redis-server on a free loopback port (no persistence), stopped by pid.
     .stop()/.start() simulate an outage on the same port."""
-    if not (shutil.which("redis-server") or os.path.exists("/usr/bin/redis-server")):
-        missing("redis-server not installed")
-    d = tmp_path / "redis"
-    d.mkdir()
-    srv = RedisServer(d).start()
-    yield srv
-    srv.stop()
+    return redis_factory()

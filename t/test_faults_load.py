@@ -201,10 +201,7 @@ def test_redis_killed_and_restarted_under_load(nginx, redis_server, wrk_bin, tmp
     w = start_wrk(srv, value, tmp_path, duration=4.0)
     try:
         time.sleep(1.0)
-        pid = redis_server.proc.pid
-        os.kill(pid, signal.SIGKILL)            # a crash: no persistence, the data is gone
-        redis_server.proc.wait(5)
-        redis_server.stop()                     # bookkeeping only (closes its log)
+        redis_server.kill()                     # a crash: no persistence, the data is gone
         time.sleep(1.0)                         # outage under load
         redis_server.start()                    # the same port
         reseed(redis_server.client(), key, data)
@@ -234,13 +231,10 @@ def test_redis_paused_under_load(nginx, redis_server, wrk_bin, tmp_path, workers
     assert app_ok(srv, value)
     master = srv.pid
     before = H.wait_workers(master, workers)
-    pid = redis_server.proc.pid
     w = start_wrk(srv, value, tmp_path, duration=4.0)
-    paused = False
     try:
         time.sleep(1.0)
-        os.kill(pid, signal.SIGSTOP)
-        paused = True
+        redis_server.pause()                    # SIGSTOP: connections open, nothing answered
         time.sleep(0.3)
         # fail closed: 503 with Retry-After, and the client's cookie is left alone
         t = time.monotonic()
@@ -252,8 +246,7 @@ def test_redis_paused_under_load(nginx, redis_server, wrk_bin, tmp_path, workers
         assert took < 1.5, f"a request waited {took:.2f}s with session_redis_timeout 200ms"
         time.sleep(1.0)
     finally:
-        if paused:
-            os.kill(pid, signal.SIGCONT)
+        redis_server.resume()
         res = w.result()
     print(res.output)
     assert set(res.statuses) <= {200, 503}, res.statuses
@@ -389,9 +382,7 @@ def test_no_fd_or_redis_connection_growth(nginx, redis_server, wrk_bin, tmp_path
     # 3. a Redis restart (SIGKILL, same port): the worker reconnects, nothing piles up
     key = "session:" + H.id_hex(value)
     data = admin.get(key)
-    os.kill(redis_server.proc.pid, signal.SIGKILL)
-    redis_server.proc.wait(5)
-    redis_server.stop()
+    redis_server.kill()
     for _ in range(50):   # requests during the outage (503)
         r = helpers.http_request(srv.port, "/app", [("Cookie", "session=" + value)])
         assert r.status == 503, r.status

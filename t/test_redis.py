@@ -26,8 +26,7 @@ import requests
 import helpers
 from helpers import cookie_named, match_cookie, poll, session_deletion
 from redis_support import (REDIS_LOCATIONS, cmd_calls, cookie_header, craft_id_cookie, get_json,
-                           id_of, other_clients, redis_factory, redis_snippet, seed,
-                           session_cookie_value)  # noqa: F401 (fixture)
+                           id_of, other_clients, redis_snippet, seed, session_cookie_value)
 
 REPO = Path(__file__).resolve().parent.parent
 NO_SUCH_SESSION = 'session cookie "session" rejected: no such session in the store'

@@ -26,8 +26,7 @@ import pytest
 import helpers
 from helpers import poll
 from redis_support import (cmd_calls, cookie_header, craft_id_cookie, get_json, other_clients,
-                           redis_factory, redis_snippet, seed, timed,
-                           worker_fds)  # noqa: F401 (fixture)
+                           redis_snippet, seed, timed, worker_fds)
 
 SLACK = 1.5          # seconds: any request while Redis is stuck (timeout 200 ms)
 RECOVER = 3.0        # seconds: polling for service to resume ("about a second")
