@@ -145,6 +145,12 @@ class Prefix:
         self.conf.write_text(text)
         return text
 
+    def write_conf(self, text: str):
+        """A complete nginx.conf written as it is instead of a rendered snippet (e.g. a shipped
+        example with its ports moved to self.ports); its error_log must be {prefix}/error.log."""
+        self.snippet = None
+        self.conf.write_text(text)
+
     @property
     def port(self):
         return self.ports[0]
