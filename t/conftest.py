@@ -429,13 +429,17 @@ def tls_cert(tmp_path_factory):
     return str(cert), str(key)
 
 
-class EchoUpstream:
-    """A tiny HTTP upstream on a free loopback port: records every request (method, path, header
-    lines as received) and answers 200 with a JSON body of the same."""
+class LoopbackHTTPServer:
+    """The one in-process HTTP server of the suite (upstreams, credential services): HTTP/1.0
+    on a free 127.0.0.1 port, a thread per request. answer(handler, body) -> (status,
+    [(header, value)], body) is called for every request of a method in METHODS (handler: the
+    BaseHTTPRequestHandler, with .command, .path, .headers); the answer gets a Content-Length
+    (and no body for HEAD). close() shuts it down."""
+
+    METHODS = ("GET", "POST", "HEAD", "PUT", "DELETE")
 
     def __init__(self):
-        self.requests = []
-        upstream = self
+        owner = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.0"
@@ -443,32 +447,48 @@ class EchoUpstream:
             def _handle(self):
                 n = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(n) if n else b""
-                rec = {"method": self.command, "path": self.path,
-                       "headers": [[k, v] for k, v in self.headers.items()],
-                       "raw_headers": self.headers.as_string(),
-                       "body": body.decode("latin-1")}
-                upstream.requests.append(rec)
-                out = json.dumps(rec).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
+                status, headers, out = owner.answer(self, body)
+                self.send_response(status)
+                for k, v in headers:
+                    self.send_header(k, v)
                 self.send_header("Content-Length", str(len(out)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(out)
 
-            do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = _handle
-
             def log_message(self, *a):
                 pass
 
+        for method in self.METHODS:
+            setattr(Handler, "do_" + method, Handler._handle)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
+    def answer(self, handler: BaseHTTPRequestHandler, body: bytes):
+        raise NotImplementedError
+
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+class EchoUpstream(LoopbackHTTPServer):
+    """A tiny HTTP upstream on a free loopback port: records every request (method, path, header
+    lines as received) and answers 200 with a JSON body of the same."""
+
+    def __init__(self):
+        self.requests = []
+        super().__init__()
+
+    def answer(self, handler, body):
+        rec = {"method": handler.command, "path": handler.path,
+               "headers": [[k, v] for k, v in handler.headers.items()],
+               "raw_headers": handler.headers.as_string(),
+               "body": body.decode("latin-1")}
+        self.requests.append(rec)
+        return 200, [("Content-Type", "application/json")], json.dumps(rec).encode()
 
 
 @pytest.fixture

@@ -261,12 +261,10 @@ def csrf_token(secret, raw: bytes, cookie_name: str = "session_csrf") -> str:
 # A credential service for session_login_auth, on a free loopback port
 # ---------------------------------------------------------------------------------------------
 
-import json as _json   # noqa: E402
-import threading as _threading   # noqa: E402
-from http.server import BaseHTTPRequestHandler as _BH, ThreadingHTTPServer as _TS   # noqa: E402
+from conftest import LoopbackHTTPServer as _LoopbackHTTPServer   # noqa: E402
 
 
-class AuthService:
+class AuthService(_LoopbackHTTPServer):
     """A credential service for session_login_auth on a free loopback port.
 
     decide(headers) -> (status, [(header, value), ...]); headers is the request's
@@ -275,37 +273,20 @@ class AuthService:
     with the right password gets that status and those headers, anything else 401.
     Every request is recorded: method, path, header lines as received, body."""
 
+    METHODS = ("GET", "POST", "HEAD")
+
     def __init__(self, accounts=None, decide=None):
         self.accounts = accounts or {}
         self.decide = decide or self._by_account
         self.requests = []
-        svc = self
+        super().__init__()
 
-        class Handler(_BH):
-            protocol_version = "HTTP/1.0"
-
-            def _handle(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n) if n else b""
-                svc.requests.append({"method": self.command, "path": self.path,
-                                     "headers": list(self.headers.items()),
-                                     "body": body})
-                status, hdrs = svc.decide(self.headers)
-                self.send_response(status)
-                for k, v in hdrs:
-                    self.send_header(k, v)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            do_GET = do_POST = do_HEAD = _handle
-
-            def log_message(self, *a):
-                pass
-
-        self.server = _TS(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = _threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+    def answer(self, handler, body):
+        self.requests.append({"method": handler.command, "path": handler.path,
+                              "headers": list(handler.headers.items()),
+                              "body": body})
+        status, hdrs = self.decide(handler.headers)
+        return status, hdrs, b""
 
     def _by_account(self, headers):
         acct = self.accounts.get(headers.get("X-User", ""))
@@ -316,10 +297,6 @@ class AuthService:
     @staticmethod
     def header_values(req, name):
         return [v for k, v in req["headers"] if k.lower() == name.lower()]
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 # ---------------------------------------------------------------------------------------------
