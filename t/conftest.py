@@ -12,7 +12,8 @@ Rendered prefixes (nginx.conf, error.log, access.log, stderr.txt) stay under pyt
 Each test renders a full nginx.conf in its own prefix from an http-level snippet, picks free
 loopback ports at run time, starts `nginx -p prefix -c conf` with Popen (daemon off, master
 process on), stops it by pid (SIGQUIT, then SIGKILL), and fails if error.log holds [alert],
-[crit] or [emerg] lines.
+[crit] or [emerg] lines. redis-server likewise: RedisServer (fixtures redis_factory and
+redis_server) on a run-time loopback port or unix socket, stopped by pid.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Optional
@@ -145,6 +145,12 @@ class Prefix:
         self.conf.write_text(text)
         return text
 
+    def write_conf(self, text: str):
+        """A complete nginx.conf written as it is instead of a rendered snippet (e.g. a shipped
+        example with its ports moved to self.ports); its error_log must be {prefix}/error.log."""
+        self.snippet = None
+        self.conf.write_text(text)
+
     @property
     def port(self):
         return self.ports[0]
@@ -184,6 +190,18 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def stop_process(proc: subprocess.Popen, sig: int, timeout: float = STOP_TIMEOUT):
+    """Stops a child of ours by its pid: sig, then SIGKILL if it has not exited within
+    timeout seconds. Nothing is done for a process that has exited already."""
+    if proc.poll() is None:
+        os.kill(proc.pid, sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout)
+
+
 class Nginx(Prefix):
     def __init__(self, binary: Path, path: Path, snippet: str, **kw):
         super().__init__(path, snippet, **kw)
@@ -216,13 +234,7 @@ class Nginx(Prefix):
             return
         for s in self._sessions:
             s.close()
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGQUIT)
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(STOP_TIMEOUT)
+        stop_process(self.proc, signal.SIGQUIT)
         self._stdout.close()
         self._stderr.close()
 
@@ -247,8 +259,8 @@ class Nginx(Prefix):
         old = self.worker_pids()
         mark = self.log_mark()
         os.kill(self.pid, signal.SIGHUP)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def replaced():
             emerg = [l for l in self.log_since(mark) if "[emerg]" in l]
             if emerg:
                 pytest.fail("reload failed:\n" + "\n".join(emerg), pytrace=False)
@@ -256,7 +268,11 @@ class Nginx(Prefix):
             if now and not (now & old) and not any(os.path.exists(f"/proc/{p}") and
                                                    _ppid(p) == self.pid for p in old):
                 return now
-            time.sleep(0.02)
+            return None
+
+        now = helpers.poll(replaced, timeout, interval=0.02)
+        if now:
+            return now
         pytest.fail(f"reload did not replace workers {old} within {timeout}s; "
                     f"now {self.worker_pids()}", pytrace=False)
 
@@ -321,7 +337,7 @@ class Nginx(Prefix):
 
     def raw(self, path="/", headers=(), method="GET", port=None, body=b"") -> helpers.RawResponse:
         """Exact request (duplicate headers, garbage bytes) over a raw socket."""
-        return helpers.http_get(port or self.port, path, headers, method, body)
+        return helpers.http_request(port or self.port, path, headers, method, body)
 
 
 @pytest.fixture(scope="session")
@@ -413,13 +429,17 @@ def tls_cert(tmp_path_factory):
     return str(cert), str(key)
 
 
-class EchoUpstream:
-    """A tiny HTTP upstream on a free loopback port: records every request (method, path, header
-    lines as received) and answers 200 with a JSON body of the same."""
+class LoopbackHTTPServer:
+    """The one in-process HTTP server of the suite (upstreams, credential services): HTTP/1.0
+    on a free 127.0.0.1 port, a thread per request. answer(handler, body) -> (status,
+    [(header, value)], body) is called for every request of a method in METHODS (handler: the
+    BaseHTTPRequestHandler, with .command, .path, .headers); the answer gets a Content-Length
+    (and no body for HEAD). close() shuts it down."""
+
+    METHODS = ("GET", "POST", "HEAD", "PUT", "DELETE")
 
     def __init__(self):
-        self.requests = []
-        upstream = self
+        owner = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.0"
@@ -427,32 +447,48 @@ class EchoUpstream:
             def _handle(self):
                 n = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(n) if n else b""
-                rec = {"method": self.command, "path": self.path,
-                       "headers": [[k, v] for k, v in self.headers.items()],
-                       "raw_headers": self.headers.as_string(),
-                       "body": body.decode("latin-1")}
-                upstream.requests.append(rec)
-                out = json.dumps(rec).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
+                status, headers, out = owner.answer(self, body)
+                self.send_response(status)
+                for k, v in headers:
+                    self.send_header(k, v)
                 self.send_header("Content-Length", str(len(out)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(out)
 
-            do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = _handle
-
             def log_message(self, *a):
                 pass
 
+        for method in self.METHODS:
+            setattr(Handler, "do_" + method, Handler._handle)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
+    def answer(self, handler: BaseHTTPRequestHandler, body: bytes):
+        raise NotImplementedError
+
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+class EchoUpstream(LoopbackHTTPServer):
+    """A tiny HTTP upstream on a free loopback port: records every request (method, path, header
+    lines as received) and answers 200 with a JSON body of the same."""
+
+    def __init__(self):
+        self.requests = []
+        super().__init__()
+
+    def answer(self, handler, body):
+        rec = {"method": handler.command, "path": handler.path,
+               "headers": [[k, v] for k, v in handler.headers.items()],
+               "raw_headers": handler.headers.as_string(),
+               "body": body.decode("latin-1")}
+        self.requests.append(rec)
+        return 200, [("Content-Type", "application/json")], json.dumps(rec).encode()
 
 
 @pytest.fixture
@@ -462,49 +498,135 @@ def echo_upstream():
     up.close()
 
 
+REDIS_CLIENT_NAME = "pytest"    # our own Redis connections are named, so they can be told apart
+
+
+def redis_binary() -> str:
+    return shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
 class RedisServer:
-    def __init__(self, workdir: Path):
-        self.workdir = workdir
-        self.port = helpers.free_port()
+    """A redis-server of our own (no persistence): loopback TCP on a run-time port (port=0:
+    unix socket only), optional unix socket, requirepass, extra config arguments (e.g. ACL
+    --user lines). Fault injection: pause() (SIGSTOP), resume() (SIGCONT), kill() (SIGKILL, a
+    crash), stop() (SIGTERM), and start() again on the same port. Always by pid."""
+
+    def __init__(self, workdir: Path, *, port: Optional[int] = None, unixsocket: bool = False,
+                 password: Optional[str] = None, extra=(), admin_user: Optional[tuple] = None):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = helpers.free_port() if port is None else port
+        # sun_path is limited to 107 bytes: pytest's tmp paths can be longer.
+        self.socket_path = None
+        if unixsocket:
+            sock = self.workdir / "redis.sock"
+            if len(str(sock)) > 100:
+                import tempfile
+                sock = Path(tempfile.mkdtemp(prefix="rsock")) / "redis.sock"
+            self.socket_path = str(sock)
+        self.password = password
+        self.extra = list(extra)
+        self.admin_user = admin_user    # (username, password) for our own clients (ACL tests)
         self.proc: Optional[subprocess.Popen] = None
+        self.paused = False
+        self._log = None
 
-    def start(self):
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.log = open(self.workdir / f"redis-{self.port}.log", "ab")
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--daemonize", "no", "--dir", str(self.workdir)],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+    # --- process control ---------------------------------------------------------------------
+
+    def argv(self) -> list:
+        a = [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--daemonize", "no", "--dir", str(self.workdir)]
+        if self.socket_path:
+            a += ["--unixsocket", self.socket_path, "--unixsocketperm", "700"]
+        if self.password is not None:
+            a += ["--requirepass", self.password]
+        return a + self.extra
+
+    def start(self, wait: bool = True) -> "RedisServer":
+        """Starts the server (again, on the same port) and, with wait, polls PING (bounded)."""
         import redis as redis_py
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        self._log = open(self.workdir / f"redis-{self.port}.log", "ab")
+        self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT)
+        self.paused = False
+        if not wait:
+            return self
+
+        def answers():
             if self.proc.poll() is not None:
-                break
+                return "dead"
             try:
-                if redis_py.Redis(host="127.0.0.1", port=self.port,
-                                  socket_timeout=0.5).ping():
-                    return self
-            except redis_py.exceptions.ConnectionError:
-                time.sleep(0.02)
-        self.stop()
-        pytest.fail(f"redis-server did not answer PING on 127.0.0.1:{self.port}", pytrace=False)
+                return self.admin(socket_timeout=0.5).ping()
+            except (redis_py.exceptions.ConnectionError, redis_py.exceptions.TimeoutError,
+                    FileNotFoundError):
+                return None
 
-    def client(self):
-        import redis as redis_py
-        return redis_py.Redis(host="127.0.0.1", port=self.port, socket_timeout=2)
+        if helpers.poll(answers, START_TIMEOUT, interval=0.02) is True:
+            return self
+        self.stop()
+        log = (self.workdir / f"redis-{self.port}.log").read_text(errors="replace")
+        pytest.fail(f"redis-server {self.argv()} did not answer PING\n{log[-2000:]}",
+                    pytrace=False)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def pause(self):
+        """SIGSTOP: the listening socket stays open, nothing is answered."""
+        os.kill(self.proc.pid, signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self):
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+        self.paused = False
+
+    def kill(self):
+        """SIGKILL (a crash): the data is gone (no persistence)."""
+        if self.alive():
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(STOP_TIMEOUT)
+        self.paused = False
+        self._close_log()
 
     def stop(self):
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(STOP_TIMEOUT)
-        self.proc = None
-        self.log.close()
+        if self.paused:
+            self.resume()
+        stop_process(self.proc, signal.SIGTERM)
+        self.paused = False
+        self._close_log()
+
+    def _close_log(self):
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    # --- clients -----------------------------------------------------------------------------
+
+    def admin(self, db: int = 0, socket_timeout: float = 2.0, **kw):
+        """A redis-py client with full rights (the password, if any, as the default user),
+        named REDIS_CLIENT_NAME."""
+        import redis as redis_py
+        if self.admin_user is not None:
+            kw.setdefault("username", self.admin_user[0])
+            kw.setdefault("password", self.admin_user[1])
+        elif self.password is not None:
+            kw.setdefault("password", self.password)
+        kw.setdefault("client_name", REDIS_CLIENT_NAME)
+        if self.socket_path and self.port == 0:
+            return redis_py.Redis(unix_socket_path=self.socket_path, db=db,
+                                  socket_timeout=socket_timeout, **kw)
+        return redis_py.Redis(host="127.0.0.1", port=self.port, db=db,
+                              socket_timeout=socket_timeout, **kw)
+
+    client = admin
 
     @property
     def address(self) -> str:
@@ -512,13 +634,31 @@ class RedisServer:
 
 
 @pytest.fixture
-def redis_server(tmp_path):
+def redis_factory(tmp_path):
+    """redis_factory(port=None, unixsocket=False, password=None, extra=(), admin_user=None,
+    start=True) -> RedisServer. Everything started is SIGCONTed and stopped by pid at
+    teardown."""
+    if not os.path.exists(redis_binary()):
+        missing("redis-server not installed")
+    procs = []
+
+    def make(start: bool = True, **kw) -> RedisServer:
+        rp = RedisServer(tmp_path / f"redis{len(procs)}", **kw)
+        procs.append(rp)
+        if start:
+            rp.start()
+        return rp
+
+    yield make
+    for rp in procs:
+        try:
+            rp.resume()
+        finally:
+            rp.stop()
+
+
+@pytest.fixture
+def redis_server(redis_factory):
     """A private redis-server on a free loopback port (no persistence), stopped by pid.
     .stop()/.start() simulate an outage on the same port."""
-    if not (shutil.which("redis-server") or os.path.exists("/usr/bin/redis-server")):
-        missing("redis-server not installed")
-    d = tmp_path / "redis"
-    d.mkdir()
-    srv = RedisServer(d).start()
-    yield srv
-    srv.stop()
+    return redis_factory()

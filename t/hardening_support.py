@@ -2,10 +2,10 @@
 
 Only the standard library, helpers.py and conftest.py's fixtures are used:
 
-* a keep-alive HTTP client (http.client) that reconnects when the server closes;
-* a tolerant raw-socket exchange (exact request bytes, the raw response bytes back, even when the
-  server answers before it has read the whole body) and checks of raw response heads for
-  injected header lines and control bytes;
+* a keep-alive HTTP client (http.client) that reconnects when the server closes (raw requests
+  are helpers.raw_exchange);
+* chunked request bodies and checks of raw response heads for injected header lines and
+  control bytes;
 * a seeded cookie mutator (bit flips, substitutions, truncations, extensions, alphabet swaps,
   splices ...) with a model of what a cookie parser may legitimately treat as the same value;
 * process helpers: worker pids by `ps --ppid`, fd counts from /proc, "exited on signal" lines;
@@ -21,11 +21,10 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional, Sequence, Tuple
+from typing import Iterable, Optional, Sequence, Tuple
 
 import helpers
 from helpers import b64url_decode, b64url_encode
@@ -39,21 +38,6 @@ HOSTILE_CHARS = "+/=.~!$%&'()*,:<>?@[]^`{|}\\\"" + "\x80\xa0\xe9\xff"
 # ---------------------------------------------------------------------------------------------
 # HTTP clients
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Resp:
-    status: int
-    headers: list           # [(name, value)]
-    body: bytes
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", "replace")
-
-    def header_all(self, name: str) -> list:
-        n = name.lower()
-        return [v for k, v in self.headers if k.lower() == n]
 
 
 class KeepAlive:
@@ -72,7 +56,7 @@ class KeepAlive:
         self.connects += 1
 
     def request(self, path: str, headers: Sequence[Tuple[str, str]] = (), method: str = "GET",
-                body: Optional[bytes] = None) -> Resp:
+                body: Optional[bytes] = None) -> helpers.RawResponse:
         for attempt in (0, 1):
             if self.conn is None:
                 self._connect()
@@ -85,7 +69,11 @@ class KeepAlive:
                 self.conn.endheaders(body)
                 r = self.conn.getresponse()
                 data = r.read()
-                resp = Resp(r.status, list(r.getheaders()), data)
+                got = list(r.getheaders())
+                resp = helpers.RawResponse(
+                    r.status, r.reason, got, data,
+                    lines=[f"{k}: {v}".encode("latin-1") for k, v in got],
+                    closed=bool(r.will_close))
                 if r.will_close:
                     self.close()
                 return resp
@@ -100,102 +88,6 @@ class KeepAlive:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
-
-
-@dataclass
-class RawExchange:
-    data: bytes             # every byte the server sent
-    head: bytes             # up to (excluding) the first CRLFCRLF
-    body: bytes
-    status: int
-    lines: list             # header lines (bytes) after the status line, split on CRLF
-    closed: bool = True     # the server closed the connection after the response
-
-    def header_values(self, name: str) -> list:
-        n = name.lower().encode()
-        out = []
-        for line in self.lines:
-            k, sep, v = line.partition(b":")
-            if sep and k.strip().lower() == n:
-                out.append(v.strip())
-        return out
-
-
-def _complete(data: bytes, method_head: bool = False) -> bool:
-    """Whether data holds one complete HTTP response (Content-Length or chunked framing)."""
-    head, sep, body = data.partition(b"\r\n\r\n")
-    if not sep:
-        return False
-    if method_head:
-        return True
-    h = head.lower()
-    m = re.search(rb"\r\ncontent-length:\s*(\d+)", h)
-    if re.search(rb"\r\ntransfer-encoding:\s*chunked", h):
-        return body.endswith(b"0\r\n\r\n")
-    if m:
-        return len(body) >= int(m.group(1))
-    status = re.match(rb"HTTP/1\.[01] (\d{3})", head)
-    return bool(status) and (status.group(1) in (b"204", b"304") or
-                             status.group(1).startswith(b"1"))
-
-
-def raw_exchange(port: int, request: bytes, timeout: float = 10.0,
-                 close_wait: float = 1.0) -> RawExchange:
-    """Sends request bytes (with Connection: close) and reads until the server closes. A server
-    that answers (and closes) before reading the whole body is fine: send errors are ignored and
-    whatever arrived is returned. A complete response whose connection is not closed within
-    close_wait seconds is returned with closed=False (the server did not finish the request)."""
-    chunks = []
-    closed = True
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        try:
-            s.sendall(request)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        deadline = None
-        while True:
-            if deadline is None and _complete(b"".join(chunks), request.startswith(b"HEAD ")):
-                deadline = time.monotonic() + close_wait
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    closed = False
-                    break
-                s.settimeout(left)
-            try:
-                b = s.recv(65536)
-            except ConnectionResetError:
-                break
-            except socket.timeout:
-                if deadline is not None or b"\r\n\r\n" in b"".join(chunks):
-                    # complete (or close-delimited) response, connection still open
-                    closed = False
-                    break
-                raise
-            if not b:
-                break
-            chunks.append(b)
-    data = b"".join(chunks)
-    head, sep, body = data.partition(b"\r\n\r\n")
-    assert sep, f"no complete response head: {data[:300]!r}"
-    lines = head.split(b"\r\n")
-    m = re.match(rb"HTTP/1\.[01] (\d{3})", lines[0])
-    assert m, f"bad status line {lines[0]!r}"
-    return RawExchange(data, head, body, int(m.group(1)), lines[1:], closed)
-
-
-def build_request(method: str, path: bytes, headers: Iterable = (), body: bytes = b"",
-                  content_length: bool = True) -> bytes:
-    if isinstance(path, str):
-        path = path.encode("latin-1")
-    req = method.encode() + b" " + path + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
-    for k, v in headers:
-        k = k.encode("latin-1") if isinstance(k, str) else k
-        v = v.encode("latin-1") if isinstance(v, str) else v
-        req += k + b": " + v + b"\r\n"
-    if content_length and (body or method in ("POST", "PUT")):
-        req += b"Content-Length: %d\r\n" % len(body)
-    return req + b"\r\n" + body
 
 
 def chunked(body: bytes, rng: random.Random, max_chunk: int = 4096) -> bytes:
@@ -213,7 +105,7 @@ INJECTED = "X-Injected"
 _CTL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 
-def head_problems(ex: RawExchange, marker: str = INJECTED) -> list:
+def head_problems(ex: helpers.RawResponse, marker: str = INJECTED) -> list:
     """What is wrong with a raw response head: an injected header line (a line whose name is
     the marker, or a folded/continuation line), stray CR/LF/NUL or other control bytes inside a
     header line, a Content-Length that does not match the body."""
@@ -449,13 +341,14 @@ def wait_workers(master: int, n: int, timeout: float = 5.0, exclude: Iterable[in
     """Polls (bounded) until master has exactly n workers, none of them in exclude, and no
     old generation shutting down."""
     exclude = set(exclude)
-    deadline = time.monotonic() + timeout
     w = []
-    while time.monotonic() < deadline:
-        w = workers_of(master)
-        if len(w) == n and not (set(w) & exclude) and len(children_of(master)) == n:
-            return w
-        time.sleep(0.02)
+
+    def settled():
+        w[:] = workers_of(master)
+        return len(w) == n and not (set(w) & exclude) and len(children_of(master)) == n
+
+    if helpers.poll(settled, timeout, interval=0.02):
+        return w
     raise AssertionError(f"master {master}: wanted {n} workers (not {sorted(exclude)}), "
                          f"have {w}, children {children_of(master)}")
 
@@ -620,13 +513,3 @@ def id_hex(cookie_value: str) -> str:
     env = helpers.decode_envelope(cookie_value)
     assert env.kind == helpers.KIND_ID, f"not an id cookie (kind {env.kind})"
     return env.signed_payload.hex()
-
-
-def poll(fn: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        if fn():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)

@@ -3,7 +3,8 @@
 Everything here is plain Python (stdlib + requests, optionally python3-cryptography): rendering
 and running nginx lives in conftest.py, this file holds
 
-* free-port picking, secret files, a raw HTTP client for exact/garbage headers;
+* the bounded poll, free-port picking, secret files, the raw-socket HTTP client for
+  exact/garbage requests;
 * a Python model of the cookie envelope (DESIGN.md / src/core/envelope.h), so tests can decode
   what the module sends and craft cookies it must accept or reject (expired, future-dated,
   wrong key, wrong kind, bad JSON ...) precisely, without sleeping;
@@ -25,7 +26,7 @@ import socket
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 # ---------------------------------------------------------------------------------------------
 # Ports, files
@@ -39,19 +40,36 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def poll(fn: Callable, timeout: float, interval: float = 0.05, until: Callable = bool):
+    """The one bounded wait of the suite: calls fn until until(value) holds (by default: until
+    fn returns a true value) or timeout seconds pass; returns fn's last value. fn is always
+    called at least once, and once more at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if until(v) or time.monotonic() >= deadline:
+            return v
+        time.sleep(interval)
+
+
+def port_accepts(port: int, timeout: float = 0.2) -> bool:
+    """Whether 127.0.0.1:port accepts a TCP connection right now."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def wait_port(port: int, timeout: float = 5.0, alive=lambda: True) -> bool:
     """Waits (bounded) until 127.0.0.1:port accepts a connection. alive() is polled so that a
     process that died on startup is noticed at once."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def state():
         if not alive():
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return True
-        except OSError:
-            time.sleep(0.02)
-    return False
+            return "dead"
+        return "open" if port_accepts(port) else None
+
+    return poll(state, timeout, interval=0.02) == "open"
 
 
 def random_secret(n: int = 48) -> str:
@@ -81,11 +99,19 @@ def write_secret_file(path, lines: Optional[Sequence[str]] = None, raw: Optional
 
 @dataclass
 class RawResponse:
+    """One response as it came off the wire (raw_exchange) or from KeepAlive."""
     status: int
     reason: str
     headers: list  # [(name, value)] in wire order, names as sent
-    body: bytes
-    raw: bytes = b""
+    body: bytes    # de-chunked when the response was complete and chunked
+    raw: bytes = b""                            # every byte the server sent
+    lines: list = field(default_factory=list)   # header lines (bytes) after the status line
+    closed: bool = True    # the server closed the connection after the response
+
+    @property
+    def data(self) -> bytes:
+        """The same bytes as raw (the hardening tests' name)."""
+        return self.raw
 
     def header_all(self, name: str) -> list:
         n = name.lower()
@@ -95,6 +121,16 @@ class RawResponse:
         v = self.header_all(name)
         assert len(v) <= 1, f"header {name} appears {len(v)} times: {v}"
         return v[0] if v else None
+
+    def header_values(self, name: str) -> list:
+        """Values (bytes, as sent) of the header lines named name."""
+        n = name.lower().encode()
+        out = []
+        for line in self.lines:
+            k, sep, v = line.partition(b":")
+            if sep and k.strip().lower() == n:
+                out.append(v.strip())
+        return out
 
     @property
     def set_cookies(self) -> list:
@@ -117,17 +153,78 @@ def _dechunk(body: bytes) -> bytes:
     return out
 
 
-def raw_request(port: int, request: bytes, timeout: float = 5.0, host: str = "127.0.0.1") -> RawResponse:
-    """Sends request bytes as they are and reads the response until the server closes the
-    connection (send 'Connection: close' or HTTP/1.0)."""
-    with socket.create_connection((host, port), timeout=timeout) as s:
-        s.sendall(request)
-        chunks = []
+def _complete(data: bytes, method_head: bool = False) -> bool:
+    """Whether data holds one complete HTTP response (Content-Length or chunked framing)."""
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    if method_head:
+        return True
+    h = head.lower()
+    m = re.search(rb"\r\ncontent-length:\s*(\d+)", h)
+    if re.search(rb"\r\ntransfer-encoding:\s*chunked", h):
+        return body.endswith(b"0\r\n\r\n")
+    if m:
+        return len(body) >= int(m.group(1))
+    status = re.match(rb"HTTP/1\.[01] (\d{3})", head)
+    return bool(status) and (status.group(1) in (b"204", b"304") or
+                             status.group(1).startswith(b"1"))
+
+
+def build_request(method: str, path, headers: Iterable = (), body: bytes = b"",
+                  host: str = "localhost", content_length: bool = True) -> bytes:
+    """Request bytes with exact header lines. headers: iterable of (name, value) (str or
+    bytes), sent in order after Host and `Connection: close`, duplicates allowed (e.g. two
+    Cookie lines). Content-Length is added for a body or a POST/PUT unless content_length is
+    False (e.g. for a chunked body)."""
+    if isinstance(path, str):
+        path = path.encode("latin-1")
+    req = (method.encode() + b" " + path + b" HTTP/1.1\r\nHost: " + host.encode("latin-1")
+           + b"\r\nConnection: close\r\n")
+    for k, v in headers:
+        k = k.encode("latin-1") if isinstance(k, str) else k
+        v = v.encode("latin-1") if isinstance(v, str) else v
+        req += k + b": " + v + b"\r\n"
+    if content_length and (body or method in ("POST", "PUT")):
+        req += b"Content-Length: %d\r\n" % len(body)
+    return req + b"\r\n" + body
+
+
+def raw_exchange(port: int, request: bytes, timeout: float = 10.0,
+                 close_wait: float = 1.0) -> RawResponse:
+    """The one raw-socket HTTP client: sends request bytes as they are (send 'Connection:
+    close' or HTTP/1.0) to 127.0.0.1:port and reads until the server closes. A server that
+    answers (and closes) before reading the whole body is fine: send errors are ignored and
+    whatever arrived is returned. A complete response whose connection is not closed within
+    close_wait seconds is returned with closed=False (the server did not finish the request).
+    timeout bounds every read."""
+    chunks = []
+    closed = True
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        try:
+            s.sendall(request)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        deadline = None
         while True:
+            if deadline is None and _complete(b"".join(chunks), request.startswith(b"HEAD ")):
+                deadline = time.monotonic() + close_wait
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    closed = False
+                    break
+                s.settimeout(left)
             try:
                 b = s.recv(65536)
             except ConnectionResetError:
                 break
+            except socket.timeout:
+                if deadline is not None or b"\r\n\r\n" in b"".join(chunks):
+                    # complete (or close-delimited) response, connection still open
+                    closed = False
+                    break
+                raise
             if not b:
                 break
             chunks.append(b)
@@ -141,26 +238,25 @@ def raw_request(port: int, request: bytes, timeout: float = 5.0, host: str = "12
     for line in lines[1:]:
         k, _, v = line.partition(b":")
         headers.append((k.decode("latin-1"), v.strip().decode("latin-1")))
-    resp = RawResponse(int(m.group(1)), m.group(2).decode("latin-1"), headers, body, data)
+    resp = RawResponse(int(m.group(1)), m.group(2).decode("latin-1"), headers, body, data,
+                       lines[1:], closed)
     te = resp.header_all("Transfer-Encoding")
-    if te and te[0].lower() == "chunked":
+    if te and te[0].lower() == "chunked" and _complete(data):
         resp.body = _dechunk(body)
     return resp
 
 
-def http_get(port: int, path: str = "/", headers: Iterable = (), method: str = "GET",
-             body: bytes = b"", host: str = "localhost") -> RawResponse:
-    """A request with exact header lines. headers: iterable of (name, value) (str or bytes), sent
-    in order, duplicates allowed (e.g. two Cookie lines)."""
-    req = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n".encode("latin-1")
-    for k, v in headers:
-        k = k.encode("latin-1") if isinstance(k, str) else k
-        v = v.encode("latin-1") if isinstance(v, str) else v
-        req += k + b": " + v + b"\r\n"
-    if body or method in ("POST", "PUT"):
-        req += b"Content-Length: %d\r\n" % len(body)
-    req += b"\r\n" + body
-    return raw_request(port, req)
+def http_request(port: int, path: str = "/", headers: Iterable = (), method: str = "GET",
+                 body: bytes = b"", host: str = "localhost", timeout: float = 5.0) -> RawResponse:
+    """build_request + raw_exchange, for a server that must close the connection after its
+    answer: TimeoutError (an OSError, as a socket timeout) if it does not within timeout
+    seconds."""
+    resp = raw_exchange(port, build_request(method, path, headers, body, host), timeout,
+                        close_wait=timeout)
+    if not resp.closed:
+        raise TimeoutError(f"127.0.0.1:{port} kept the connection open {timeout}s after "
+                           f"answering: {resp.raw[:300]!r}")
+    return resp
 
 
 def set_cookie_headers(resp) -> list:

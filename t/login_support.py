@@ -261,12 +261,10 @@ def csrf_token(secret, raw: bytes, cookie_name: str = "session_csrf") -> str:
 # A credential service for session_login_auth, on a free loopback port
 # ---------------------------------------------------------------------------------------------
 
-import json as _json   # noqa: E402
-import threading as _threading   # noqa: E402
-from http.server import BaseHTTPRequestHandler as _BH, ThreadingHTTPServer as _TS   # noqa: E402
+from conftest import LoopbackHTTPServer as _LoopbackHTTPServer   # noqa: E402
 
 
-class AuthService:
+class AuthService(_LoopbackHTTPServer):
     """A credential service for session_login_auth on a free loopback port.
 
     decide(headers) -> (status, [(header, value), ...]); headers is the request's
@@ -275,37 +273,20 @@ class AuthService:
     with the right password gets that status and those headers, anything else 401.
     Every request is recorded: method, path, header lines as received, body."""
 
+    METHODS = ("GET", "POST", "HEAD")
+
     def __init__(self, accounts=None, decide=None):
         self.accounts = accounts or {}
         self.decide = decide or self._by_account
         self.requests = []
-        svc = self
+        super().__init__()
 
-        class Handler(_BH):
-            protocol_version = "HTTP/1.0"
-
-            def _handle(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n) if n else b""
-                svc.requests.append({"method": self.command, "path": self.path,
-                                     "headers": list(self.headers.items()),
-                                     "body": body})
-                status, hdrs = svc.decide(self.headers)
-                self.send_response(status)
-                for k, v in hdrs:
-                    self.send_header(k, v)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            do_GET = do_POST = do_HEAD = _handle
-
-            def log_message(self, *a):
-                pass
-
-        self.server = _TS(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = _threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+    def answer(self, handler, body):
+        self.requests.append({"method": handler.command, "path": handler.path,
+                              "headers": list(handler.headers.items()),
+                              "body": body})
+        status, hdrs = self.decide(handler.headers)
+        return status, hdrs, b""
 
     def _by_account(self, headers):
         acct = self.accounts.get(headers.get("X-User", ""))
@@ -317,59 +298,16 @@ class AuthService:
     def header_values(req, name):
         return [v for k, v in req["headers"] if k.lower() == name.lower()]
 
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
 
 # ---------------------------------------------------------------------------------------------
-# Raw requests that do not depend on the server closing the connection
+# A raw login POST (helpers.raw_exchange): exact header lines, and whether the server closed
+# the connection after its answer
 # ---------------------------------------------------------------------------------------------
 
-import socket as _socket   # noqa: E402
 
-
-def raw_exchange(port: int, request: bytes, timeout: float = 5.0):
-    """Sends request bytes, reads one response (headers + Content-Length body).
-    Returns (status, headers [(name, value)], body, closed) where closed tells whether the
-    server closed the connection within 2 s after the response (it should, for
-    `Connection: close`)."""
-    with _socket.create_connection(("127.0.0.1", port), timeout=timeout) as c:
-        c.sendall(request)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            b = c.recv(65536)
-            if not b:
-                break
-            data += b
-        head, _, body = data.partition(b"\r\n\r\n")
-        lines = head.split(b"\r\n")
-        status = int(lines[0].split()[1])
-        headers = []
-        for line in lines[1:]:
-            k, _, v = line.partition(b":")
-            headers.append((k.decode("latin-1"), v.strip().decode("latin-1")))
-        n = next((int(v) for k, v in headers if k.lower() == "content-length"), None)
-        while n is not None and len(body) < n:
-            b = c.recv(65536)
-            if not b:
-                break
-            body += b
-        c.settimeout(2.0)
-        try:
-            closed = c.recv(1) == b""
-        except (_socket.timeout, TimeoutError):
-            closed = False
-        except ConnectionResetError:
-            closed = True
-        return status, headers, body, closed
-
-
-def raw_post(port: int, body: bytes, headers=(), path: str = "/login", method: str = "POST"):
-    req = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n".encode()
-    for k, v in headers:
-        k = k.encode("latin-1") if isinstance(k, str) else k
-        v = v.encode("latin-1") if isinstance(v, str) else v
-        req += k + b": " + v + b"\r\n"
-    req += b"Content-Length: %d\r\n\r\n" % len(body) + body
-    return raw_exchange(port, req)
+def raw_post(port: int, body: bytes, headers=(), path: str = "/login",
+             method: str = "POST") -> "_helpers.RawResponse":
+    """POST body with `Connection: close` over a raw socket; the response's .closed tells
+    whether the server closed the connection within 2 s after the response (it should)."""
+    req = _helpers.build_request(method, path, headers, body, host="127.0.0.1")
+    return _helpers.raw_exchange(port, req, timeout=5.0, close_wait=2.0)

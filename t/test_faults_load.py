@@ -54,7 +54,7 @@ def wrk_bin():
 
 
 def login(srv, user="alice") -> str:
-    r = helpers.http_get(srv.port, f"/login?u={user}")
+    r = helpers.http_request(srv.port, f"/login?u={user}")
     assert r.status == 200, r.raw[:300]
     sc = cookie_named(r, "session")
     assert sc, r.set_cookies
@@ -62,12 +62,12 @@ def login(srv, user="alice") -> str:
 
 
 def whoami(srv, value: str, timeout: float = 5.0) -> str:
-    return helpers.http_get(srv.port, "/whoami", [("Cookie", "session=" + value)]).text
+    return helpers.http_request(srv.port, "/whoami", [("Cookie", "session=" + value)]).text
 
 
 def app_ok(srv, value: str, user: str = "alice") -> bool:
     try:
-        r = helpers.http_get(srv.port, "/app", [("Cookie", "session=" + value)])
+        r = helpers.http_request(srv.port, "/app", [("Cookie", "session=" + value)])
     except OSError:
         return False
     return r.status == 200 and r.text == f"ok {user}\n"
@@ -160,7 +160,7 @@ def test_killed_worker_is_respawned_and_sessions_stay_valid(nginx, redis_server,
     srv.allowed_bad_log.append(rf"\[alert\] \d+#\d+: worker process {victim} exited on "
                                rf"signal 9$")
     os.kill(victim, signal.SIGKILL)
-    assert H.poll(lambda: srv.grep_log(f"worker process {victim} exited on signal 9"), 5.0), \
+    assert helpers.poll(lambda: srv.grep_log(f"worker process {victim} exited on signal 9"), 5.0), \
         "the master did not notice the killed worker"
     now = H.wait_workers(master, 2, exclude=[victim])
     assert workers[1] in now, (workers, now)
@@ -201,10 +201,7 @@ def test_redis_killed_and_restarted_under_load(nginx, redis_server, wrk_bin, tmp
     w = start_wrk(srv, value, tmp_path, duration=4.0)
     try:
         time.sleep(1.0)
-        pid = redis_server.proc.pid
-        os.kill(pid, signal.SIGKILL)            # a crash: no persistence, the data is gone
-        redis_server.proc.wait(5)
-        redis_server.stop()                     # bookkeeping only (closes its log)
+        redis_server.kill()                     # a crash: no persistence, the data is gone
         time.sleep(1.0)                         # outage under load
         redis_server.start()                    # the same port
         reseed(redis_server.client(), key, data)
@@ -219,7 +216,7 @@ def test_redis_killed_and_restarted_under_load(nginx, redis_server, wrk_bin, tmp
     assert res.statuses.get(403, 0) <= 50, res.statuses
     assert res.socket_errors == 0, res.output
     # recovery without reload
-    assert H.poll(lambda: app_ok(srv, value), 3.0), whoami(srv, value)
+    assert helpers.poll(lambda: app_ok(srv, value), 3.0), whoami(srv, value)
     for _ in range(20):
         assert app_ok(srv, value)
     assert_no_crash(srv, before)
@@ -234,17 +231,14 @@ def test_redis_paused_under_load(nginx, redis_server, wrk_bin, tmp_path, workers
     assert app_ok(srv, value)
     master = srv.pid
     before = H.wait_workers(master, workers)
-    pid = redis_server.proc.pid
     w = start_wrk(srv, value, tmp_path, duration=4.0)
-    paused = False
     try:
         time.sleep(1.0)
-        os.kill(pid, signal.SIGSTOP)
-        paused = True
+        redis_server.pause()                    # SIGSTOP: connections open, nothing answered
         time.sleep(0.3)
         # fail closed: 503 with Retry-After, and the client's cookie is left alone
         t = time.monotonic()
-        r = helpers.http_get(srv.port, "/app", [("Cookie", "session=" + value)])
+        r = helpers.http_request(srv.port, "/app", [("Cookie", "session=" + value)])
         took = time.monotonic() - t
         assert r.status == 503, (r.status, r.text)
         assert r.header("Retry-After") == "1", r.headers
@@ -252,14 +246,13 @@ def test_redis_paused_under_load(nginx, redis_server, wrk_bin, tmp_path, workers
         assert took < 1.5, f"a request waited {took:.2f}s with session_redis_timeout 200ms"
         time.sleep(1.0)
     finally:
-        if paused:
-            os.kill(pid, signal.SIGCONT)
+        redis_server.resume()
         res = w.result()
     print(res.output)
     assert set(res.statuses) <= {200, 503}, res.statuses
     assert res.statuses.get(503, 0) > 0, res.statuses
     assert res.socket_errors == 0, res.output
-    assert H.poll(lambda: app_ok(srv, value), 3.0), whoami(srv, value)
+    assert helpers.poll(lambda: app_ok(srv, value), 3.0), whoami(srv, value)
     for _ in range(20):
         assert app_ok(srv, value)
     assert_no_crash(srv, before)
@@ -291,12 +284,7 @@ def sha_line(user, password):
 def settle(fn, target, timeout=3.0):
     """Polls fn() until it is <= target (connections of finished clients are closed by the
     server when it sees their FIN); returns the last value."""
-    v = fn()
-    deadline = time.monotonic() + timeout
-    while v > target and time.monotonic() < deadline:
-        time.sleep(0.05)
-        v = fn()
-    return v
+    return helpers.poll(fn, timeout, until=lambda v: v <= target)
 
 
 def traffic(srv, value: str, tmp_path, rng: random.Random, n_mut: int = 500):
@@ -312,8 +300,7 @@ def traffic(srv, value: str, tmp_path, rng: random.Random, n_mut: int = 500):
             assert r.status == 200 and "status=valid" not in r.text, r.text
         for i in range(100):
             r = c.request(f"/login?u=u{i}")
-            v = cookie_value(cookie_named(helpers.RawResponse(
-                r.status, "", r.headers, r.body), "session"))
+            v = cookie_value(cookie_named(r, "session"))
             r = c.request("/app", [("Cookie", "session=" + v)])
             assert r.status == 200, r.text
             r = c.request("/logout", [("Cookie", "session=" + v)])
@@ -322,16 +309,14 @@ def traffic(srv, value: str, tmp_path, rng: random.Random, n_mut: int = 500):
         for i in range(20):
             r = c.request("/signin")
             assert r.status == 200, r.text
-            csrf = cookie_value(cookie_named(helpers.RawResponse(
-                r.status, "", r.headers, r.body), "session_csrf"))
+            csrf = cookie_value(cookie_named(r, "session_csrf"))
             token = r.text.split('value="', 1)[1].split('"', 1)[0]
             body = urllib.parse.urlencode({"username": "alice", "password": "pw",
                                            "csrf_token": token}).encode()
             r = c.request("/signin", [("Cookie", "session_csrf=" + csrf),
                                       ("Content-Type", FORM)], "POST", body)
             assert r.status == 303, (r.status, r.text)
-            v = cookie_value(cookie_named(helpers.RawResponse(
-                r.status, "", r.headers, r.body), "session"))
+            v = cookie_value(cookie_named(r, "session"))
             r = c.request("/signout", [("Cookie", "session=" + v)])
             assert r.status == 303
         c.close()
@@ -397,16 +382,14 @@ def test_no_fd_or_redis_connection_growth(nginx, redis_server, wrk_bin, tmp_path
     # 3. a Redis restart (SIGKILL, same port): the worker reconnects, nothing piles up
     key = "session:" + H.id_hex(value)
     data = admin.get(key)
-    os.kill(redis_server.proc.pid, signal.SIGKILL)
-    redis_server.proc.wait(5)
-    redis_server.stop()
+    redis_server.kill()
     for _ in range(50):   # requests during the outage (503)
-        r = helpers.http_get(srv.port, "/app", [("Cookie", "session=" + value)])
+        r = helpers.http_request(srv.port, "/app", [("Cookie", "session=" + value)])
         assert r.status == 503, r.status
     redis_server.start()
     admin = redis_server.client()
     admin.set(key, data, ex=3600)
-    assert H.poll(lambda: app_ok(srv, value), 3.0), whoami(srv, value)
+    assert helpers.poll(lambda: app_ok(srv, value), 3.0), whoami(srv, value)
     cl0 = 2   # the new server: the worker's connection and ours
     total += traffic(srv, value, tmp_path, rng, n_mut=100)
     check("redis restart")

@@ -62,7 +62,7 @@ def mutation_conf(store: str) -> str:
 
 
 def issue(port: int, user: str, pad: str = "", name: str = "session") -> str:
-    r = helpers.http_get(port, f"/login?u={user}&p={pad}")
+    r = helpers.http_request(port, f"/login?u={user}&p={pad}")
     assert r.status == 200, r.raw[:300]
     sc = cookie_named(r, name)
     assert sc is not None, r.set_cookies
@@ -86,10 +86,10 @@ def test_mutated_cookies_are_never_accepted(nginx, redis_server, store):
     foreign = [issue(srv.port2, "alice", name="alt"), issue(srv.port2, "bob", "zz", name="alt"),
                issue(srv.port3, "alice"), issue(srv.port3, "bob", "zz")]
     for v in pool:   # positive control
-        r = helpers.http_get(srv.port, "/whoami", [("Cookie", "session=" + v)])
+        r = helpers.http_request(srv.port, "/whoami", [("Cookie", "session=" + v)])
         assert r.text.startswith("status=valid user="), r.text
     for v in foreign:   # negative control: valid elsewhere, not here
-        r = helpers.http_get(srv.port, "/whoami", [("Cookie", "session=" + v)])
+        r = helpers.http_request(srv.port, "/whoami", [("Cookie", "session=" + v)])
         assert r.text == "status=invalid user=\n", (v, r.text)
 
     master = srv.pid
@@ -131,7 +131,7 @@ def test_mutated_cookies_are_never_accepted(nginx, redis_server, store):
     assert not H.crash_lines(srv), H.crash_lines(srv)
     assert not srv.grep_log("[error]"), srv.grep_log("[error]")[:5]
     # still serving the valid cookie
-    r = helpers.http_get(srv.port, "/whoami", [("Cookie", "session=" + pool[0])])
+    r = helpers.http_request(srv.port, "/whoami", [("Cookie", "session=" + pool[0])])
     assert r.text == "status=valid user=alice\n", r.text
     print(f"{N_MUTATIONS} mutations ({store}) in {elapsed:.1f}s: {sorted(kinds.items())}")
 
@@ -178,7 +178,7 @@ def login_files(extra=None):
 
 def csrf(srv):
     """(Cookie header value, token) from GET /login."""
-    r = helpers.http_get(srv.port, "/login")
+    r = helpers.http_request(srv.port, "/login")
     assert r.status == 200, r.raw[:300]
     sc = cookie_named(r, "session_csrf")
     assert sc, r.set_cookies
@@ -232,14 +232,15 @@ def test_random_login_bodies_are_4xx(nginx):
         if ctype is not None:
             headers.append(("Content-Type", ctype))
         if i % 5 == 4:
-            req = H.build_request("POST", "/login", headers + [("Transfer-Encoding", "chunked")],
-                                  H.chunked(body, rng), content_length=False)
+            req = helpers.build_request("POST", "/login",
+                                        headers + [("Transfer-Encoding", "chunked")],
+                                        H.chunked(body, rng), content_length=False)
             what = ("chunked", i, ctype, len(body))
         else:
-            req = H.build_request("POST", "/login", headers, body)
+            req = helpers.build_request("POST", "/login", headers, body)
             what = ("length", i, ctype, len(body))
         # closing is test_failed_login_finishes_the_request's business: do not wait for it
-        check(what, H.raw_exchange(srv.port, req, close_wait=0.02))
+        check(what, helpers.raw_exchange(srv.port, req, close_wait=0.02))
         if len(failures) >= 20:
             break
 
@@ -249,19 +250,20 @@ def test_random_login_bodies_are_4xx(nginx):
             b"ffffffffffffffffff\r\nx\r\n0\r\n\r\n", b"4;ext=\x01\r\nabcd\r\n0\r\n\r\n",
             b"5000\r\n" + b"a" * 0x5000 + b"\r\n0\r\n\r\n",
             b"1\r\n\xff\r\n0\r\nTrailer: x\r\n\r\n"]):
-        req = H.build_request("POST", "/login", [("Cookie", cookie), ("Content-Type", FORM),
-                                                 ("Transfer-Encoding", "chunked")],
-                              framing, content_length=False)
-        check(("bad-chunked", i), H.raw_exchange(srv.port, req, close_wait=0.02))
+        req = helpers.build_request("POST", "/login",
+                                    [("Cookie", cookie), ("Content-Type", FORM),
+                                     ("Transfer-Encoding", "chunked")],
+                                    framing, content_length=False)
+        check(("bad-chunked", i), helpers.raw_exchange(srv.port, req, close_wait=0.02))
 
     assert not failures, f"seed {SEED + 10}:\n" + "\n".join(repr(f) for f in failures[:20])
     assert H.workers_of(srv.pid) == workers
     assert not H.crash_lines(srv)
-    assert helpers.http_get(srv.port, "/ping").status == 200
+    assert helpers.http_request(srv.port, "/ping").status == 200
     # the form still works after all that
     body = urllib.parse.urlencode({"username": "alice", "password": "password",
                                    "csrf_token": token}).encode()
-    ex = H.raw_exchange(srv.port, H.build_request(
+    ex = helpers.raw_exchange(srv.port, helpers.build_request(
         "POST", "/login", [("Cookie", cookie), ("Content-Type", FORM)], body))
     assert ex.status == 303, ex.data[:300]
     print("statuses:", sorted(seen.items()))
@@ -284,15 +286,15 @@ def test_failed_login_finishes_the_request(nginx):
     problems = []
     for what, body in cases.items():
         hdrs = [("Cookie", cookie), ("Content-Type", FORM)]
-        ex = H.raw_exchange(srv.port, H.build_request("POST", "/login", hdrs, body),
-                            close_wait=1.0)
+        ex = helpers.raw_exchange(srv.port, helpers.build_request("POST", "/login", hdrs, body),
+                                  close_wait=1.0)
         if not ex.closed:
             problems.append(f"{what}: HTTP/1.1 Connection: close -> {ex.status}, complete "
                             f"response, connection left open")
         req = (b"POST /login HTTP/1.0\r\nCookie: " + cookie.encode() +
                b"\r\nContent-Type: " + FORM.encode() +
                b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
-        ex = H.raw_exchange(srv.port, req, timeout=1.0, close_wait=1.0)
+        ex = helpers.raw_exchange(srv.port, req, timeout=1.0, close_wait=1.0)
         if not ex.closed:
             problems.append(f"{what}: HTTP/1.0 -> {ex.status}, the response (delimited by "
                             f"the close) never ends: connection left open")
@@ -385,14 +387,14 @@ def has_ctl(b: bytes) -> bool:
     return any(c < 0x20 or c == 0x7f for c in b)
 
 
-def assert_clean(ex: H.RawExchange, what):
+def assert_clean(ex: helpers.RawResponse, what):
     problems = H.head_problems(ex)
     assert not problems, f"{what}: {problems}\n{ex.data[:600]!r}"
     assert ex.status < 500, f"{what}: {ex.status}\n{ex.data[:300]!r}"
 
 
 def get(srv, path, headers=()):
-    return H.raw_exchange(srv.port, H.build_request("GET", path, headers))
+    return helpers.raw_exchange(srv.port, helpers.build_request("GET", path, headers))
 
 
 @pytest.fixture
@@ -625,7 +627,7 @@ def test_login_redirect_cannot_inject(nginx):
     for nxt in NEXT_VALUES:
         body = urllib.parse.urlencode({"username": "alice", "password": "password",
                                        "csrf_token": token, "next": nxt}).encode()
-        ex = H.raw_exchange(srv.port, H.build_request(
+        ex = helpers.raw_exchange(srv.port, helpers.build_request(
             "POST", "/login", [("Cookie", cookie), ("Content-Type", FORM)], body))
         assert_clean(ex, nxt)
         assert ex.status == 303, (nxt, ex.data[:300])
@@ -686,7 +688,7 @@ def test_login_auth_headers_cannot_inject(nginx, echo_upstream):
         for user, password in (("alice", val), ("alice" + val, "pw")):
             body = urllib.parse.urlencode({"username": user, "password": password,
                                            "csrf_token": token}, encoding="latin-1").encode()
-            ex = H.raw_exchange(srv.port, H.build_request(
+            ex = helpers.raw_exchange(srv.port, helpers.build_request(
                 "POST", "/login2", [("Cookie", cookie), ("Content-Type", FORM)], body),
                 close_wait=0.05)   # closing: test_failed_login_finishes_the_request
             assert_clean(ex, (p, user))

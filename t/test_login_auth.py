@@ -363,8 +363,8 @@ def test_every_outcome_finishes_the_request(auth_site):
     import requests
     problems = []
     for name, status, b in cases:
-        got, _, _, closed = L.raw_post(srv.port, b, [("Content-Type", L.FORM_TYPE),
-                                                     ("Cookie", cookie)])
+        r = L.raw_post(srv.port, b, [("Content-Type", L.FORM_TYPE), ("Cookie", cookie)])
+        got, closed = r.status, r.closed
         if got != status:
             problems.append(f"{name}: status {got}, expected {status}")
         if not closed:

@@ -197,8 +197,9 @@ def test_form_next_corpus_lands_on_site(redirect_site):
     for payload in ALL:
         body = (b"username=alice&password=secret&csrf_token=" + page.token.encode()
                 + b"&next=" + urllib.parse.quote_from_bytes(payload, safe="").encode())
-        status, headers, _, _ = L.raw_post(srv.port, body, [
+        r = L.raw_post(srv.port, body, [
             ("Content-Type", L.FORM_TYPE), ("Cookie", f"session_csrf={cookie}")])
+        status, headers = r.status, r.headers
         if status != 303:
             problems.append(f"{payload!r}: status {status}")
             continue

@@ -15,8 +15,6 @@ Faults (timeouts, restarts, concurrency) are in test_redis_faults.py.
 import json
 import os
 import re
-import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -24,10 +22,9 @@ import pytest
 import requests
 
 import helpers
-from helpers import cookie_named, match_cookie, session_deletion
+from helpers import cookie_named, match_cookie, poll, session_deletion
 from redis_support import (REDIS_LOCATIONS, cmd_calls, cookie_header, craft_id_cookie, get_json,
-                           id_of, other_clients, poll, redis_factory, redis_snippet, seed,
-                           session_cookie_value)  # noqa: F401 (fixture)
+                           id_of, other_clients, redis_snippet, seed, session_cookie_value)
 
 REPO = Path(__file__).resolve().parent.parent
 NO_SUCH_SESSION = 'session cookie "session" rejected: no such session in the store'
@@ -724,35 +721,33 @@ def test_nginx_t_accepts_without_running_redis(nginx_t, tmp_path):
 # ---- the Redis demo ----------------------------------------------------------------------------
 
 
-def test_demo_redis_conf(tmp_path, redis_factory, nginx_bin):
+def test_demo_redis_conf(nginx, redis_factory):
     """examples/demo-redis.conf as scripts/demo.sh runs it (ports moved to free ones): Flask-
     Session's tutorial, log in through the form, keys under the "flask" prefix, logout."""
     conf_in = (REPO / "examples" / "demo-redis.conf").read_text()
-    prefix = tmp_path / "demo"
+    srv = nginx("", start=False, ports=2)
+    prefix = srv.path
     (prefix / "tmp").mkdir(parents=True)
-    (prefix / "logs").mkdir()
     rd = redis_factory(port=0, unixsocket=True)
     assert "session_redis unix:@PREFIX@/redis.sock;" in conf_in
     assert "session_redis_prefix flask;" in conf_in
-    p1, p2 = helpers.free_port(), helpers.free_port()
+    p1, p2 = srv.port, srv.port2
     conf = (conf_in.replace("@PREFIX@/redis.sock", rd.socket_path)
             .replace("@PREFIX@", str(prefix)).replace("@EXAMPLES@", str(REPO / "examples"))
             .replace("127.0.0.1:8080", f"127.0.0.1:{p1}")
             .replace("127.0.0.1:8081", f"127.0.0.1:{p2}"))
     if os.geteuid() == 0:
         conf = "user root;\n" + conf
-    (prefix / "nginx.conf").write_text(conf)
+    srv.write_conf(conf)
     helpers.write_secret_file(prefix / "secret")
     import base64
     import hashlib
     sha = base64.b64encode(hashlib.sha1(b"secret").digest()).decode()
     (prefix / "users").write_text(f"alice:{{SHA}}{sha}\n")
 
-    proc = subprocess.Popen([str(nginx_bin), "-p", str(prefix) + "/", "-c",
-                             str(prefix / "nginx.conf")], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    srv.start()    # the one nginx process manager: waits for p1 and p2, stops by pid
     try:
-        assert helpers.wait_port(p1, 5.0, lambda: proc.poll() is None), \
+        assert helpers.wait_port(p1, 5.0, lambda: srv.proc.poll() is None), \
             (prefix / "error.log").read_text() if (prefix / "error.log").exists() else ""
         base = f"http://127.0.0.1:{p1}"
         s = requests.Session()
@@ -782,13 +777,7 @@ def test_demo_redis_conf(tmp_path, redis_factory, nginx_bin):
         assert gone(admin, keys[0])
         assert "hello alice" not in s.get(base + "/", timeout=10).text
     finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGQUIT)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+        srv.stop()
     log = (prefix / "error.log").read_text(errors="replace")
     bad = [l for l in log.splitlines() if any(x in l for x in ("[alert]", "[crit]", "[emerg]"))]
     assert not bad, bad

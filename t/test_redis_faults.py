@@ -24,9 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import helpers
+from helpers import poll
 from redis_support import (cmd_calls, cookie_header, craft_id_cookie, get_json, other_clients,
-                           poll, quick_get, redis_factory, redis_snippet, seed, timed,
-                           worker_fds)  # noqa: F401 (fixture)
+                           redis_snippet, seed, timed, worker_fds)
 
 SLACK = 1.5          # seconds: any request while Redis is stuck (timeout 200 ms)
 RECOVER = 3.0        # seconds: polling for service to resume ("about a second")
@@ -49,7 +49,7 @@ def start(nginx, rd, extra="", directive="127.0.0.1:{rport}", **kw):
 
 
 def whoami(srv, value=None, timeout=10.0):
-    return quick_get(srv.port, "/whoami", cookie_header(value) if value else {}, timeout)
+    return srv.get("/whoami", headers=cookie_header(value) if value else {}, timeout=timeout)
 
 
 def valid_as(srv, value, user):
@@ -99,7 +99,7 @@ def test_sigstop_answers_within_timeout_then_resumes(nginx, redis_factory, polic
             assert dt < SLACK, f"answered after {dt:.2f}s with Redis stopped"
             assert_fail_policy(r, policy)
         # A write attempted during the outage is not applied (and does not log anyone out).
-        r, dt = timed(lambda: quick_get(srv.port, "/name?v=lost", cookie_header(value)))
+        r, dt = timed(lambda: srv.get("/name?v=lost", headers=cookie_header(value)))
         assert dt < SLACK
         if policy == "closed":
             assert r.status_code == 503 and r.headers.get("Retry-After") == "1"
@@ -107,7 +107,7 @@ def test_sigstop_answers_within_timeout_then_resumes(nginx, redis_factory, polic
             assert r.status_code == 200
             assert helpers.cookie_named(r, "session") is None, "session replaced during outage"
         # The protected page: closed keeps everybody out with 503, open treats it as anonymous.
-        r = quick_get(srv.port, "/private", cookie_header(value))
+        r = srv.get("/private", headers=cookie_header(value))
         assert r.status_code == (503 if policy == "closed" else 401)
         # Requests without a cookie need no lookup and are served normally.
         r, dt = timed(lambda: whoami(srv))
@@ -206,7 +206,7 @@ def test_kill_and_restart_resumes_without_reload(nginx, redis_factory, traffic_d
     # Back to exactly one connection.
     assert poll(lambda: len(other_clients(admin)) == 1, RECOVER)
     # Writes work again too.
-    r = quick_get(srv.port, "/name?v=after", cookie_header(value))
+    r = srv.get("/name?v=after", headers=cookie_header(value))
     assert r.status_code == 200
     assert whoami(srv, value).text == "status=valid user=alice name=after\n"
 
@@ -263,7 +263,7 @@ def test_login_while_redis_down_issues_no_dangling_cookie(nginx, redis_factory):
     """A write that cannot be sent must not leave the client a cookie pointing at nothing."""
     rd = redis_factory(start=False)
     srv = start(nginx, rd)
-    r = quick_get(srv.port, "/login?u=alice")
+    r = srv.get("/login?u=alice")
     assert r.status_code in (200, 503)
     assert helpers.cookie_named(r, "session") is None, helpers.cookie_named(r, "session")
     assert srv.grep_log("not sent", 0, "error")
