@@ -2,9 +2,12 @@
 // for one syntax). Arguments are the directive's words after the cookie name (and value), e.g.
 // {"path=/app", "max_age=1h", "secure", "samesite=strict"}.
 //
-// Grammar (each word once at most; a repeated attribute is an error):
+// Grammar (each attribute once at most; a repeated attribute is an error, "secure" and
+// "secure=on" included; attribute names and keyword values are ASCII case-insensitive, as in
+// nginx's own proxy_cookie_flags; path and domain values are kept as written):
 //   path=P         P starts with '/', 1..1024 bytes of 0x21..0x7e except ';' and ','
-//   domain=D       1..253 bytes of [A-Za-z0-9.-], optionally one leading '.', no ".."
+//   domain=D       1..253 bytes (a leading '.' counted) of [A-Za-z0-9.-], optionally one leading
+//                  '.', then at least one byte; no "..", no trailing '.'
 //   max_age=T      a duration (duration.h)                      not for cookie_delete
 //   expires=T      a duration from now                          cookie_set only
 //   secure | secure=on | secure=off | secure=auto               (auto: session_cookie only)
@@ -12,8 +15,12 @@
 //   samesite=strict|lax|none|off                                not for cookie_delete
 //   partitioned                                                 not for cookie_delete
 // Then the cross-attribute rules (checked by cookie_attrs_check with the cookie name):
-//   samesite=none and partitioned require secure=on; a "__Host-" name requires secure=on,
-//   path=/ (or no path) and no domain; a "__Secure-" name requires secure=on.
+//   samesite=none and partitioned require secure=on (secure=auto is not enough: plain http
+//   requests would get a cookie that browsers drop); a "__Host-" name requires secure=on,
+//   path=/ and no domain; a "__Secure-" name requires secure=on (prefixes matched without
+//   regard to case, as browsers do). The path must be "/" in `effective`: browsers keep a
+//   __Host- cookie only with an explicit Path=/, so a caller that sends no Path by default
+//   (cookie_set) gets the refusal, and session_cookie passes its default path "/".
 // Defaults (what an absent attribute means) are the caller's: CookieAttrSpec says what was given.
 #pragma once
 
@@ -41,8 +48,9 @@ struct CookieAttrSpec {
 
 struct CookieAttrError {
   size_t index = 0;             // the offending argument (for "unknown"/"invalid"/"duplicate")
-  const char* message = "";     // static text, e.g. "unknown attribute", "invalid attribute",
-                                // "duplicate attribute", "samesite=none requires \"secure\""
+  const char* message = "";     // static text, e.g. "unknown attribute", "duplicate
+                                // attribute", "invalid samesite value (strict, lax, none or
+                                // off)", "secure=auto is only for session_cookie"
 };
 
 // Parses args[0..n). On error returns false and fills err.

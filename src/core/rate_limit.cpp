@@ -1,1 +1,20 @@
+// Log-line rate limiting (see rate_limit.h).
 #include "rate_limit.h"
+
+namespace sess {
+
+bool LogLimiter::allow(uint64_t now, uint64_t* suppressed) noexcept {
+  // A clock that went backwards (now < last_) logs at once rather than staying silent until it
+  // catches up again.
+  if (logged_ && now >= last_ && now - last_ < interval_) {
+    if (count_ != UINT64_MAX) count_++;
+    return false;
+  }
+  if (suppressed != nullptr) *suppressed = count_;
+  count_ = 0;
+  last_ = now;
+  logged_ = true;
+  return true;
+}
+
+}  // namespace sess

@@ -11,7 +11,9 @@ class LogLimiter {
   explicit LogLimiter(uint64_t interval = 1) noexcept : interval_(interval) {}
 
   // Call for every event at unix time now. True: log now, *suppressed = events not logged since
-  // the previous logged one. False: count it and stay silent.
+  // the previous logged one (suppressed may be nullptr). False: count it and stay silent.
+  // The first event is always logged; so is an event at a time before the last logged one (a
+  // clock set back does not silence the log). An interval of 0 logs every event.
   bool allow(uint64_t now, uint64_t* suppressed) noexcept;
 
  private:

@@ -1,13 +1,18 @@
 // session_secret_file: one secret per line.
 //
-//   - lines are split on '\n'; a trailing '\r' and leading/trailing blanks (space, tab, \v, \f)
-//     are trimmed, so an indented comment is still a comment;
+//   - a UTF-8 byte order mark at the start of the file is ignored (so that "# ..." on the first
+//     line of a file saved by a Windows editor is still a comment);
+//   - lines are split on '\n'; leading and trailing blanks (space, tab, \v, \f, \r: so CRLF files
+//     work) are trimmed, so an indented comment is still a comment;
 //   - an empty line, or one whose first non-blank byte is '#', is skipped;
 //   - "base64:<data>" is the decoded bytes of <data> (standard or URL-safe alphabet, padding
-//     optional, no blanks inside): for keys with bytes that the trimming would lose;
-//   - every other line is the secret as written (after trimming).
+//     optional, no blanks inside; empty data is BadBase64): for keys with bytes that the trimming
+//     would lose or that are control bytes;
+//   - every other line is the secret as written (after trimming); a control byte (0x00-0x1f,
+//     0x7f) left inside it is Binary.
 // Each secret must be at least min_len bytes (after decoding) unless allow_short is set, in which
 // case short secrets are kept and counted in `short_lines` (flask mode warns about them).
+// Parsing stops at the first error; secrets and lines are then empty.
 #pragma once
 
 #include "common.h"
@@ -27,13 +32,16 @@ struct SecretFile {
   size_t error_line = 0;                  // 1-based line of the error (0 for NoSecret)
 };
 
-// Binary: a NUL byte in a line that is not base64: (a key file written by mistake with
-// `head -c 32 /dev/urandom` should use base64:). Returns false with out->error set.
+// Binary: a control byte (NUL, ESC, ...) in a line that is not base64: (a key file written by
+// mistake with `head -c 32 /dev/urandom` should use base64:; 32 random bytes hold a control
+// byte 99% of the time, a NUL only 12%). Returns false with out->error set.
 bool secret_file_parse(std::string_view text, size_t min_len, bool allow_short,
                        SecretFile* out);
 
-// Decodes standard or URL-safe base64 with optional '=' padding. False on any other byte, a bad
-// length or bad padding.
+// *out = the decoding of standard or URL-safe base64 (one alphabet per value) with optional '='
+// padding. False on any other byte (blanks included), a mix of both alphabets, a bad length, bad
+// padding (more than two '=', '=' inside, padding that does not complete a group of four) or
+// non-canonical trailing bits.
 bool base64_decode_any(std::string_view in, std::string* out);
 
 }  // namespace sess
