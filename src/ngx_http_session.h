@@ -1,8 +1,9 @@
 // ngx_http_session_module: declarations shared by the glue translation units.
 //
 // The glue is thin: configuration, nginx phases and filters, variables and the Redis adapter.
-// Every decision about bytes (envelopes, cookies, JSON, forms, redirects, passwords) is made by
-// the pure C++ core in src/core/.
+// Every decision about bytes or trust (envelopes, cookies, JSON, forms, redirects, passwords,
+// which cookie is the session, whether a response may write, what it writes) is made by the
+// pure C++ core in src/core/; the glue gathers the inputs and applies the result.
 #pragma once
 
 extern "C" {
@@ -15,11 +16,16 @@ extern "C" {
 #include <new>
 #include <type_traits>
 
+#include "core/candidates.h"
 #include "core/cookie.h"
 #include "core/crypto.h"
 #include "core/envelope.h"
 #include "core/expiry.h"
+#include "core/gate.h"
+#include "core/rate_limit.h"
+#include "core/redis_cmd.h"
 #include "core/session_data.h"
+#include "core/write_plan.h"
 
 extern "C" {
 extern ngx_module_t ngx_http_session_module;
@@ -34,6 +40,32 @@ inline std::string_view sv(const ngx_str_t& s) {
   return {reinterpret_cast<const char*>(s.data), s.len};
 }
 
+inline ngx_str_t ngx_str(std::string_view s) {
+  return {s.size(), reinterpret_cast<u_char*>(const_cast<char*>(s.data()))};
+}
+
+// Runs f() and turns any exception (bad_alloc included) into `fallback` with one log line: every
+// callback nginx or hiredis calls goes through this, so no exception reaches std::terminate.
+template <typename T, typename F>
+T guard(ngx_log_t* log, T fallback, F&& f) noexcept {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    ngx_log_error(NGX_LOG_ERR, log, 0, "session: %s", e.what());
+  } catch (...) {
+    ngx_log_error(NGX_LOG_ERR, log, 0, "session: unknown exception");
+  }
+  return fallback;
+}
+
+template <typename F>
+void guard_void(ngx_log_t* log, F&& f) noexcept {
+  guard<int>(log, 0, [&]() {
+    f();
+    return 0;
+  });
+}
+
 // Calls f(header) for every element of an nginx header list until f returns true; returns
 // true if it did.
 template <typename F>
@@ -46,6 +78,9 @@ bool find_header(ngx_list_t* list, F f) {
   }
   return false;
 }
+
+// The value of the first request header named `name` (case-insensitive), or nullptr.
+const ngx_str_t* request_header(ngx_http_request_t* r, std::string_view name);
 
 // Copies s into pool memory as an ngx_str_t. Returns false on allocation failure.
 bool pool_str(ngx_pool_t* pool, std::string_view s, ngx_str_t* out);
@@ -101,6 +136,7 @@ struct action_t {
   ngx_uint_t type;
   ngx_str_t key;                    // session_set / session_unset
   ngx_http_complex_value_t* name;   // cookie_set / cookie_delete
+  ngx_str_t literal_name;           // the name when it has no variables (checked at merge)
   ngx_http_complex_value_t* value;  // session_set / cookie_set
   ngx_str_t path;
   ngx_str_t domain;
@@ -126,6 +162,8 @@ struct redis_server_t {
   redis_conn_t* conn;     // this worker's connection (init_process)
 };
 
+struct user_file_t;       // src/ngx_http_session_users.cpp
+
 struct main_conf_t {
   ngx_array_t servers;    // of redis_server_t*
 };
@@ -133,7 +171,6 @@ struct main_conf_t {
 struct loc_conf_t {
   secrets_t* secrets;
   cookie_conf_t cookie;
-  ngx_flag_t cookie_set;  // session_cookie given at this level
   ngx_uint_t store;
   ngx_flag_t encrypt;
   time_t lifetime;
@@ -151,76 +188,105 @@ struct loc_conf_t {
   ngx_flag_t login;
   ngx_str_t login_page;
   ngx_str_t login_user_file;
+  user_file_t* users;     // the parsed user file (src/ngx_http_session_users.cpp)
   ngx_str_t login_auth;
   ngx_str_t login_redirect;
   ngx_flag_t logout;
   ngx_str_t logout_uri;
+  ngx_str_t login_thread_pool;
 #if (NGX_THREADS)
   ngx_thread_pool_t* login_pool;  // password hashing runs off the event loop
 #endif
+
+  // per worker: "actions in a subrequest are ignored" is logged once per location
+  ngx_flag_t warned_subrequest_actions;
 };
 
 // ---------------------------------------------------------------------------------------------
-// Per-request state (kept on r->main, found again after internal redirects)
+// Per-request state
 
-enum status_e : ngx_uint_t {
-  STATUS_NONE,
-  STATUS_VALID,
-  STATUS_EXPIRED,
-  STATUS_INVALID,
-  STATUS_ERROR,
-};
-
+// A session as loaded under one configuration (its binding: secret ring, cookie name and kind,
+// store, Redis server and prefix, expiry policy). Variables show it as loaded: actions write a
+// copy (ctx_t::next) that takes effect from the next request.
 struct redis_op_t;
 
-struct ctx_t {
-  ngx_http_request_t* r;
-  pool_resource mr;
-  sess::SessionData data;
-  sess::pstring payload;          // JSON as received (decoded into data on first use)
+struct loaded_t {
+  const loc_conf_t* conf;         // the binding it was loaded under; nullptr: not loaded
+  sess::LoadStatus status;
   sess::Times times;
   unsigned char id[sess::kSessionIdLen];
-  unsigned char old_id[sess::kSessionIdLen];
-
-  ngx_uint_t status;
+  sess::pstring payload;          // JSON as received (decoded into data on first use)
+  sess::SessionData data;
+  redis_op_t* op;                 // pending lookup, cancelled if the request goes away
   unsigned had_cookie : 1;        // a session cookie was received
-  unsigned loaded : 1;
-  unsigned loading : 1;           // a Redis lookup is in flight
+  unsigned has_id : 1;            // a verified id (Redis store)
   unsigned decoded : 1;           // data reflects payload
-  unsigned store_error : 1;
-  unsigned has_id : 1;
-  unsigned dirty : 1;
-  unsigned destroyed : 1;
-  unsigned regenerate : 1;
-  unsigned new_session : 1;
+  unsigned decode_failed : 1;     // ... and it was not a session (status is now invalid)
+  unsigned loading : 1;           // a Redis lookup is in flight
+  unsigned store_error : 1;       // the store could not be asked
+
+  explicit loaded_t(std::pmr::memory_resource* mr);
+  void reset(const loc_conf_t* binding);
+};
+
+struct login_t;                   // src/ngx_http_session_login.cpp
+struct write_t;                   // src/ngx_http_session_filter.cpp
+
+struct ctx_t {
+  ngx_http_request_t* r;          // the main request
+  pool_resource mr;
+  loaded_t s;
+
+  // How the request is being handled (reset for each location the request enters).
+  unsigned refused : 1;           // the module refused it (session_require, store failure)
+  unsigned in_rewrite : 1;        // suspended in the location rewrite phase (Redis lookup)
+  unsigned login_page : 1;        // the login handler's redirect to its page: exempt
+  unsigned read : 1;              // handling read the session: the response gets Vary: Cookie
   unsigned filter_done : 1;
 
-  redis_op_t* op;                 // pending lookup, cancelled if the request goes away
+  // What the request does to the session (applied by the header filter).
+  sess::SessionData* next;        // the data to write; nullptr: unchanged
+  unsigned changed : 1;
+  unsigned destroy : 1;
+  unsigned regenerate : 1;
+  unsigned logout : 1;
 
-  // login / logout
-  ngx_str_t csrf_token;           // $session_csrf_token
-  ngx_str_t login_next;           // $session_login_next: the safe `next`, decoded
-  ngx_str_t login_user;           // $session_login_username
-  ngx_str_t login_password;       // $session_login_password (only for session_login_auth)
-  ngx_str_t login_error;          // $session_login_error
-  ngx_uint_t login_status;        // status of the login page response (401, 403), 0 = as is
-  ngx_array_t* auth_keys;         // ngx_keyval_t from the auth subrequest's X-Session-* headers
-  ngx_int_t auth_status;
-  unsigned login : 1;             // a successful login: new session id, lifetime restarts
-  unsigned auth_done : 1;
-  unsigned login_plausible : 1;   // the submitted credentials could be valid at all
-  unsigned storing : 1;           // the login's SET is in flight
-  unsigned stored : 1;            // the record is in Redis already: only the cookie is left
+  login_t* login;                 // the login flow's state, if this is a login
+  write_t* w;                     // a write being confirmed by Redis (the response is held)
+  unsigned char new_id[sess::kSessionIdLen];  // the id a login stored its record under
 
   explicit ctx_t(ngx_http_request_t* req);
 };
 
-// Returns the request's ctx (on r->main), creating it if create is set. nullptr on allocation
-// failure or when absent and !create.
+// Returns the main request's ctx, creating it if create is set. nullptr on allocation failure or
+// when absent and !create. Survives internal redirects (found again through the pool cleanup).
 ctx_t* get_ctx(ngx_http_request_t* r, bool create);
 
-// Decodes ctx->payload into ctx->data once. False if the JSON is malformed (logged).
-bool ensure_decoded(ngx_http_request_t* r, ctx_t* ctx);
+loc_conf_t* loc_conf(ngx_http_request_t* r);
+
+// True if both configurations make and read the same sessions (see loaded_t).
+bool same_binding(const loc_conf_t* a, const loc_conf_t* b);
+
+// The session of r under lcf: loads it if needed (cookie store: now; Redis store: starts the
+// lookup and returns NGX_AGAIN, the request is resumed through its write_event_handler when the
+// reply arrives). Subrequests whose binding differs from the main request's get a session of
+// their own. *out is set on NGX_OK (and NGX_AGAIN). NGX_ERROR on allocation failure.
+ngx_int_t load_session(ngx_http_request_t* r, const loc_conf_t* lcf, loaded_t** out);
+
+// The loaded session for variables: loads the cookie store on demand; the Redis store is read
+// only by the phase handlers (nullptr if not loaded).
+loaded_t* current_session(ngx_http_request_t* r);
+
+// Decodes s->payload into s->data once. False if the JSON is malformed (logged; status becomes
+// invalid).
+bool ensure_decoded(ngx_http_request_t* r, loaded_t* s);
+
+// The session's user key counts as logged in (core: session_user_logged_in).
+bool logged_in(ngx_http_request_t* r, loaded_t* s);
+
+// The answer for a request without a logged-in session where lcf requires one: 302 (with
+// *location set) for a browser's main request when session_require names a login page, else 401.
+ngx_int_t require_denial(ngx_http_request_t* r, const loc_conf_t* lcf, ngx_str_t* location);
 
 // Current time for the core's expiry policy.
 class ngx_clock final : public sess::Clock {
@@ -229,9 +295,17 @@ class ngx_clock final : public sess::Clock {
 };
 
 sess::ExpiryPolicy policy_of(const loc_conf_t* lcf);
+sess::Kind cookie_kind(const loc_conf_t* lcf);
 
 // Hex text of a session id (2 * kSessionIdLen bytes, no NUL).
 void id_hex(const unsigned char* id, u_char* out);
+
+// The stage of the response being sent (gate.h), from r->phase_handle.
+sess::Stage request_stage(ngx_http_request_t* r);
+
+// The module's own variable names after "session_" (status, id, ...): session keys of these names
+// cannot be reached through $session_<key> (case-insensitive).
+bool is_reserved_key(std::string_view key);
 
 // ---------------------------------------------------------------------------------------------
 // Configuration handlers (src/ngx_http_session_conf.cpp)
@@ -242,37 +316,35 @@ void* create_loc_conf(ngx_conf_t* cf) noexcept;
 char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept;
 
 // ---------------------------------------------------------------------------------------------
+// Filters (src/ngx_http_session_filter.cpp)
+
+ngx_int_t filter_init(ngx_conf_t* cf) noexcept;
+
+// Would the session cookie of ctx->next (a login's new session) fit in one Set-Cookie?
+bool login_cookie_fits(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf);
+
+// ---------------------------------------------------------------------------------------------
 // Redis adapter (src/ngx_http_session_redis.cpp)
 
 ngx_int_t redis_init_process(ngx_cycle_t* cycle) noexcept;
 void redis_exit_process(ngx_cycle_t* cycle) noexcept;
 
-// Starts GET <prefix><id> for the request. NGX_AGAIN: the request is resumed (phases re-run)
-// when the reply or a timeout arrives, with ctx->loading cleared; NGX_ERROR: the store is not
-// usable now (ctx->store_error set).
-ngx_int_t redis_lookup(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf) noexcept;
+// Called with the reply (type None: no reply - timeout or connection lost) from a posted event,
+// never from inside hiredis, and only while the request is alive.
+using redis_done_pt = void (*)(ngx_http_request_t* r, void* data, const sess::RedisReplyView& rep);
 
-// Fire-and-forget writes, sent before the response leaves nginx. Pipelined on the worker's
-// connection, so the client's next request is answered after them.
-ngx_int_t redis_store(ngx_http_request_t* r, loc_conf_t* lcf, const unsigned char* id,
-                      std::string_view json, uint64_t ttl) noexcept;
-ngx_int_t redis_expire(ngx_http_request_t* r, loc_conf_t* lcf, const unsigned char* id,
-                       uint64_t ttl) noexcept;
-ngx_int_t redis_delete(ngx_http_request_t* r, loc_conf_t* lcf, const unsigned char* id) noexcept;
+// Sends one command of the core (redis_cmd.h) on lcf's connection. Returns the operation, or
+// nullptr when the store is unavailable now (done is then never called; logged, rate-limited).
+// The operation is cancelled by r's pool cleanup.
+redis_op_t* redis_send(ngx_http_request_t* r, const loc_conf_t* lcf, const sess::RedisArgs& args,
+                       redis_done_pt done, void* data) noexcept;
 
-// Stores ctx->id's record and resumes the request through r->write_event_handler when Redis
-// has answered (ctx->stored, or ctx->store_error). NGX_AGAIN or NGX_ERROR.
-ngx_int_t redis_store_wait(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf,
-                           std::string_view json, uint64_t ttl) noexcept;
-
-// True if a connection is up or being set up (not in reconnect backoff).
-bool redis_ready(loc_conf_t* lcf) noexcept;
-
-// Called from the request pool cleanup: the reply must not touch the request any more.
-void redis_cancel(redis_op_t* op) noexcept;
+// The key of id under lcf's prefix, in r's pool.
+bool redis_key_of(ngx_http_request_t* r, const loc_conf_t* lcf, const unsigned char* id,
+                  sess::pstring& out);
 
 // ---------------------------------------------------------------------------------------------
-// Login / logout (src/ngx_http_session_login.cpp)
+// Login / logout (src/ngx_http_session_login.cpp) and users (src/ngx_http_session_users.cpp)
 
 char* login_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 char* logout_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
@@ -280,23 +352,37 @@ char* logout_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 bool login_merge(ngx_conf_t* cf, loc_conf_t* conf) noexcept;
 // The login page's status (401/403) replaces the template's 200.
 void login_header_filter(ngx_http_request_t* r, ctx_t* ctx) noexcept;
+// A login's session data (empty session + user + auth keys), for the write path.
+bool login_succeeded(ctx_t* ctx);
+bool login_stored(ctx_t* ctx);
 
 ngx_int_t var_csrf_token(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t) noexcept;
 enum : uintptr_t { LOGIN_VAR_ERROR, LOGIN_VAR_NEXT, LOGIN_VAR_USERNAME, LOGIN_VAR_PASSWORD };
 ngx_int_t var_login_str(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t which) noexcept;
 
-// Shared by the login handlers.
+// Loads a user file at configuration time (warns when it mixes hash formats). nullptr on error.
+user_file_t* users_open(ngx_conf_t* cf, const ngx_str_t& path);
+// Runs the password check in the login thread pool; calls done(r) on the event loop with
+// result 1 (match), 0 (no match), -1 (the file could not be read). NGX_AGAIN, or NGX_DECLINED
+// when the pool's queue is full, NGX_ERROR.
+ngx_int_t users_check_async(ngx_http_request_t* r, loc_conf_t* lcf, ngx_str_t user,
+                            ngx_str_t password, void (*done)(ngx_http_request_t*, int));
+
+// ---------------------------------------------------------------------------------------------
+// Shared by the handlers and filters
+
 ngx_table_elt_t* push_header(ngx_http_request_t* r, std::string_view key, std::string_view value);
 bool add_set_cookie(ngx_http_request_t* r, std::string_view name, std::string_view value,
                     const sess::CookieAttrs& a, sess::pstring& buf);
 void delete_cookie(ngx_http_request_t* r, std::string_view name, sess::CookieAttrs a,
                    sess::pstring& buf);
 sess::CookieAttrs session_attrs(ngx_http_request_t* r, const loc_conf_t* lcf);
-void find_cookie(ngx_http_request_t* r, std::string_view name, sess::CookieLookup& acc);
-loc_conf_t* loc_conf(ngx_http_request_t* r);
+void collect_cookie(ngx_http_request_t* r, std::string_view name, sess::CookieCandidates& acc);
 // A printable-ASCII, quote-free copy (at most 64 bytes, others as \xHH) of client-supplied text
 // for log lines, so that nobody can forge lines (or fail2ban matches) through it.
 ngx_str_t log_safe(ngx_http_request_t* r, std::string_view in);
 void set_var(ngx_http_variable_value_t* v, const u_char* data, size_t len);
+// 303 to `to` (a local path), as ngx_http_send_response does.
+ngx_int_t send_redirect(ngx_http_request_t* r, ngx_uint_t status, ngx_str_t to);
 
 }  // namespace ngx_session

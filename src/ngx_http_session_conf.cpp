@@ -2,10 +2,16 @@
 
 #include "ngx_http_session.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 
+#include "core/cookie_attrs.h"
+#include "core/redirect.h"
+#include "core/secret_file.h"
+
 extern "C" {
+#include <sys/stat.h>
 #include <sys/un.h>
 }
 
@@ -44,11 +50,12 @@ char* set_enum(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept {
   return conf_error();
 }
 
-// Names that $session_<name> cannot reach: the module's own variables win.
-const std::string_view reserved_keys[] = {"id", "status", "expires", "csrf_token", "login_error"};
-
-bool starts_with(const ngx_str_t& s, std::string_view p) {
-  return s.len >= p.size() && sv(s).substr(0, p.size()) == p;
+// "key=value" arguments: true and *val = the value if arg starts with key.
+bool arg_value(const ngx_str_t& arg, std::string_view key, ngx_str_t* val) {
+  if (arg.len < key.size() || sv(arg).substr(0, key.size()) != key) return false;
+  val->data = arg.data + key.size();
+  val->len = arg.len - key.size();
+  return true;
 }
 
 // Reads a whole (small) file named in the configuration. Logs and returns false on failure.
@@ -79,7 +86,7 @@ bool read_conf_file(ngx_conf_t* cf, ngx_str_t* name, const ngx_str_t& path, std:
 
 void delete_ring(void* data) noexcept { delete static_cast<sess::KeyRing*>(data); }
 
-char* set_secret_file(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept try {
+char* session_secret_file_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept try {
   auto* lcf = static_cast<loc_conf_t*>(conf);
   if (lcf->secrets != NGX_CONF_UNSET_PTR) return conf_msg("is duplicate");
 
@@ -100,32 +107,46 @@ char* set_secret_file(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept t
   cln->data = ring;
   secrets->ring = ring;
 
-  std::string_view rest(text);
-  ngx_uint_t lineno = 0;
-  while (!rest.empty()) {
-    size_t nl = rest.find('\n');
-    std::string_view line = rest.substr(0, nl);
-    rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
-    lineno++;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.empty() || line.front() == '#') continue;
-    if (line.size() < sess::KeyRing::kMinSecretLen) {
-      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                         "\"%V\" \"%V\": line %ui is shorter than %uz bytes "
-                         "(use e.g. \"openssl rand -base64 48\")",
-                         &cmd->name, &secrets->path, lineno, sess::KeyRing::kMinSecretLen);
-      return conf_error();
+  sess::SecretFile parsed;
+  if (!sess::secret_file_parse(text, sess::KeyRing::kMinSecretLen, false, &parsed)) {
+    switch (parsed.error) {
+      case sess::SecretFileError::TooShort:
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" \"%V\": line %uz is shorter than %uz bytes "
+                           "(use e.g. \"openssl rand -base64 48\")",
+                           &cmd->name, &secrets->path, parsed.error_line,
+                           sess::KeyRing::kMinSecretLen);
+        break;
+      case sess::SecretFileError::BadBase64:
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" \"%V\": line %uz: invalid base64: data",
+                           &cmd->name, &secrets->path, parsed.error_line);
+        break;
+      case sess::SecretFileError::Binary:
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" \"%V\": line %uz holds a NUL byte (write binary keys as "
+                           "\"base64:<data>\")",
+                           &cmd->name, &secrets->path, parsed.error_line);
+        break;
+      default:
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" \"%V\" has no secret", &cmd->name,
+                           &secrets->path);
+        break;
     }
-    if (!ring->add_secret(line)) {
-      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" \"%V\": line %ui: key derivation failed",
-                         &cmd->name, &secrets->path, lineno);
+    return conf_error();
+  }
+  for (size_t i = 0; i < parsed.secrets.size(); i++) {
+    if (!ring->add_secret(parsed.secrets[i])) {
+      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" \"%V\": line %uz: key derivation failed",
+                         &cmd->name, &secrets->path, parsed.lines[i]);
       return conf_error();
     }
   }
-  if (ring->size() == 0) {
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" \"%V\" has no secret", &cmd->name,
-                       &secrets->path);
-    return conf_error();
+  struct stat st;
+  if (stat(reinterpret_cast<const char*>(secrets->path.data), &st) == 0 &&
+      (st.st_mode & S_IROTH)) {
+    ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                       "\"%V\" \"%V\" is readable by every user of this machine (chmod o-r it)",
+                       &cmd->name, &secrets->path);
   }
   lcf->secrets = secrets;
   return NGX_CONF_OK;
@@ -134,123 +155,72 @@ char* set_secret_file(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept t
   return conf_error();
 }
 
-// Parses "samesite=..." values. Returns false if unknown.
-bool parse_samesite(std::string_view v, ngx_uint_t* out) {
-  if (v == "strict") {
-    *out = static_cast<ngx_uint_t>(sess::SameSite::Strict);
-  } else if (v == "lax") {
-    *out = static_cast<ngx_uint_t>(sess::SameSite::Lax);
-  } else if (v == "none") {
-    *out = static_cast<ngx_uint_t>(sess::SameSite::None);
-  } else if (v == "off") {
-    *out = static_cast<ngx_uint_t>(sess::SameSite::Unset);
-  } else {
+constexpr size_t kMaxCookieNameLen = 256;
+
+// Parses the attribute words of session_cookie / cookie_set / cookie_delete (one grammar: the
+// core's cookie_attrs_parse). Logs and returns false on error.
+bool parse_attrs(ngx_conf_t* cf, ngx_command_t* cmd, sess::CookieDirective d, ngx_uint_t first,
+                 sess::CookieAttrSpec* spec) {
+  auto* value = static_cast<ngx_str_t*>(cf->args->elts);
+  size_t n = cf->args->nelts - first;
+  std::string_view args[64];
+  if (n > 64) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": too many attributes", &cmd->name);
+    return false;
+  }
+  for (size_t i = 0; i < n; i++) args[i] = sv(value[first + i]);
+  sess::CookieAttrError err;
+  if (!sess::cookie_attrs_parse(d, args, n, spec, &err)) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": %s \"%V\"", &cmd->name, err.message,
+                       &value[first + err.index]);
     return false;
   }
   return true;
 }
 
-// A Path or Domain attribute value: printable, no ';'.
-bool attr_value_valid(const ngx_str_t& v) {
-  if (v.len == 0) return false;
-  for (size_t i = 0; i < v.len; i++) {
-    if (sess::is_ctl(v.data[i]) || v.data[i] == ';' || v.data[i] >= 0x80) return false;
+bool check_cookie_name(ngx_conf_t* cf, ngx_command_t* cmd, const ngx_str_t& name) {
+  if (!sess::cookie_name_valid(sv(name)) || name.len > kMaxCookieNameLen) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"%V\": invalid cookie name \"%V\" (an HTTP token of at most %uz bytes)",
+                       &cmd->name, &name, kMaxCookieNameLen);
+    return false;
   }
   return true;
 }
 
-bool attr(const ngx_str_t& arg, std::string_view key, ngx_str_t* val) {
-  if (!starts_with(arg, key)) return false;
-  val->data = arg.data + key.size();
-  val->len = arg.len - key.size();
-  return true;
-}
-
-char* set_cookie(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept {
+char* session_cookie_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept {
   auto* lcf = static_cast<loc_conf_t*>(conf);
   if (lcf->cookie.name.data != nullptr) return conf_msg("is duplicate");
   auto* value = static_cast<ngx_str_t*>(cf->args->elts);
+  if (!check_cookie_name(cf, cmd, value[1])) return conf_error();
 
+  sess::CookieAttrSpec spec;
+  if (!parse_attrs(cf, cmd, sess::CookieDirective::SessionCookie, 2, &spec)) return conf_error();
+  // Defaults: path=/ httponly samesite=lax secure=auto.
+  if (!spec.has_path) spec.path = "/";
+  if (!spec.has_httponly) spec.httponly = true;
+  if (!spec.has_samesite) spec.samesite = sess::SameSite::Lax;
+  if (!spec.has_secure) spec.secure = sess::Secure::Auto;
+  if (const char* why = sess::cookie_attrs_check(sv(value[1]), spec)) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": %s", &cmd->name, why);
+    return conf_error();
+  }
   cookie_conf_t c{};
   c.name = value[1];
-  ngx_str_set(&c.path, "/");
-  c.max_age = -1;
-  c.secure = SECURE_AUTO;
-  c.httponly = 1;
-  c.samesite = static_cast<ngx_uint_t>(sess::SameSite::Lax);
-
-  if (!sess::cookie_name_valid(sv(c.name))) {
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": invalid cookie name \"%V\"", &cmd->name,
-                       &c.name);
-    return conf_error();
-  }
-
-  for (ngx_uint_t i = 2; i < cf->args->nelts; i++) {
-    ngx_str_t v;
-    const ngx_str_t& a = value[i];
-    if (attr(a, "path=", &v)) {
-      if (!attr_value_valid(v) || v.data[0] != '/') goto invalid;
-      c.path = v;
-    } else if (attr(a, "domain=", &v)) {
-      if (!attr_value_valid(v)) goto invalid;
-      c.domain = v;
-    } else if (attr(a, "max_age=", &v)) {
-      time_t t = ngx_parse_time(&v, 1);
-      if (t == static_cast<time_t>(NGX_ERROR)) goto invalid;
-      c.max_age = t;
-    } else if (sv(a) == "secure" || sv(a) == "secure=on") {
-      c.secure = SECURE_ON;
-    } else if (sv(a) == "secure=auto") {
-      c.secure = SECURE_AUTO;
-    } else if (sv(a) == "secure=off") {
-      c.secure = SECURE_OFF;
-    } else if (sv(a) == "httponly" || sv(a) == "httponly=on") {
-      c.httponly = 1;
-    } else if (sv(a) == "httponly=off") {
-      c.httponly = 0;
-    } else if (attr(a, "samesite=", &v)) {
-      if (!parse_samesite(sv(v), &c.samesite)) goto invalid;
-    } else if (sv(a) == "partitioned") {
-      c.partitioned = 1;
-    } else {
-      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": unknown attribute \"%V\"", &cmd->name,
-                         &a);
-      return conf_error();
-    }
-    continue;
-  invalid:
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": invalid attribute \"%V\"", &cmd->name, &a);
-    return conf_error();
-  }
-
-  if (c.samesite == static_cast<ngx_uint_t>(sess::SameSite::None) && c.secure != SECURE_ON) {
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "\"%V\": samesite=none requires \"secure\" (browsers reject it otherwise)",
-                       &cmd->name);
-    return conf_error();
-  }
-  if (c.partitioned && c.secure != SECURE_ON) {
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": partitioned requires \"secure\"",
-                       &cmd->name);
-    return conf_error();
-  }
-  if (starts_with(c.name, "__Host-")) {
-    if (c.secure != SECURE_ON || c.domain.len != 0 || sv(c.path) != "/") {
-      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                         "\"%V\": a \"__Host-\" cookie requires \"secure\", path=/ and no domain",
-                         &cmd->name);
-      return conf_error();
-    }
-  } else if (starts_with(c.name, "__Secure-") && c.secure != SECURE_ON) {
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": a \"__Secure-\" cookie requires \"secure\"",
-                       &cmd->name);
-    return conf_error();
-  }
+  c.path = ngx_str(spec.path);
+  c.domain = ngx_str(spec.domain);
+  c.max_age = spec.has_max_age ? static_cast<time_t>(spec.max_age) : -1;
+  c.secure = spec.secure == sess::Secure::On    ? SECURE_ON
+             : spec.secure == sess::Secure::Auto ? SECURE_AUTO
+                                                 : SECURE_OFF;
+  c.httponly = spec.httponly;
+  c.samesite = static_cast<ngx_uint_t>(spec.samesite);
+  c.partitioned = spec.partitioned;
   lcf->cookie = c;
   return NGX_CONF_OK;
 }
 
-char* set_idle_timeout(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept {
+char* session_idle_timeout_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept {
   auto* lcf = static_cast<loc_conf_t*>(conf);
   if (lcf->idle != NGX_CONF_UNSET) return conf_msg("is duplicate");
   auto* value = static_cast<ngx_str_t*>(cf->args->elts);
@@ -272,6 +242,17 @@ char* check_positive_time(ngx_conf_t* cf, void* post, void* data) noexcept {
 
 ngx_conf_post_t positive_time_post = {check_positive_time};
 
+char* check_prefix(ngx_conf_t* cf, void* post, void* data) noexcept {
+  auto* s = static_cast<ngx_str_t*>(data);
+  if (s->len > sess::kMaxPrefixLen) return conf_msg("is longer than 256 bytes");
+  for (size_t i = 0; i < s->len; i++) {
+    if (sess::is_ctl(s->data[i])) return conf_msg("has a control byte");
+  }
+  return NGX_CONF_OK;
+}
+
+ngx_conf_post_t prefix_post = {check_prefix};
+
 // Reads the first line of a password file.
 bool read_password_file(ngx_conf_t* cf, ngx_str_t* name, ngx_str_t path, ngx_str_t* out) {
   if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) return false;
@@ -286,7 +267,7 @@ bool read_password_file(ngx_conf_t* cf, ngx_str_t* name, ngx_str_t path, ngx_str
   return pool_str(cf->pool, text, out);
 }
 
-char* set_redis(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept try {
+char* session_redis_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept try {
   auto* lcf = static_cast<loc_conf_t*>(conf);
   if (lcf->redis != NGX_CONF_UNSET_PTR) return conf_msg("is duplicate");
   auto* value = static_cast<ngx_str_t*>(cf->args->elts);
@@ -298,12 +279,12 @@ char* set_redis(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept try {
 
   for (ngx_uint_t i = 2; i < cf->args->nelts; i++) {
     ngx_str_t v;
-    if (attr(value[i], "db=", &v)) {
+    if (arg_value(value[i], "db=", &v)) {
       s.db = ngx_atoi(v.data, v.len);
       if (s.db == NGX_ERROR) goto invalid;
-    } else if (attr(value[i], "password_file=", &v)) {
+    } else if (arg_value(value[i], "password_file=", &v)) {
       if (v.len == 0 || !read_password_file(cf, &cmd->name, v, &s.password)) return conf_error();
-    } else if (attr(value[i], "username=", &v)) {
+    } else if (arg_value(value[i], "username=", &v)) {
       if (v.len == 0) goto invalid;
       s.username = v;
     } else {
@@ -420,19 +401,17 @@ bool check_key(ngx_conf_t* cf, ngx_command_t* cmd, const ngx_str_t& key) {
                        &cmd->name, &key);
     return false;
   }
-  for (std::string_view r : reserved_keys) {
-    if (sv(key) == r) {
-      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                         "\"%V\": session key \"%V\" is reserved ($session_%V is a variable of "
-                         "the module)",
-                         &cmd->name, &key, &key);
-      return false;
-    }
+  if (is_reserved_key(sv(key))) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"%V\": session key \"%V\" is reserved ($session_%V is a variable of "
+                       "the module)",
+                       &cmd->name, &key, &key);
+    return false;
   }
   return true;
 }
 
-char* set_action(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept {
+char* session_action_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept {
   auto* lcf = static_cast<loc_conf_t*>(conf);
   auto* value = static_cast<ngx_str_t*>(cf->args->elts);
   ngx_uint_t type = cmd->offset;
@@ -447,69 +426,54 @@ char* set_action(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept {
   return NGX_CONF_OK;
 }
 
-char* set_cookie_action(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept {
+char* cookie_set_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept {
   auto* lcf = static_cast<loc_conf_t*>(conf);
   auto* value = static_cast<ngx_str_t*>(cf->args->elts);
   bool del = cmd->offset == ACTION_COOKIE_DELETE;
   action_t* a = push_action(cf, lcf, cmd->offset);
   if (a == nullptr) return conf_error();
 
-  if (value[1].len == 0 ||
-      (ngx_http_script_variables_count(&value[1]) == 0 && !sess::cookie_name_valid(sv(value[1])))) {
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": invalid cookie name \"%V\"", &cmd->name,
-                       &value[1]);
+  bool literal = ngx_http_script_variables_count(&value[1]) == 0;
+  if (value[1].len == 0 || (literal && !check_cookie_name(cf, cmd, value[1]))) {
+    if (value[1].len == 0) {
+      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": empty cookie name", &cmd->name);
+    }
     return conf_error();
   }
+  if (literal) a->literal_name = value[1];  // checked against the session's cookies at merge
   if ((a->name = compile(cf, &value[1])) == nullptr) return conf_error();
   ngx_uint_t first = 2;
   if (!del) {
     if ((a->value = compile(cf, &value[2])) == nullptr) return conf_error();
     first = 3;
   }
-
-  for (ngx_uint_t i = first; i < cf->args->nelts; i++) {
-    ngx_str_t v;
-    const ngx_str_t& arg = value[i];
-    if (attr(arg, "path=", &v)) {
-      if (!attr_value_valid(v)) goto invalid;
-      a->path = v;
-    } else if (attr(arg, "domain=", &v)) {
-      if (!attr_value_valid(v)) goto invalid;
-      a->domain = v;
-    } else if (!del && attr(arg, "max_age=", &v)) {
-      a->max_age = ngx_parse_time(&v, 1);
-      if (a->max_age == static_cast<time_t>(NGX_ERROR)) goto invalid;
-    } else if (!del && attr(arg, "expires=", &v)) {
-      a->expires = ngx_parse_time(&v, 1);
-      if (a->expires == static_cast<time_t>(NGX_ERROR)) goto invalid;
-    } else if (!del && sv(arg) == "secure") {
-      a->secure = 1;
-    } else if (!del && sv(arg) == "httponly") {
-      a->httponly = 1;
-    } else if (!del && attr(arg, "samesite=", &v)) {
-      if (!parse_samesite(sv(v), &a->samesite)) goto invalid;
-    } else if (!del && sv(arg) == "partitioned") {
-      a->partitioned = 1;
-    } else {
-      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": unknown attribute \"%V\"", &cmd->name,
-                         &arg);
+  sess::CookieAttrSpec spec;
+  if (!parse_attrs(cf, cmd, del ? sess::CookieDirective::CookieDelete
+                                : sess::CookieDirective::CookieSet,
+                   first, &spec)) {
+    return conf_error();
+  }
+  if (literal) {
+    if (const char* why = sess::cookie_attrs_check(sv(value[1]), spec)) {
+      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": %s", &cmd->name, why);
       return conf_error();
     }
-    continue;
-  invalid:
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": invalid attribute \"%V\"", &cmd->name,
-                       &arg);
+  } else if (const char* why = sess::cookie_attrs_check("", spec)) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": %s", &cmd->name, why);
     return conf_error();
   }
-  if (a->samesite == static_cast<ngx_uint_t>(sess::SameSite::None) && !a->secure) {
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": samesite=none requires \"secure\"",
-                       &cmd->name);
-    return conf_error();
-  }
+  a->path = ngx_str(spec.path);
+  a->domain = ngx_str(spec.domain);
+  a->max_age = spec.has_max_age ? static_cast<time_t>(spec.max_age) : -1;
+  a->expires = spec.has_expires ? static_cast<time_t>(spec.expires) : -1;
+  a->secure = spec.secure == sess::Secure::On;
+  a->httponly = spec.httponly;
+  a->samesite = static_cast<ngx_uint_t>(spec.samesite);
+  a->partitioned = spec.partitioned;
   return NGX_CONF_OK;
 }
 
-char* set_require(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept {
+char* session_require_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept {
   auto* lcf = static_cast<loc_conf_t*>(conf);
   if (lcf->require != NGX_CONF_UNSET) return conf_msg("is duplicate");
   auto* value = static_cast<ngx_str_t*>(cf->args->elts);
@@ -521,11 +485,11 @@ char* set_require(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept {
     lcf->require = 0;
     return NGX_CONF_OK;
   }
-  if (value[1].data[0] != '/' || !attr_value_valid(value[1]) ||
-      sv(value[1]).find('?') != std::string_view::npos) {
+  if (!sess::redirect_is_safe(sv(value[1])) || sv(value[1]).find('?') != std::string_view::npos) {
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "\"%V\": \"%V\" must be a local path such as /login", &cmd->name,
-                       &value[1]);
+                       "\"%V\": \"%V\" must be a local path such as /login (not //host, "
+                       "/\\host, a URL or a query)",
+                       &cmd->name, &value[1]);
     return conf_error();
   }
   lcf->require = 1;
@@ -539,9 +503,9 @@ char* set_require(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept {
 #define SESSION_ACTION_CONF (NGX_HTTP_LOC_CONF | NGX_HTTP_LIF_CONF)
 
 ngx_command_t commands[] = {
-    {ngx_string("session_secret_file"), SESSION_ALL_CONF | NGX_CONF_TAKE1, set_secret_file,
+    {ngx_string("session_secret_file"), SESSION_ALL_CONF | NGX_CONF_TAKE1, session_secret_file_directive,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
-    {ngx_string("session_cookie"), SESSION_ALL_CONF | NGX_CONF_1MORE, set_cookie,
+    {ngx_string("session_cookie"), SESSION_ALL_CONF | NGX_CONF_1MORE, session_cookie_directive,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("session_store"), SESSION_ALL_CONF | NGX_CONF_TAKE1, set_enum,
      NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, store), store_values},
@@ -549,35 +513,36 @@ ngx_command_t commands[] = {
      NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, encrypt), nullptr},
     {ngx_string("session_lifetime"), SESSION_ALL_CONF | NGX_CONF_TAKE1, ngx_conf_set_sec_slot,
      NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, lifetime), &positive_time_post},
-    {ngx_string("session_idle_timeout"), SESSION_ALL_CONF | NGX_CONF_TAKE1, set_idle_timeout,
+    {ngx_string("session_idle_timeout"), SESSION_ALL_CONF | NGX_CONF_TAKE1, session_idle_timeout_directive,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("session_renew"), SESSION_ALL_CONF | NGX_CONF_TAKE1, ngx_conf_set_sec_slot,
      NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, renew), nullptr},
-    {ngx_string("session_redis"), SESSION_ALL_CONF | NGX_CONF_1MORE, set_redis,
+    {ngx_string("session_redis"), SESSION_ALL_CONF | NGX_CONF_1MORE, session_redis_directive,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("session_redis_prefix"), SESSION_ALL_CONF | NGX_CONF_TAKE1,
-     ngx_conf_set_str_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, prefix), nullptr},
+     ngx_conf_set_str_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, prefix),
+     &prefix_post},
     {ngx_string("session_redis_timeout"), SESSION_ALL_CONF | NGX_CONF_TAKE1,
      ngx_conf_set_msec_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, redis_timeout),
      nullptr},
     {ngx_string("session_store_fail"), SESSION_ALL_CONF | NGX_CONF_TAKE1, set_enum,
      NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, fail), fail_values},
-    {ngx_string("session_set"), SESSION_ACTION_CONF | NGX_CONF_TAKE2, set_action,
+    {ngx_string("session_set"), SESSION_ACTION_CONF | NGX_CONF_TAKE2, session_action_directive,
      NGX_HTTP_LOC_CONF_OFFSET, ACTION_SET, nullptr},
-    {ngx_string("session_unset"), SESSION_ACTION_CONF | NGX_CONF_TAKE1, set_action,
+    {ngx_string("session_unset"), SESSION_ACTION_CONF | NGX_CONF_TAKE1, session_action_directive,
      NGX_HTTP_LOC_CONF_OFFSET, ACTION_UNSET, nullptr},
-    {ngx_string("session_clear"), SESSION_ACTION_CONF | NGX_CONF_NOARGS, set_action,
+    {ngx_string("session_clear"), SESSION_ACTION_CONF | NGX_CONF_NOARGS, session_action_directive,
      NGX_HTTP_LOC_CONF_OFFSET, ACTION_CLEAR, nullptr},
-    {ngx_string("session_destroy"), SESSION_ACTION_CONF | NGX_CONF_NOARGS, set_action,
+    {ngx_string("session_destroy"), SESSION_ACTION_CONF | NGX_CONF_NOARGS, session_action_directive,
      NGX_HTTP_LOC_CONF_OFFSET, ACTION_DESTROY, nullptr},
-    {ngx_string("session_regenerate"), SESSION_ACTION_CONF | NGX_CONF_NOARGS, set_action,
+    {ngx_string("session_regenerate"), SESSION_ACTION_CONF | NGX_CONF_NOARGS, session_action_directive,
      NGX_HTTP_LOC_CONF_OFFSET, ACTION_REGENERATE, nullptr},
-    {ngx_string("cookie_set"), SESSION_ACTION_CONF | NGX_CONF_2MORE, set_cookie_action,
+    {ngx_string("cookie_set"), SESSION_ACTION_CONF | NGX_CONF_2MORE, cookie_set_directive,
      NGX_HTTP_LOC_CONF_OFFSET, ACTION_COOKIE_SET, nullptr},
-    {ngx_string("cookie_delete"), SESSION_ACTION_CONF | NGX_CONF_1MORE, set_cookie_action,
+    {ngx_string("cookie_delete"), SESSION_ACTION_CONF | NGX_CONF_1MORE, cookie_set_directive,
      NGX_HTTP_LOC_CONF_OFFSET, ACTION_COOKIE_DELETE, nullptr},
     {ngx_string("session_require"), SESSION_ALL_CONF | NGX_CONF_NOARGS | NGX_CONF_TAKE1,
-     set_require, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+     session_require_directive, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("session_login"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, login_directive,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("session_login_page"), SESSION_ALL_CONF | NGX_CONF_TAKE1, ngx_conf_set_str_slot,
@@ -592,6 +557,9 @@ ngx_command_t commands[] = {
      nullptr},
     {ngx_string("session_logout"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS | NGX_CONF_TAKE1,
      logout_directive, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("session_login_thread_pool"), SESSION_ALL_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_str_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, login_thread_pool),
+     nullptr},
     ngx_null_command,
 };
 
@@ -624,6 +592,37 @@ void* create_loc_conf(ngx_conf_t* cf) noexcept {
   conf->logout = NGX_CONF_UNSET;
   return conf;
 }
+
+namespace {
+
+// cookie_set / cookie_delete must not write the session's own cookies: the session cookie, its
+// CSRF cookie (<name>_csrf) and chunk names (<name>_<digits>). Names with variables are checked
+// when the request runs.
+bool check_own_cookies(ngx_conf_t* cf, const loc_conf_t* conf) {
+  auto* a = static_cast<action_t*>(conf->actions->elts);
+  std::string_view own = sv(conf->cookie.name);
+  for (ngx_uint_t i = 0; i < conf->actions->nelts; i++) {
+    std::string_view name = sv(a[i].literal_name);
+    if (name.empty() || name.substr(0, std::min(name.size(), own.size())) != own ||
+        name.size() < own.size()) {
+      continue;
+    }
+    std::string_view rest = name.substr(own.size());
+    bool digits = rest.size() >= 2 && rest[0] == '_' &&
+                  rest.substr(1).find_first_not_of("0123456789") == std::string_view::npos;
+    if (rest.empty() || rest == "_csrf" || digits) {
+      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                         "\"%s\" cannot write \"%V\": it is the session's own cookie "
+                         "(use session_set / session_destroy)",
+                         a[i].type == ACTION_COOKIE_SET ? "cookie_set" : "cookie_delete",
+                         &a[i].literal_name);
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
 
 char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept {
   auto* prev = static_cast<loc_conf_t*>(parent);
@@ -661,7 +660,11 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept {
   ngx_conf_merge_str_value(conf->login_redirect, prev->login_redirect, "/");
   ngx_conf_merge_value(conf->logout, prev->logout, 0);
   ngx_conf_merge_str_value(conf->logout_uri, prev->logout_uri, "/");
+  ngx_conf_merge_str_value(conf->login_thread_pool, prev->login_thread_pool, "");
 
+  if (conf->actions != nullptr && !check_own_cookies(cf, conf)) {
+    return static_cast<char*>(NGX_CONF_ERROR);
+  }
   if (conf->secrets == nullptr) {
     const char* what = conf->actions ? "session_set/cookie_set actions"
                        : conf->require ? "\"session_require\""

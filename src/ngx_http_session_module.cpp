@@ -1,9 +1,11 @@
-// ngx_http_session_module: the module, its variables, the rewrite-phase handler that loads the
-// session and enforces session_require, and the header filter that applies the actions and
-// writes the session cookie.
+// ngx_http_session_module: the module, the request's session state, loading (which cookie is
+// the session, under which configuration), the phase handlers that enforce session_require and
+// the store failure policy, and the variables. The header/body filters that write the session
+// are in ngx_http_session_filter.cpp.
 
 #include "ngx_http_session.h"
 
+#include "core/gate.h"
 #include "core/redirect.h"
 
 namespace ngx_session {
@@ -28,7 +30,9 @@ void* pool_resource::do_allocate(size_t bytes, size_t align) {
 // Memory is returned with the pool: header values may point into buffers of finished strings.
 void pool_resource::do_deallocate(void*, size_t, size_t) {}
 
-void id_hex(const unsigned char* id, u_char* out) { ngx_hex_dump(out, const_cast<u_char*>(id), sess::kSessionIdLen); }
+void id_hex(const unsigned char* id, u_char* out) {
+  ngx_hex_dump(out, const_cast<u_char*>(id), sess::kSessionIdLen);
+}
 
 ngx_str_t log_safe(ngx_http_request_t* r, std::string_view in) {
   ngx_str_t out = ngx_null_string;
@@ -48,6 +52,19 @@ ngx_str_t log_safe(ngx_http_request_t* r, std::string_view in) {
   return out;
 }
 
+const ngx_str_t* request_header(ngx_http_request_t* r, std::string_view name) {
+  const ngx_str_t* found = nullptr;
+  find_header(&r->headers_in.headers, [&](const ngx_table_elt_t& h) {
+    if (h.key.len != name.size() ||
+        ngx_strncasecmp(h.key.data, (u_char*)name.data(), name.size()) != 0) {
+      return false;
+    }
+    found = &h.value;
+    return true;
+  });
+  return found;
+}
+
 loc_conf_t* loc_conf(ngx_http_request_t* r) {
   return static_cast<loc_conf_t*>(ngx_http_get_module_loc_conf(r, ngx_http_session_module));
 }
@@ -60,43 +77,78 @@ sess::ExpiryPolicy policy_of(const loc_conf_t* lcf) {
   return p;
 }
 
+sess::Kind cookie_kind(const loc_conf_t* lcf) {
+  if (lcf->store == STORE_REDIS) return sess::Kind::Id;
+  return lcf->encrypt ? sess::Kind::Sealed : sess::Kind::Signed;
+}
+
+bool same_binding(const loc_conf_t* a, const loc_conf_t* b) {
+  if (a == b) return true;
+  return a->secrets == b->secrets && sv(a->cookie.name) == sv(b->cookie.name) &&
+         cookie_kind(a) == cookie_kind(b) && a->store == b->store && a->redis == b->redis &&
+         (a->store != STORE_REDIS || sv(a->prefix) == sv(b->prefix)) &&
+         a->lifetime == b->lifetime && a->idle == b->idle;
+}
+
 namespace {
 
-ngx_http_output_header_filter_pt next_header_filter;
-
 const ngx_clock clock_now;
+sess::PhaseLayout phases;
 
 void ctx_cleanup(void* data) noexcept {
   auto* ctx = static_cast<ctx_t*>(data);
-  if (ctx->op != nullptr) {
-    redis_cancel(ctx->op);
-    ctx->op = nullptr;
-  }
   ctx->~ctx_t();
 }
 
+// A subrequest whose location makes sessions under another configuration than the main
+// request's keeps its own (read-only) session.
+struct sub_ctx_t {
+  pool_resource mr;
+  loaded_t s;
+  explicit sub_ctx_t(ngx_pool_t* pool) : mr(pool), s(&mr) {}
+};
+
+void sub_ctx_cleanup(void* data) noexcept { static_cast<sub_ctx_t*>(data)->~sub_ctx_t(); }
+
 }  // namespace
 
-ctx_t::ctx_t(ngx_http_request_t* req)
-    : r(req), mr(req->pool), data(&mr), payload(&mr), times(), id(), old_id(), status(STATUS_NONE),
-      op(nullptr), csrf_token(), login_next(), login_user(), login_password(), login_error(),
-      login_status(0), auth_keys(nullptr), auth_status(0) {
-  login = 0;
-  auth_done = 0;
-  login_plausible = 0;
-  storing = 0;
-  stored = 0;
+loaded_t::loaded_t(std::pmr::memory_resource* mr)
+    : conf(nullptr), status(sess::LoadStatus::None), times(), id(), payload(mr), data(mr),
+      op(nullptr) {
   had_cookie = 0;
-  loaded = 0;
-  loading = 0;
-  decoded = 0;
-  store_error = 0;
   has_id = 0;
-  dirty = 0;
-  destroyed = 0;
-  regenerate = 0;
-  new_session = 0;
+  decoded = 0;
+  decode_failed = 0;
+  loading = 0;
+  store_error = 0;
+}
+
+void loaded_t::reset(const loc_conf_t* binding) {
+  conf = binding;
+  status = sess::LoadStatus::None;
+  times = sess::Times();
+  ngx_memzero(id, sizeof(id));
+  payload.clear();
+  data.clear();
+  had_cookie = 0;
+  has_id = 0;
+  decoded = 0;
+  decode_failed = 0;
+  loading = 0;
+  store_error = 0;
+}
+
+ctx_t::ctx_t(ngx_http_request_t* req)
+    : r(req), mr(req->pool), s(&mr), next(nullptr), login(nullptr), w(nullptr) {
+  refused = 0;
+  in_rewrite = 0;
+  login_page = 0;
+  read = 0;
   filter_done = 0;
+  changed = 0;
+  destroy = 0;
+  regenerate = 0;
+  logout = 0;
 }
 
 ctx_t* get_ctx(ngx_http_request_t* r, bool create) {
@@ -120,18 +172,49 @@ ctx_t* get_ctx(ngx_http_request_t* r, bool create) {
   return ctx;
 }
 
-bool ensure_decoded(ngx_http_request_t* r, ctx_t* ctx) {
-  if (ctx->decoded) return true;
-  ctx->decoded = 1;
-  if (ctx->status != STATUS_VALID || ctx->payload.empty()) return true;
-  if (!ctx->data.decode(ctx->payload)) {
+sess::Stage request_stage(ngx_http_request_t* r) {
+  return sess::stage_of(phases, static_cast<size_t>(r->phase_handler));
+}
+
+bool ensure_decoded(ngx_http_request_t* r, loaded_t* s) {
+  if (s->decoded) return !s->decode_failed;
+  s->decoded = 1;
+  if (s->status != sess::LoadStatus::Valid) return true;
+  if (!s->data.decode(s->payload)) {
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "session cookie \"%V\" rejected: the data is not a valid JSON object",
-                  &loc_conf(r)->cookie.name);
-    ctx->status = STATUS_INVALID;
+                  &s->conf->cookie.name);
+    s->status = sess::LoadStatus::Invalid;
+    s->decode_failed = 1;
+    return false;
+  }
+  if (s->data.empty() && s->conf->store == STORE_REDIS) {
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "session cookie \"%V\" rejected: the record in the store is empty",
+                  &s->conf->cookie.name);
+    s->status = sess::LoadStatus::Invalid;
+    s->decode_failed = 1;
     return false;
   }
   return true;
+}
+
+bool logged_in(ngx_http_request_t* r, loaded_t* s) {
+  if (s == nullptr || s->status != sess::LoadStatus::Valid || !ensure_decoded(r, s)) return false;
+  return sess::session_user_logged_in(s->data.get("user"));
+}
+
+void collect_cookie(ngx_http_request_t* r, std::string_view name, sess::CookieCandidates& acc) {
+#if (nginx_version >= 1023000)
+  for (ngx_table_elt_t* h = r->headers_in.cookie; h != nullptr; h = h->next) {
+    sess::cookie_collect(sv(h->value), name, acc);
+  }
+#else
+  auto** h = static_cast<ngx_table_elt_t**>(r->headers_in.cookies.elts);
+  for (ngx_uint_t i = 0; i < r->headers_in.cookies.nelts; i++) {
+    sess::cookie_collect(sv(h[i]->value), name, acc);
+  }
+#endif
 }
 
 namespace {
@@ -139,459 +222,309 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // Loading
 
-}  // namespace
-
-void find_cookie(ngx_http_request_t* r, std::string_view name, sess::CookieLookup& acc) {
-#if (nginx_version >= 1023000)
-  for (ngx_table_elt_t* h = r->headers_in.cookie; h != nullptr; h = h->next) {
-    sess::cookie_find(sv(h->value), name, acc);
-  }
-#else
-  auto** h = static_cast<ngx_table_elt_t**>(r->headers_in.cookies.elts);
-  for (ngx_uint_t i = 0; i < r->headers_in.cookies.nelts; i++) {
-    sess::cookie_find(sv(h[i]->value), name, acc);
-  }
-#endif
-}
-
-namespace {
-
-void reject(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf, ngx_uint_t status,
-            const char* why) {
-  ctx->status = status;
+// One info line per rejected cookie (DESIGN: bad input costs one line at info; info is below
+// nginx's default error_log level, so this is for operators who look).
+void reject(ngx_http_request_t* r, const loc_conf_t* lcf, const char* why) {
   ngx_log_error(NGX_LOG_INFO, r->connection->log, 0, "session cookie \"%V\" rejected: %s",
                 &lcf->cookie.name, why);
 }
 
-sess::Kind cookie_kind(const loc_conf_t* lcf) {
-  if (lcf->store == STORE_REDIS) return sess::Kind::Id;
-  return lcf->encrypt ? sess::Kind::Sealed : sess::Kind::Signed;
-}
+sess::LogLimiter lookup_log_limit;
 
-// Reads and verifies the session cookie. For the Redis store, starts the lookup (NGX_AGAIN).
-ngx_int_t load(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf) {
-  ctx->loaded = 1;
-  sess::CookieLookup acc;
-  find_cookie(r, sv(lcf->cookie.name), acc);
-  if (acc.count == 0) return NGX_OK;
-  ctx->had_cookie = 1;
-  if (acc.conflicting) {
-    reject(r, ctx, lcf, STATUS_INVALID, "duplicated with different values");
-    return NGX_OK;
-  }
-
-  sess::OpenResult res = sess::envelope_open(*lcf->secrets->ring, cookie_kind(lcf),
-                                             sv(lcf->cookie.name), acc.value, &ctx->times,
-                                             &ctx->payload);
-  if (res == sess::OpenResult::Malformed) {
-    reject(r, ctx, lcf, STATUS_INVALID, "malformed");
-    return NGX_OK;
-  }
-  if (res != sess::OpenResult::Ok) {
-    reject(r, ctx, lcf, STATUS_INVALID, "bad signature or unknown key");
-    return NGX_OK;
-  }
-  switch (sess::expiry_check(policy_of(lcf), ctx->times, clock_now)) {
-    case sess::Verdict::Valid:
+void lookup_done(ngx_http_request_t* r, void* data, const sess::RedisReplyView& rep) {
+  auto* s = static_cast<loaded_t*>(data);
+  s->op = nullptr;
+  s->loading = 0;
+  switch (sess::redis_lookup_outcome(rep)) {
+    case sess::LookupOutcome::Found:
+      if (!guard<bool>(r->connection->log, false, [&]() {
+            s->payload.assign(rep.str.data(), rep.str.size());
+            return true;
+          })) {
+        s->status = sess::LoadStatus::Error;
+        s->store_error = 1;
+        break;
+      }
+      s->status = sess::LoadStatus::Valid;
       break;
-    case sess::Verdict::Expired:
-      reject(r, ctx, lcf, STATUS_EXPIRED, "expired");
-      return NGX_OK;
-    case sess::Verdict::FutureDated:
-      reject(r, ctx, lcf, STATUS_INVALID, "timestamps in the future");
-      return NGX_OK;
+    case sess::LookupOutcome::Missing:
+      reject(r, s->conf, "no such session in the store");
+      s->status = sess::LoadStatus::Invalid;
+      break;
+    case sess::LookupOutcome::TooLarge:
+      reject(r, s->conf, "the record in the store is larger than 64 KiB");
+      s->status = sess::LoadStatus::Invalid;
+      break;
+    case sess::LookupOutcome::WrongType:
+      reject(r, s->conf, "the key in the store is not a string");
+      s->status = sess::LoadStatus::Invalid;
+      break;
+    case sess::LookupOutcome::Failed: {
+      s->status = sess::LoadStatus::Error;
+      s->store_error = 1;
+      uint64_t more = 0;
+      if (lookup_log_limit.allow(static_cast<uint64_t>(ngx_time()), &more)) {
+        ngx_str_t msg = log_safe(r, rep.type == sess::ReplyType::None ? "no answer" : rep.str);
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "session redis \"%V\": lookup failed: %V (%uL more since the last such "
+                      "line)",
+                      &s->conf->redis->name, &msg, more);
+      }
+      break;
+    }
   }
-
-  if (lcf->store != STORE_REDIS) {
-    ctx->status = STATUS_VALID;
-    return NGX_OK;
+  // Resume the phases where the request stopped (the main request or a subrequest).
+  if (ngx_http_post_request(r, nullptr) != NGX_OK) {
+    ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
   }
-  if (ctx->payload.size() != sess::kSessionIdLen) {
-    reject(r, ctx, lcf, STATUS_INVALID, "bad session id");
-    return NGX_OK;
-  }
-  ngx_memcpy(ctx->id, ctx->payload.data(), sess::kSessionIdLen);
-  ctx->has_id = 1;
-  ctx->payload.clear();
-  return redis_lookup(r, ctx, lcf);
 }
 
-// The ctx to read variables from: loads the cookie store on demand (e.g. a variable used where
-// the rewrite phase did not run). The Redis store is only read by the phase handler.
-ctx_t* current_ctx(ngx_http_request_t* r) {
-  loc_conf_t* lcf = loc_conf(r);
-  ctx_t* ctx = get_ctx(r, false);
-  if (ctx != nullptr && ctx->loaded) return ctx;
-  if (lcf->secrets == nullptr || lcf->store == STORE_REDIS) return ctx;
-  if (ctx == nullptr && (ctx = get_ctx(r, true)) == nullptr) return nullptr;
-  load(r->main, ctx, lcf);
-  return ctx;
-}
+// Reads and verifies the session cookie(s) of r under lcf into s. For the Redis store, starts the
+// lookup (NGX_AGAIN).
+ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
+  s->reset(lcf);
+  sess::CookieCandidates acc;
+  collect_cookie(r, sv(lcf->cookie.name), acc);
+  if (acc.count == 0) return NGX_OK;
+  s->had_cookie = 1;
 
-bool logged_in(ngx_http_request_t* r, ctx_t* ctx) {
-  if (ctx->status != STATUS_VALID || !ensure_decoded(r, ctx)) return false;
-  const sess::SessionValue* v = ctx->data.get("user");
-  return v != nullptr && !v->text.empty() && v->text != "null" && !(v->is_string == false && v->text == "false");
+  sess::CandidateVerdict verdicts[sess::CookieCandidates::kMax];
+  sess::Kind kind = cookie_kind(lcf);
+  sess::ExpiryPolicy policy = policy_of(lcf);
+  size_t valid = 0;
+  sess::Times times;
+  for (size_t i = 0; i < acc.count; i++) {
+    // Payloads of later candidates are only needed until a second valid one shows up.
+    sess::pstring payload(s->payload.get_allocator().resource());
+    sess::OpenResult res = sess::envelope_open(*lcf->secrets->ring, kind, sv(lcf->cookie.name),
+                                               acc.values[i], &times, &payload);
+    if (res == sess::OpenResult::Malformed) {
+      verdicts[i] = sess::CandidateVerdict::Malformed;
+      continue;
+    }
+    if (res != sess::OpenResult::Ok) {
+      verdicts[i] = sess::CandidateVerdict::BadMac;
+      continue;
+    }
+    switch (sess::expiry_check(policy, times, clock_now)) {
+      case sess::Verdict::Valid:
+        verdicts[i] = sess::CandidateVerdict::Valid;
+        if (valid++ == 0) {
+          s->times = times;
+          s->payload.swap(payload);
+        }
+        break;
+      case sess::Verdict::Expired:
+        verdicts[i] = sess::CandidateVerdict::Expired;
+        break;
+      case sess::Verdict::FutureDated:
+        verdicts[i] = sess::CandidateVerdict::FutureDated;
+        break;
+    }
+  }
+  sess::Selection sel = sess::select_candidate(verdicts, acc.count);
+  s->status = sel.status;
+  if (sel.status != sess::LoadStatus::Valid) {
+    s->payload.clear();
+    if (sel.tossing) {
+      reject(r, lcf, "two different valid session cookies (a cookie planted for a parent domain?)");
+    } else if (sel.status == sess::LoadStatus::Expired) {
+      reject(r, lcf, "expired");
+    } else {
+      sess::CandidateVerdict v = verdicts[0];
+      reject(r, lcf, v == sess::CandidateVerdict::Malformed     ? "malformed"
+                     : v == sess::CandidateVerdict::FutureDated ? "timestamps in the future"
+                                                                : "bad signature or unknown key");
+    }
+    return NGX_OK;
+  }
+
+  if (lcf->store != STORE_REDIS) return NGX_OK;
+  if (s->payload.size() != sess::kSessionIdLen) {
+    s->status = sess::LoadStatus::Invalid;
+    reject(r, lcf, "bad session id");
+    return NGX_OK;
+  }
+  ngx_memcpy(s->id, s->payload.data(), sess::kSessionIdLen);
+  s->has_id = 1;
+  s->payload.clear();
+
+  sess::pstring key(s->payload.get_allocator().resource());
+  if (!redis_key_of(r, lcf, s->id, key)) return NGX_ERROR;
+  sess::RedisArgs args(s->payload.get_allocator().resource());
+  sess::redis_cmd_lookup(key, args);
+  s->op = redis_send(r, lcf, args, lookup_done, s);
+  if (s->op == nullptr) {
+    s->status = sess::LoadStatus::Error;
+    s->store_error = 1;
+    return NGX_OK;
+  }
+  s->loading = 1;
+  return NGX_AGAIN;
 }
 
 }  // namespace
 
-ngx_table_elt_t* push_header(ngx_http_request_t* r, std::string_view key, std::string_view value) {
-  ngx_table_elt_t* h = static_cast<ngx_table_elt_t*>(ngx_list_push(&r->headers_out.headers));
-  if (h == nullptr) return nullptr;
-  h->hash = 1;
-  h->key.len = key.size();
-  h->key.data = reinterpret_cast<u_char*>(const_cast<char*>(key.data()));
-  if (!pool_str(r->pool, value, &h->value)) {
-    h->hash = 0;
-    return nullptr;
+ngx_int_t load_session(ngx_http_request_t* r, const loc_conf_t* lcf, loaded_t** out) {
+  ctx_t* ctx = get_ctx(r, true);
+  if (ctx == nullptr) return NGX_ERROR;
+  loaded_t* s = &ctx->s;
+  if (r != r->main && s->conf != nullptr && !same_binding(s->conf, lcf)) {
+    // A subrequest under another configuration: a session of its own.
+    auto* sub = static_cast<sub_ctx_t*>(ngx_http_get_module_ctx(r, ngx_http_session_module));
+    if (sub == nullptr) {
+      ngx_pool_cleanup_t* cln = ngx_pool_cleanup_add(r->pool, sizeof(sub_ctx_t));
+      if (cln == nullptr) return NGX_ERROR;
+      sub = new (cln->data) sub_ctx_t(r->pool);
+      cln->handler = sub_ctx_cleanup;
+      ngx_http_set_ctx(r, sub, ngx_http_session_module);
+    }
+    s = &sub->s;
   }
-#if (nginx_version >= 1023000)
-  h->next = nullptr;
-#endif
-  return h;
+  *out = s;
+  if (s->loading) return NGX_AGAIN;
+  if (s->conf != nullptr && same_binding(s->conf, lcf)) return NGX_OK;
+  return load(r, s, lcf);
+}
+
+loaded_t* current_session(ngx_http_request_t* r) {
+  loc_conf_t* lcf = loc_conf(r);
+  if (lcf->secrets == nullptr) return nullptr;
+  ctx_t* ctx = get_ctx(r, false);
+  loaded_t* s = nullptr;
+  if (ctx != nullptr) {
+    s = &ctx->s;
+    if (r != r->main) {
+      auto* sub = static_cast<sub_ctx_t*>(ngx_http_get_module_ctx(r, ngx_http_session_module));
+      if (sub != nullptr) s = &sub->s;
+    }
+    if (s->conf != nullptr && !s->loading && same_binding(s->conf, lcf)) {
+      ctx->read = 1;
+      return s;
+    }
+  }
+  if (lcf->store == STORE_REDIS) return nullptr;
+  if (load_session(r, lcf, &s) != NGX_OK) return nullptr;
+  get_ctx(r, false)->read = 1;
+  return s;
 }
 
 namespace {
 
-// Accept: ... text/html ... on a GET or HEAD: a browser navigating.
+// ---------------------------------------------------------------------------------------------
+// session_require and the store failure policy
+
+// Accept: ... text/html ... on a GET or HEAD of a main request: a browser navigating.
 bool is_browser(ngx_http_request_t* r) {
-  if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))) return false;
-  return find_header(&r->headers_in.headers, [](const ngx_table_elt_t& h) {
-    return h.key.len == 6 && ngx_strncasecmp(h.key.data, (u_char*)"accept", 6) == 0 &&
-           ngx_strlcasestrn(h.value.data, h.value.data + h.value.len, (u_char*)"text/html",
-                            9 - 1) != nullptr;
-  });
+  if (r != r->main || !(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))) return false;
+  const ngx_str_t* accept = request_header(r, "accept");
+  return accept != nullptr &&
+         ngx_strlcasestrn(accept->data, accept->data + accept->len, (u_char*)"text/html",
+                          9 - 1) != nullptr;
 }
 
-ngx_int_t deny(ngx_http_request_t* r, loc_conf_t* lcf) {
-  if (lcf->require_uri.len == 0 || !is_browser(r)) {
-    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0, "session_require: 401");
-    return NGX_HTTP_UNAUTHORIZED;
-  }
+}  // namespace
+
+ngx_int_t send_redirect(ngx_http_request_t* r, ngx_uint_t status, ngx_str_t to) {
+  ngx_http_complex_value_t cv;
+  ngx_memzero(&cv, sizeof(cv));
+  cv.value = to;
+  return ngx_http_send_response(r, status, nullptr, &cv);
+}
+
+// The answer to a request without a logged-in session in a protected location: 302 to the login
+// page for browsers (main requests only), 401 otherwise (a subrequest's 302 would become a 500
+// under auth_request).
+ngx_int_t require_denial(ngx_http_request_t* r, const loc_conf_t* lcf, ngx_str_t* location) {
+  if (lcf->require_uri.len == 0 || !is_browser(r)) return NGX_HTTP_UNAUTHORIZED;
   sess::pstring loc(std::pmr::new_delete_resource());
   loc.append(sv(lcf->require_uri));
   loc.append("?next=");
   sess::query_escape(sv(r->unparsed_uri), loc);
-  ngx_http_complex_value_t cv;
-  ngx_memzero(&cv, sizeof(cv));
-  if (!pool_str(r->pool, loc, &cv.value)) return NGX_HTTP_INTERNAL_SERVER_ERROR;
-  return ngx_http_send_response(r, NGX_HTTP_MOVED_TEMPORARILY, nullptr, &cv);
+  if (!pool_str(r->pool, loc, location)) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+  return NGX_HTTP_MOVED_TEMPORARILY;
 }
 
-// REWRITE phase, before the rewrite module's handler: load the session (waiting for Redis),
-// apply the store failure policy and session_require.
-ngx_int_t rewrite_handler(ngx_http_request_t* r) noexcept try {
-  if (r != r->main) return NGX_DECLINED;
-  loc_conf_t* lcf = loc_conf(r);
-  if (lcf->secrets == nullptr) return NGX_DECLINED;
-  ctx_t* ctx = get_ctx(r, true);
-  if (ctx == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+namespace {
 
-  if (ctx->loading) return NGX_DONE;
-  if (!ctx->loaded) {
-    ngx_int_t rc = load(r, ctx, lcf);
+ngx_int_t deny(ngx_http_request_t* r, const loc_conf_t* lcf) {
+  ngx_str_t location;
+  ngx_int_t rc = require_denial(r, lcf, &location);
+  if (rc != NGX_HTTP_MOVED_TEMPORARILY) return rc;
+  return send_redirect(r, NGX_HTTP_MOVED_TEMPORARILY, location);
+}
+
+ngx_int_t unavailable(ngx_http_request_t* r) {
+  if (push_header(r, "Retry-After", "1") == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+  return NGX_HTTP_SERVICE_UNAVAILABLE;
+}
+
+// SERVER_REWRITE phase, before the server-level rewrite directives: load the session under the
+// server's configuration, so that they (`if ($session_user)`) see it with the Redis store too.
+// A server-level `return` is checked against a server-level session_require by the header
+// filter (which knows the response came from this phase): deciding here would also refuse the
+// login page, whose location is not known yet.
+ngx_int_t server_rewrite_handler(ngx_http_request_t* r) noexcept {
+  return guard<ngx_int_t>(r->connection->log, NGX_HTTP_INTERNAL_SERVER_ERROR, [&]() -> ngx_int_t {
+    loc_conf_t* lcf = loc_conf(r);
+    if (lcf->secrets == nullptr || (lcf->store != STORE_REDIS && lcf->require != 1)) {
+      return NGX_DECLINED;
+    }
+    loaded_t* s;
+    ngx_int_t rc = load_session(r, lcf, &s);
+    if (rc == NGX_AGAIN) return NGX_DONE;
+    if (rc != NGX_OK) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    return NGX_DECLINED;
+  });
+}
+
+// REWRITE phase, before the rewrite module's handler (so that `return` and `if` come after):
+// load the session under this location's configuration (again, if an internal redirect brought
+// the request here from a location with another one), then apply the store failure policy and
+// session_require. Subrequests are checked too.
+ngx_int_t rewrite_handler(ngx_http_request_t* r) noexcept {
+  return guard<ngx_int_t>(r->connection->log, NGX_HTTP_INTERNAL_SERVER_ERROR, [&]() -> ngx_int_t {
+    loc_conf_t* lcf = loc_conf(r);
+    ctx_t* ctx = get_ctx(r, false);
+    if (ctx != nullptr && r == r->main && !ctx->in_rewrite) ctx->refused = 0;  // a new location
+    if (lcf->secrets == nullptr) return NGX_DECLINED;
+
+    loaded_t* s;
+    ngx_int_t rc = load_session(r, lcf, &s);
     if (rc == NGX_AGAIN) {
-      // Resumed by the Redis adapter; a client that goes away meanwhile ends the request, and
-      // the pool cleanup cancels the lookup.
-      r->read_event_handler = ngx_http_test_reading;
+      if (r == r->main) {
+        // Resumed when Redis answers; a client that goes away meanwhile ends the request, and
+        // the pool cleanup cancels the lookup.
+        get_ctx(r, false)->in_rewrite = 1;
+        r->read_event_handler = ngx_http_test_reading;
+      }
       return NGX_DONE;
     }
-  }
-  if (r->read_event_handler == ngx_http_test_reading) {
-    r->read_event_handler = ngx_http_block_reading;  // as it was before the lookup
-  }
-
-  if (ctx->store_error && lcf->fail == FAIL_CLOSED) {
-    if (push_header(r, "Retry-After", "1") == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    return NGX_HTTP_SERVICE_UNAVAILABLE;
-  }
-  if (lcf->require == 1 && !logged_in(r, ctx)) return deny(r, lcf);
-  return NGX_DECLINED;
-} catch (const std::exception& e) {
-  ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "session: %s", e.what());
-  return NGX_HTTP_INTERNAL_SERVER_ERROR;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Header filter: actions and the session cookie
-
-bool secure_for(ngx_http_request_t* r, ngx_uint_t secure) {
-  if (secure == SECURE_ON) return true;
-#if (NGX_HTTP_SSL)
-  if (secure == SECURE_AUTO) return r->connection->ssl != nullptr;
-#endif
-  return false;
-}
-
-}  // namespace
-
-sess::CookieAttrs session_attrs(ngx_http_request_t* r, const loc_conf_t* lcf) {
-  sess::CookieAttrs a;
-  a.path = sv(lcf->cookie.path);
-  a.domain = sv(lcf->cookie.domain);
-  a.max_age = lcf->cookie.max_age;
-  a.secure = secure_for(r, lcf->cookie.secure);
-  a.httponly = lcf->cookie.httponly;
-  a.samesite = static_cast<sess::SameSite>(lcf->cookie.samesite);
-  a.partitioned = lcf->cookie.partitioned;
-  return a;
-}
-
-namespace {
-
-}  // namespace
-
-bool add_set_cookie(ngx_http_request_t* r, std::string_view name, std::string_view value,
-                    const sess::CookieAttrs& a, sess::pstring& buf) {
-  buf.clear();
-  sess::cookie_build(name, value, a, buf);
-  if (buf.size() > sess::kMaxSetCookieLen) {
-    ngx_str_t n = {name.size(), reinterpret_cast<u_char*>(const_cast<char*>(name.data()))};
-    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                  "cookie \"%V\" too large (%uz bytes, browsers accept %uz): not sent; keep "
-                  "less data in it, or use \"session_store redis\"",
-                  &n, buf.size(), sess::kMaxSetCookieLen);
-    return false;
-  }
-  return push_header(r, "Set-Cookie", buf) != nullptr;
-}
-
-namespace {
-
-}  // namespace
-
-void delete_cookie(ngx_http_request_t* r, std::string_view name, sess::CookieAttrs a,
-                   sess::pstring& buf) {
-  a.max_age = 0;
-  a.expires = 0;
-  add_set_cookie(r, name, "", a, buf);
-}
-
-namespace {
-
-void cookie_action(ngx_http_request_t* r, const action_t* a, sess::pstring& buf) {
-  ngx_str_t name, value = ngx_null_string;
-  if (ngx_http_complex_value(r, a->name, &name) != NGX_OK) return;
-  if (!sess::cookie_name_valid(sv(name))) {
-    ngx_str_t safe = log_safe(r, sv(name));
-    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                  "cookie_set/cookie_delete: invalid cookie name \"%V\", not sent", &safe);
-    return;
-  }
-  sess::CookieAttrs attrs;
-  attrs.path = sv(a->path);
-  attrs.domain = sv(a->domain);
-  if (a->type == ACTION_COOKIE_DELETE) {
-    delete_cookie(r, sv(name), attrs, buf);
-    return;
-  }
-  if (ngx_http_complex_value(r, a->value, &value) != NGX_OK) return;
-  attrs.max_age = a->max_age;
-  attrs.expires = a->expires >= 0 ? ngx_time() + a->expires : -1;
-  attrs.secure = a->secure;
-  attrs.httponly = a->httponly;
-  attrs.samesite = static_cast<sess::SameSite>(a->samesite);
-  attrs.partitioned = a->partitioned;
-  sess::pstring encoded(&get_ctx(r, false)->mr);
-  sess::cookie_value_encode(sv(value), encoded);
-  add_set_cookie(r, sv(name), encoded, attrs, buf);
-}
-
-void apply_actions(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf, sess::pstring& buf) {
-  bool store_ok = !ctx->store_error;
-  bool prepared = false;  // the data is decoded only if a session action needs it
-  auto* a = static_cast<action_t*>(lcf->actions->elts);
-  for (ngx_uint_t i = 0; i < lcf->actions->nelts; i++) {
-    if (a[i].type == ACTION_COOKIE_SET || a[i].type == ACTION_COOKIE_DELETE) {
-      cookie_action(r, &a[i], buf);
-      continue;
+    if (rc != NGX_OK) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    ctx = get_ctx(r, false);
+    if (r == r->main && ctx->in_rewrite) {
+      ctx->in_rewrite = 0;
+      r->read_event_handler = ngx_http_block_reading;  // as it was before the lookup
     }
-    if (!store_ok) continue;  // the store is unreachable: leave the session as it is
-    if (!prepared) {
-      prepared = true;
-      ensure_decoded(r, ctx);
-      if (ctx->status != STATUS_VALID) ctx->data.clear();  // actions start a new session
+
+    bool exempt = lcf->login == 1 || lcf->logout == 1 || (r == r->main && ctx->login_page);
+    if (s->store_error && lcf->fail == FAIL_CLOSED && !exempt) {
+      if (r == r->main) ctx->refused = 1;
+      return unavailable(r);
     }
-    switch (a[i].type) {
-      case ACTION_SET: {
-        ngx_str_t v;
-        if (ngx_http_complex_value(r, a[i].value, &v) != NGX_OK) break;
-        if (sess::has_ctl(sv(v))) {
-          ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                        "session_set \"%V\": value has a control byte, refused", &a[i].key);
-          break;
-        }
-        if (ctx->data.size() >= sess::SessionData::kMaxKeys &&
-            ctx->data.get(sv(a[i].key)) == nullptr) {
-          ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                        "session_set \"%V\": the session already has %uz keys, refused",
-                        &a[i].key, sess::SessionData::kMaxKeys);
-          break;
-        }
-        ctx->data.set_string(sv(a[i].key), sv(v));
-        ctx->dirty = 1;
-        break;
+    if (lcf->require == 1 && !exempt) {
+      ctx->read = 1;
+      if (!logged_in(r, s)) {
+        if (r == r->main) ctx->refused = 1;
+        return deny(r, lcf);
       }
-      case ACTION_UNSET:
-        if (ctx->data.erase(sv(a[i].key))) ctx->dirty = 1;
-        break;
-      case ACTION_CLEAR:
-        if (!ctx->data.empty()) ctx->dirty = 1;
-        ctx->data.clear();
-        break;
-      case ACTION_DESTROY:
-        ctx->destroyed = 1;
-        ctx->data.clear();
-        break;
-      case ACTION_REGENERATE:
-        ctx->regenerate = 1;
-        break;
-      default:
-        break;
     }
-  }
-}
-
-// Writes the session cookie (and the store) for this response.
-void write_session(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf, sess::pstring& buf) {
-  bool valid = ctx->status == STATUS_VALID;
-  bool redis = lcf->store == STORE_REDIS;
-  std::string_view name = sv(lcf->cookie.name);
-  sess::CookieAttrs attrs = session_attrs(r, lcf);
-  sess::ExpiryPolicy policy = policy_of(lcf);
-  uint64_t now = clock_now.now();
-
-  if (ctx->store_error) return;
-
-  if (ctx->destroyed || ((ctx->dirty || ctx->regenerate) && ctx->data.empty())) {
-    if (valid && redis && ctx->has_id) redis_delete(r, lcf, ctx->id);
-    if (ctx->had_cookie) delete_cookie(r, name, attrs, buf);
-    ctx->status = STATUS_NONE;
-    ctx->has_id = 0;
-    return;
-  }
-
-  if (redis && ctx->stored) {
-    // The login stored the record and waited for Redis: only the cookie is left to send.
-    sess::pstring value(&ctx->mr);
-    std::string_view id(reinterpret_cast<const char*>(ctx->id), sess::kSessionIdLen);
-    if (sess::envelope_seal(*lcf->secrets->ring, sess::Kind::Id, name, ctx->times, id, value)) {
-      ctx->status = STATUS_VALID;
-      add_set_cookie(r, name, value, attrs, buf);
-    }
-    return;
-  }
-
-  bool renew = valid && sess::expiry_needs_renew(policy, ctx->times, clock_now);
-  if (!(ctx->dirty || ctx->regenerate || renew)) {
-    if (ctx->had_cookie && (ctx->status == STATUS_INVALID || ctx->status == STATUS_EXPIRED)) {
-      delete_cookie(r, name, attrs, buf);
-    }
-    return;
-  }
-
-  if (!valid || ctx->login) {
-    // A new session, or a login: the lifetime starts now.
-    ctx->times.created = now;
-    ctx->new_session = !valid;
-  }
-  ctx->times.refreshed = now;
-
-  sess::pstring value(&ctx->mr);
-  if (redis) {
-    bool new_id = !valid || !ctx->has_id || ctx->regenerate;
-    if (new_id) {
-      if (ctx->has_id) ngx_memcpy(ctx->old_id, ctx->id, sess::kSessionIdLen);
-      bool had_old = valid && ctx->has_id;
-      if (!sess::random_bytes(ctx->id, sess::kSessionIdLen)) {
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0, "session: RAND_bytes() failed");
-        return;
-      }
-      ctx->has_id = 1;
-      ensure_decoded(r, ctx);
-      sess::pstring json(&ctx->mr);
-      ctx->data.encode(json);
-      if (redis_store(r, lcf, ctx->id, json, sess::expiry_ttl(policy, ctx->times, clock_now)) !=
-          NGX_OK) {
-        return;
-      }
-      if (had_old) redis_delete(r, lcf, ctx->old_id);
-    } else if (ctx->dirty) {
-      sess::pstring json(&ctx->mr);
-      ctx->data.encode(json);
-      if (redis_store(r, lcf, ctx->id, json, sess::expiry_ttl(policy, ctx->times, clock_now)) !=
-          NGX_OK) {
-        return;
-      }
-    } else {
-      redis_expire(r, lcf, ctx->id, sess::expiry_ttl(policy, ctx->times, clock_now));
-    }
-    std::string_view id(reinterpret_cast<const char*>(ctx->id), sess::kSessionIdLen);
-    if (!sess::envelope_seal(*lcf->secrets->ring, sess::Kind::Id, name, ctx->times, id, value)) {
-      ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0, "session: sealing the cookie failed");
-      return;
-    }
-  } else {
-    if (ctx->dirty) {  // otherwise (renewal) the payload received is sealed again as it is
-      ctx->payload.clear();
-      ctx->data.encode(ctx->payload);
-    }
-    if (!sess::envelope_seal(*lcf->secrets->ring, cookie_kind(lcf), name, ctx->times,
-                             ctx->payload, value)) {
-      ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0, "session: sealing the cookie failed");
-      return;
-    }
-  }
-  ctx->status = STATUS_VALID;
-  add_set_cookie(r, name, value, attrs, buf);
-}
-
-ngx_int_t header_filter(ngx_http_request_t* r) noexcept {
-  if (r != r->main) return next_header_filter(r);
-  loc_conf_t* lcf = loc_conf(r);
-  if (lcf->secrets == nullptr) return next_header_filter(r);
-  try {
-    ctx_t* ctx = get_ctx(r, false);
-    if (ctx == nullptr || !ctx->loaded) {
-      // The rewrite phase did not run (an early error, say): the cookie store can still be read.
-      if (lcf->store == STORE_REDIS) {
-        if (lcf->actions != nullptr) {
-          ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                        "session not loaded for this response, session actions skipped");
-        }
-        return next_header_filter(r);
-      }
-      ctx = current_ctx(r);
-      if (ctx == nullptr) return next_header_filter(r);
-    }
-    if (ctx->filter_done || ctx->loading) return next_header_filter(r);
-    ctx->filter_done = 1;
-    login_header_filter(r, ctx);
-
-    sess::pstring buf(&ctx->mr);
-    if (lcf->actions != nullptr) apply_actions(r, ctx, lcf, buf);
-    write_session(r, ctx, lcf, buf);
-  } catch (const std::exception& e) {
-    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "session: %s", e.what());
-  }
-  return next_header_filter(r);
+    return NGX_DECLINED;
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
 // Variables
-
-}  // namespace
-
-void set_var(ngx_http_variable_value_t* v, const u_char* data, size_t len) {
-  v->len = len;
-  v->data = const_cast<u_char*>(data);
-  v->valid = 1;
-  v->no_cacheable = 1;
-  v->not_found = 0;
-}
-
-namespace {
 
 ngx_int_t not_found(ngx_http_variable_value_t* v) {
   v->not_found = 1;
@@ -599,62 +532,80 @@ ngx_int_t not_found(ngx_http_variable_value_t* v) {
   return NGX_OK;
 }
 
-ngx_int_t var_key(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t data) noexcept try {
-  auto* name = reinterpret_cast<ngx_str_t*>(data);
-  std::string_view key = sv(*name).substr(sizeof("session_") - 1);
-  ctx_t* ctx = current_ctx(r);
-  if (ctx == nullptr || ctx->status != STATUS_VALID || !ensure_decoded(r, ctx)) {
-    return not_found(v);
-  }
-  const sess::SessionValue* val = ctx->data.get(key);
-  if (val == nullptr) return not_found(v);
-  if (sess::has_ctl(val->text)) {
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                  "session key \"%V\" holds a control byte, $%V is empty", name, name);
-    return not_found(v);
-  }
-  set_var(v, reinterpret_cast<const u_char*>(val->text.data()), val->text.size());
-  return NGX_OK;
-} catch (const std::exception& e) {
-  ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "session: %s", e.what());
-  return NGX_ERROR;
+sess::LogLimiter ambiguous_log_limit(60);
+
+ngx_int_t var_key(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t data) noexcept {
+  return guard<ngx_int_t>(r->connection->log, NGX_ERROR, [&]() -> ngx_int_t {
+    auto* name = reinterpret_cast<ngx_str_t*>(data);
+    std::string_view key = sv(*name).substr(sizeof("session_") - 1);
+    loaded_t* s = current_session(r);
+    if (s == nullptr || s->status != sess::LoadStatus::Valid || !ensure_decoded(r, s)) {
+      return not_found(v);
+    }
+    bool ambiguous = false;
+    const sess::SessionValue* val = s->data.get_ci(key, &ambiguous);
+    if (ambiguous) {
+      uint64_t more = 0;
+      if (ambiguous_log_limit.allow(static_cast<uint64_t>(ngx_time()), &more)) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "session has two keys that differ only in case for $%V: it is empty "
+                      "(%uL more since the last such line)",
+                      name, more);
+      }
+      return not_found(v);
+    }
+    if (val == nullptr) return not_found(v);
+    if (sess::has_ctl(val->text)) {
+      ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                    "session key \"%V\" holds a control byte, $%V is empty", name, name);
+      return not_found(v);
+    }
+    set_var(v, reinterpret_cast<const u_char*>(val->text.data()), val->text.size());
+    return NGX_OK;
+  });
 }
 
 ngx_str_t status_names[] = {ngx_string("none"), ngx_string("valid"), ngx_string("expired"),
                             ngx_string("invalid"), ngx_string("error")};
 
 ngx_int_t var_status(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t) noexcept {
-  ctx_t* ctx = current_ctx(r);
-  if (ctx != nullptr) ensure_decoded(r, ctx);  // undecodable data makes it "invalid"
-  ngx_uint_t s = ctx ? ctx->status : STATUS_NONE;
-  set_var(v, status_names[s].data, status_names[s].len);
-  return NGX_OK;
+  return guard<ngx_int_t>(r->connection->log, NGX_ERROR, [&]() -> ngx_int_t {
+    loaded_t* s = current_session(r);
+    if (s != nullptr) ensure_decoded(r, s);  // undecodable data makes it "invalid"
+    auto st = static_cast<size_t>(s ? s->status : sess::LoadStatus::None);
+    set_var(v, status_names[st].data, status_names[st].len);
+    return NGX_OK;
+  });
 }
 
 ngx_int_t var_expires(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t) noexcept {
-  ctx_t* ctx = current_ctx(r);
-  if (ctx == nullptr || !ensure_decoded(r, ctx) || ctx->status != STATUS_VALID) {
-    return not_found(v);
-  }
-  loc_conf_t* lcf = loc_conf(r);
-  auto* p = static_cast<u_char*>(ngx_pnalloc(r->pool, NGX_TIME_T_LEN));
-  if (p == nullptr) return NGX_ERROR;
-  uint64_t t = sess::expiry_expires_at(policy_of(lcf), ctx->times);
-  set_var(v, p, ngx_sprintf(p, "%uL", t) - p);
-  return NGX_OK;
+  return guard<ngx_int_t>(r->connection->log, NGX_ERROR, [&]() -> ngx_int_t {
+    loaded_t* s = current_session(r);
+    if (s == nullptr || !ensure_decoded(r, s) || s->status != sess::LoadStatus::Valid) {
+      return not_found(v);
+    }
+    auto* p = static_cast<u_char*>(ngx_pnalloc(r->pool, NGX_TIME_T_LEN));
+    if (p == nullptr) return NGX_ERROR;
+    uint64_t t = sess::expiry_expires_at(policy_of(s->conf), s->times);
+    set_var(v, p, ngx_sprintf(p, "%uL", t) - p);
+    return NGX_OK;
+  });
 }
 
 ngx_int_t var_id(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t) noexcept {
-  ctx_t* ctx = current_ctx(r);
-  if (ctx == nullptr || !ctx->has_id || ctx->status != STATUS_VALID) {
-    set_var(v, reinterpret_cast<const u_char*>(""), 0);
+  return guard<ngx_int_t>(r->connection->log, NGX_ERROR, [&]() -> ngx_int_t {
+    loaded_t* s = current_session(r);
+    if (s == nullptr || !s->has_id || s->status != sess::LoadStatus::Valid ||
+        !ensure_decoded(r, s)) {
+      set_var(v, reinterpret_cast<const u_char*>(""), 0);
+      return NGX_OK;
+    }
+    auto* p = static_cast<u_char*>(ngx_pnalloc(r->pool, 2 * sess::kSessionIdLen));
+    if (p == nullptr) return NGX_ERROR;
+    id_hex(s->id, p);
+    set_var(v, p, 2 * sess::kSessionIdLen);
     return NGX_OK;
-  }
-  auto* p = static_cast<u_char*>(ngx_pnalloc(r->pool, 2 * sess::kSessionIdLen));
-  if (p == nullptr) return NGX_ERROR;
-  id_hex(ctx->id, p);
-  set_var(v, p, 2 * sess::kSessionIdLen);
-  return NGX_OK;
+  });
 }
 
 ngx_http_variable_t variables[] = {
@@ -688,15 +639,34 @@ ngx_int_t preconfiguration(ngx_conf_t* cf) noexcept {
 ngx_int_t postconfiguration(ngx_conf_t* cf) noexcept {
   auto* cmcf = static_cast<ngx_http_core_main_conf_t*>(
       ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module));
-  // Pushed after the rewrite module's handler, so it runs before it (nginx runs the handlers of
-  // one phase in reverse order of registration).
+  // Pushed after the rewrite module's handlers, so they run before them (nginx runs the handlers
+  // of one phase in reverse order of registration).
   auto* h = static_cast<ngx_http_handler_pt*>(
+      ngx_array_push(&cmcf->phases[NGX_HTTP_SERVER_REWRITE_PHASE].handlers));
+  if (h == nullptr) return NGX_ERROR;
+  *h = server_rewrite_handler;
+  h = static_cast<ngx_http_handler_pt*>(
       ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers));
   if (h == nullptr) return NGX_ERROR;
   *h = rewrite_handler;
+  return filter_init(cf);
+}
 
-  next_header_filter = ngx_http_top_header_filter;
-  ngx_http_top_header_filter = header_filter;
+// The phase engine is built after every module's postconfiguration: read its layout once.
+ngx_int_t init_module(ngx_cycle_t* cycle) noexcept {
+  if (cycle->conf_ctx[ngx_http_module.index] == nullptr) return NGX_OK;
+  auto* cmcf = static_cast<ngx_http_core_main_conf_t*>(
+      ngx_http_cycle_get_module_main_conf(cycle, ngx_http_core_module));
+  size_t counts[sess::kPhaseCount];
+  for (size_t i = 0; i < sess::kPhaseCount; i++) counts[i] = cmcf->phases[i].handlers.nelts;
+  phases = sess::phase_layout(counts);
+  if (phases.server_rewrite != cmcf->phase_engine.server_rewrite_index ||
+      phases.rewrite != cmcf->phase_engine.location_rewrite_index) {
+    ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                  "session: unexpected layout of nginx's request phases (this nginx version "
+                  "is not supported)");
+    return NGX_ERROR;
+  }
   return NGX_OK;
 }
 
@@ -710,6 +680,29 @@ ngx_http_module_t module_ctx = {
 };
 
 }  // namespace
+
+void set_var(ngx_http_variable_value_t* v, const u_char* data, size_t len) {
+  v->len = len;
+  v->data = const_cast<u_char*>(data);
+  v->valid = 1;
+  v->no_cacheable = 1;
+  v->not_found = 0;
+}
+
+bool is_reserved_key(std::string_view key) {
+  constexpr std::string_view prefix = "session_";
+  for (ngx_http_variable_t* v = variables; v->name.len; v++) {
+    std::string_view name = sv(v->name);
+    if (name.size() <= prefix.size()) continue;  // the prefix variable itself
+    std::string_view own = name.substr(prefix.size());
+    if (own.size() == key.size() &&
+        ngx_strncasecmp((u_char*)own.data(), (u_char*)key.data(), key.size()) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace ngx_session
 
 extern "C" {
@@ -719,7 +712,7 @@ __attribute__((visibility("default"))) ngx_module_t ngx_http_session_module = {
     ngx_session::commands,
     NGX_HTTP_MODULE,
     nullptr,
-    nullptr,
+    ngx_session::init_module,
     ngx_session::init_process,
     nullptr,
     nullptr,

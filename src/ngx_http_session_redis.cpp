@@ -33,20 +33,24 @@ struct redis_conn_t {
   ngx_event_t timer;
   ngx_event_t reconnect;             // keeps a connection ready for writes
   time_t failure_logged;             // rate-limits "connect failed" lines
-  time_t refused_logged;             // rate-limits per-request "not sent" lines
-  ngx_uint_t refused;                // requests refused since the last such line
   ngx_msec_t backoff;
   ngx_msec_t retry_at;
   bool connected;
   bool exiting;
 };
 
+// One command of one request. The request owns it through a pool cleanup that cancels it
+// (r = nullptr); hiredis owns it while the command is in flight. The reply is copied into the
+// request's pool and handed to `done` from a posted event, never from inside hiredis.
 struct redis_op_t {
   ngx_http_request_t* r;  // nullptr once the request is gone
   redis_conn_t* conn;
-  ngx_event_t ev;         // posted to resume the request
+  ngx_pool_cleanup_t* cln;
+  redis_done_pt done;
+  void* data;
+  sess::RedisReplyView reply;
+  ngx_event_t ev;         // posted to call done
   bool in_flight;
-  bool write;             // a SET waited for by the login (resumes r->write_event_handler)
 };
 
 namespace {
@@ -66,18 +70,6 @@ void note_failure(redis_conn_t* conn) {
   conn->retry_at = ngx_current_msec + conn->backoff;
   conn->backoff = ngx_min(conn->backoff * 2, kBackoffMax);
   schedule_reconnect(conn);
-}
-
-// Requests refused while the store is unavailable: one line a second at most, with a count,
-// so that an outage under load does not flood the error log.
-bool log_refusal_now(redis_conn_t* conn, ngx_uint_t* more) {
-  if (conn == nullptr) return true;
-  conn->refused++;
-  if (ngx_time() == conn->refused_logged) return false;
-  conn->refused_logged = ngx_time();
-  *more = conn->refused - 1;
-  conn->refused = 0;
-  return true;
 }
 
 // Connect failures are logged once, then at most every kFailureLogInterval while they last.
@@ -210,18 +202,6 @@ void on_disconnect(const redisAsyncContext* ac, int status) {
   }
 }
 
-// Replies to AUTH, SELECT and writes: only errors matter.
-void admin_reply(redisAsyncContext* ac, void* r, void* privdata) {
-  auto* conn = static_cast<redis_conn_t*>(privdata);
-  auto* reply = static_cast<redisReply*>(r);
-  if (reply == nullptr) return;  // context freed; ev_cleanup has cleared the deadlines
-  reply_arrived(conn);
-  if (reply->type == REDIS_REPLY_ERROR) {
-    ngx_log_error(NGX_LOG_ERR, conn->log, 0, "session redis \"%V\": %*s", &conn->server->name,
-                  static_cast<size_t>(reply->len), reply->str);
-  }
-}
-
 // Replies to AUTH and SELECT: a connection that cannot authenticate is dropped and retried
 // after the backoff (so fixing the password in Redis needs no reload).
 void handshake_reply(redisAsyncContext* ac, void* r, void* privdata) {
@@ -317,248 +297,139 @@ void reconnect_handler(ngx_event_t* ev) noexcept {
   if (conn->ac == nullptr && !conn->exiting) ensure_connected(conn, kConnectTimeout);
 }
 
-// <prefix><hex id> into buf (must hold prefix.len + 2 * kSessionIdLen).
-size_t make_key(const loc_conf_t* lcf, const unsigned char* id, u_char* buf) {
-  u_char* p = ngx_cpymem(buf, lcf->prefix.data, lcf->prefix.len);
-  id_hex(id, p);
-  return lcf->prefix.len + 2 * sess::kSessionIdLen;
+void op_cancel(void* data) noexcept;
+
+void op_free(redis_op_t* op) {
+  if (op->cln != nullptr) op->cln->handler = nullptr;  // the request's pool no longer knows it
+  delete op;
 }
 
-void resume_handler(ngx_event_t* ev) noexcept {
+void op_event(ngx_event_t* ev) noexcept {
   auto* op = static_cast<redis_op_t*>(ev->data);
   ngx_http_request_t* r = op->r;
-  bool op_write = op->write;
-  delete op;
+  redis_done_pt done = op->done;
+  void* data = op->data;
+  sess::RedisReplyView reply = op->reply;
+  op_free(op);
   if (r == nullptr) return;
-  ctx_t* ctx = get_ctx(r, false);
-  if (ctx != nullptr) ctx->op = nullptr;
   ngx_connection_t* c = r->connection;
-  if (op_write) {
-    r->write_event_handler(r);
-  } else {
-    ngx_http_core_run_phases(r);
-  }
+  guard_void(c->log, [&]() { done(r, data, reply); });
   ngx_http_run_posted_requests(c);
 }
 
-void store_reply(redisAsyncContext* ac, void* rep, void* privdata) {
+sess::ReplyType reply_type(const redisReply* reply) {
+  if (reply == nullptr) return sess::ReplyType::None;
+  switch (reply->type) {
+    case REDIS_REPLY_STATUS: return sess::ReplyType::Status;
+    case REDIS_REPLY_ERROR: return sess::ReplyType::Error;
+    case REDIS_REPLY_INTEGER: return sess::ReplyType::Integer;
+    case REDIS_REPLY_STRING: return sess::ReplyType::String;
+    case REDIS_REPLY_NIL: return sess::ReplyType::Nil;
+    case REDIS_REPLY_ARRAY: return sess::ReplyType::Array;
+    default: return sess::ReplyType::Error;
+  }
+}
+
+// hiredis' callback: copies what the request needs and posts the event.
+void op_reply(redisAsyncContext*, void* rep, void* privdata) {
   auto* op = static_cast<redis_op_t*>(privdata);
   auto* reply = static_cast<redisReply*>(rep);
   if (reply != nullptr) reply_arrived(op->conn);
   op->in_flight = false;
-  ngx_http_request_t* r = op->r;
-  if (r == nullptr) {
-    delete op;
+  if (op->r == nullptr) {  // the request went away meanwhile
+    op_free(op);
     return;
   }
-  ctx_t* ctx = get_ctx(r, false);
-  bool ok = reply != nullptr && reply->type == REDIS_REPLY_STATUS;
-  if (!ok) {
-    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "session redis \"%V\": SET failed%s%*s",
-                  &op->conn->server->name, reply ? ": " : "",
-                  reply && reply->type == REDIS_REPLY_ERROR ? static_cast<size_t>(reply->len) : 0,
-                  reply ? reply->str : "");
-    ctx->store_error = 1;
+  op->reply.type = reply_type(reply);
+  if (reply != nullptr) {
+    op->reply.integer = reply->type == REDIS_REPLY_INTEGER ? reply->integer : 0;
+    if (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_STATUS ||
+        reply->type == REDIS_REPLY_ERROR) {
+      // GETRANGE bounds values to kMaxRecordLen + 1 bytes.
+      size_t n = ngx_min(static_cast<size_t>(reply->len), sess::kMaxRecordLen + 1);
+      auto* p = static_cast<char*>(ngx_pnalloc(op->r->pool, n ? n : 1));
+      if (p == nullptr) {
+        op->reply.type = sess::ReplyType::None;
+      } else {
+        if (n) ngx_memcpy(p, reply->str, n);
+        op->reply.str = std::string_view(p, n);
+      }
+    }
   }
-  ctx->storing = 0;
-  ctx->stored = ok;
   ngx_post_event(&op->ev, &ngx_posted_events);
 }
 
-void lookup_reply(redisAsyncContext* ac, void* rep, void* privdata) {
-  auto* op = static_cast<redis_op_t*>(privdata);
-  auto* reply = static_cast<redisReply*>(rep);
-  if (reply != nullptr) reply_arrived(op->conn);
-  op->in_flight = false;
-  ngx_http_request_t* r = op->r;
-  if (r == nullptr) {  // the request went away meanwhile
-    delete op;
-    return;
-  }
-  ctx_t* ctx = get_ctx(r, false);
-  loc_conf_t* lcf =
-      static_cast<loc_conf_t*>(ngx_http_get_module_loc_conf(r, ngx_http_session_module));
-  ngx_log_t* log = r->connection->log;
-  try {
-    if (reply == nullptr) {
-      ngx_log_error(NGX_LOG_ERR, log, 0, "session redis \"%V\": lookup failed",
-                    &op->conn->server->name);
-      ctx->store_error = 1;
-      ctx->status = STATUS_ERROR;
-    } else if (reply->type == REDIS_REPLY_STRING) {
-      ctx->payload.assign(reply->str, reply->len);
-      ctx->status = STATUS_VALID;
-    } else if (reply->type == REDIS_REPLY_NIL) {
-      ngx_log_error(NGX_LOG_INFO, log, 0,
-                    "session cookie \"%V\" rejected: no such session in the store",
-                    &lcf->cookie.name);
-      ctx->status = STATUS_INVALID;
-      ctx->has_id = 0;
-    } else if (reply->type == REDIS_REPLY_ERROR && reply->len >= 9 &&
-               ngx_strncmp(reply->str, "WRONGTYPE", 9) == 0) {
-      ngx_log_error(NGX_LOG_INFO, log, 0,
-                    "session cookie \"%V\" rejected: the key in the store is not a string",
-                    &lcf->cookie.name);
-      ctx->status = STATUS_INVALID;
-      ctx->has_id = 0;
-    } else {
-      ngx_log_error(NGX_LOG_ERR, log, 0, "session redis \"%V\": lookup failed: %*s",
-                    &op->conn->server->name,
-                    reply->type == REDIS_REPLY_ERROR ? static_cast<size_t>(reply->len) : 0,
-                    reply->str);
-      ctx->store_error = 1;
-      ctx->status = STATUS_ERROR;
-    }
-  } catch (const std::exception& e) {
-    ngx_log_error(NGX_LOG_ERR, log, 0, "session: %s", e.what());
-    ctx->store_error = 1;
-    ctx->status = STATUS_ERROR;
-  }
-  ctx->loading = 0;
-  ngx_post_event(&op->ev, &ngx_posted_events);
-}
-
-ngx_int_t write_command(ngx_http_request_t* r, loc_conf_t* lcf, int argc, const char** argv,
-                        const size_t* lens) {
-  redis_conn_t* conn = lcf->redis ? lcf->redis->conn : nullptr;
-  // Fire-and-forget writes need an established connection: a write queued on a connection
-  // that then fails would leave the client a cookie for a session that is not there.
-  if (conn != nullptr) ensure_connected(conn, lcf->redis_timeout);
-  if (conn == nullptr || !conn->connected ||
-      !send(conn, admin_reply, conn, lcf->redis_timeout, argc, argv, lens)) {
-    ngx_uint_t more = 0;
-    if (log_refusal_now(conn, &more)) {
-      ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                    "session redis: %s not sent, the store is unavailable (%ui more since the "
-                    "last such line)", argv[0], more);
-    }
-    return NGX_ERROR;
-  }
-  // Hand it to the kernel before the response goes out, so that the client's next request,
-  // whichever worker gets it, reaches Redis after this write.
-  redisAsyncHandleWrite(conn->ac);
-  return NGX_OK;
-}
-
-}  // namespace
-
-ngx_int_t redis_lookup(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf) noexcept {
-  redis_conn_t* conn = lcf->redis ? lcf->redis->conn : nullptr;
-  auto fail = [&]() {
-    ctx->store_error = 1;
-    ctx->status = STATUS_ERROR;
-    ngx_uint_t more = 0;
-    if (log_refusal_now(conn, &more)) {
-      ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                    "session redis \"%V\": unavailable, lookup not sent (%ui more since the "
-                    "last such line)", &lcf->redis->name, more);
-    }
-    return NGX_ERROR;
-  };
-  if (conn == nullptr || !ensure_connected(conn, lcf->redis_timeout)) return fail();
-
-  auto* op = new (std::nothrow) redis_op_t();
-  if (op == nullptr) return fail();
-  op->r = r;
-  op->conn = conn;
-  op->ev.handler = resume_handler;
-  op->ev.data = op;
-  op->ev.log = r->connection->log;
-
-  u_char* key = static_cast<u_char*>(ngx_pnalloc(r->pool, lcf->prefix.len + 2 * sess::kSessionIdLen));
-  if (key == nullptr) {
-    delete op;
-    return fail();
-  }
-  const char* argv[2] = {"GET", reinterpret_cast<const char*>(key)};
-  size_t lens[2] = {3, make_key(lcf, ctx->id, key)};
-  if (!send(conn, lookup_reply, op, lcf->redis_timeout, 2, argv, lens)) {
-    delete op;
-    return fail();
-  }
-  op->in_flight = true;
-  ctx->op = op;
-  ctx->loading = 1;
-  return NGX_AGAIN;
-}
-
-ngx_int_t redis_store_wait(ngx_http_request_t* r, ctx_t* ctx, loc_conf_t* lcf,
-                           std::string_view json, uint64_t ttl) noexcept {
-  redis_conn_t* conn = lcf->redis ? lcf->redis->conn : nullptr;
-  if (conn == nullptr || !ensure_connected(conn, lcf->redis_timeout)) return NGX_ERROR;
-  auto* op = new (std::nothrow) redis_op_t();
-  if (op == nullptr) return NGX_ERROR;
-  op->r = r;
-  op->conn = conn;
-  op->write = true;
-  op->ev.handler = resume_handler;
-  op->ev.data = op;
-  op->ev.log = r->connection->log;
-  u_char key[256 + 2 * sess::kSessionIdLen];
-  u_char ttl_text[NGX_INT64_LEN];
-  if (lcf->prefix.len > 256 || ttl == 0) {
-    delete op;
-    return NGX_ERROR;
-  }
-  const char* argv[5] = {"SET", reinterpret_cast<const char*>(key), json.data(), "EX",
-                         reinterpret_cast<const char*>(ttl_text)};
-  size_t lens[5] = {3, make_key(lcf, ctx->id, key), json.size(), 2,
-                    static_cast<size_t>(ngx_sprintf(ttl_text, "%uL", ttl) - ttl_text)};
-  if (!send(conn, store_reply, op, lcf->redis_timeout, 5, argv, lens)) {
-    delete op;
-    return NGX_ERROR;
-  }
-  op->in_flight = true;
-  ctx->op = op;
-  ctx->storing = 1;
-  return NGX_AGAIN;
-}
-
-bool redis_ready(loc_conf_t* lcf) noexcept {
-  redis_conn_t* conn = lcf->redis ? lcf->redis->conn : nullptr;
-  return conn != nullptr && ensure_connected(conn, lcf->redis_timeout);
-}
-
-void redis_cancel(redis_op_t* op) noexcept {
+// The request's pool is being destroyed: the reply must not touch it any more.
+void op_cancel(void* data) noexcept {
+  auto* op = static_cast<redis_op_t*>(data);
   op->r = nullptr;
+  op->cln = nullptr;
   if (op->ev.posted) {
     ngx_delete_posted_event(&op->ev);
   }
   if (!op->in_flight) delete op;
 }
 
-ngx_int_t redis_store(ngx_http_request_t* r, loc_conf_t* lcf, const unsigned char* id,
-                      std::string_view json, uint64_t ttl) noexcept {
-  if (ttl == 0) return redis_delete(r, lcf, id);
-  u_char key[256 + 2 * sess::kSessionIdLen];
-  if (lcf->prefix.len > 256) return NGX_ERROR;
-  u_char ttl_text[NGX_INT64_LEN];
-  const char* argv[5] = {"SET", reinterpret_cast<const char*>(key), json.data(), "EX",
-                         reinterpret_cast<const char*>(ttl_text)};
-  size_t lens[5] = {3, make_key(lcf, id, key), json.size(), 2,
-                    static_cast<size_t>(ngx_sprintf(ttl_text, "%uL", ttl) - ttl_text)};
-  return write_command(r, lcf, 5, argv, lens);
+sess::LogLimiter unavailable_log_limit;
+
+}  // namespace
+
+bool redis_key_of(ngx_http_request_t*, const loc_conf_t* lcf, const unsigned char* id,
+                  sess::pstring& out) {
+  out.clear();
+  sess::redis_key(sv(lcf->prefix), id, sess::kSessionIdLen, out);
+  return true;
 }
 
-ngx_int_t redis_expire(ngx_http_request_t* r, loc_conf_t* lcf, const unsigned char* id,
-                       uint64_t ttl) noexcept {
-  if (ttl == 0) return redis_delete(r, lcf, id);
-  u_char key[256 + 2 * sess::kSessionIdLen];
-  if (lcf->prefix.len > 256) return NGX_ERROR;
-  u_char ttl_text[NGX_INT64_LEN];
-  const char* argv[3] = {"EXPIRE", reinterpret_cast<const char*>(key),
-                         reinterpret_cast<const char*>(ttl_text)};
-  size_t lens[3] = {6, make_key(lcf, id, key),
-                    static_cast<size_t>(ngx_sprintf(ttl_text, "%uL", ttl) - ttl_text)};
-  return write_command(r, lcf, 3, argv, lens);
-}
-
-ngx_int_t redis_delete(ngx_http_request_t* r, loc_conf_t* lcf, const unsigned char* id) noexcept {
-  u_char key[256 + 2 * sess::kSessionIdLen];
-  if (lcf->prefix.len > 256) return NGX_ERROR;
-  const char* argv[2] = {"DEL", reinterpret_cast<const char*>(key)};
-  size_t lens[2] = {3, make_key(lcf, id, key)};
-  return write_command(r, lcf, 2, argv, lens);
+redis_op_t* redis_send(ngx_http_request_t* r, const loc_conf_t* lcf, const sess::RedisArgs& args,
+                       redis_done_pt done, void* data) noexcept {
+  redis_conn_t* conn = lcf->redis ? lcf->redis->conn : nullptr;
+  auto unavailable = [&]() -> redis_op_t* {
+    uint64_t more = 0;
+    if (unavailable_log_limit.allow(static_cast<uint64_t>(ngx_time()), &more)) {
+      ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                    "session redis \"%V\": unavailable, %s not sent (%uL more since the last "
+                    "such line)",
+                    lcf->redis ? &lcf->redis->name : &lcf->cookie.name,
+                    args.empty() ? "command" : args[0].c_str(), more);
+    }
+    return nullptr;
+  };
+  if (conn == nullptr || args.empty() || args.size() > 8) return unavailable();
+  // Writes need an established connection: a write queued on a connection that then fails
+  // could not be confirmed.
+  if (!ensure_connected(conn, lcf->redis_timeout) || (!conn->connected && args[0] != "GETRANGE")) {
+    return unavailable();
+  }
+  ngx_pool_cleanup_t* cln = ngx_pool_cleanup_add(r->pool, 0);
+  if (cln == nullptr) return unavailable();
+  auto* op = new (std::nothrow) redis_op_t();
+  if (op == nullptr) return unavailable();
+  op->r = r;
+  op->conn = conn;
+  op->cln = cln;
+  op->done = done;
+  op->data = data;
+  op->ev.handler = op_event;
+  op->ev.data = op;
+  op->ev.log = r->connection->log;
+  const char* argv[8];
+  size_t lens[8];
+  for (size_t i = 0; i < args.size(); i++) {
+    argv[i] = args[i].data();
+    lens[i] = args[i].size();
+  }
+  if (!send(conn, op_reply, op, lcf->redis_timeout, static_cast<int>(args.size()), argv, lens)) {
+    delete op;
+    return unavailable();
+  }
+  op->in_flight = true;
+  cln->handler = op_cancel;
+  cln->data = op;
+  // Hand it to the kernel now: the client's next request, whichever worker gets it, reaches
+  // Redis after this command.
+  if (conn->ac != nullptr) redisAsyncHandleWrite(conn->ac);
+  return op;
 }
 
 ngx_int_t redis_init_process(ngx_cycle_t* cycle) noexcept {

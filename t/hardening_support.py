@@ -299,14 +299,17 @@ class Mutator:
         while True:
             kind = self.rng.choice(self.KINDS)
             base = self.rng.choice(self.pool)
+            if kind == "duplicate" and len(self.pool) < 2:
+                continue
             if kind == "foreign":
                 val = self.foreign_value(base)
             elif kind == "duplicate":
-                # the valid cookie and a tampered copy in one header: duplicated with different
-                # values must not pick the valid one
-                bad = self.bitflip(base)
-                first, second = (base, bad) if self.rng.random() < 0.5 else (bad, base)
-                return kind, bad, f"{name}={first}; {name}={second}"
+                # two different valid cookies in one header (cookie tossing: a sibling planted
+                # its own valid session): neither may be picked. (A valid cookie beside a
+                # tampered copy is the valid session: test_valid_cookie_among_others.)
+                other = self.rng.choice([p for p in self.pool if p != base])
+                first, second = (base, other) if self.rng.random() < 0.5 else (other, base)
+                return kind, other, f"{name}={first}; {name}={second}"
             else:
                 val = getattr(self, kind)(base)
             if any(cookie_equivalent(val, p) for p in self.pool):

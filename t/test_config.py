@@ -158,7 +158,7 @@ CASES = [
     ("cookie_set/server-level", "server", "cookie_set theme dark;", ["cookie_set"]),
     ("cookie_delete/plain", "location", "cookie_delete theme;", OK),
     ("cookie_delete/path-domain", "if", "cookie_delete theme path=/p domain=example.com;", OK),
-    ("cookie_delete/unknown-option", "location", "cookie_delete theme secure;",
+    ("cookie_delete/unknown-option", "location", "cookie_delete theme httponly;",
      ["cookie_delete"]),
     ("cookie_delete/no-name", "location", "cookie_delete;", ["cookie_delete"]),
     # ---- session_require --------------------------------------------------------------------

@@ -1,0 +1,742 @@
+// ngx_http_session_module: the header and body filters - the only place that writes a session.
+//
+// For each main request's response the header filter
+//   1. answers for a server-level session_require when the response came from the server's own
+//      rewrite directives (a server-level `return`), which run before any location is chosen;
+//   2. asks the gate (core/gate.h) whether this response may write at all: not if the access
+//      phase refused the request, not for subrequests;
+//   3. applies the location's actions to a copy of the session (variables keep showing the
+//      session as loaded), and lets the core decide the write (core/write_plan.h);
+//   4. with the Redis store, sends the write and holds the response - header and body - until
+//      Redis has confirmed it: a refused write becomes a 503 with no Set-Cookie, never a
+//      response that claims a change that did not happen;
+//   5. marks responses that write the session cookie private (Cache-Control) and responses that
+//      depended on the session with Vary: Cookie.
+// The module is ordered before ngx_http_headers_filter_module (config: ngx_module_order), so this
+// filter runs after it: `expires` and `add_header` have already been applied.
+
+#include "ngx_http_session.h"
+
+#include "core/gate.h"
+
+namespace ngx_session {
+
+// A session write waiting for Redis, and the response held meanwhile.
+struct write_t {
+  sess::WritePlan plan;
+  const loc_conf_t* lcf;
+  sess::Times times;              // of the session being written
+  unsigned char id[sess::kSessionIdLen];      // the id the cookie will carry
+  unsigned char old_id[sess::kSessionIdLen];  // the id to delete after a new one is confirmed
+  sess::WriteOutcome outcome;     // of the record write
+  ngx_chain_t* held;              // body buffers that arrived while holding
+  unsigned holding : 1;
+  unsigned replaced : 1;          // the response became a 503: its own body is dropped
+  unsigned deleting_old : 1;
+};
+
+namespace {
+
+ngx_http_output_header_filter_pt next_header_filter;
+ngx_http_output_body_filter_pt next_body_filter;
+
+// r->buffered bit while a response is held (0x01-0x04 are nginx's SSI, sub and copy filters).
+constexpr unsigned kBuffered = 0x08;
+
+const ngx_clock clock_now;
+sess::LogLimiter oversize_log_limit;
+sess::LogLimiter own_cookie_log_limit;
+
+bool secure_for(ngx_http_request_t* r, ngx_uint_t secure) {
+  if (secure == SECURE_ON) return true;
+#if (NGX_HTTP_SSL)
+  if (secure == SECURE_AUTO) return r->connection->ssl != nullptr;
+#endif
+  return false;
+}
+
+}  // namespace
+
+sess::CookieAttrs session_attrs(ngx_http_request_t* r, const loc_conf_t* lcf) {
+  sess::CookieAttrs a;
+  a.path = sv(lcf->cookie.path);
+  a.domain = sv(lcf->cookie.domain);
+  a.max_age = lcf->cookie.max_age;
+  a.secure = secure_for(r, lcf->cookie.secure);
+  a.httponly = lcf->cookie.httponly;
+  a.samesite = static_cast<sess::SameSite>(lcf->cookie.samesite);
+  a.partitioned = lcf->cookie.partitioned;
+  return a;
+}
+
+ngx_table_elt_t* push_header(ngx_http_request_t* r, std::string_view key, std::string_view value) {
+  auto* h = static_cast<ngx_table_elt_t*>(ngx_list_push(&r->headers_out.headers));
+  if (h == nullptr) return nullptr;
+  h->hash = 1;
+  h->key.len = key.size();
+  h->key.data = reinterpret_cast<u_char*>(const_cast<char*>(key.data()));
+  if (!pool_str(r->pool, value, &h->value)) {
+    h->hash = 0;
+    return nullptr;
+  }
+#if (nginx_version >= 1023000)
+  h->next = nullptr;
+#endif
+  return h;
+}
+
+bool add_set_cookie(ngx_http_request_t* r, std::string_view name, std::string_view value,
+                    const sess::CookieAttrs& a, sess::pstring& buf) {
+  buf.clear();
+  sess::cookie_build(name, value, a, buf);
+  if (buf.size() > sess::kMaxSetCookieLen) {
+    uint64_t more = 0;
+    if (oversize_log_limit.allow(static_cast<uint64_t>(ngx_time()), &more)) {
+      ngx_str_t n = log_safe(r, name);
+      ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                    "cookie \"%V\" too large (%uz bytes, browsers accept %uz): not sent; keep "
+                    "less data in it, or use \"session_store redis\" (%uL more since the last "
+                    "such line)",
+                    &n, buf.size(), sess::kMaxSetCookieLen, more);
+    }
+    return false;
+  }
+  return push_header(r, "Set-Cookie", buf) != nullptr;
+}
+
+void delete_cookie(ngx_http_request_t* r, std::string_view name, sess::CookieAttrs a,
+                   sess::pstring& buf) {
+  a.max_age = 0;
+  a.expires = 0;
+  add_set_cookie(r, name, "", a, buf);
+}
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Responses the module answers instead
+
+// Turns the response about to be sent into an empty one with `status` (and Location), dropping
+// every header it had. Producers stop after the header (header_only); a held body is dropped.
+bool replace_response(ngx_http_request_t* r, ngx_uint_t status, const ngx_str_t* location) {
+  for (ngx_list_part_t* part = &r->headers_out.headers.part; part; part = part->next) {
+    auto* h = static_cast<ngx_table_elt_t*>(part->elts);
+    for (ngx_uint_t i = 0; i < part->nelts; i++) h[i].hash = 0;
+  }
+  r->headers_out.status = status;
+  r->headers_out.status_line.len = 0;
+  ngx_http_clear_content_length(r);
+  ngx_http_clear_accept_ranges(r);
+  ngx_http_clear_last_modified(r);
+  ngx_http_clear_etag(r);
+  ngx_http_clear_location(r);
+  r->headers_out.content_type.len = 0;
+  r->headers_out.content_type_len = 0;
+  r->headers_out.content_type_lowcase = nullptr;
+  r->headers_out.charset.len = 0;
+  r->headers_out.content_length_n = 0;
+  r->headers_out.content_encoding = nullptr;
+  r->header_only = 1;
+  r->allow_ranges = 0;
+  if (location != nullptr) {
+    ngx_table_elt_t* h = push_header(r, "Location", sv(*location));
+    if (h == nullptr) return false;
+    r->headers_out.location = h;
+  }
+  if (status == NGX_HTTP_SERVICE_UNAVAILABLE && push_header(r, "Retry-After", "1") == nullptr) {
+    return false;
+  }
+  return true;
+}
+
+// Cache-Control: private, keeping the other directives except public and s-maxage.
+bool make_private(ngx_http_request_t* r) {
+  ngx_table_elt_t* first = nullptr;
+  sess::pstring value(std::pmr::new_delete_resource());
+  bool has_private = false;  // or no-store, which is stronger
+  for (ngx_list_part_t* part = &r->headers_out.headers.part; part; part = part->next) {
+    auto* h = static_cast<ngx_table_elt_t*>(part->elts);
+    for (ngx_uint_t i = 0; i < part->nelts; i++) {
+      if (h[i].hash == 0 || h[i].key.len != 13 ||
+          ngx_strncasecmp(h[i].key.data, (u_char*)"cache-control", 13) != 0) {
+        continue;
+      }
+      std::string_view rest = sv(h[i].value);
+      while (!rest.empty()) {
+        size_t comma = rest.find(',');
+        std::string_view d = rest.substr(0, comma);
+        rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+        while (!d.empty() && (d.front() == ' ' || d.front() == '\t')) d.remove_prefix(1);
+        while (!d.empty() && (d.back() == ' ' || d.back() == '\t')) d.remove_suffix(1);
+        if (d.empty()) continue;
+        std::string_view name = d.substr(0, d.find('='));
+        auto is = [&](std::string_view w) {
+          return name.size() == w.size() &&
+                 ngx_strncasecmp((u_char*)name.data(), (u_char*)w.data(), w.size()) == 0;
+        };
+        if (is("public") || is("s-maxage")) continue;
+        if (is("private") || is("no-store")) has_private = true;
+        if (!value.empty()) value.append(", ");
+        value.append(d);
+      }
+      if (first == nullptr) {
+        first = &h[i];
+      } else {
+        h[i].hash = 0;
+      }
+    }
+  }
+  if (!has_private) value.append(value.empty() ? "private" : ", private");
+  if (first == nullptr) return push_header(r, "Cache-Control", value) != nullptr;
+  return pool_str(r->pool, value, &first->value);
+}
+
+// Vary: Cookie, added to the response's Vary unless it lists Cookie (or *) already.
+bool vary_cookie(ngx_http_request_t* r) {
+  ngx_table_elt_t* vary = nullptr;
+  bool listed = find_header(&r->headers_out.headers, [&](const ngx_table_elt_t& h) {
+    if (h.hash == 0 || h.key.len != 4 || ngx_strncasecmp(h.key.data, (u_char*)"vary", 4) != 0) {
+      return false;
+    }
+    vary = const_cast<ngx_table_elt_t*>(&h);
+    return ngx_strlcasestrn(h.value.data, h.value.data + h.value.len, (u_char*)"cookie",
+                            6 - 1) != nullptr ||
+           (h.value.len == 1 && h.value.data[0] == '*');
+  });
+  if (listed) return true;
+  if (vary == nullptr) return push_header(r, "Vary", "Cookie") != nullptr;
+  ngx_str_t v;
+  v.len = vary->value.len + sizeof(", Cookie") - 1;
+  v.data = static_cast<u_char*>(ngx_pnalloc(r->pool, v.len));
+  if (v.data == nullptr) return false;
+  ngx_memcpy(ngx_cpymem(v.data, vary->value.data, vary->value.len), ", Cookie", 8);
+  vary->value = v;
+  return true;
+}
+
+void cache_headers(ngx_http_request_t* r, ctx_t* ctx, bool wrote_cookie) {
+  if (wrote_cookie) make_private(r);
+  if (wrote_cookie || ctx->read) vary_cookie(r);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Actions
+
+// The session cookie, its CSRF cookie and chunk names are the module's: cookie_set and
+// cookie_delete must not write them (a link could plant a session or log the user out).
+bool is_own_cookie(const loc_conf_t* lcf, std::string_view name) {
+  std::string_view own = sv(lcf->cookie.name);
+  if (name.size() < own.size() || name.substr(0, own.size()) != own) return false;
+  std::string_view rest = name.substr(own.size());
+  if (rest.empty() || rest == "_csrf") return true;
+  if (rest.size() < 2 || rest[0] != '_') return false;
+  for (char c : rest.substr(1)) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
+
+void cookie_action(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf, const action_t* a,
+                   sess::pstring& buf) {
+  ngx_str_t name, value = ngx_null_string;
+  if (ngx_http_complex_value(r, a->name, &name) != NGX_OK) return;
+  bool own = is_own_cookie(lcf, sv(name));
+  if (own || !sess::cookie_name_valid(sv(name))) {
+    uint64_t more = 0;
+    if (own_cookie_log_limit.allow(static_cast<uint64_t>(ngx_time()), &more)) {
+      ngx_str_t safe = log_safe(r, sv(name));
+      ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                    "cookie_set/cookie_delete: %s \"%V\", not sent (%uL more since the last "
+                    "such line)",
+                    own ? "refused to write the session's own cookie" : "invalid cookie name",
+                    &safe, more);
+    }
+    return;
+  }
+  sess::CookieAttrs attrs;
+  attrs.path = sv(a->path);
+  attrs.domain = sv(a->domain);
+  attrs.secure = a->secure;  // deleting a __Secure- or __Host- cookie needs Secure
+  if (a->type == ACTION_COOKIE_DELETE) {
+    delete_cookie(r, sv(name), attrs, buf);
+    return;
+  }
+  if (ngx_http_complex_value(r, a->value, &value) != NGX_OK) return;
+  attrs.max_age = a->max_age;
+  attrs.expires = a->expires >= 0 ? ngx_time() + a->expires : -1;
+  attrs.secure = a->secure;
+  attrs.httponly = a->httponly;
+  attrs.samesite = static_cast<sess::SameSite>(a->samesite);
+  attrs.partitioned = a->partitioned;
+  sess::pstring encoded(&ctx->mr);
+  sess::cookie_value_encode(sv(value), encoded);
+  add_set_cookie(r, sv(name), encoded, attrs, buf);
+}
+
+// A copy of the loaded session's data that the actions change (from the pool).
+sess::SessionData* writable_copy(ngx_http_request_t* r, ctx_t* ctx) {
+  if (ctx->next != nullptr) return ctx->next;
+  void* mem = ngx_palloc(r->pool, sizeof(sess::SessionData));
+  if (mem == nullptr) throw std::bad_alloc();
+  auto* next = new (mem) sess::SessionData(&ctx->mr);
+  loaded_t* s = &ctx->s;
+  if (s->status == sess::LoadStatus::Valid && ensure_decoded(r, s)) {
+    for (const sess::SessionValue& v : s->data.values()) {
+      if (v.is_string) {
+        next->set_string(v.key, v.text);
+      } else {
+        next->set_json(v.key, v.text);
+      }
+    }
+  }
+  ctx->next = next;
+  return next;
+}
+
+void apply_actions(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf, sess::pstring& buf) {
+  ctx->read = 1;
+  auto* a = static_cast<action_t*>(lcf->actions->elts);
+  for (ngx_uint_t i = 0; i < lcf->actions->nelts; i++) {
+    if (a[i].type == ACTION_COOKIE_SET || a[i].type == ACTION_COOKIE_DELETE) {
+      cookie_action(r, ctx, lcf, &a[i], buf);
+      continue;
+    }
+    if (ctx->s.store_error) continue;  // the store is unreachable: leave the session as it is
+    sess::SessionData* next = writable_copy(r, ctx);
+    switch (a[i].type) {
+      case ACTION_SET: {
+        ngx_str_t v;
+        if (ngx_http_complex_value(r, a[i].value, &v) != NGX_OK) break;
+        if (sess::has_ctl(sv(v))) {
+          ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                        "session_set \"%V\": value has a control byte, refused", &a[i].key);
+          break;
+        }
+        const sess::SessionValue* old = next->get(sv(a[i].key));
+        if (old == nullptr && next->size() >= sess::SessionData::kMaxKeys) {
+          ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                        "session_set \"%V\": the session already has %uz keys, refused",
+                        &a[i].key, sess::SessionData::kMaxKeys);
+          break;
+        }
+        if (old == nullptr || !old->is_string || old->text != sv(v)) {
+          next->set_string(sv(a[i].key), sv(v));
+          ctx->changed = 1;
+        }
+        break;
+      }
+      case ACTION_UNSET:
+        if (next->erase(sv(a[i].key))) ctx->changed = 1;
+        break;
+      case ACTION_CLEAR:
+        if (!next->empty()) ctx->changed = 1;
+        next->clear();
+        break;
+      case ACTION_DESTROY:
+        ctx->destroy = 1;
+        next->clear();
+        break;
+      case ACTION_REGENERATE:
+        ctx->regenerate = 1;
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The write
+
+// The data the response writes: the actions' copy, or the session as loaded (renewal).
+const sess::SessionData* data_to_write(ngx_http_request_t* r, ctx_t* ctx) {
+  if (ctx->next != nullptr) return ctx->next;
+  ensure_decoded(r, &ctx->s);
+  return &ctx->s.data;
+}
+
+bool seal_cookie(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf, write_t* w,
+                 sess::pstring& value) {
+  std::string_view name = sv(lcf->cookie.name);
+  if (lcf->store == STORE_REDIS) {
+    std::string_view id(reinterpret_cast<const char*>(w->id), sess::kSessionIdLen);
+    return sess::envelope_seal(*lcf->secrets->ring, sess::Kind::Id, name, w->times, id, value);
+  }
+  sess::pstring json(&ctx->mr);
+  if (ctx->next != nullptr) {
+    ctx->next->encode(json);
+  } else {
+    json = ctx->s.payload;  // renewal: the payload received is sealed again as it is
+  }
+  return sess::envelope_seal(*lcf->secrets->ring, cookie_kind(lcf), name, w->times, json, value);
+}
+
+// Adds the session cookie's Set-Cookie per the plan. True if a Set-Cookie was added.
+bool write_cookie(ngx_http_request_t* r, ctx_t* ctx, write_t* w) {
+  const loc_conf_t* lcf = w->lcf;
+  sess::pstring buf(&ctx->mr);
+  std::string_view name = sv(lcf->cookie.name);
+  sess::CookieAttrs attrs = session_attrs(r, lcf);
+  if (w->plan.cookie == sess::CookieWrite::Expire) {
+    delete_cookie(r, name, attrs, buf);
+    return true;
+  }
+  if (w->plan.cookie != sess::CookieWrite::Set) return false;
+  sess::pstring value(&ctx->mr);
+  if (!seal_cookie(r, ctx, lcf, w, value)) {
+    ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0, "session: sealing the cookie failed");
+    return false;
+  }
+  return add_set_cookie(r, name, value, attrs, buf);
+}
+
+// Sends the held response on (or the 503 that replaced it) and wakes the request's writer.
+ngx_int_t release(ngx_http_request_t* r, ctx_t* ctx, write_t* w, bool from_filter) {
+  w->holding = 0;
+  r->buffered &= ~kBuffered;
+  ngx_int_t rc = next_header_filter(r);
+  if (from_filter) return rc;
+  if (rc != NGX_ERROR && w->held != nullptr && !w->replaced) {
+    rc = next_body_filter(r, w->held);
+  }
+  w->held = nullptr;
+  if (rc == NGX_ERROR) r->connection->error = 1;
+  ngx_post_event(r->connection->write, &ngx_posted_events);
+  return rc;
+}
+
+ngx_int_t finish(ngx_http_request_t* r, ctx_t* ctx, write_t* w, sess::AfterWrite a,
+                 bool from_filter) {
+  bool wrote = false;
+  switch (a) {
+    case sess::AfterWrite::Proceed:
+      wrote = write_cookie(r, ctx, w);
+      break;
+    case sess::AfterWrite::DropCookie:
+      break;
+    case sess::AfterWrite::Refuse:
+      if (!replace_response(r, NGX_HTTP_SERVICE_UNAVAILABLE, nullptr)) {
+        return from_filter ? NGX_ERROR : (r->connection->error = 1, NGX_ERROR);
+      }
+      w->replaced = 1;
+      for (ngx_chain_t* cl = w->held; cl; cl = cl->next) {  // dropped: tell its producer
+        cl->buf->pos = cl->buf->last;
+        cl->buf->file_pos = cl->buf->file_last;
+      }
+      break;
+  }
+  cache_headers(r, ctx, wrote);
+  return release(r, ctx, w, from_filter);
+}
+
+void log_write_failure(ngx_http_request_t* r, const write_t* w, const char* what,
+                       sess::WriteOutcome o, const sess::RedisReplyView& rep) {
+  switch (o) {
+    case sess::WriteOutcome::Done:
+      return;
+    case sess::WriteOutcome::Gone:
+      ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                    "session redis: %s: the session ended meanwhile (logout?), not written", what);
+      return;
+    case sess::WriteOutcome::Refused: {
+      ngx_str_t msg = log_safe(r, rep.str);
+      ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                    "session redis \"%V\": %s refused: %V", &w->lcf->redis->name, what, &msg);
+      return;
+    }
+    case sess::WriteOutcome::Exists:
+      ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                    "session redis \"%V\": %s: the new id exists already", &w->lcf->redis->name,
+                    what);
+      return;
+    case sess::WriteOutcome::Failed:
+      ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                    "session redis \"%V\": %s not confirmed (no answer)", &w->lcf->redis->name,
+                    what);
+      return;
+  }
+}
+
+const char* record_what(const write_t* w) {
+  if (w->plan.logout) return "logout: the session record could not be deleted;";
+  switch (w->plan.record) {
+    case sess::RecordWrite::Create: return "creating the session record";
+    case sess::RecordWrite::Update: return "updating the session record";
+    case sess::RecordWrite::Touch: return "refreshing the session record's TTL";
+    case sess::RecordWrite::Delete: return "deleting the session record";
+    default: return "deleting the previous session record";
+  }
+}
+
+sess::WriteKind write_kind(sess::RecordWrite rw) {
+  switch (rw) {
+    case sess::RecordWrite::Create: return sess::WriteKind::Create;
+    case sess::RecordWrite::Update: return sess::WriteKind::Update;
+    case sess::RecordWrite::Touch: return sess::WriteKind::Touch;
+    default: return sess::WriteKind::Delete;
+  }
+}
+
+void write_done(ngx_http_request_t* r, void* data, const sess::RedisReplyView& rep);
+
+// Sends DEL of the old id (after a login or regenerate). False if it could not be sent.
+bool send_delete_old(ngx_http_request_t* r, ctx_t* ctx, write_t* w) {
+  w->deleting_old = 1;
+  sess::pstring key(&ctx->mr);
+  if (!redis_key_of(r, w->lcf, w->old_id, key)) return false;
+  sess::RedisArgs args(&ctx->mr);
+  sess::redis_cmd_delete(key, args);
+  return redis_send(r, w->lcf, args, write_done, w) != nullptr;
+}
+
+// The reply to the record write (or to the DEL of the old id).
+void write_done(ngx_http_request_t* r, void* data, const sess::RedisReplyView& rep) {
+  auto* w = static_cast<write_t*>(data);
+  ctx_t* ctx = get_ctx(r, false);
+  guard_void(r->connection->log, [&]() {
+    if (w->deleting_old) {
+      sess::WriteOutcome o = sess::redis_write_outcome(sess::WriteKind::Delete, rep);
+      if (o != sess::WriteOutcome::Done) {
+        log_write_failure(r, w, "deleting the previous session record", o, rep);
+      }
+      finish(r, ctx, w, sess::after_write(w->plan, w->outcome), false);
+      return;
+    }
+    w->outcome = sess::redis_write_outcome(write_kind(w->plan.record), rep);
+    log_write_failure(r, w, record_what(w), w->outcome, rep);
+    if (w->outcome == sess::WriteOutcome::Done && w->plan.delete_old &&
+        send_delete_old(r, ctx, w)) {
+      return;  // wait for the DEL too
+    }
+    finish(r, ctx, w, sess::after_write(w->plan, w->outcome), false);
+  });
+}
+
+// Starts the plan's Redis write and holds the response. Returns what the header filter returns.
+ngx_int_t start_record_write(ngx_http_request_t* r, ctx_t* ctx, write_t* w,
+                             const sess::SessionData* data) {
+  const loc_conf_t* lcf = w->lcf;
+  w->outcome = sess::WriteOutcome::Done;
+  sess::RecordWrite rw = w->plan.record;
+  if (rw == sess::RecordWrite::None) {
+    // A login whose record is confirmed already: only the old id is left to delete.
+    if (!send_delete_old(r, ctx, w)) return finish(r, ctx, w, sess::AfterWrite::Proceed, true);
+  } else {
+    uint64_t ttl = 0;
+    if (rw != sess::RecordWrite::Delete) {
+      bool user = sess::session_user_logged_in(data->get("user"));
+      ttl = sess::expiry_record_ttl(policy_of(lcf), w->times, clock_now, user);
+      if (ttl == 0) rw = w->plan.record = sess::RecordWrite::Delete;
+    }
+    sess::pstring key(&ctx->mr);
+    if (!redis_key_of(r, lcf, rw == sess::RecordWrite::Create ? w->id : ctx->s.id, key)) {
+      return NGX_ERROR;
+    }
+    sess::RedisArgs args(&ctx->mr);
+    sess::pstring json(&ctx->mr);
+    switch (rw) {
+      case sess::RecordWrite::Create:
+        data->encode(json);
+        sess::redis_cmd_create(key, json, ttl, args);
+        break;
+      case sess::RecordWrite::Update:
+        data->encode(json);
+        sess::redis_cmd_update(key, json, ttl, args);
+        break;
+      case sess::RecordWrite::Touch:
+        sess::redis_cmd_touch(key, ttl, args);
+        break;
+      default:
+        sess::redis_cmd_delete(key, args);
+        break;
+    }
+    if (redis_send(r, lcf, args, write_done, w) == nullptr) {
+      // The store is unavailable: the write did not happen.
+      w->outcome = sess::WriteOutcome::Failed;
+      sess::RedisReplyView none;
+      log_write_failure(r, w, record_what(w), w->outcome, none);
+      return finish(r, ctx, w, sess::after_write(w->plan, w->outcome), true);
+    }
+  }
+  w->holding = 1;
+  r->buffered |= kBuffered;
+  return NGX_OK;
+}
+
+ngx_int_t write_session(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf,
+                        const sess::WritePlan& plan) {
+  void* mem = ngx_pcalloc(r->pool, sizeof(write_t));
+  if (mem == nullptr) return NGX_ERROR;
+  static_assert(std::is_trivially_destructible_v<write_t>, "write_t lives in the pool");
+  auto* w = new (mem) write_t();
+  w->plan = plan;
+  w->lcf = lcf;
+  ctx->w = w;
+  ngx_http_set_ctx(r, ctx, ngx_http_session_module);  // for the body filter's fast path
+
+  loaded_t* s = &ctx->s;
+  uint64_t now = clock_now.now();
+  w->times = s->times;
+  if (plan.restart_lifetime || s->status != sess::LoadStatus::Valid) w->times.created = now;
+  w->times.refreshed = now;
+  ngx_memcpy(w->id, s->id, sess::kSessionIdLen);
+  ngx_memcpy(w->old_id, s->id, sess::kSessionIdLen);
+  if (plan.new_id) {
+    if (login_stored(ctx)) {
+      ngx_memcpy(w->id, ctx->new_id, sess::kSessionIdLen);
+    } else if (!sess::random_bytes(w->id, sess::kSessionIdLen)) {
+      ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0, "session: RAND_bytes() failed");
+      return NGX_ERROR;
+    }
+  }
+
+  const sess::SessionData* data = data_to_write(r, ctx);
+  if (lcf->store != STORE_REDIS || (plan.record == sess::RecordWrite::None && !plan.delete_old)) {
+    return finish(r, ctx, w, sess::AfterWrite::Proceed, true);
+  }
+  return start_record_write(r, ctx, w, data);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The filters
+
+// A response produced by the server-level rewrite directives (before any location): with a
+// server-level session_require it is only for logged-in sessions, and with the store down and
+// session_store_fail closed nobody gets it.
+ngx_int_t server_level_response(ngx_http_request_t* r, const loc_conf_t* lcf) {
+  bool closed = lcf->store == STORE_REDIS && lcf->fail == FAIL_CLOSED;
+  if (lcf->require != 1 && !closed) return next_header_filter(r);
+  loaded_t* s = nullptr;
+  ngx_int_t rc = load_session(r, lcf, &s);  // loaded by the server-rewrite handler already
+  bool store_down = rc != NGX_OK || s->store_error;
+  ctx_t* ctx = get_ctx(r, false);
+  if (ctx != nullptr) ctx->read = 1;
+  ngx_int_t status = 0;
+  ngx_str_t location = ngx_null_string;
+  if (store_down && closed) {
+    status = NGX_HTTP_SERVICE_UNAVAILABLE;
+  } else if (lcf->require == 1 && (store_down || !logged_in(r, s))) {
+    status = require_denial(r, lcf, &location);
+    if (status == NGX_HTTP_INTERNAL_SERVER_ERROR) return NGX_ERROR;
+  }
+  if (status != 0) {
+    if (ctx != nullptr && r == r->main) ctx->refused = 1;
+    if (!replace_response(r, status, location.len ? &location : nullptr)) return NGX_ERROR;
+  }
+  if (ctx != nullptr && r == r->main) cache_headers(r, ctx, false);
+  return next_header_filter(r);
+}
+
+ngx_int_t subrequest_header(ngx_http_request_t* r, loc_conf_t* lcf) {
+  if (lcf->actions != nullptr && !lcf->warned_subrequest_actions) {
+    lcf->warned_subrequest_actions = 1;  // per worker: once per location
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "session actions are not applied in subrequests (\"%V\" included by SSI or "
+                  "another module): this location's actions were ignored",
+                  &r->uri);
+  }
+  if (request_stage(r) == sess::Stage::ServerRewrite) return server_level_response(r, lcf);
+  return next_header_filter(r);
+}
+
+ngx_int_t main_header(ngx_http_request_t* r, loc_conf_t* lcf) {
+  sess::Stage stage = request_stage(r);
+  if (stage == sess::Stage::ServerRewrite) return server_level_response(r, lcf);
+  ctx_t* ctx = get_ctx(r, false);
+  if (stage == sess::Stage::BeforeLocation || (ctx != nullptr && ctx->filter_done)) {
+    return next_header_filter(r);  // nginx's own early errors: nothing was decided here
+  }
+  if (ctx == nullptr && lcf->actions == nullptr) return next_header_filter(r);
+  if (ctx == nullptr && (ctx = get_ctx(r, true)) == nullptr) return NGX_ERROR;
+  ctx->filter_done = 1;
+  if (ctx->login != nullptr) login_header_filter(r, ctx);
+
+  // An error page (error_page after a refusal or a failure) is not where a session is made.
+  bool allowed = sess::writes_allowed(stage, ctx->refused || r->error_page, false);
+  // The session of this location's configuration: the rewrite phase loaded it; the cookie store
+  // can still be read now if it did not run.
+  if (ctx->s.conf == nullptr || !same_binding(ctx->s.conf, lcf) || ctx->s.loading) {
+    loaded_t* s;
+    if (lcf->store == STORE_REDIS || load_session(r, lcf, &s) != NGX_OK) allowed = false;
+  }
+
+  sess::pstring buf(&ctx->mr);
+  if (allowed && lcf->actions != nullptr) apply_actions(r, ctx, lcf, buf);
+
+  loaded_t* s = &ctx->s;
+  sess::WriteInputs in;
+  in.status = s->status;
+  in.had_cookie = s->had_cookie;
+  in.server_store = lcf->store == STORE_REDIS;
+  in.has_id = s->has_id;
+  in.writes_allowed = allowed;
+  in.store_error = s->store_error;
+  in.changed = ctx->changed;
+  in.empty_after = ctx->next != nullptr && ctx->next->empty();
+  in.destroy = ctx->destroy;
+  in.regenerate = ctx->regenerate;
+  in.login = login_succeeded(ctx);
+  in.login_stored = login_stored(ctx);
+  in.logout = ctx->logout;
+  in.renew_due = s->status == sess::LoadStatus::Valid &&
+                 sess::expiry_needs_renew(policy_of(lcf), s->times, clock_now) &&
+                 ensure_decoded(r, s);
+  if (in.login || in.logout || ctx->destroy) ctx->read = 1;
+  sess::WritePlan plan = sess::plan_write(in);
+  if (plan.cookie == sess::CookieWrite::Keep && plan.record == sess::RecordWrite::None) {
+    cache_headers(r, ctx, false);
+    return next_header_filter(r);
+  }
+  return write_session(r, ctx, lcf, plan);
+}
+
+ngx_int_t header_filter(ngx_http_request_t* r) noexcept {
+  loc_conf_t* lcf = loc_conf(r);
+  if (lcf->secrets == nullptr) return next_header_filter(r);
+  return guard<ngx_int_t>(r->connection->log, NGX_ERROR, [&]() -> ngx_int_t {
+    return r == r->main ? main_header(r, lcf) : subrequest_header(r, lcf);
+  });
+}
+
+ngx_int_t body_filter(ngx_http_request_t* r, ngx_chain_t* in) noexcept {
+  if (r != r->main) return next_body_filter(r, in);
+  auto* ctx = static_cast<ctx_t*>(ngx_http_get_module_ctx(r, ngx_http_session_module));
+  if (ctx == nullptr || ctx->w == nullptr) return next_body_filter(r, in);
+  write_t* w = ctx->w;
+  if (w->holding) {
+    if (in != nullptr && ngx_chain_add_copy(r->pool, &w->held, in) != NGX_OK) return NGX_ERROR;
+    return NGX_AGAIN;
+  }
+  if (w->replaced) {
+    for (ngx_chain_t* cl = in; cl; cl = cl->next) {  // the 503 has no body: drop this one
+      cl->buf->pos = cl->buf->last;
+      cl->buf->file_pos = cl->buf->file_last;
+    }
+    return NGX_OK;
+  }
+  return next_body_filter(r, in);
+}
+
+}  // namespace
+
+// A login's cookie store session must fit in one cookie (checked before answering 303).
+bool login_cookie_fits(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf) {
+  write_t w{};
+  w.lcf = lcf;
+  w.times.created = w.times.refreshed = clock_now.now();
+  sess::pstring value(&ctx->mr);
+  if (!seal_cookie(r, ctx, lcf, &w, value)) return false;
+  sess::pstring buf(&ctx->mr);
+  sess::cookie_build(sv(lcf->cookie.name), value, session_attrs(r, lcf), buf);
+  return buf.size() <= sess::kMaxSetCookieLen;
+}
+
+ngx_int_t filter_init(ngx_conf_t*) noexcept {
+  next_header_filter = ngx_http_top_header_filter;
+  ngx_http_top_header_filter = header_filter;
+  next_body_filter = ngx_http_top_body_filter;
+  ngx_http_top_body_filter = body_filter;
+  return NGX_OK;
+}
+
+}  // namespace ngx_session
