@@ -242,6 +242,7 @@ struct ctx_t {
   unsigned in_rewrite : 1;        // suspended in the location rewrite phase (Redis lookup)
   unsigned login_page : 1;        // the login handler's redirect to its page: exempt
   unsigned read : 1;              // handling read the session: the response gets Vary: Cookie
+  unsigned vary_added : 1;
   unsigned filter_done : 1;
 
   // What the request does to the session (applied by the header filter).
@@ -319,6 +320,9 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept;
 // Filters (src/ngx_http_session_filter.cpp)
 
 ngx_int_t filter_init(ngx_conf_t* cf) noexcept;
+
+// Adds Vary: Cookie to the response unless it varies on Cookie already.
+bool vary_cookie(ngx_http_request_t* r);
 
 // Would the session cookie of ctx->next (a login's new session) fit in one Set-Cookie?
 bool login_cookie_fits(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf);

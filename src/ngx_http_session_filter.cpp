@@ -12,8 +12,10 @@
 //      response that claims a change that did not happen;
 //   5. marks responses that write the session cookie private (Cache-Control) and responses that
 //      depended on the session with Vary: Cookie.
-// The module is ordered before ngx_http_headers_filter_module (config: ngx_module_order), so this
-// filter runs after it: `expires` and `add_header` have already been applied.
+// nginx runs this filter before its headers filter (`expires`, `add_header`): static addon
+// filters cannot be ordered after it. So "private" goes on a Cache-Control line of its own that
+// `expires` does not overwrite, and a $session_* variable that add_header reads later adds its
+// Vary: Cookie from the variable's handler (note_read).
 
 #include "ngx_http_session.h"
 
@@ -149,10 +151,11 @@ bool replace_response(ngx_http_request_t* r, ngx_uint_t status, const ngx_str_t*
   return true;
 }
 
-// Cache-Control: private, keeping the other directives except public and s-maxage.
+// Cache-Control: private. An upstream's public and s-maxage are removed from its lines; unless a
+// line says private or no-store already, a line of our own says private. It is not registered as
+// the response's cache_control header, so that `expires` (applied after this filter in static
+// builds) sets max-age on a line of its own instead of overwriting ours.
 bool make_private(ngx_http_request_t* r) {
-  ngx_table_elt_t* first = nullptr;
-  sess::pstring value(std::pmr::new_delete_resource());
   bool has_private = false;  // or no-store, which is stronger
   for (ngx_list_part_t* part = &r->headers_out.headers.part; part; part = part->next) {
     auto* h = static_cast<ngx_table_elt_t*>(part->elts);
@@ -161,35 +164,40 @@ bool make_private(ngx_http_request_t* r) {
           ngx_strncasecmp(h[i].key.data, (u_char*)"cache-control", 13) != 0) {
         continue;
       }
+      sess::pstring value(std::pmr::new_delete_resource());
       std::string_view rest = sv(h[i].value);
+      bool dropped = false;
       while (!rest.empty()) {
         size_t comma = rest.find(',');
         std::string_view d = rest.substr(0, comma);
         rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-        while (!d.empty() && (d.front() == ' ' || d.front() == '\t')) d.remove_prefix(1);
-        while (!d.empty() && (d.back() == ' ' || d.back() == '\t')) d.remove_suffix(1);
+        d = sess::trim_wsp(d);
         if (d.empty()) continue;
-        std::string_view name = d.substr(0, d.find('='));
+        std::string_view name = sess::trim_wsp(d.substr(0, d.find('=')));
         auto is = [&](std::string_view w) {
           return name.size() == w.size() &&
                  ngx_strncasecmp((u_char*)name.data(), (u_char*)w.data(), w.size()) == 0;
         };
-        if (is("public") || is("s-maxage")) continue;
+        if (is("public") || is("s-maxage")) {
+          dropped = true;
+          continue;
+        }
         if (is("private") || is("no-store")) has_private = true;
         if (!value.empty()) value.append(", ");
         value.append(d);
       }
-      if (first == nullptr) {
-        first = &h[i];
-      } else {
+      if (!dropped) continue;
+      if (value.empty()) {
         h[i].hash = 0;
+      } else if (!pool_str(r->pool, value, &h[i].value)) {
+        return false;
       }
     }
   }
-  if (!has_private) value.append(value.empty() ? "private" : ", private");
-  if (first == nullptr) return push_header(r, "Cache-Control", value) != nullptr;
-  return pool_str(r->pool, value, &first->value);
+  return has_private || push_header(r, "Cache-Control", "private") != nullptr;
 }
+
+}  // namespace
 
 // Vary: Cookie, added to the response's Vary unless it lists Cookie (or *) already.
 bool vary_cookie(ngx_http_request_t* r) {
@@ -214,9 +222,14 @@ bool vary_cookie(ngx_http_request_t* r) {
   return true;
 }
 
+namespace {
+
 void cache_headers(ngx_http_request_t* r, ctx_t* ctx, bool wrote_cookie) {
   if (wrote_cookie) make_private(r);
-  if (wrote_cookie || ctx->read) vary_cookie(r);
+  if (wrote_cookie || ctx->read) {
+    vary_cookie(r);
+    ctx->vary_added = 1;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

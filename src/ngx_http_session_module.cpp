@@ -144,6 +144,7 @@ ctx_t::ctx_t(ngx_http_request_t* req)
   in_rewrite = 0;
   login_page = 0;
   read = 0;
+  vary_added = 0;
   filter_done = 0;
   changed = 0;
   destroy = 0;
@@ -387,6 +388,20 @@ ngx_int_t load_session(ngx_http_request_t* r, const loc_conf_t* lcf, loaded_t** 
   return load(r, s, lcf);
 }
 
+namespace {
+
+// The session was read for this response. Variables evaluated by filters that run after ours
+// (add_header in static builds) still get their Vary: Cookie while the header is not sent.
+void note_read(ngx_http_request_t* r, ctx_t* ctx) {
+  ctx->read = 1;
+  if (ctx->filter_done && !ctx->vary_added && r == r->main && !r->header_sent) {
+    ctx->vary_added = 1;
+    vary_cookie(r);
+  }
+}
+
+}  // namespace
+
 loaded_t* current_session(ngx_http_request_t* r) {
   loc_conf_t* lcf = loc_conf(r);
   if (lcf->secrets == nullptr) return nullptr;
@@ -399,13 +414,13 @@ loaded_t* current_session(ngx_http_request_t* r) {
       if (sub != nullptr) s = &sub->s;
     }
     if (s->conf != nullptr && !s->loading && same_binding(s->conf, lcf)) {
-      ctx->read = 1;
+      note_read(r, ctx);
       return s;
     }
   }
   if (lcf->store == STORE_REDIS) return nullptr;
   if (load_session(r, lcf, &s) != NGX_OK) return nullptr;
-  get_ctx(r, false)->read = 1;
+  note_read(r, get_ctx(r, false));
   return s;
 }
 
