@@ -79,16 +79,19 @@ def random_secret(n: int = 48) -> str:
 
 
 def write_secret_file(path, lines: Optional[Sequence[str]] = None, raw: Optional[bytes] = None):
-    """Writes a session_secret_file. Default: two lines of 48 random URL-safe characters.
-    Returns the list of secret lines written (raw=... writes bytes verbatim and returns [])."""
+    """Writes a session_secret_file, readable by its owner only (as README says to keep it).
+    Default: two lines of 48 random URL-safe characters. Returns the list of secret lines
+    written (raw=... writes bytes verbatim and returns [])."""
     if raw is not None:
         with open(path, "wb") as f:
             f.write(raw)
+        os.chmod(path, 0o600)
         return []
     if lines is None:
         lines = [random_secret(), random_secret()]
     with open(path, "w") as f:
         f.write("".join(line + "\n" for line in lines))
+    os.chmod(path, 0o600)
     return list(lines)
 
 
