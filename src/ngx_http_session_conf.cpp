@@ -600,17 +600,8 @@ namespace {
 // when the request runs.
 bool check_own_cookies(ngx_conf_t* cf, const loc_conf_t* conf) {
   auto* a = static_cast<action_t*>(conf->actions->elts);
-  std::string_view own = sv(conf->cookie.name);
   for (ngx_uint_t i = 0; i < conf->actions->nelts; i++) {
-    std::string_view name = sv(a[i].literal_name);
-    if (name.empty() || name.substr(0, std::min(name.size(), own.size())) != own ||
-        name.size() < own.size()) {
-      continue;
-    }
-    std::string_view rest = name.substr(own.size());
-    bool digits = rest.size() >= 2 && rest[0] == '_' &&
-                  rest.substr(1).find_first_not_of("0123456789") == std::string_view::npos;
-    if (rest.empty() || rest == "_csrf" || digits) {
+    if (sess::cookie_is_session_own(sv(conf->cookie.name), sv(a[i].literal_name))) {
       ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                          "\"%s\" cannot write \"%V\": it is the session's own cookie "
                          "(use session_set / session_destroy)",

@@ -235,25 +235,12 @@ void cache_headers(ngx_http_request_t* r, ctx_t* ctx, bool wrote_cookie) {
 // ---------------------------------------------------------------------------------------------
 // Actions
 
-// The session cookie, its CSRF cookie and chunk names are the module's: cookie_set and
-// cookie_delete must not write them (a link could plant a session or log the user out).
-bool is_own_cookie(const loc_conf_t* lcf, std::string_view name) {
-  std::string_view own = sv(lcf->cookie.name);
-  if (name.size() < own.size() || name.substr(0, own.size()) != own) return false;
-  std::string_view rest = name.substr(own.size());
-  if (rest.empty() || rest == "_csrf") return true;
-  if (rest.size() < 2 || rest[0] != '_') return false;
-  for (char c : rest.substr(1)) {
-    if (c < '0' || c > '9') return false;
-  }
-  return true;
-}
-
 void cookie_action(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf, const action_t* a,
                    sess::pstring& buf) {
   ngx_str_t name, value = ngx_null_string;
   if (ngx_http_complex_value(r, a->name, &name) != NGX_OK) return;
-  bool own = is_own_cookie(lcf, sv(name));
+  // A link could otherwise plant a session or log the user out (cookie_set $arg_n $arg_v).
+  bool own = sess::cookie_is_session_own(sv(lcf->cookie.name), sv(name));
   if (own || !sess::cookie_name_valid(sv(name))) {
     uint64_t more = 0;
     if (own_cookie_log_limit.allow(static_cast<uint64_t>(ngx_time()), &more)) {

@@ -211,4 +211,18 @@ void http_date(int64_t t, pstring& out) {
   out.append(buf, sizeof(buf));
 }
 
+bool cookie_is_session_own(std::string_view session_name, std::string_view name) noexcept {
+  if (session_name.empty() || name.size() < session_name.size() ||
+      name.substr(0, session_name.size()) != session_name) {
+    return false;
+  }
+  std::string_view rest = name.substr(session_name.size());
+  if (rest.empty() || rest == "_csrf") return true;
+  if (rest.size() < 2 || rest[0] != '_') return false;
+  for (char c : rest.substr(1)) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
+
 }  // namespace sess

@@ -33,6 +33,11 @@ struct CookieCandidates {
 void cookie_collect(std::string_view header, std::string_view name,
                     CookieCandidates& acc) noexcept;
 
+// True if name is one of the cookies the session module owns for a session cookie called
+// session_name: the session cookie itself, its CSRF cookie (<session_name>_csrf) and its chunks
+// (<session_name>_<digits>). cookie_set and cookie_delete never write these.
+bool cookie_is_session_own(std::string_view session_name, std::string_view name) noexcept;
+
 // RFC 6265 cookie-name: a non-empty HTTP token.
 bool cookie_name_valid(std::string_view name) noexcept;
 

@@ -526,3 +526,19 @@ TEST(HttpDate, Appends) {
   sess::http_date(0, out);
   EXPECT_EQ(out, "xThu, 01 Jan 1970 00:00:00 GMT");
 }
+
+TEST(CookieOwn, TheSessionCookieItsCsrfCookieAndChunks) {
+  struct Case { const char* session; const char* name; bool own; };
+  const Case cases[] = {
+      {"session", "session", true},       {"session", "session_csrf", true},
+      {"session", "session_1", true},     {"session", "session_12", true},
+      {"session", "session_", false},     {"session", "session_x", false},
+      {"session", "session_1x", false},   {"session", "sessionx", false},
+      {"session", "Session", false},      {"session", "sess", false},
+      {"session", "", false},             {"__Host-s", "__Host-s_csrf", true},
+      {"sid", "session", false},          {"", "session", false},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(sess::cookie_is_session_own(c.session, c.name), c.own) << c.session << " " << c.name;
+  }
+}
