@@ -257,6 +257,23 @@ def csrf_token(secret, raw: bytes, cookie_name: str = "session_csrf") -> str:
     return _helpers.b64url_encode(mac.digest())
 
 
+# The auth location of a session_login_auth site: proxies the check to a credential service on
+# {aport} (an AuthService), passing the submitted credentials as X-User / X-Pass.
+AUTH_PROXY = r"""
+    location = /auth {
+        internal;
+        proxy_pass http://127.0.0.1:{aport}/check;
+        proxy_pass_request_body off;
+        proxy_set_header Content-Length "";
+        proxy_set_header X-User $session_login_username;
+        proxy_set_header X-Pass $session_login_password;
+        proxy_set_header X-Original-URI $request_uri;
+        proxy_buffer_size 16k;
+        proxy_buffers 4 16k;
+    }
+"""
+
+
 # ---------------------------------------------------------------------------------------------
 # A credential service for session_login_auth, on a free loopback port
 # ---------------------------------------------------------------------------------------------

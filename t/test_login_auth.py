@@ -13,17 +13,7 @@ import helpers
 import login_support as L
 from helpers import cookie_named, set_cookie_headers
 
-AUTH_PROXY = r"""
-    location = /auth {
-        internal;
-        proxy_pass http://127.0.0.1:{aport}/check;
-        proxy_pass_request_body off;
-        proxy_set_header Content-Length "";
-        proxy_set_header X-User $session_login_username;
-        proxy_set_header X-Pass $session_login_password;
-        proxy_set_header X-Original-URI $request_uri;
-    }
-"""
+AUTH_PROXY = L.AUTH_PROXY
 
 # No upstream at all: nginx itself checks the password. (add_header cannot set X-Session-*
 # here: nginx's headers filter skips subrequests, so keys need a real response: see

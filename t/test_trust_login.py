@@ -22,18 +22,7 @@ import helpers
 import login_support as L
 from helpers import cookie_named, cookie_value
 
-AUTH = r"""
-    location = /auth {
-        internal;
-        proxy_pass http://127.0.0.1:{aport}/check;
-        proxy_pass_request_body off;
-        proxy_set_header Content-Length "";
-        proxy_set_header X-User $session_login_username;
-        proxy_set_header X-Pass $session_login_password;
-        proxy_buffer_size 16k;
-        proxy_buffers 4 16k;
-    }
-"""
+AUTH = L.AUTH_PROXY
 
 
 def auth_site(nginx, auth, redis=None, **kw):
