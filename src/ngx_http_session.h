@@ -218,6 +218,8 @@ struct loaded_t {
   sess::pstring payload;          // JSON as received (decoded into data on first use)
   sess::SessionData data;
   redis_op_t* op;                 // pending lookup, cancelled if the request goes away
+  ngx_http_request_t* loader;     // the request that started it
+  ngx_array_t* waiters;           // other requests waiting for it (ngx_http_request_t*)
   unsigned had_cookie : 1;        // a session cookie was received
   unsigned has_id : 1;            // a verified id (Redis store)
   unsigned decoded : 1;           // data reflects payload
@@ -358,6 +360,8 @@ bool login_merge(ngx_conf_t* cf, loc_conf_t* conf) noexcept;
 void login_header_filter(ngx_http_request_t* r, ctx_t* ctx) noexcept;
 // A login's session data (empty session + user + auth keys), for the write path.
 bool login_succeeded(ctx_t* ctx);
+// True if r's location is a session_login or session_logout endpoint.
+bool is_session_endpoint(ngx_http_request_t* r);
 bool login_stored(ctx_t* ctx);
 
 ngx_int_t var_csrf_token(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t) noexcept;

@@ -253,6 +253,13 @@ char* check_prefix(ngx_conf_t* cf, void* post, void* data) noexcept {
 
 ngx_conf_post_t prefix_post = {check_prefix};
 
+char* check_positive_msec(ngx_conf_t* cf, void* post, void* data) noexcept {
+  if (*static_cast<ngx_msec_t*>(data) == 0) return conf_msg("must be greater than 0");
+  return NGX_CONF_OK;
+}
+
+ngx_conf_post_t positive_msec_post = {check_positive_msec};
+
 // Reads the first line of a password file.
 bool read_password_file(ngx_conf_t* cf, ngx_str_t* name, ngx_str_t path, ngx_str_t* out) {
   if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) return false;
@@ -485,7 +492,8 @@ char* session_require_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) 
     lcf->require = 0;
     return NGX_CONF_OK;
   }
-  if (!sess::redirect_is_safe(sv(value[1])) || sv(value[1]).find('?') != std::string_view::npos) {
+  if (!sess::redirect_is_safe(sv(value[1])) ||
+      sv(value[1]).find_first_of("?#") != std::string_view::npos) {
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "\"%V\": \"%V\" must be a local path such as /login (not //host, "
                        "/\\host, a URL or a query)",
@@ -524,7 +532,7 @@ ngx_command_t commands[] = {
      &prefix_post},
     {ngx_string("session_redis_timeout"), SESSION_ALL_CONF | NGX_CONF_TAKE1,
      ngx_conf_set_msec_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, redis_timeout),
-     nullptr},
+     &positive_msec_post},
     {ngx_string("session_store_fail"), SESSION_ALL_CONF | NGX_CONF_TAKE1, set_enum,
      NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, fail), fail_values},
     {ngx_string("session_set"), SESSION_ACTION_CONF | NGX_CONF_TAKE2, session_action_directive,
@@ -644,12 +652,18 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept {
   ngx_conf_merge_ptr_value(conf->actions, prev->actions, nullptr);
   ngx_conf_merge_value(conf->require, prev->require, 0);
   ngx_conf_merge_str_value(conf->require_uri, prev->require_uri, "");
-  ngx_conf_merge_value(conf->login, prev->login, 0);
+  // session_login / session_logout belong to their location (and its `if` blocks, which keep its
+  // handler): a nested location is not an endpoint.
+  if (conf->login == NGX_CONF_UNSET) conf->login = 0;
+  if (conf->users == nullptr) conf->users = prev->users;
+#if (NGX_THREADS)
+  if (conf->login_pool == nullptr) conf->login_pool = prev->login_pool;
+#endif
   ngx_conf_merge_str_value(conf->login_page, prev->login_page, "");
   ngx_conf_merge_str_value(conf->login_user_file, prev->login_user_file, "");
   ngx_conf_merge_str_value(conf->login_auth, prev->login_auth, "");
   ngx_conf_merge_str_value(conf->login_redirect, prev->login_redirect, "/");
-  ngx_conf_merge_value(conf->logout, prev->logout, 0);
+  if (conf->logout == NGX_CONF_UNSET) conf->logout = 0;
   ngx_conf_merge_str_value(conf->logout_uri, prev->logout_uri, "/");
   ngx_conf_merge_str_value(conf->login_thread_pool, prev->login_thread_pool, "");
 

@@ -224,9 +224,16 @@ bool vary_cookie(ngx_http_request_t* r) {
 
 namespace {
 
+// An HTML response to a request that carried the session cookie may show the session through
+// SSI, which reads variables only after the header is out: it varies on Cookie too.
+bool html_with_session(ngx_http_request_t* r, ctx_t* ctx) {
+  const ngx_str_t& t = r->headers_out.content_type;
+  return ctx->s.had_cookie && t.len >= 9 && ngx_strncasecmp(t.data, (u_char*)"text/html", 9) == 0;
+}
+
 void cache_headers(ngx_http_request_t* r, ctx_t* ctx, bool wrote_cookie) {
   if (wrote_cookie) make_private(r);
-  if (wrote_cookie || ctx->read) {
+  if (wrote_cookie || ctx->read || html_with_session(r, ctx)) {
     vary_cookie(r);
     ctx->vary_added = 1;
   }
@@ -301,7 +308,8 @@ void apply_actions(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf, ses
       cookie_action(r, ctx, lcf, &a[i], buf);
       continue;
     }
-    if (ctx->s.store_error) continue;  // the store is unreachable: leave the session as it is
+    // With the store unreachable (session_store_fail open) the change is noted all the same:
+    // the write plan refuses the response rather than claim it.
     sess::SessionData* next = writable_copy(r, ctx);
     switch (a[i].type) {
       case ACTION_SET: {
@@ -391,16 +399,32 @@ bool write_cookie(ngx_http_request_t* r, ctx_t* ctx, write_t* w) {
 }
 
 // Sends the held response on (or the 503 that replaced it) and wakes the request's writer.
+// Marks held buffers as sent (their producer may reuse them) without sending them.
+void drop(ngx_chain_t* cl) {
+  for (; cl; cl = cl->next) {
+    cl->buf->pos = cl->buf->last;
+    cl->buf->file_pos = cl->buf->file_last;
+  }
+}
+
+// Sends the held response on (or the 503 that replaced it) and wakes the request's writer.
 ngx_int_t release(ngx_http_request_t* r, ctx_t* ctx, write_t* w, bool from_filter) {
   w->holding = 0;
   r->buffered &= ~kBuffered;
   ngx_int_t rc = next_header_filter(r);
   if (from_filter) return rc;
-  if (rc != NGX_ERROR && w->held != nullptr && !w->replaced) {
+  // The later header filters saw the header only now. A response without a body (HEAD, 304,
+  // 204, header_only) or one they refused must not get the body its producer sent meanwhile:
+  // that would be read by the client as the next response.
+  if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+    drop(w->held);
+    w->replaced = 1;  // and whatever the producer still sends
+    if (rc == NGX_ERROR || rc > NGX_OK) r->connection->error = 1;
+  } else if (w->held != nullptr && !w->replaced) {
     rc = next_body_filter(r, w->held);
+    if (rc == NGX_ERROR) r->connection->error = 1;
   }
   w->held = nullptr;
-  if (rc == NGX_ERROR) r->connection->error = 1;
   ngx_post_event(r->connection->write, &ngx_posted_events);
   return rc;
 }
@@ -419,18 +443,27 @@ ngx_int_t finish(ngx_http_request_t* r, ctx_t* ctx, write_t* w, sess::AfterWrite
         return from_filter ? NGX_ERROR : (r->connection->error = 1, NGX_ERROR);
       }
       w->replaced = 1;
-      for (ngx_chain_t* cl = w->held; cl; cl = cl->next) {  // dropped: tell its producer
-        cl->buf->pos = cl->buf->last;
-        cl->buf->file_pos = cl->buf->file_last;
-      }
+      drop(w->held);
+      w->held = nullptr;
       break;
   }
   cache_headers(r, ctx, wrote);
   return release(r, ctx, w, from_filter);
 }
 
+sess::LogLimiter write_log_limit(1, 10);
+
 void log_write_failure(ngx_http_request_t* r, const write_t* w, const char* what,
                        sess::WriteOutcome o, const sess::RedisReplyView& rep) {
+  uint64_t more = 0;
+  if (o == sess::WriteOutcome::Done ||
+      !write_log_limit.allow(static_cast<uint64_t>(ngx_time()), &more)) {
+    return;
+  }
+  if (more) {
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "session redis: %uL more failed writes since the last such line", more);
+  }
   switch (o) {
     case sess::WriteOutcome::Done:
       return;
@@ -464,6 +497,7 @@ const char* record_what(const write_t* w) {
     case sess::RecordWrite::Update: return "updating the session record";
     case sess::RecordWrite::Touch: return "refreshing the session record's TTL";
     case sess::RecordWrite::Delete: return "deleting the session record";
+    case sess::RecordWrite::Move: return "moving the session record to a new id";
     default: return "deleting the previous session record";
   }
 }
@@ -473,6 +507,7 @@ sess::WriteKind write_kind(sess::RecordWrite rw) {
     case sess::RecordWrite::Create: return sess::WriteKind::Create;
     case sess::RecordWrite::Update: return sess::WriteKind::Update;
     case sess::RecordWrite::Touch: return sess::WriteKind::Touch;
+    case sess::RecordWrite::Move: return sess::WriteKind::Move;
     default: return sess::WriteKind::Delete;
   }
 }
@@ -529,9 +564,8 @@ ngx_int_t start_record_write(ngx_http_request_t* r, ctx_t* ctx, write_t* w,
       if (ttl == 0) rw = w->plan.record = sess::RecordWrite::Delete;
     }
     sess::pstring key(&ctx->mr);
-    if (!redis_key_of(r, lcf, rw == sess::RecordWrite::Create ? w->id : ctx->s.id, key)) {
-      return NGX_ERROR;
-    }
+    bool new_key = rw == sess::RecordWrite::Create || rw == sess::RecordWrite::Move;
+    if (!redis_key_of(r, lcf, new_key ? w->id : ctx->s.id, key)) return NGX_ERROR;
     sess::RedisArgs args(&ctx->mr);
     sess::pstring json(&ctx->mr);
     switch (rw) {
@@ -546,6 +580,13 @@ ngx_int_t start_record_write(ngx_http_request_t* r, ctx_t* ctx, write_t* w,
       case sess::RecordWrite::Touch:
         sess::redis_cmd_touch(key, ttl, args);
         break;
+      case sess::RecordWrite::Move: {
+        sess::pstring old_key(&ctx->mr);
+        if (!redis_key_of(r, lcf, ctx->s.id, old_key)) return NGX_ERROR;
+        data->encode(json);
+        sess::redis_cmd_move(old_key, key, json, ttl, args);
+        break;
+      }
       default:
         sess::redis_cmd_delete(key, args);
         break;
@@ -558,6 +599,16 @@ ngx_int_t start_record_write(ngx_http_request_t* r, ctx_t* ctx, write_t* w,
       return finish(r, ctx, w, sess::after_write(w->plan, w->outcome), true);
     }
   }
+  // Held: the later header filters see the header only when Redis has answered, but the
+  // producer goes on now. Decide what they would decide about the body, so that the producer
+  // sends none where the response must have none (nginx's header filter makes HEAD, 204 and 304
+  // header-only), and serve the whole entity rather than a Range (206/416 are decided later).
+  ngx_uint_t status = r->headers_out.status;
+  if (r->method == NGX_HTTP_HEAD || status == NGX_HTTP_NO_CONTENT ||
+      status == NGX_HTTP_NOT_MODIFIED) {
+    r->header_only = 1;
+  }
+  r->allow_ranges = 0;
   w->holding = 1;
   r->buffered |= kBuffered;
   return NGX_OK;
@@ -627,6 +678,24 @@ ngx_int_t server_level_response(ngx_http_request_t* r, const loc_conf_t* lcf) {
   return next_header_filter(r);
 }
 
+sess::LogLimiter refuse_log_limit;
+
+// A session change that cannot be made now (the store is unavailable, session_store_fail open):
+// 503 rather than a response that claims it.
+ngx_int_t refuse_response(ngx_http_request_t* r, ctx_t* ctx) {
+  uint64_t more = 0;
+  if (refuse_log_limit.allow(static_cast<uint64_t>(ngx_time()), &more)) {
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "session store unavailable: the session change was not made, 503 (%uL more "
+                  "since the last such line)",
+                  more);
+  }
+  ctx->refused = 1;
+  if (!replace_response(r, NGX_HTTP_SERVICE_UNAVAILABLE, nullptr)) return NGX_ERROR;
+  cache_headers(r, ctx, false);
+  return next_header_filter(r);
+}
+
 ngx_int_t subrequest_header(ngx_http_request_t* r, loc_conf_t* lcf) {
   if (lcf->actions != nullptr && !lcf->warned_subrequest_actions) {
     lcf->warned_subrequest_actions = 1;  // per worker: once per location
@@ -651,8 +720,11 @@ ngx_int_t main_header(ngx_http_request_t* r, loc_conf_t* lcf) {
   ctx->filter_done = 1;
   if (ctx->login != nullptr) login_header_filter(r, ctx);
 
-  // An error page (error_page after a refusal or a failure) is not where a session is made.
-  bool allowed = sess::writes_allowed(stage, ctx->refused || r->error_page, false);
+  // An error page (error_page after a refusal or a failure; with recursive_error_pages nginx
+  // leaves r->error_page unset, but the redirected request keeps its error status) is not where
+  // a session is made.
+  bool error_page = r->error_page || (r->internal && r->err_status >= NGX_HTTP_BAD_REQUEST);
+  bool allowed = sess::writes_allowed(stage, ctx->refused || error_page, false);
   // The session of this location's configuration: the rewrite phase loaded it; the cookie store
   // can still be read now if it did not run.
   if (ctx->s.conf == nullptr || !same_binding(ctx->s.conf, lcf) || ctx->s.loading) {
@@ -683,6 +755,7 @@ ngx_int_t main_header(ngx_http_request_t* r, loc_conf_t* lcf) {
                  ensure_decoded(r, s);
   if (in.login || in.logout || ctx->destroy) ctx->read = 1;
   sess::WritePlan plan = sess::plan_write(in);
+  if (plan.refuse) return refuse_response(r, ctx);
   if (plan.cookie == sess::CookieWrite::Keep && plan.record == sess::RecordWrite::None) {
     cache_headers(r, ctx, false);
     return next_header_filter(r);
@@ -707,11 +780,8 @@ ngx_int_t body_filter(ngx_http_request_t* r, ngx_chain_t* in) noexcept {
     if (in != nullptr && ngx_chain_add_copy(r->pool, &w->held, in) != NGX_OK) return NGX_ERROR;
     return NGX_AGAIN;
   }
-  if (w->replaced) {
-    for (ngx_chain_t* cl = in; cl; cl = cl->next) {  // the 503 has no body: drop this one
-      cl->buf->pos = cl->buf->last;
-      cl->buf->file_pos = cl->buf->file_last;
-    }
+  if (w->replaced) {  // the 503 (or a bodiless response) has no body: drop this one
+    drop(in);
     return NGX_OK;
   }
   return next_body_filter(r, in);

@@ -561,6 +561,10 @@ ngx_int_t logout_handler(ngx_http_request_t* r) noexcept {
 
 }  // namespace
 
+bool is_session_endpoint(ngx_http_request_t* r) {
+  return r->content_handler == login_handler || r->content_handler == logout_handler;
+}
+
 bool login_succeeded(ctx_t* ctx) { return ctx->login != nullptr && ctx->login->succeeded; }
 bool login_stored(ctx_t* ctx) { return ctx->login != nullptr && ctx->login->stored; }
 

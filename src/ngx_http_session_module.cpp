@@ -114,7 +114,7 @@ void sub_ctx_cleanup(void* data) noexcept { static_cast<sub_ctx_t*>(data)->~sub_
 
 loaded_t::loaded_t(std::pmr::memory_resource* mr)
     : conf(nullptr), status(sess::LoadStatus::None), times(), id(), payload(mr), data(mr),
-      op(nullptr) {
+      op(nullptr), loader(nullptr), waiters(nullptr) {
   had_cookie = 0;
   has_id = 0;
   decoded = 0;
@@ -223,11 +223,21 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // Loading
 
-// One info line per rejected cookie (DESIGN: bad input costs one line at info; info is below
-// nginx's default error_log level, so this is for operators who look).
+// One info line per rejected cookie, at most 100 a second per worker (a client can send bad
+// cookies as fast as it likes); the next line after a silence says how many were left out.
+sess::LogLimiter reject_log_limit(1, 100);
+
 void reject(ngx_http_request_t* r, const loc_conf_t* lcf, const char* why) {
-  ngx_log_error(NGX_LOG_INFO, r->connection->log, 0, "session cookie \"%V\" rejected: %s",
-                &lcf->cookie.name, why);
+  uint64_t more = 0;
+  if (!reject_log_limit.allow(static_cast<uint64_t>(ngx_time()), &more)) return;
+  if (more) {
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "session cookie \"%V\" rejected: %s (%uL more since the last such line)",
+                  &lcf->cookie.name, why, more);
+  } else {
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0, "session cookie \"%V\" rejected: %s",
+                  &lcf->cookie.name, why);
+  }
 }
 
 sess::LogLimiter lookup_log_limit;
@@ -274,9 +284,19 @@ void lookup_done(ngx_http_request_t* r, void* data, const sess::RedisReplyView& 
       break;
     }
   }
-  // Resume the phases where the request stopped (the main request or a subrequest).
+  // Resume the phases where the request stopped (the main request or a subrequest), and those
+  // of the requests that waited for this lookup (other subrequests of the same session).
   if (ngx_http_post_request(r, nullptr) != NGX_OK) {
     ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+  }
+  if (s->waiters != nullptr) {
+    auto** w = static_cast<ngx_http_request_t**>(s->waiters->elts);
+    for (ngx_uint_t i = 0; i < s->waiters->nelts; i++) {
+      if (ngx_http_post_request(w[i], nullptr) != NGX_OK) {
+        ngx_http_finalize_request(w[i], NGX_HTTP_INTERNAL_SERVER_ERROR);
+      }
+    }
+    s->waiters->nelts = 0;
   }
 }
 
@@ -288,6 +308,12 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
   collect_cookie(r, sv(lcf->cookie.name), acc);
   if (acc.count == 0) return NGX_OK;
   s->had_cookie = 1;
+  if (acc.overflow) {
+    // More distinct cookies of this name than are tried: a valid one could hide among them.
+    s->status = sess::LoadStatus::Invalid;
+    reject(r, lcf, "too many session cookies of this name (a cookie tossing attempt?)");
+    return NGX_OK;
+  }
 
   sess::CandidateVerdict verdicts[sess::CookieCandidates::kMax];
   sess::Kind kind = cookie_kind(lcf);
@@ -361,6 +387,7 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
     return NGX_OK;
   }
   s->loading = 1;
+  s->loader = r;
   return NGX_AGAIN;
 }
 
@@ -383,8 +410,30 @@ ngx_int_t load_session(ngx_http_request_t* r, const loc_conf_t* lcf, loaded_t** 
     s = &sub->s;
   }
   *out = s;
-  if (s->loading) return NGX_AGAIN;
-  if (s->conf != nullptr && same_binding(s->conf, lcf)) return NGX_OK;
+  if (s->loading) {
+    if (s->loader != r) {
+      // Another request (a subrequest of the same page) is loading this session: wait for it.
+      if (s->waiters == nullptr &&
+          (s->waiters = ngx_array_create(r->pool, 2, sizeof(ngx_http_request_t*))) == nullptr) {
+        return NGX_ERROR;
+      }
+      auto** w = static_cast<ngx_http_request_t**>(s->waiters->elts);
+      bool known = false;
+      for (ngx_uint_t i = 0; i < s->waiters->nelts; i++) known = known || w[i] == r;
+      if (!known) {
+        auto** slot = static_cast<ngx_http_request_t**>(ngx_array_push(s->waiters));
+        if (slot == nullptr) return NGX_ERROR;
+        *slot = r;
+      }
+    }
+    return NGX_AGAIN;
+  }
+  if (s->conf != nullptr && same_binding(s->conf, lcf) &&
+      !(s->store_error && lcf->redis_timeout > s->conf->redis_timeout)) {
+    // (A lookup that failed under a shorter timeout - the server's - is tried again with this
+    // location's longer one.)
+    return NGX_OK;
+  }
   return load(r, s, lcf);
 }
 
@@ -522,7 +571,9 @@ ngx_int_t rewrite_handler(ngx_http_request_t* r) noexcept {
       r->read_event_handler = ngx_http_block_reading;  // as it was before the lookup
     }
 
-    bool exempt = lcf->login == 1 || lcf->logout == 1 || (r == r->main && ctx->login_page);
+    // The login and logout endpoints themselves (by their content handler, so that a nested
+    // location keeps its own session_require), and the page the login renders.
+    bool exempt = is_session_endpoint(r) || (r == r->main && ctx->login_page);
     if (s->store_error && lcf->fail == FAIL_CLOSED && !exempt) {
       if (r == r->main) ctx->refused = 1;
       return unavailable(r);

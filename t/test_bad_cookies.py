@@ -42,12 +42,17 @@ def start(nginx, encrypt="off"):
     return srv, good, other
 
 
-def assert_rejected(srv, headers, status="invalid", name="session", path="/whoami", port=None):
+def assert_rejected(srv, headers, status="invalid", name="session", path="/whoami", port=None,
+                    limited=False):
+    """limited: the caller sends more bad cookies than the 100 lines a second a worker logs, so
+    a line may be left out (it is counted in the next one)."""
     mark = srv.log_mark()
     r = srv.raw(path, headers, port=port)
     assert r.status == 200, f"{headers!r} -> {r.status}\n{r.raw[:300]!r}"
     assert r.text == f"status={status} user=\n", f"{headers!r} -> {r.text!r}"
     lines = srv.grep_log(f'session cookie "{name}" rejected:', mark)
+    if limited and not lines:
+        return None
     assert len(lines) == 1, f"{headers!r}: want one rejection line, got {srv.log_since(mark)}"
     assert "[info]" in lines[0], lines
     if status == "expired":
@@ -151,16 +156,22 @@ def test_every_byte_flipped(nginx, encrypt):
     """Exhaustive: each byte of a real cookie, changed, is rejected (one log line each)."""
     srv, good, _ = start(nginx, encrypt)
     n = len(b64url_decode(good))
+    logged = 0
     for i in range(n):
         for mask in (0x01, 0x80):
-            assert_rejected(srv, [("Cookie", f"session={flip_byte(good, i, mask)}")])
+            logged += assert_rejected(srv, [("Cookie", f"session={flip_byte(good, i, mask)}")],
+                                      limited=True) is not None
+    assert logged >= min(2 * n, 100)
 
 
 @pytest.mark.parametrize("encrypt", ["off", "on"])
 def test_every_truncation(nginx, encrypt):
     srv, good, _ = start(nginx, encrypt)
+    logged = 0
     for k in range(1, len(good)):
-        assert_rejected(srv, [("Cookie", f"session={good[:k]}")])
+        logged += assert_rejected(srv, [("Cookie", f"session={good[:k]}")],
+                                  limited=True) is not None
+    assert logged >= min(len(good) - 1, 100)
 
 
 def test_value_moved_to_another_cookie_name(nginx):

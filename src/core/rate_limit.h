@@ -1,5 +1,6 @@
 // Log-line rate limiting for lines that clients (or an outage) can cause on every request:
-// at most one line per interval, and that line says how many were suppressed since the last.
+// at most `burst` lines per interval (default one), and the first line after a silence says how
+// many were suppressed.
 #pragma once
 
 #include "common.h"
@@ -8,7 +9,8 @@ namespace sess {
 
 class LogLimiter {
  public:
-  explicit LogLimiter(uint64_t interval = 1) noexcept : interval_(interval) {}
+  explicit LogLimiter(uint64_t interval = 1, uint64_t burst = 1) noexcept
+      : interval_(interval), burst_(burst ? burst : 1) {}
 
   // Call for every event at unix time now. True: log now, *suppressed = events not logged since
   // the previous logged one (suppressed may be nullptr). False: count it and stay silent.
@@ -18,6 +20,8 @@ class LogLimiter {
 
  private:
   uint64_t interval_;
+  uint64_t burst_;
+  uint64_t in_window_ = 0;  // lines logged in the current interval
   uint64_t last_ = 0;
   bool logged_ = false;
   uint64_t count_ = 0;

@@ -79,6 +79,26 @@ void redis_cmd_delete(std::string_view key, RedisArgs& out) {
   push(out, key);
 }
 
+// KEYS[1] old, KEYS[2] new, ARGV[1] value, ARGV[2] ttl. 1: moved; 0: the old record is gone (or
+// the new id exists), nothing written.
+constexpr std::string_view kMoveScript =
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end "
+    "if not redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2], 'NX') then return 0 end "
+    "redis.call('DEL', KEYS[1]) return 1";
+
+void redis_cmd_move(std::string_view old_key, std::string_view new_key, std::string_view value,
+                    uint64_t ttl, RedisArgs& out) {
+  out.clear();
+  out.reserve(7);
+  push(out, "EVAL");
+  push(out, kMoveScript);
+  push(out, "2");
+  push(out, old_key);
+  push(out, new_key);
+  push(out, value);
+  push_uint(out, ttl);
+}
+
 LookupOutcome redis_lookup_outcome(const RedisReplyView& r) noexcept {
   switch (r.type) {
     case ReplyType::String:
@@ -114,6 +134,10 @@ WriteOutcome redis_write_outcome(WriteKind k, const RedisReplyView& r) noexcept 
       break;
     case WriteKind::Delete:
       if (r.type == ReplyType::Integer && r.integer >= 0) return WriteOutcome::Done;
+      break;
+    case WriteKind::Move:
+      if (r.type == ReplyType::Integer && r.integer == 1) return WriteOutcome::Done;
+      if (r.type == ReplyType::Integer && r.integer == 0) return WriteOutcome::Gone;
       break;
   }
   return WriteOutcome::Failed;  // a reply the command cannot give: whether it wrote is unknown

@@ -9,6 +9,9 @@
 //                                               deleted it is final)
 //   touch  : EXPIRE key ttl                    (renewal; 0 = the record is gone)
 //   delete : DEL key
+//   move   : EVAL <script> 2 old new value ttl   (session_regenerate: only while the old record
+//                                               exists, SET new NX EX and DEL old, atomically;
+//                                               a logout that deleted the old id is final)
 #pragma once
 
 #include "common.h"
@@ -32,6 +35,8 @@ void redis_cmd_create(std::string_view key, std::string_view value, uint64_t ttl
 void redis_cmd_update(std::string_view key, std::string_view value, uint64_t ttl, RedisArgs& out);
 void redis_cmd_touch(std::string_view key, uint64_t ttl, RedisArgs& out);
 void redis_cmd_delete(std::string_view key, RedisArgs& out);
+void redis_cmd_move(std::string_view old_key, std::string_view new_key, std::string_view value,
+                    uint64_t ttl, RedisArgs& out);
 
 // A reply as the transport saw it (independent of hiredis).
 enum class ReplyType : uint8_t { None /* no reply: connection lost or timed out */, Status,
@@ -58,7 +63,7 @@ enum class WriteOutcome : uint8_t {
   Refused,    // Redis said no (OOM, READONLY, MISCONF, NOPERM, ...): nothing was written
   Failed,     // no reply (timeout, connection lost): unknown
 };
-enum class WriteKind : uint8_t { Create, Update, Touch, Delete };
+enum class WriteKind : uint8_t { Create, Update, Touch, Delete, Move };
 // DEL of a missing key (0) is Done: the record is gone either way.
 WriteOutcome redis_write_outcome(WriteKind k, const RedisReplyView& r) noexcept;
 

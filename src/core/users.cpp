@@ -105,11 +105,18 @@ void UserTable::load(std::string_view file) {
 
   std::vector<CostClass> all;
   all.reserve(hashes_.size());
-  for (const std::string& h : hashes_) all.push_back(cost_class_of(h));
+  decoys_.clear();
+  for (size_t i = 0; i < hashes_.size(); i++) {
+    // Hashes no password can match (locked accounts, unknown formats) cost nothing to check:
+    // never a decoy, and checked as a decoy (so not a cost class of their own).
+    if (htpasswd_hash_kind(hashes_[i]) == HashKind::Unknown) continue;
+    all.push_back(cost_class_of(hashes_[i]));
+    decoys_.push_back(i);
+  }
   std::sort(all.begin(), all.end(), class_less);
   classes_.assign(all.begin(), std::unique(all.begin(), all.end()));
 
-  if (hashes_.empty()) dummy_ = empty_file_dummy();
+  if (decoys_.empty()) dummy_ = empty_file_dummy();
 }
 
 const std::string* UserTable::find(std::string_view user) const noexcept {
@@ -122,7 +129,7 @@ const std::string* UserTable::find(std::string_view user) const noexcept {
 }
 
 const std::string& UserTable::decoy(std::string_view user, const unsigned char* key) const {
-  if (hashes_.empty()) return dummy_;
+  if (decoys_.empty()) return dummy_;
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   if (HMAC(EVP_sha256(), key, static_cast<int>(kDecoyKeyLen),
@@ -132,7 +139,7 @@ const std::string& UserTable::decoy(std::string_view user, const unsigned char* 
     throw std::runtime_error("users: HMAC-SHA256 failed");
   }
   // 64 bits modulo at most kMaxUsers: the bias is below 2^-40.
-  return hashes_[get_be64(mac) % hashes_.size()];
+  return hashes_[decoys_[get_be64(mac) % decoys_.size()]];
 }
 
 CheckResult users_check(const UserTable& t, std::string_view user, std::string_view password,
@@ -140,8 +147,12 @@ CheckResult users_check(const UserTable& t, std::string_view user, std::string_v
   // The decoy is picked for known users too, so both paths do the same work before hashing.
   const std::string& decoy = t.decoy(user, decoy_key);
   const std::string* hash = t.find(user);
-  if (hash != nullptr) return htpasswd_verify(password, *hash) ? CheckResult::Match
-                                                                 : CheckResult::NoMatch;
+  // A known user whose hash no password can match (a locked account, "!", or a format this
+  // module does not know) would fail at once and so reveal that the name exists: it costs the
+  // decoy's verification instead, like an unknown user.
+  if (hash != nullptr && htpasswd_hash_kind(*hash) != HashKind::Unknown) {
+    return htpasswd_verify(password, *hash) ? CheckResult::Match : CheckResult::NoMatch;
+  }
   (void)htpasswd_verify(password, decoy);
   return CheckResult::NoMatch;
 }

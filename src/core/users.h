@@ -63,7 +63,8 @@ class UserTable {
   std::unordered_map<std::string, size_t> index_;
   std::vector<std::string> hashes_;
   std::vector<CostClass> classes_;
-  std::string dummy_;  // for an empty table, made by load()
+  std::vector<size_t> decoys_;  // users whose hash can be verified (the decoy candidates)
+  std::string dummy_;  // for a table without such users, made by load()
 };
 
 enum class CheckResult : uint8_t { Match, NoMatch };

@@ -26,8 +26,12 @@ WritePlan plan_write(const WriteInputs& in) noexcept {
   }
   if (!in.writes_allowed) return p;
   // A failed lookup changes nothing, but a login does not depend on it: it starts from an empty
-  // session, and its record write decides the response (after_write).
-  if (in.store_error && !in.login) return p;
+  // session, and its record write decides the response (after_write). Changes that need the
+  // lost session are refused rather than claimed.
+  if (in.store_error && !in.login) {
+    p.refuse = in.changed || in.destroy || in.regenerate;
+    return p;
+  }
 
   const bool valid = in.status == LoadStatus::Valid;
   if (in.login) {
@@ -51,10 +55,9 @@ WritePlan plan_write(const WriteInputs& in) noexcept {
     }
   } else if (in.regenerate) {
     p.cookie = CookieWrite::Set;
-    if (in.server_store) {
-      p.record = RecordWrite::Create;
+    if (in.server_store && in.has_id) {
+      p.record = RecordWrite::Move;
       p.new_id = true;
-      p.delete_old = in.has_id;
     }
   } else if (in.changed) {
     p.cookie = CookieWrite::Set;
@@ -74,6 +77,7 @@ AfterWrite after_write(const WritePlan& p, WriteOutcome o) noexcept {
     case RecordWrite::Touch:
       return AfterWrite::DropCookie;
     case RecordWrite::Update:
+    case RecordWrite::Move:
       return o == WriteOutcome::Gone ? AfterWrite::DropCookie : AfterWrite::Refuse;
     case RecordWrite::None:
       return AfterWrite::Proceed;

@@ -15,7 +15,10 @@
 //   - a login starts a new session: new id, lifetime from now; the old record is deleted only
 //     after the new one is confirmed;
 //   - changes of an existing session update its record only while it exists (never re-create it);
-//     a new session gets a new id; session_regenerate moves the data to a new id;
+//     a new session gets a new id; session_regenerate moves the data to a new id, atomically and
+//     only while the old record exists (a logout meanwhile is final);
+//   - with the store unavailable (session_store_fail open), changes that cannot be made refuse
+//     the response (503) rather than claim them;
 //   - a valid session past session_renew is re-issued (and its record's TTL refreshed);
 //   - a response that writes the session cookie is private to its user (Cache-Control).
 #pragma once
@@ -44,7 +47,7 @@ struct WriteInputs {
 };
 
 enum class CookieWrite : uint8_t { Keep, Set, Expire };
-enum class RecordWrite : uint8_t { None, Create, Update, Touch, Delete };
+enum class RecordWrite : uint8_t { None, Create, Update, Touch, Delete, Move };
 
 struct WritePlan {
   CookieWrite cookie = CookieWrite::Keep;
@@ -53,6 +56,7 @@ struct WritePlan {
   bool delete_old = false;        // after the new record is confirmed, delete the old id
   bool restart_lifetime = false;  // created = now
   bool logout = false;            // failures do not stop the response (see after_write)
+  bool refuse = false;            // the change cannot be made now: 503, nothing written
   bool cache_private = false;     // Cache-Control: private
 };
 

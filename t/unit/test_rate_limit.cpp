@@ -104,3 +104,18 @@ TEST(LogLimiter, FarFuture) {
   EXPECT_TRUE(m.allow(UINT64_MAX, &s));
   EXPECT_FALSE(m.allow(UINT64_MAX, &s));
 }
+
+TEST(LogLimiterBurst, UpToBurstLinesPerIntervalThenOneWithTheCount) {
+  sess::LogLimiter l(1, 3);
+  uint64_t more = 99;
+  EXPECT_TRUE(l.allow(100, &more));
+  EXPECT_EQ(more, 0u);
+  EXPECT_TRUE(l.allow(100, &more));
+  EXPECT_TRUE(l.allow(100, &more));
+  EXPECT_FALSE(l.allow(100, &more));
+  EXPECT_FALSE(l.allow(100, &more));
+  EXPECT_TRUE(l.allow(101, &more));
+  EXPECT_EQ(more, 2u);
+  EXPECT_TRUE(l.allow(101, &more));
+  EXPECT_EQ(more, 0u);
+}

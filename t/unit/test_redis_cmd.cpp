@@ -225,3 +225,30 @@ TEST(RedisWrite, Table) {
     EXPECT_EQ(sess::redis_write_outcome(r.kind, r.reply), r.want) << r.what;
   }
 }
+
+TEST(RedisCmd, MoveIsOneAtomicScriptOverBothKeys) {
+  sess::RedisArgs a;
+  sess::redis_cmd_move("session:old", "session:new", "{\"user\":\"a\"}", 60, a);
+  ASSERT_EQ(a.size(), 7u);
+  EXPECT_EQ(a[0], "EVAL");
+  EXPECT_NE(a[1].find("EXISTS"), std::string::npos);
+  EXPECT_NE(a[1].find("'NX'"), std::string::npos);
+  EXPECT_EQ(a[2], "2");
+  EXPECT_EQ(a[3], "session:old");
+  EXPECT_EQ(a[4], "session:new");
+  EXPECT_EQ(a[5], "{\"user\":\"a\"}");
+  EXPECT_EQ(a[6], "60");
+  using sess::ReplyType;
+  using sess::WriteOutcome;
+  auto out = [](ReplyType t, int64_t i) {
+    sess::RedisReplyView r;
+    r.type = t;
+    r.integer = i;
+    return sess::redis_write_outcome(sess::WriteKind::Move, r);
+  };
+  EXPECT_EQ(out(ReplyType::Integer, 1), WriteOutcome::Done);
+  EXPECT_EQ(out(ReplyType::Integer, 0), WriteOutcome::Gone);   // logged out meanwhile
+  EXPECT_EQ(out(ReplyType::Error, 0), WriteOutcome::Refused);
+  EXPECT_EQ(out(ReplyType::None, 0), WriteOutcome::Failed);
+  EXPECT_EQ(out(ReplyType::Nil, 0), WriteOutcome::Failed);
+}

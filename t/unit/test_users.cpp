@@ -238,8 +238,7 @@ TEST(UserTable, CostClassesOfMixedFiles) {
         {HashKind::Ssha, 0},
         {HashKind::Sha256Crypt, 5000},
         {HashKind::Sha512Crypt, 5000},
-        {HashKind::Sha512Crypt, 10000},
-        {HashKind::Unknown, 0}}},
+        {HashKind::Sha512Crypt, 10000}}},   // "plain" can never match: checked as a decoy
       {"a duplicate's hash does not count", "a:{SHA}x\na:" + b4 + "\n", {{HashKind::Sha1, 0}}},
   };
   for (const auto& c : cases) {
@@ -396,4 +395,26 @@ TEST(UsersCheck, UnknownUserCostsAHashVerification) {
   const auto unknown = time_of("nobody");
   EXPECT_GT(unknown * 2, known);
   EXPECT_GT(known * 2, unknown);
+}
+
+// A locked account ("!") or a hash of an unknown format fails without any hashing: checking it
+// costs the decoy's verification instead, so the time does not reveal that the name exists.
+TEST(UsersCheck, LockedAccountCostsADecoyVerification) {
+  std::string file = "locked:!\nodd:$9$weird\n";
+  for (int i = 0; i < 3; i++) file += "u" + std::to_string(i) + ":" + bcrypt_hash("pw", 6) + "\n";
+  const UserTable t = load(file);
+  auto time_of = [&](const char* user) {
+    auto best = std::chrono::nanoseconds::max();
+    for (int i = 0; i < 5; i++) {
+      const auto start = std::chrono::steady_clock::now();
+      EXPECT_EQ(sess::users_check(t, user, "!", kKey), CheckResult::NoMatch);
+      best = std::min(best, std::chrono::steady_clock::now() - start);
+    }
+    return best;
+  };
+  const auto known = time_of("u1");
+  for (const char* user : {"locked", "odd"}) {
+    const auto t_user = time_of(user);
+    EXPECT_GT(t_user * 2, known) << user;
+  }
 }

@@ -70,12 +70,14 @@ std::string describe(const WritePlan& p) {
     case RecordWrite::Update: s += " update"; break;
     case RecordWrite::Touch: s += " touch"; break;
     case RecordWrite::Delete: s += " delete"; break;
+    case RecordWrite::Move: s += " move"; break;
   }
   if (p.new_id) s += " new_id";
   if (p.delete_old) s += " delete_old";
   if (p.restart_lifetime) s += " restart";
   if (p.logout) s += " logout";
   if (p.cache_private) s += " private";
+  if (p.refuse) s += " refuse";
   return s;
 }
 
@@ -129,12 +131,14 @@ TEST(WritePlan, ClosedGateWritesNothing) {
 TEST(WritePlan, StoreFailureLeavesEverythingAsItIs) {
   check({
       // session_store_fail open: the request has no session, but starting a new one would
-      // replace the user's cookie (an outage must not log anybody out).
-      {"actions during an outage", "none cookie redis open down changed", "keep none"},
-      {"error status with actions", "error cookie redis open down changed", "keep none"},
+      // replace the user's cookie (an outage must not log anybody out), and a change that
+      // cannot be made is refused (503) rather than claimed.
+      {"actions during an outage", "none cookie redis open down changed", "keep none refuse"},
+      {"error status with actions", "error cookie redis open down changed", "keep none refuse"},
       {"session_destroy during an outage", "error cookie redis id open down destroy",
-       "keep none"},
-      {"regenerate during an outage", "error cookie redis open down regenerate", "keep none"},
+       "keep none refuse"},
+      {"regenerate during an outage", "error cookie redis open down regenerate",
+       "keep none refuse"},
       {"read-only during an outage", "error cookie redis open down", "keep none"},
       // A login does not depend on the failed lookup (it starts from an empty session): it is
       // planned as any login, and the after_write of its Create decides (503 if Redis refuses).
@@ -212,10 +216,12 @@ TEST(WritePlan, ChangesUpdateOnlyWhileTheRecordExists) {
        "set create new_id restart private"},
       {"session_set over an invalid cookie, cookie store", "invalid cookie open changed",
        "set none restart private"},
+      // session_regenerate moves the record atomically, only while the old one exists: a
+      // logout that deleted it meanwhile is final.
       {"session_regenerate: the data moves to a new id", "valid cookie redis id open regenerate",
-       "set create new_id delete_old private"},
+       "set move new_id private"},
       {"session_regenerate with changes", "valid cookie redis id open regenerate changed",
-       "set create new_id delete_old private"},
+       "set move new_id private"},
       {"session_regenerate, cookie store", "valid cookie open regenerate", "set none private"},
   });
 }
@@ -275,9 +281,11 @@ TEST(WritePlan, EveryCombination) {
         EXPECT_EQ(describe(p), "keep none");
         continue;
       }
-      // A store failure writes nothing but a login.
+      // A store failure writes nothing but a login; changes are refused rather than claimed.
       if (in.store_error && !in.login) {
-        EXPECT_EQ(describe(p), "keep none");
+        EXPECT_EQ(describe(p), (in.changed || in.destroy || in.regenerate) ? "keep none refuse"
+                                                                            : "keep none");
+        continue;
       }
       // Read-only requests never write, whatever the cookie was.
       if (!acts && !(valid && in.renew_due)) {
@@ -363,8 +371,10 @@ TEST(AfterWrite, Table) {
        "valid cookie redis id open login", WriteOutcome::Refused, AfterWrite::Refuse},
       {"login create without reply", "valid cookie redis id open login", WriteOutcome::Failed,
        AfterWrite::Refuse},
-      {"regenerate create refused", "valid cookie redis id open regenerate",
+      {"regenerate move refused", "valid cookie redis id open regenerate",
        WriteOutcome::Refused, AfterWrite::Refuse},
+      {"regenerate after a logout deleted the old id: no cookie",
+       "valid cookie redis id open regenerate", WriteOutcome::Gone, AfterWrite::DropCookie},
       // Delete (session_destroy, session_clear).
       {"destroy done", "valid cookie redis id open destroy", WriteOutcome::Done,
        AfterWrite::Proceed},
