@@ -426,9 +426,8 @@ redis_op_t* redis_send(ngx_http_request_t* r, const loc_conf_t* lcf, const sess:
   op->in_flight = true;
   cln->handler = op_cancel;
   cln->data = op;
-  // Hand it to the kernel now: the client's next request, whichever worker gets it, reaches
-  // Redis after this command.
-  if (conn->ac != nullptr) redisAsyncHandleWrite(conn->ac);
+  // Written when the socket is writable: commands of many requests go out in one write. (Every
+  // write is confirmed before its response leaves nginx, so no write needs to be flushed ahead.)
   return op;
 }
 
