@@ -323,6 +323,10 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept;
 
 ngx_int_t filter_init(ngx_conf_t* cf) noexcept;
 
+// Applies the location's actions (src/ngx_http_session_actions.cpp): cookie_set/cookie_delete
+// add their Set-Cookie lines, session actions change ctx->next (a copy of the loaded session).
+void apply_actions(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf, sess::pstring& buf);
+
 // Adds Vary: Cookie to the response unless it varies on Cookie already.
 bool vary_cookie(ngx_http_request_t* r);
 
