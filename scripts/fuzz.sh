@@ -5,7 +5,7 @@
 #                                 for FUZZ_TIME seconds (default 60); exit 1 on any crash,
 #                                 property failure, leak, timeout or OOM, printing the reproducer
 #   scripts/fuzz.sh --build-only  only build the targets
-#   scripts/fuzz.sh --gen-seeds   rebuild fuzz/corpus/ from fuzz/gen_seeds.cpp (committed output;
+#   scripts/fuzz.sh --gen-seeds   rebuild the corpora gen_seeds.cpp writes (committed output;
 #                                 only needed when a target's input format changes)
 #
 # Environment:
@@ -100,8 +100,15 @@ if [ "$mode" = seeds ]; then
   rm -rf fuzz/corpus.new
   mkdir -p fuzz/corpus.new
   "$gen" fuzz/corpus.new
-  rm -rf fuzz/corpus
-  mv fuzz/corpus.new fuzz/corpus
+  # Only the targets gen_seeds writes are replaced: hand-written corpora of the other targets
+  # (cookie_attrs, origin, redis_reply, ...) stay.
+  for d in fuzz/corpus.new/*/; do
+    t=$(basename "$d")
+    rm -rf "fuzz/corpus/$t"
+    mkdir -p fuzz/corpus
+    mv "$d" "fuzz/corpus/$t"
+  done
+  rm -rf fuzz/corpus.new
   for d in fuzz/corpus/*/; do
     printf 'fuzz.sh: %-14s %3d seeds\n' "$(basename "$d")" "$(ls -1 "$d" | wc -l)"
   done
