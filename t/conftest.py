@@ -35,6 +35,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import helpers  # noqa: E402
+import redis_topologies  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 NGINX_BIN = Path(os.environ.get("NGINX_BIN") or REPO / "build" / "sbin" / "nginx")
@@ -506,13 +507,21 @@ def redis_binary() -> str:
 
 
 class RedisServer:
-    """A redis-server of our own (no persistence): loopback TCP on a run-time port (port=0:
-    unix socket only), optional unix socket, requirepass, extra config arguments (e.g. ACL
-    --user lines). Fault injection: pause() (SIGSTOP), resume() (SIGCONT), kill() (SIGKILL, a
-    crash), stop() (SIGTERM), and start() again on the same port. Always by pid."""
+    """A redis-server of our own (no persistence), in any role: loopback TCP on a run-time port
+    (port=0: unix socket only), optional unix socket, requirepass (also used as masterauth),
+    extra config arguments (e.g. ACL --user lines); TLS only on that port (tls=RedisTLS, see
+    redis_topologies.py); a replica (replicaof=port of a master on 127.0.0.1); a config file
+    (conf=text, written before the first start only: a sentinel rewrites its own and keeps it
+    across restarts); a sentinel (sentinel=True, with conf). Fault injection: pause()
+    (SIGSTOP), resume() (SIGCONT), kill() (SIGKILL, a crash), stop() (SIGTERM), and start()
+    again on the same port (with the same conf file). Always by pid. The topologies of
+    redis_topologies.py (Sentinel, Cluster) are made of these."""
 
     def __init__(self, workdir: Path, *, port: Optional[int] = None, unixsocket: bool = False,
-                 password: Optional[str] = None, extra=(), admin_user: Optional[tuple] = None):
+                 password: Optional[str] = None, extra=(), admin_user: Optional[tuple] = None,
+                 tls: Optional[redis_topologies.RedisTLS] = None,
+                 replicaof: Optional[int] = None, conf: Optional[str] = None,
+                 sentinel: bool = False):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = helpers.free_port() if port is None else port
@@ -527,6 +536,12 @@ class RedisServer:
         self.password = password
         self.extra = list(extra)
         self.admin_user = admin_user    # (username, password) for our own clients (ACL tests)
+        self.tls = tls
+        self.replicaof = replicaof      # may be changed before a restart (a rejoining master)
+        self.conf = conf
+        self.conf_path = self.workdir / ("sentinel.conf" if sentinel else "redis.conf")
+        self.sentinel = sentinel
+        assert not sentinel or conf is not None, "a sentinel needs its conf"
         self.proc: Optional[subprocess.Popen] = None
         self.paused = False
         self._log = None
@@ -534,19 +549,38 @@ class RedisServer:
     # --- process control ---------------------------------------------------------------------
 
     def argv(self) -> list:
-        a = [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--daemonize", "no", "--dir", str(self.workdir)]
+        a = [redis_binary()]
+        if self.conf is not None:
+            a += [str(self.conf_path)]          # the config file comes first
+        if self.sentinel:
+            a += ["--sentinel"]
+        if self.tls is not None:
+            a += ["--port", "0", "--tls-port", str(self.port)] + self.tls.server_args()
+        else:
+            a += ["--port", str(self.port)]
+        a += ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no",
+              "--dir", str(self.workdir)]
         if self.socket_path:
             a += ["--unixsocket", self.socket_path, "--unixsocketperm", "700"]
         if self.password is not None:
             a += ["--requirepass", self.password]
+            if not self.sentinel:
+                a += ["--masterauth", self.password]
+        if self.replicaof is not None:
+            a += ["--replicaof", "127.0.0.1", str(self.replicaof)]
         return a + self.extra
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"redis-{self.port}.log"
 
     def start(self, wait: bool = True) -> "RedisServer":
         """Starts the server (again, on the same port) and, with wait, polls PING (bounded)."""
         import redis as redis_py
         assert self.proc is None or self.proc.poll() is not None, "already running"
-        self._log = open(self.workdir / f"redis-{self.port}.log", "ab")
+        if self.conf is not None and not self.conf_path.exists():
+            self.conf_path.write_text(self.conf)
+        self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT)
         self.paused = False
@@ -565,7 +599,7 @@ class RedisServer:
         if helpers.poll(answers, START_TIMEOUT, interval=0.02) is True:
             return self
         self.stop()
-        log = (self.workdir / f"redis-{self.port}.log").read_text(errors="replace")
+        log = self.log_path.read_text(errors="replace")
         pytest.fail(f"redis-server {self.argv()} did not answer PING\n{log[-2000:]}",
                     pytrace=False)
 
@@ -620,6 +654,9 @@ class RedisServer:
         elif self.password is not None:
             kw.setdefault("password", self.password)
         kw.setdefault("client_name", REDIS_CLIENT_NAME)
+        if self.tls is not None:
+            for k, v in self.tls.client_kwargs().items():
+                kw.setdefault(k, v)
         if self.socket_path and self.port == 0:
             return redis_py.Redis(unix_socket_path=self.socket_path, db=db,
                                   socket_timeout=socket_timeout, **kw)
@@ -632,18 +669,34 @@ class RedisServer:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    def cli(self, *args, timeout: float = 30.0) -> subprocess.CompletedProcess:
+        """redis-cli connected to this server (TLS and password as our admin clients) running
+        args, bounded by timeout; text output (stdout, stderr) for the caller to check."""
+        argv = ["redis-cli", "-h", "127.0.0.1", "-p", str(self.port)]
+        if self.tls is not None:
+            argv += self.tls.cli_args()
+        env = dict(os.environ)
+        if self.admin_user is not None:
+            argv += ["--user", self.admin_user[0]]
+            env["REDISCLI_AUTH"] = self.admin_user[1]
+        elif self.password is not None:
+            env["REDISCLI_AUTH"] = self.password
+        return subprocess.run(argv + [str(a) for a in args], stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=timeout, env=env)
+
 
 @pytest.fixture
 def redis_factory(tmp_path):
     """redis_factory(port=None, unixsocket=False, password=None, extra=(), admin_user=None,
-    start=True) -> RedisServer. Everything started is SIGCONTed and stopped by pid at
+    tls=None, replicaof=None, conf=None, sentinel=False, name=None, start=True) -> RedisServer
+    (workdir tmp_path/redisN[-name]). Everything started is SIGCONTed and stopped by pid at
     teardown."""
     if not os.path.exists(redis_binary()):
         missing("redis-server not installed")
     procs = []
 
-    def make(start: bool = True, **kw) -> RedisServer:
-        rp = RedisServer(tmp_path / f"redis{len(procs)}", **kw)
+    def make(start: bool = True, name: Optional[str] = None, **kw) -> RedisServer:
+        rp = RedisServer(tmp_path / (f"redis{len(procs)}" + (f"-{name}" if name else "")), **kw)
         procs.append(rp)
         if start:
             rp.start()
@@ -662,3 +715,18 @@ def redis_server(redis_factory):
     """A private redis-server on a free loopback port (no persistence), stopped by pid.
     .stop()/.start() simulate an outage on the same port."""
     return redis_factory()
+
+
+# ---------------------------------------------------------------------------------------------
+# Redis topologies: TLS material (redis_topologies.py)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tls_material(tmp_path_factory) -> redis_topologies.TLSMaterial:
+    """CA, server (DNS-only, IP-only), other-CA and client certificates made with openssl;
+    .redis(server="dns"|"ip"|"other", auth_clients="no"|"yes"|"optional") -> RedisTLS for
+    redis_factory(tls=...)."""
+    if shutil.which("openssl") is None:
+        missing("openssl command not installed")
+    return redis_topologies.make_tls_material(tmp_path_factory.mktemp("redis-tls"))
