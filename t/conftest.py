@@ -718,7 +718,7 @@ def redis_server(redis_factory):
 
 
 # ---------------------------------------------------------------------------------------------
-# Redis topologies: TLS material (redis_topologies.py)
+# Redis topologies: TLS material, Sentinel (redis_topologies.py)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -730,3 +730,21 @@ def tls_material(tmp_path_factory) -> redis_topologies.TLSMaterial:
     if shutil.which("openssl") is None:
         missing("openssl command not installed")
     return redis_topologies.make_tls_material(tmp_path_factory.mktemp("redis-tls"))
+
+
+@pytest.fixture
+def redis_sentinel_factory(redis_factory):
+    """redis_sentinel_factory(start=True, name="mymaster", tls=None, password=None,
+    sentinel_password=None, sentinels=3, quorum=2, down_after_ms=1000,
+    failover_timeout_ms=3000) -> SentinelTopology (started: wait_ready() held)."""
+    def make(start: bool = True, **kw) -> redis_topologies.SentinelTopology:
+        topo = redis_topologies.SentinelTopology(redis_factory, **kw)
+        return topo.start() if start else topo
+
+    return make
+
+
+@pytest.fixture
+def redis_sentinel(redis_sentinel_factory) -> redis_topologies.SentinelTopology:
+    """A master, a replica and three sentinels (mymaster, quorum 2, down after 1 s), ready."""
+    return redis_sentinel_factory()

@@ -1,4 +1,4 @@
-"""Redis topologies for the integration tests: TLS material (Sentinel and Cluster to come).
+"""Redis topologies for the integration tests: TLS material, Sentinel (Cluster to come).
 
 The processes are conftest.py's RedisServer, in every role (TLS server, master, replica,
 sentinel, cluster node): the topologies here are given conftest's redis_factory (`make`), so
@@ -7,15 +7,19 @@ RedisServer.start(). What is here: making the TLS material with `openssl`, the a
 put redis-server, redis-py and redis-cli on TLS, and the waits (all bounded, helpers.poll) that
 say when a Sentinel set or a Cluster is usable, when a failover is over, when a reshard is done.
 
-Fixtures (conftest.py): tls_material (session), redis_factory(tls=...).
+Fixtures (conftest.py): tls_material (session), redis_factory(tls=...), redis_sentinel_factory /
+redis_sentinel.
 """
 
 from __future__ import annotations
 
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
+
+import helpers
 
 # ---------------------------------------------------------------------------------------------
 # TLS material
@@ -181,3 +185,240 @@ def make_tls_material(d: Path) -> TLSMaterial:
                        f("server-dns.key"), f("server-ip.pem"), f("server-ip.key"),
                        f("other-ca.pem"), f("other.pem"), f("other.key"), f("client.pem"),
                        f("client.key"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Small reply helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def _s(v):
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def _pairs(flat) -> dict:
+    """A flat [k1, v1, k2, v2 ...] reply (SENTINEL MASTER/REPLICAS entries) as a str dict."""
+    flat = [_s(x) for x in flat]
+    return dict(zip(flat[0::2], flat[1::2]))
+
+
+def _info_fields(text) -> dict:
+    """CLUSTER INFO's 'k:v' lines as a dict."""
+    out = {}
+    for line in _s(text).splitlines():
+        k, sep, v = line.partition(":")
+        if sep:
+            out[k.strip()] = v.strip()
+    return out
+
+
+class TopologyError(AssertionError):
+    """A bounded wait ran out; the message says what was last seen."""
+
+
+def _wait(what: str, fn: Callable, timeout: float, interval: float = 0.05):
+    """helpers.poll for fn() -> (done, detail); raises TopologyError with the last detail."""
+    done, detail = helpers.poll(fn, timeout, interval, until=lambda v: v[0])
+    if not done:
+        raise TopologyError(f"{what}: not within {timeout}s; last seen: {detail}")
+    return detail
+
+
+def _quiet(fn: Callable):
+    """fn() -> (done, detail), with a redis-py error counted as not done yet."""
+    import redis as redis_py
+
+    def call():
+        try:
+            return fn()
+        except (redis_py.exceptions.RedisError, OSError) as e:
+            return False, f"{type(e).__name__}: {e}"
+    return call
+
+
+# ---------------------------------------------------------------------------------------------
+# Sentinel
+# ---------------------------------------------------------------------------------------------
+
+
+class SentinelTopology:
+    """A master, one replica (--replicaof) and `sentinels` sentinels (redis-server <conf>
+    --sentinel, one dir each) that monitor the master as `name` with the given quorum. Every
+    process is a RedisServer from make (conftest's redis_factory). tls: a RedisTLS for every
+    process (data nodes and sentinels); password: data nodes' requirepass/masterauth (the
+    sentinels get it as auth-pass); sentinel_password: the sentinels' requirepass (and
+    sentinel-pass between them).
+
+    .master, .replica: the RedisServers in those roles now (swapped by failover());
+    .sentinels: the sentinel RedisServers; .addresses: "127.0.0.1:port" of each sentinel."""
+
+    def __init__(self, make: Callable, *, name: str = "mymaster", tls: Optional[RedisTLS] = None,
+                 password: Optional[str] = None, sentinel_password: Optional[str] = None,
+                 sentinels: int = 3, quorum: int = 2, down_after_ms: int = 1000,
+                 failover_timeout_ms: int = 3000):
+        self.name = name
+        self.tls = tls
+        self.password = password
+        self.sentinel_password = sentinel_password
+        # a full sync starts at once, not after the default 5 s wait for more replicas
+        fast_sync = ["--repl-diskless-sync-delay", "0"]
+        self.master = make(start=False, name="master", tls=tls, password=password,
+                           extra=fast_sync)
+        self.replica = make(start=False, name="replica", tls=tls, password=password,
+                            replicaof=self.master.port, extra=fast_sync)
+        conf = (f"sentinel monitor {name} 127.0.0.1 {self.master.port} {quorum}\n"
+                f"sentinel down-after-milliseconds {name} {down_after_ms}\n"
+                f"sentinel failover-timeout {name} {failover_timeout_ms}\n"
+                f"sentinel parallel-syncs {name} 1\n"
+                "sentinel announce-ip 127.0.0.1\n")
+        if password is not None:
+            conf += f"sentinel auth-pass {name} {password}\n"
+        if sentinel_password is not None:
+            conf += f"sentinel sentinel-pass {sentinel_password}\n"
+        self.sentinels = [make(start=False, name=f"sentinel{i}", tls=tls, sentinel=True,
+                               conf=conf, password=sentinel_password)
+                          for i in range(sentinels)]
+        self.last_failover_seconds: Optional[float] = None
+
+    @property
+    def data_nodes(self) -> list:
+        return [self.master, self.replica]
+
+    @property
+    def addresses(self) -> list:
+        return [s.address for s in self.sentinels]
+
+    def start(self, timeout: float = 20.0) -> "SentinelTopology":
+        """Starts master, replica, sentinels; returns when wait_ready() holds."""
+        for srv in self.data_nodes + self.sentinels:
+            srv.start()
+        self.wait_ready(timeout)
+        return self
+
+    # --- what the processes say ------------------------------------------------------------
+
+    def sentinel_cmd(self, sentinel, *args):
+        return sentinel.admin(socket_timeout=1.0).execute_command("SENTINEL", *args)
+
+    def reported_master(self, sentinel) -> Optional[tuple]:
+        """(ip, port) from SENTINEL get-master-addr-by-name on this sentinel."""
+        r = self.sentinel_cmd(sentinel, "get-master-addr-by-name", self.name)
+        return None if r is None else (_s(r[0]), int(r[1]))
+
+    def master_state(self, sentinel) -> dict:
+        return _pairs(self.sentinel_cmd(sentinel, "MASTER", self.name))
+
+    def replica_states(self, sentinel) -> list:
+        return [_pairs(x) for x in self.sentinel_cmd(sentinel, "REPLICAS", self.name)]
+
+    def role(self, node) -> str:
+        return _s(node.admin(socket_timeout=1.0).execute_command("ROLE")[0])
+
+    def replica_in_sync(self, master, replica) -> tuple:
+        """(done, detail): replica's link to master is up, not syncing, and master lists it
+        as online."""
+        ri = replica.admin(socket_timeout=1.0).info("replication")
+        mi = master.admin(socket_timeout=1.0).info("replication")
+        online = [v for k, v in mi.items() if k.startswith("slave") and isinstance(v, dict)
+                  and int(v.get("port", 0)) == replica.port and v.get("state") == "online"]
+        ok = (ri.get("role") == "slave" and int(ri.get("master_port", 0)) == master.port
+              and ri.get("master_link_status") == "up"
+              and int(ri.get("master_sync_in_progress", 1)) == 0 and bool(online))
+        return ok, {"replica": {k: ri.get(k) for k in ("role", "master_port",
+                                                      "master_link_status")},
+                    "master_lists": online}
+
+    # --- waits -----------------------------------------------------------------------------
+
+    def wait_ready(self, timeout: float = 20.0):
+        """Bounded: every sentinel names self.master as the master, sees it up, knows the
+        other sentinels and self.replica (up, link ok), and the replica is in sync."""
+        others = len(self.sentinels) - 1
+
+        def check():
+            ok, detail = self.replica_in_sync(self.master, self.replica)
+            if not ok:
+                return False, detail
+            for s in self.sentinels:
+                m = self.master_state(s)
+                reps = self.replica_states(s)
+                good = (int(m["port"]) == self.master.port and m["flags"] == "master"
+                        and int(m["num-other-sentinels"]) == others
+                        and any(int(r["port"]) == self.replica.port and r["flags"] == "slave"
+                                and r.get("master-link-status") == "ok" for r in reps))
+                if not good:
+                    return False, {"sentinel": s.port, "master": m, "replicas": reps}
+            return True, None
+
+        _wait(f"sentinels ready for {self.name}", _quiet(check), timeout, 0.1)
+
+    def wait_master(self, node, timeout: float = 30.0):
+        """Bounded: every live sentinel reports node as the master, and node's ROLE is
+        master."""
+        def check():
+            seen = {s.port: self.reported_master(s) for s in self.sentinels if s.alive()}
+            role = self.role(node)
+            return (role == "master" and
+                    all(v == ("127.0.0.1", node.port) for v in seen.values()),
+                    {"reported": seen, "role": role})
+
+        _wait(f"sentinels report 127.0.0.1:{node.port} as master of {self.name}",
+              _quiet(check), timeout, 0.05)
+
+    # --- faults ----------------------------------------------------------------------------
+
+    def failover(self, timeout: float = 30.0) -> float:
+        """Kills the master (SIGKILL by pid) and waits (bounded) until every live sentinel
+        reports the replica as the new master and it says so itself. Swaps .master and
+        .replica (the old master is then dead); returns (and keeps in last_failover_seconds)
+        the seconds from the kill to that point."""
+        old, new = self.master, self.replica
+        t0 = time.monotonic()
+        old.kill()
+        self.wait_master(new, timeout)
+        self.last_failover_seconds = time.monotonic() - t0
+        self.master, self.replica = new, old
+        return self.last_failover_seconds
+
+    def rejoin(self, timeout: float = 20.0):
+        """Brings the dead old master (.replica after failover()) back on its port as a replica
+        of the new master; waits (bounded) until it is in sync and every sentinel lists it as
+        a replica that is up."""
+        node = self.replica
+        assert not node.alive(), "rejoin() is for the node failover() killed"
+        node.replicaof = self.master.port
+        node.start()
+
+        def check():
+            ok, detail = self.replica_in_sync(self.master, node)
+            if not ok:
+                return False, detail
+            for s in self.sentinels:
+                reps = self.replica_states(s)
+                if not any(int(r["port"]) == node.port and r["flags"] == "slave"
+                           for r in reps):
+                    return False, {"sentinel": s.port, "replicas": reps}
+            return True, None
+
+        _wait(f"127.0.0.1:{node.port} back as a replica", _quiet(check), timeout, 0.1)
+
+    # --- clients ---------------------------------------------------------------------------
+
+    def client(self, **kw):
+        """A redis.sentinel.Sentinel over all sentinels (TLS, passwords as configured);
+        .master_for(name) / .discover_master(name) as in redis-py."""
+        from redis.sentinel import Sentinel
+        from conftest import REDIS_CLIENT_NAME   # here: conftest imports this module
+        tls = self.tls.client_kwargs() if self.tls else {}
+        skw = dict(tls, socket_timeout=1.0, client_name=REDIS_CLIENT_NAME)
+        if self.sentinel_password is not None:
+            skw["password"] = self.sentinel_password
+        kw = dict(dict(tls, socket_timeout=2.0, client_name=REDIS_CLIENT_NAME), **kw)
+        if self.password is not None:
+            kw.setdefault("password", self.password)
+        return Sentinel([("127.0.0.1", s.port) for s in self.sentinels], sentinel_kwargs=skw,
+                        **kw)
+
+    def master_client(self, **kw):
+        """A redis-py client that follows the master through the sentinels."""
+        return self.client(**kw).master_for(self.name)

@@ -82,3 +82,58 @@ def test_tls_client_certificate_required(redis_factory, tls_material):
     with pytest.raises(redis_py.exceptions.ConnectionError):    # certificate of another CA
         rd.admin(ssl_certfile=tls_material.other_cert, ssl_keyfile=tls_material.other_key).ping()
     assert rd.cli("PING").stdout.strip() == "PONG"
+
+
+# ---------------------------------------------------------------------------------------------
+# Sentinel
+# ---------------------------------------------------------------------------------------------
+
+
+def test_sentinel_reports_master(redis_sentinel):
+    topo = redis_sentinel
+    for s in topo.sentinels:
+        assert topo.reported_master(s) == ("127.0.0.1", topo.master.port)
+    client = topo.client()
+    assert client.discover_master("mymaster") == ("127.0.0.1", topo.master.port)
+    assert client.discover_slaves("mymaster") == [("127.0.0.1", topo.replica.port)]
+    m = topo.master_client()
+    m.set("k", "v")
+    assert m.execute_command("WAIT", 1, 2000) == 1
+    assert topo.replica.admin().get("k") == b"v"
+
+
+def test_sentinel_failover_promotes_replica(redis_sentinel):
+    topo = redis_sentinel
+    old, replica = topo.master, topo.replica
+    m = topo.master_client()
+    m.set("before", "kept")
+    assert m.execute_command("WAIT", 1, 2000) == 1
+
+    seconds = topo.failover(timeout=20)
+    print(f"sentinel failover: {seconds:.2f}s")
+    assert seconds < 15
+    assert topo.master is replica and topo.replica is old and not old.alive()
+    assert replica.admin().get("before") == b"kept"
+    assert topo.client().discover_master("mymaster") == ("127.0.0.1", replica.port)
+    topo.master_client().set("after", "1")       # the client follows the new master
+
+    topo.rejoin()
+    assert old.admin().get("before") == b"kept" and old.admin().get("after") == b"1"
+    assert topo.role(old) == "slave"
+
+
+def test_sentinel_tls_and_passwords(redis_sentinel_factory, tls_material):
+    """TLS everywhere (data nodes, sentinels, replication, sentinel links) with a data password
+    and a sentinel password."""
+    topo = redis_sentinel_factory(tls=tls_material.redis("ip"), password="data-pw",
+                                  sentinel_password="sentinel-pw")
+    s = topo.sentinels[0]
+    with pytest.raises(redis_py.exceptions.AuthenticationError):
+        s.admin(password=None).execute_command("SENTINEL", "MASTERS")
+    assert topo.reported_master(s) == ("127.0.0.1", topo.master.port)
+    m = topo.master_client()
+    m.set("k", "v")
+    assert m.execute_command("WAIT", 1, 2000) == 1
+    assert topo.replica.admin().get("k") == b"v"
+    with pytest.raises(redis_py.exceptions.ConnectionError):   # the data nodes: TLS only
+        redis_py.Redis(host="127.0.0.1", port=topo.master.port, socket_timeout=1).ping()
