@@ -718,7 +718,7 @@ def redis_server(redis_factory):
 
 
 # ---------------------------------------------------------------------------------------------
-# Redis topologies: TLS material, Sentinel (redis_topologies.py)
+# Redis topologies: TLS material, Sentinel, Cluster (redis_topologies.py)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -748,3 +748,20 @@ def redis_sentinel_factory(redis_factory):
 def redis_sentinel(redis_sentinel_factory) -> redis_topologies.SentinelTopology:
     """A master, a replica and three sentinels (mymaster, quorum 2, down after 1 s), ready."""
     return redis_sentinel_factory()
+
+
+@pytest.fixture
+def redis_cluster_factory(redis_factory):
+    """redis_cluster_factory(start=True, masters=3, tls=None, password=None,
+    node_timeout_ms=2000) -> ClusterTopology (started: cluster_state:ok on every node)."""
+    def make(start: bool = True, **kw) -> redis_topologies.ClusterTopology:
+        topo = redis_topologies.ClusterTopology(redis_factory, **kw)
+        return topo.start() if start else topo
+
+    return make
+
+
+@pytest.fixture
+def redis_cluster(redis_cluster_factory) -> redis_topologies.ClusterTopology:
+    """Three cluster masters, no replicas, all 16384 slots assigned, cluster_state:ok."""
+    return redis_cluster_factory()

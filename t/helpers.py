@@ -40,6 +40,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+CLUSTER_BUS_OFFSET = 10000     # a Redis Cluster node's bus listens on its port + 10000
+
+
+def free_cluster_port(taken=()) -> int:
+    """A free_port() p for a Redis Cluster node: p + CLUSTER_BUS_OFFSET was free a moment ago
+    too, and neither p nor its bus port is in taken or is the bus port of a port in taken (pass
+    the ports already picked for the other nodes)."""
+    busy = set(taken) | {p + CLUSTER_BUS_OFFSET for p in taken}
+    for _ in range(200):
+        p = free_port()
+        bus = p + CLUSTER_BUS_OFFSET
+        if bus > 65535 or p in busy or bus in busy:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", bus))
+            except OSError:
+                continue
+        return p
+    raise RuntimeError("no loopback port with a free cluster bus port (+10000) in 200 tries")
+
+
 def poll(fn: Callable, timeout: float, interval: float = 0.05, until: Callable = bool):
     """The one bounded wait of the suite: calls fn until until(value) holds (by default: until
     fn returns a true value) or timeout seconds pass; returns fn's last value. fn is always

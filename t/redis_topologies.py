@@ -1,4 +1,4 @@
-"""Redis topologies for the integration tests: TLS material, Sentinel (Cluster to come).
+"""Redis topologies for the integration tests: TLS material, Sentinel, Cluster.
 
 The processes are conftest.py's RedisServer, in every role (TLS server, master, replica,
 sentinel, cluster node): the topologies here are given conftest's redis_factory (`make`), so
@@ -8,7 +8,7 @@ put redis-server, redis-py and redis-cli on TLS, and the waits (all bounded, hel
 say when a Sentinel set or a Cluster is usable, when a failover is over, when a reshard is done.
 
 Fixtures (conftest.py): tls_material (session), redis_factory(tls=...), redis_sentinel_factory /
-redis_sentinel.
+redis_sentinel, redis_cluster_factory / redis_cluster.
 """
 
 from __future__ import annotations
@@ -422,3 +422,170 @@ class SentinelTopology:
     def master_client(self, **kw):
         """A redis-py client that follows the master through the sentinels."""
         return self.client(**kw).master_for(self.name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cluster
+# ---------------------------------------------------------------------------------------------
+
+SLOTS = 16384
+
+
+class ClusterTopology:
+    """`masters` cluster nodes without replicas (--cluster-enabled, nodes.conf in each node's
+    dir, --cluster-node-timeout node_timeout_ms), on ports whose bus port (+10000) is free too,
+    joined by `redis-cli --cluster create`. tls: a RedisTLS for every node (client port and
+    bus: tls-cluster yes); password: every node's requirepass/masterauth.
+
+    .nodes: the RedisServers; .create_seconds: how long `start()` took from the first process
+    start to cluster_state:ok everywhere."""
+
+    def __init__(self, make: Callable, *, masters: int = 3, tls: Optional[RedisTLS] = None,
+                 password: Optional[str] = None, node_timeout_ms: int = 2000):
+        self.tls = tls
+        self.password = password
+        self.node_timeout_ms = node_timeout_ms
+        ports: list = []
+        for _ in range(masters):
+            ports.append(helpers.free_cluster_port(ports))
+        self.nodes = []
+        for i, port in enumerate(ports):
+            d_extra = ["--cluster-enabled", "yes", "--cluster-node-timeout",
+                       str(node_timeout_ms)]
+            if tls is not None:
+                d_extra += ["--tls-cluster", "yes"]
+            node = make(start=False, name=f"node{i}", port=port, tls=tls, password=password,
+                        extra=d_extra)
+            # an absolute path: the node keeps its identity and slots across restarts
+            node.extra += ["--cluster-config-file", str(node.workdir / "nodes.conf")]
+            self.nodes.append(node)
+        self.create_seconds: Optional[float] = None
+
+    @property
+    def addresses(self) -> list:
+        return [n.address for n in self.nodes]
+
+    def start(self, timeout: float = 30.0) -> "ClusterTopology":
+        t0 = time.monotonic()
+        for n in self.nodes:
+            n.start()
+        p = self.nodes[0].cli("--cluster", "create", *self.addresses, "--cluster-replicas", "0",
+                              "--cluster-yes", timeout=timeout)
+        if p.returncode != 0:
+            raise TopologyError(f"redis-cli --cluster create failed ({p.returncode}):\n"
+                                f"{p.stdout[-3000:]}\n{p.stderr[-2000:]}")
+        self.wait_ok(max(1.0, timeout - (time.monotonic() - t0)))
+        self.create_seconds = time.monotonic() - t0
+        return self
+
+    # --- what the nodes say ----------------------------------------------------------------
+
+    def node_id(self, node) -> str:
+        return _s(node.admin(socket_timeout=1.0).execute_command("CLUSTER", "MYID"))
+
+    def node_by_port(self, port: int):
+        return next(n for n in self.nodes if n.port == port)
+
+    def info(self, node) -> dict:
+        return _info_fields(node.admin(socket_timeout=1.0).execute_command("CLUSTER", "INFO"))
+
+    def slot_ranges(self, via=None) -> list:
+        """[(first, last, port of the owner)] sorted, from CLUSTER SLOTS on via (default: the
+        first live node)."""
+        via = via or next(n for n in self.nodes if n.alive())
+        r = via.admin(socket_timeout=1.0).execute_command("CLUSTER", "SLOTS")
+        return sorted((int(e[0]), int(e[1]), int(e[2][1])) for e in r)
+
+    def slots_of(self, node, via=None) -> set:
+        return {s for a, b, port in self.slot_ranges(via) if port == node.port
+                for s in range(a, b + 1)}
+
+    def keyslot(self, key) -> int:
+        """CRC16 slot of key, hash tags included (redis-py's copy of Redis's function)."""
+        from redis.crc import key_slot
+        return key_slot(key.encode() if isinstance(key, str) else key)
+
+    def node_for_slot(self, slot: int):
+        for a, b, port in self.slot_ranges():
+            if a <= slot <= b:
+                return self.node_by_port(port)
+        raise KeyError(f"slot {slot} is not assigned")
+
+    def node_for_key(self, key):
+        return self.node_for_slot(self.keyslot(key))
+
+    # --- waits -----------------------------------------------------------------------------
+
+    def _state(self, nodes) -> tuple:
+        maps = {}
+        for n in nodes:
+            i = self.info(n)
+            if (i.get("cluster_state") != "ok" or int(i.get("cluster_known_nodes", 0))
+                    != len(self.nodes) or int(i.get("cluster_slots_assigned", 0)) != SLOTS
+                    or int(i.get("cluster_slots_fail", 0)) or int(i.get("cluster_slots_pfail", 0))):
+                return False, {"node": n.port, "info": i}
+            maps[n.port] = self.slot_ranges(n)
+        if len({tuple(m) for m in maps.values()}) != 1:
+            return False, {"slot maps differ": maps}
+        return True, None
+
+    def wait_ok(self, timeout: float = 20.0):
+        """Bounded: every node says cluster_state:ok, knows every node, has no slot failing,
+        and all nodes agree on CLUSTER SLOTS."""
+        _wait("cluster_state:ok on every node", _quiet(lambda: self._state(self.nodes)),
+              timeout, 0.1)
+
+    # --- changes and faults ----------------------------------------------------------------
+
+    def reshard(self, src, dst, slots: int, timeout: float = 60.0) -> float:
+        """`redis-cli --cluster reshard` of `slots` slots (and their keys) from src to dst,
+        then wait_ok(); returns the seconds it took."""
+        t0 = time.monotonic()
+        p = self.nodes[0].cli("--cluster", "reshard", self.nodes[0].address,
+                              "--cluster-from", self.node_id(src),
+                              "--cluster-to", self.node_id(dst),
+                              "--cluster-slots", slots, "--cluster-yes", timeout=timeout)
+        if p.returncode != 0:
+            raise TopologyError(f"redis-cli --cluster reshard failed ({p.returncode}):\n"
+                                f"{p.stdout[-3000:]}\n{p.stderr[-2000:]}")
+        self.wait_ok(max(1.0, timeout - (time.monotonic() - t0)))
+        return time.monotonic() - t0
+
+    def kill(self, node, timeout: float = 20.0) -> float:
+        """SIGKILL by pid; waits (bounded) until every other node says cluster_state:fail (the
+        node's slots are uncovered). Returns the seconds that took."""
+        t0 = time.monotonic()
+        node.kill()
+        others = [n for n in self.nodes if n is not node]
+
+        def check():
+            states = {n.port: self.info(n).get("cluster_state") for n in others}
+            return all(v == "fail" for v in states.values()), states
+
+        _wait(f"cluster notices 127.0.0.1:{node.port} is down", _quiet(check), timeout, 0.1)
+        return time.monotonic() - t0
+
+    def restart(self, node, timeout: float = 30.0) -> float:
+        """Starts a killed node again on its port with its nodes.conf (same id, same slots, no
+        data); waits (bounded) until wait_ok(). Returns the seconds that took."""
+        t0 = time.monotonic()
+        node.start()
+        self.wait_ok(timeout)
+        return time.monotonic() - t0
+
+    # --- clients ---------------------------------------------------------------------------
+
+    def client(self, **kw):
+        """redis-py's RedisCluster seeded with the first live node (TLS, password as
+        configured): follows MOVED/ASK."""
+        from redis.cluster import RedisCluster
+        from conftest import REDIS_CLIENT_NAME   # here: conftest imports this module
+        seed = next(n for n in self.nodes if n.alive())
+        kw.setdefault("socket_timeout", 2.0)
+        kw.setdefault("client_name", REDIS_CLIENT_NAME)
+        if self.tls is not None:
+            for k, v in self.tls.client_kwargs().items():
+                kw.setdefault(k, v)
+        if self.password is not None:
+            kw.setdefault("password", self.password)
+        return RedisCluster(host="127.0.0.1", port=seed.port, **kw)

@@ -5,6 +5,7 @@ stand on these, so each promise a fixture makes is a test here."""
 from __future__ import annotations
 
 import ssl
+import threading
 
 import pytest
 import redis as redis_py
@@ -137,3 +138,109 @@ def test_sentinel_tls_and_passwords(redis_sentinel_factory, tls_material):
     assert topo.replica.admin().get("k") == b"v"
     with pytest.raises(redis_py.exceptions.ConnectionError):   # the data nodes: TLS only
         redis_py.Redis(host="127.0.0.1", port=topo.master.port, socket_timeout=1).ping()
+
+
+# ---------------------------------------------------------------------------------------------
+# Cluster
+# ---------------------------------------------------------------------------------------------
+
+
+def _keys_by_node(topo):
+    return {n.port: {k.decode() for k in n.admin().keys("*")} for n in topo.nodes}
+
+
+def test_cluster_keys_spread_by_slot(redis_cluster):
+    topo = redis_cluster
+    print(f"cluster create: {topo.create_seconds:.2f}s")
+    ranges = topo.slot_ranges()
+    assert sum(b - a + 1 for a, b, _ in ranges) == 16384
+    assert {port for _, _, port in ranges} == {n.port for n in topo.nodes}
+
+    c = topo.client()
+    keys = [f"session:{i:04d}" for i in range(300)]
+    for k in keys:
+        c.set(k, k)
+    by_node = _keys_by_node(topo)
+    assert set().union(*by_node.values()) == set(keys)
+    for n in topo.nodes:
+        assert len(by_node[n.port]) > 50, by_node        # about 100 each
+        owned = topo.slots_of(n)
+        assert all(topo.keyslot(k) in owned for k in by_node[n.port])
+    assert topo.keyslot("session:0001") == int(
+        topo.nodes[0].admin().execute_command("CLUSTER", "KEYSLOT", "session:0001"))
+    k = keys[7]
+    assert topo.node_for_key(k).admin().get(k) == k.encode()
+
+
+def test_cluster_reshard_keeps_keys_readable(redis_cluster):
+    topo = redis_cluster
+    src, dst = topo.nodes[0], topo.nodes[1]
+    c = topo.client()
+    before_src = topo.slots_of(src)
+    moving = sorted(before_src)[:300]          # redis-cli takes the source's first slots
+    keys = [f"k{i}" for i in range(3000)]
+    for k in keys:
+        c.set(k, k)
+    moved_keys = [k for k in keys if topo.keyslot(k) in set(moving)]
+    assert len(moved_keys) > 20
+
+    errors, reads = [], [0]
+    stop = threading.Event()
+
+    def reader():
+        rc = topo.client()
+        while not stop.is_set():
+            for k in moved_keys:
+                try:
+                    if rc.get(k) != k.encode():
+                        errors.append((k, "wrong value"))
+                except redis_py.exceptions.RedisError as e:
+                    errors.append((k, repr(e)))
+                reads[0] += 1
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    try:
+        seconds = topo.reshard(src, dst, 300, timeout=60)
+    finally:
+        stop.set()
+        t.join(10)
+    print(f"cluster reshard of 300 slots: {seconds:.2f}s, {reads[0]} reads during it")
+    assert not errors, errors[:5]
+    assert reads[0] > 0
+    assert topo.slots_of(src) == before_src - set(moving)
+    assert set(moving) <= topo.slots_of(dst)
+    on_dst = _keys_by_node(topo)[dst.port]
+    assert set(moved_keys) <= on_dst
+    assert all(c.get(k) == k.encode() for k in keys)
+
+
+def test_cluster_killed_node_comes_back(redis_cluster):
+    topo = redis_cluster
+    victim = topo.nodes[2]
+    node_id, slots = topo.node_id(victim), topo.slots_of(victim)
+    c = topo.client()
+    key = next(f"x{i}" for i in range(1000) if topo.keyslot(f"x{i}") in slots)
+    c.set(key, "lost on restart")
+
+    down = topo.kill(victim)
+    back = topo.restart(victim)
+    print(f"cluster node kill noticed in {down:.2f}s, ok again {back:.2f}s after restart")
+    assert victim.port in {n.port for n in topo.nodes if n.alive()}
+    assert topo.node_id(victim) == node_id and topo.slots_of(victim) == slots
+    c2 = topo.client()
+    assert c2.get(key) is None                  # no persistence: the data went with it
+    c2.set(key, "again")
+    assert victim.admin().get(key) == b"again"
+
+
+def test_cluster_tls_with_password(redis_cluster_factory, tls_material):
+    topo = redis_cluster_factory(tls=tls_material.redis("ip"), password="cluster-pw")
+    ports = {port for _, _, port in topo.slot_ranges()}
+    assert ports == {n.port for n in topo.nodes}      # CLUSTER SLOTS names the TLS ports
+    c = topo.client()
+    for i in range(30):
+        c.set(f"t{i}", i)
+    assert all(int(c.get(f"t{i}")) == i for i in range(30))
+    with pytest.raises(redis_py.exceptions.AuthenticationError):
+        topo.nodes[0].admin(password=None).get("t1")
