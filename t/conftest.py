@@ -690,7 +690,7 @@ def redis_factory(tmp_path):
     """redis_factory(port=None, unixsocket=False, password=None, extra=(), admin_user=None,
     tls=None, replicaof=None, conf=None, sentinel=False, name=None, start=True) -> RedisServer
     (workdir tmp_path/redisN[-name]). Everything started is SIGCONTed and stopped by pid at
-    teardown."""
+    teardown, last made first (sentinels before the nodes they watch)."""
     if not os.path.exists(redis_binary()):
         missing("redis-server not installed")
     procs = []
@@ -703,7 +703,7 @@ def redis_factory(tmp_path):
         return rp
 
     yield make
-    for rp in procs:
+    for rp in reversed(procs):
         try:
             rp.resume()
         finally:
