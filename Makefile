@@ -12,7 +12,7 @@ PYTHON := /usr/bin/python3
 CXX ?= g++
 
 CORE_SRCS := $(addprefix src/core/,$(shell cat src/core/SOURCES))
-GLUE_SRCS := $(wildcard src/*.cpp src/*.h src/core/*.h) config config.make
+GLUE_SRCS := $(wildcard src/*.cpp src/*.h src/core/*.h src/redis/*.cpp src/redis/*.h) config config.make
 UNIT_SRCS := $(wildcard t/unit/*.cpp)
 UNIT_BIN := $(BUILD)/unit/session_unit_tests
 UNIT_CXXFLAGS := -std=c++17 -O1 -g -Wall -Wextra -Werror -Wno-unused-parameter -Isrc/core

@@ -19,7 +19,7 @@ fi
 ngx_session_dir=$NGX_OBJS/addon/session
 mkdir -p "$ngx_session_dir"
 
-ngx_session_hdrs=`ls "$ngx_addon_dir"/src/*.h "$ngx_addon_dir"/src/core/*.h 2>/dev/null | tr '\n' ' '`
+ngx_session_hdrs=`ls "$ngx_addon_dir"/src/*.h "$ngx_addon_dir"/src/core/*.h "$ngx_addon_dir"/src/redis/*.h 2>/dev/null | tr '\n' ' '`
 
 cat << END                                                        >> $NGX_MAKEFILE
 

@@ -24,6 +24,7 @@ extern "C" {
 #include "core/gate.h"
 #include "core/rate_limit.h"
 #include "core/redis_cmd.h"
+#include "core/resp.h"
 #include "core/session_data.h"
 #include "core/write_plan.h"
 
@@ -45,7 +46,7 @@ inline ngx_str_t ngx_str(std::string_view s) {
 }
 
 // Runs f() and turns any exception (bad_alloc included) into `fallback` with one log line: every
-// callback nginx or hiredis calls goes through this, so no exception reaches std::terminate.
+// callback nginx calls goes through this, so no exception reaches std::terminate.
 template <typename T, typename F>
 T guard(ngx_log_t* log, T fallback, F&& f) noexcept {
   try {
@@ -148,24 +149,23 @@ struct action_t {
   ngx_flag_t partitioned;
 };
 
-struct redis_conn_t;
+struct redis_spec_t;       // src/redis/redis.h
+struct redis_endpoint_t;
 
-// One Redis server named by session_redis (deduplicated). Addresses are resolved at config time.
-struct redis_server_t {
-  ngx_str_t name;         // as written, for logs
-  ngx_str_t host;         // numeric address text, NUL-terminated; empty for unix
-  int port;
-  ngx_str_t unix_path;    // NUL-terminated; empty for TCP
-  ngx_int_t db;
-  ngx_str_t username;
-  ngx_str_t password;
-  redis_conn_t* conn;     // this worker's connection (init_process)
+// The session_redis_tls* settings of a location.
+struct redis_tls_conf_t {
+  ngx_flag_t enable;
+  ngx_str_t trusted_certificate;  // empty: the system's CA store
+  ngx_flag_t verify;
+  ngx_str_t name;                 // SNI and verification name; empty: the address's host
+  ngx_str_t certificate;
+  ngx_str_t certificate_key;
 };
 
 struct user_file_t;       // src/ngx_http_session_users.cpp
 
 struct main_conf_t {
-  ngx_array_t servers;    // of redis_server_t*
+  ngx_array_t endpoints;  // of redis_endpoint_t*: one Redis client per entry in each worker
 };
 
 struct loc_conf_t {
@@ -176,7 +176,9 @@ struct loc_conf_t {
   time_t lifetime;
   time_t idle;            // 0: off
   time_t renew;
-  redis_server_t* redis;
+  redis_spec_t* redis_spec;       // session_redis
+  redis_tls_conf_t redis_tls;     // session_redis_tls*
+  redis_endpoint_t* redis;        // made at merge for locations with the Redis store
   ngx_str_t prefix;
   ngx_msec_t redis_timeout;
   ngx_uint_t fail;
@@ -334,20 +336,30 @@ bool vary_cookie(ngx_http_request_t* r);
 bool login_cookie_fits(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf);
 
 // ---------------------------------------------------------------------------------------------
-// Redis adapter (src/ngx_http_session_redis.cpp)
+// Redis client (src/redis/)
 
 ngx_int_t redis_init_process(ngx_cycle_t* cycle) noexcept;
 void redis_exit_process(ngx_cycle_t* cycle) noexcept;
 
-// Called with the reply (type None: no reply - timeout or connection lost) from a posted event,
-// never from inside hiredis, and only while the request is alive.
-using redis_done_pt = void (*)(ngx_http_request_t* r, void* data, const sess::RedisReplyView& rep);
+// Called with the reply (nullptr: no reply - the location's timeout passed, or the connection
+// was lost; too_large: the reply exceeded its limits and was dropped) from a posted event, and
+// only while the request is alive.
+using redis_done_pt = void (*)(ngx_http_request_t* r, void* data, const sess::RespValue* reply,
+                               bool too_large);
 
-// Sends one command of the core (redis_cmd.h) on lcf's connection. Returns the operation, or
-// nullptr when the store is unavailable now (done is then never called; logged, rate-limited).
-// The operation is cancelled by r's pool cleanup.
+// Sends one command of the core (redis_cmd.h, record.h) for the key `key` (which picks the
+// Cluster node) with lcf's endpoint and timeout. Returns the operation, or nullptr when the store
+// is unavailable now (done is then never called; logged, rate-limited). The operation is
+// cancelled by r's pool cleanup. limits: the reply's (nullptr: the defaults).
 redis_op_t* redis_send(ngx_http_request_t* r, const loc_conf_t* lcf, const sess::RedisArgs& args,
-                       redis_done_pt done, void* data) noexcept;
+                       std::string_view key, redis_done_pt done, void* data,
+                       const sess::RespLimits* limits = nullptr) noexcept;
+
+// The endpoint's name for log lines.
+const ngx_str_t* redis_name(const loc_conf_t* lcf);
+
+// The view of a reply that redis_cmd.h's outcome functions take.
+sess::RedisReplyView reply_view(const sess::RespValue* reply);
 
 // The key of id under lcf's prefix, in r's pool.
 bool redis_key_of(ngx_http_request_t* r, const loc_conf_t* lcf, const unsigned char* id,

@@ -9,10 +9,10 @@
 #include "core/cookie_attrs.h"
 #include "core/redirect.h"
 #include "core/secret_file.h"
+#include "redis/redis.h"
 
 extern "C" {
 #include <sys/stat.h>
-#include <sys/un.h>
 }
 
 namespace ngx_session {
@@ -48,14 +48,6 @@ char* set_enum(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept {
   ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": invalid value \"%V\" (use \"%V\" or \"%V\")",
                      &cmd->name, &value[1], &e[0].name, &e[1].name);
   return conf_error();
-}
-
-// "key=value" arguments: true and *val = the value if arg starts with key.
-bool arg_value(const ngx_str_t& arg, std::string_view key, ngx_str_t* val) {
-  if (arg.len < key.size() || sv(arg).substr(0, key.size()) != key) return false;
-  val->data = arg.data + key.size();
-  val->len = arg.len - key.size();
-  return true;
 }
 
 // Reads a whole (small) file named in the configuration. Logs and returns false on failure.
@@ -260,121 +252,6 @@ char* check_positive_msec(ngx_conf_t* cf, void* post, void* data) noexcept {
 
 ngx_conf_post_t positive_msec_post = {check_positive_msec};
 
-// Reads the first line of a password file.
-bool read_password_file(ngx_conf_t* cf, ngx_str_t* name, ngx_str_t path, ngx_str_t* out) {
-  if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) return false;
-  std::string text;
-  if (!read_conf_file(cf, name, path, &text)) return false;
-  size_t end = text.find_first_of("\r\n");
-  if (end != std::string::npos) text.resize(end);
-  if (text.empty()) {
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": password file \"%V\" is empty", name, &path);
-    return false;
-  }
-  return pool_str(cf->pool, text, out);
-}
-
-char* session_redis_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept try {
-  auto* lcf = static_cast<loc_conf_t*>(conf);
-  if (lcf->redis != NGX_CONF_UNSET_PTR) return conf_msg("is duplicate");
-  auto* value = static_cast<ngx_str_t*>(cf->args->elts);
-  auto* mcf = static_cast<main_conf_t*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_session_module));
-
-  redis_server_t s{};
-  s.name = value[1];
-  s.db = 0;
-
-  for (ngx_uint_t i = 2; i < cf->args->nelts; i++) {
-    ngx_str_t v;
-    if (arg_value(value[i], "db=", &v)) {
-      s.db = ngx_atoi(v.data, v.len);
-      if (s.db == NGX_ERROR) goto invalid;
-    } else if (arg_value(value[i], "password_file=", &v)) {
-      if (v.len == 0 || !read_password_file(cf, &cmd->name, v, &s.password)) return conf_error();
-    } else if (arg_value(value[i], "username=", &v)) {
-      if (v.len == 0) goto invalid;
-      s.username = v;
-    } else {
-      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": unknown parameter \"%V\"", &cmd->name,
-                         &value[i]);
-      return conf_error();
-    }
-    continue;
-  invalid:
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": invalid parameter \"%V\"", &cmd->name,
-                       &value[i]);
-    return conf_error();
-  }
-  if (s.username.len && !s.password.len) {
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": username= requires password_file=",
-                       &cmd->name);
-    return conf_error();
-  }
-
-  {
-    // Resolve now: hiredis would call getaddrinfo() at connect time, in the worker.
-    ngx_url_t u{};
-    u.url = value[1];
-    u.default_port = 6379;
-    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
-      if (u.err) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": %s in \"%V\"", &cmd->name, u.err,
-                           &u.url);
-      }
-      return conf_error();
-    }
-    if (u.naddrs == 0) {
-      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": no address for \"%V\"", &cmd->name,
-                         &u.url);
-      return conf_error();
-    }
-    sockaddr* sa = u.addrs[0].sockaddr;
-    if (sa->sa_family == AF_UNIX) {
-      auto* sun = reinterpret_cast<sockaddr_un*>(sa);
-      if (!pool_str(cf->pool, std::string_view(sun->sun_path, ngx_strlen(sun->sun_path) + 1),
-                    &s.unix_path)) {
-        return conf_error();
-      }
-      s.unix_path.len--;
-    } else {
-      u_char text[NGX_SOCKADDR_STRLEN + 1];
-      size_t n = ngx_sock_ntop(sa, u.addrs[0].socklen, text, NGX_SOCKADDR_STRLEN, 0);
-      if (sa->sa_family == AF_INET6 && n >= 2 && text[0] == '[') {
-        // ngx_sock_ntop brackets IPv6 addresses only with ports; be safe either way.
-        ngx_memmove(text, text + 1, n - 2);
-        n -= 2;
-      }
-      text[n] = '\0';
-      if (!pool_str(cf->pool, std::string_view(reinterpret_cast<char*>(text), n + 1), &s.host)) {
-        return conf_error();
-      }
-      s.host.len--;
-      s.port = ngx_inet_get_port(sa);
-    }
-  }
-
-  // One connection per worker per distinct server.
-  auto** servers = static_cast<redis_server_t**>(mcf->servers.elts);
-  for (ngx_uint_t i = 0; i < mcf->servers.nelts; i++) {
-    redis_server_t* o = servers[i];
-    if (sv(o->host) == sv(s.host) && o->port == s.port && sv(o->unix_path) == sv(s.unix_path) &&
-        o->db == s.db && sv(o->username) == sv(s.username) && sv(o->password) == sv(s.password)) {
-      lcf->redis = o;
-      return NGX_CONF_OK;
-    }
-  }
-  auto* server = static_cast<redis_server_t*>(ngx_palloc(cf->pool, sizeof(redis_server_t)));
-  auto** slot = static_cast<redis_server_t**>(ngx_array_push(&mcf->servers));
-  if (server == nullptr || slot == nullptr) return conf_error();
-  *server = s;
-  *slot = server;
-  lcf->redis = server;
-  return NGX_CONF_OK;
-} catch (const std::exception& e) {
-  ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": %s", &cmd->name, e.what());
-  return conf_error();
-}
-
 action_t* push_action(ngx_conf_t* cf, loc_conf_t* lcf, ngx_uint_t type) {
   if (lcf->actions == NGX_CONF_UNSET_PTR) {
     lcf->actions = ngx_array_create(cf->pool, 4, sizeof(action_t));
@@ -527,6 +404,23 @@ ngx_command_t commands[] = {
      NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, renew), nullptr},
     {ngx_string("session_redis"), SESSION_ALL_CONF | NGX_CONF_1MORE, session_redis_directive,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("session_redis_tls"), SESSION_ALL_CONF | NGX_CONF_FLAG, ngx_conf_set_flag_slot,
+     NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, redis_tls.enable), nullptr},
+    {ngx_string("session_redis_tls_trusted_certificate"), SESSION_ALL_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_str_slot, NGX_HTTP_LOC_CONF_OFFSET,
+     offsetof(loc_conf_t, redis_tls.trusted_certificate), nullptr},
+    {ngx_string("session_redis_tls_verify"), SESSION_ALL_CONF | NGX_CONF_FLAG,
+     ngx_conf_set_flag_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, redis_tls.verify),
+     nullptr},
+    {ngx_string("session_redis_tls_name"), SESSION_ALL_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_str_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, redis_tls.name),
+     nullptr},
+    {ngx_string("session_redis_tls_certificate"), SESSION_ALL_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_str_slot, NGX_HTTP_LOC_CONF_OFFSET,
+     offsetof(loc_conf_t, redis_tls.certificate), nullptr},
+    {ngx_string("session_redis_tls_certificate_key"), SESSION_ALL_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_str_slot, NGX_HTTP_LOC_CONF_OFFSET,
+     offsetof(loc_conf_t, redis_tls.certificate_key), nullptr},
     {ngx_string("session_redis_prefix"), SESSION_ALL_CONF | NGX_CONF_TAKE1,
      ngx_conf_set_str_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, prefix),
      &prefix_post},
@@ -574,7 +468,7 @@ ngx_command_t commands[] = {
 void* create_main_conf(ngx_conf_t* cf) noexcept {
   auto* mcf = static_cast<main_conf_t*>(ngx_pcalloc(cf->pool, sizeof(main_conf_t)));
   if (mcf == nullptr) return nullptr;
-  if (ngx_array_init(&mcf->servers, cf->pool, 2, sizeof(redis_server_t*)) != NGX_OK) {
+  if (ngx_array_init(&mcf->endpoints, cf->pool, 2, sizeof(redis_endpoint_t*)) != NGX_OK) {
     return nullptr;
   }
   return mcf;
@@ -592,7 +486,9 @@ void* create_loc_conf(ngx_conf_t* cf) noexcept {
   conf->lifetime = NGX_CONF_UNSET;
   conf->idle = NGX_CONF_UNSET;
   conf->renew = NGX_CONF_UNSET;
-  conf->redis = static_cast<redis_server_t*>(NGX_CONF_UNSET_PTR);
+  conf->redis_spec = static_cast<redis_spec_t*>(NGX_CONF_UNSET_PTR);
+  conf->redis_tls.enable = NGX_CONF_UNSET;
+  conf->redis_tls.verify = NGX_CONF_UNSET;
   conf->redis_timeout = NGX_CONF_UNSET_MSEC;
   conf->fail = NGX_CONF_UNSET_UINT;
   conf->require = NGX_CONF_UNSET;
@@ -645,7 +541,14 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept {
   ngx_conf_merge_sec_value(conf->lifetime, prev->lifetime, 31 * 86400);
   ngx_conf_merge_sec_value(conf->idle, prev->idle, 0);
   ngx_conf_merge_sec_value(conf->renew, prev->renew, 60);
-  ngx_conf_merge_ptr_value(conf->redis, prev->redis, nullptr);
+  ngx_conf_merge_ptr_value(conf->redis_spec, prev->redis_spec, nullptr);
+  ngx_conf_merge_value(conf->redis_tls.enable, prev->redis_tls.enable, 0);
+  ngx_conf_merge_value(conf->redis_tls.verify, prev->redis_tls.verify, 1);
+  ngx_conf_merge_str_value(conf->redis_tls.trusted_certificate,
+                           prev->redis_tls.trusted_certificate, "");
+  ngx_conf_merge_str_value(conf->redis_tls.name, prev->redis_tls.name, "");
+  ngx_conf_merge_str_value(conf->redis_tls.certificate, prev->redis_tls.certificate, "");
+  ngx_conf_merge_str_value(conf->redis_tls.certificate_key, prev->redis_tls.certificate_key, "");
   ngx_conf_merge_str_value(conf->prefix, prev->prefix, "session:");
   ngx_conf_merge_msec_value(conf->redis_timeout, prev->redis_timeout, 200);
   ngx_conf_merge_uint_value(conf->fail, prev->fail, FAIL_CLOSED);
@@ -682,9 +585,14 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept {
     }
   } else if (!login_merge(cf, conf)) {
     return static_cast<char*>(NGX_CONF_ERROR);
-  } else if (conf->store == STORE_REDIS && conf->redis == nullptr) {
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"session_store redis\" requires \"session_redis\"");
-    return static_cast<char*>(NGX_CONF_ERROR);
+  } else if (conf->store == STORE_REDIS) {
+    if (conf->redis_spec == nullptr) {
+      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                         "\"session_store redis\" requires \"session_redis\"");
+      return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    conf->redis = redis_endpoint(cf, conf->redis_spec, &conf->redis_tls);
+    if (conf->redis == nullptr) return static_cast<char*>(NGX_CONF_ERROR);
   }
   return NGX_CONF_OK;
 }

@@ -359,17 +359,17 @@ void log_write_failure(ngx_http_request_t* r, const write_t* w, const char* what
     case sess::WriteOutcome::Refused: {
       ngx_str_t msg = log_safe(r, rep.str);
       ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                    "session redis \"%V\": %s refused: %V", &w->lcf->redis->name, what, &msg);
+                    "session redis \"%V\": %s refused: %V", redis_name(w->lcf), what, &msg);
       return;
     }
     case sess::WriteOutcome::Exists:
       ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                    "session redis \"%V\": %s: the new id exists already", &w->lcf->redis->name,
+                    "session redis \"%V\": %s: the new id exists already", redis_name(w->lcf),
                     what);
       return;
     case sess::WriteOutcome::Failed:
       ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                    "session redis \"%V\": %s not confirmed (no answer)", &w->lcf->redis->name,
+                    "session redis \"%V\": %s not confirmed (no answer)", redis_name(w->lcf),
                     what);
       return;
   }
@@ -397,7 +397,7 @@ sess::WriteKind write_kind(sess::RecordWrite rw) {
   }
 }
 
-void write_done(ngx_http_request_t* r, void* data, const sess::RedisReplyView& rep);
+void write_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply, bool);
 
 // Sends DEL of the old id (after a login or regenerate). False if it could not be sent.
 bool send_delete_old(ngx_http_request_t* r, ctx_t* ctx, write_t* w) {
@@ -406,11 +406,12 @@ bool send_delete_old(ngx_http_request_t* r, ctx_t* ctx, write_t* w) {
   if (!redis_key_of(r, w->lcf, w->old_id, key)) return false;
   sess::RedisArgs args(&ctx->mr);
   sess::redis_cmd_delete(key, args);
-  return redis_send(r, w->lcf, args, write_done, w) != nullptr;
+  return redis_send(r, w->lcf, args, key, write_done, w) != nullptr;
 }
 
 // The reply to the record write (or to the DEL of the old id).
-void write_done(ngx_http_request_t* r, void* data, const sess::RedisReplyView& rep) {
+void write_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply, bool) {
+  sess::RedisReplyView rep = reply_view(reply);
   auto* w = static_cast<write_t*>(data);
   ctx_t* ctx = get_ctx(r, false);
   guard_void(r->connection->log, [&]() {
@@ -476,7 +477,7 @@ ngx_int_t start_record_write(ngx_http_request_t* r, ctx_t* ctx, write_t* w,
         sess::redis_cmd_delete(key, args);
         break;
     }
-    if (redis_send(r, lcf, args, write_done, w) == nullptr) {
+    if (redis_send(r, lcf, args, key, write_done, w) == nullptr) {
       // The store is unavailable: the write did not happen.
       w->outcome = sess::WriteOutcome::Failed;
       sess::RedisReplyView none;

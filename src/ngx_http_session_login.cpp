@@ -184,7 +184,8 @@ ngx_int_t login_response(ngx_http_request_t* r, ctx_t* ctx, login_t* L, const lo
   return send_redirect(r, NGX_HTTP_SEE_OTHER, L->next.len ? L->next : lcf->login_redirect);
 }
 
-void store_done(ngx_http_request_t* r, void* data, const sess::RedisReplyView& rep) {
+void store_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply, bool) {
+  sess::RedisReplyView rep = reply_view(reply);
   auto* L = static_cast<login_t*>(data);
   sess::WriteOutcome o = sess::redis_write_outcome(sess::WriteKind::Create, rep);
   if (o == sess::WriteOutcome::Done) {
@@ -225,7 +226,7 @@ ngx_int_t login_success(ngx_http_request_t* r, ctx_t* ctx, login_t* L, const loc
   ctx->next->encode(json);
   sess::RedisArgs args(&ctx->mr);
   sess::redis_cmd_create(key, json, ttl, args);
-  if (redis_send(r, lcf, args, store_done, L) == nullptr) {
+  if (redis_send(r, lcf, args, key, store_done, L) == nullptr) {
     return unavailable(r, "the session store is unavailable");
   }
   r->write_event_handler = ngx_http_request_empty_handler;

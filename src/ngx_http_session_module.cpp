@@ -242,11 +242,23 @@ void reject(ngx_http_request_t* r, const loc_conf_t* lcf, const char* why) {
 
 sess::LogLimiter lookup_log_limit;
 
-void lookup_done(ngx_http_request_t* r, void* data, const sess::RedisReplyView& rep) {
+sess::RespLimits make_lookup_limits() {
+  sess::RespLimits l;
+  l.max_bulk = sess::kMaxRecordLen;
+  l.max_total = sess::kMaxRecordLen;
+  return l;
+}
+const sess::RespLimits kLookupLimits = make_lookup_limits();
+
+void lookup_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply,
+                 bool too_large) {
   auto* s = static_cast<loaded_t*>(data);
   s->op = nullptr;
   s->loading = 0;
-  switch (sess::redis_lookup_outcome(rep)) {
+  sess::RedisReplyView rep = reply_view(reply);
+  sess::LookupOutcome outcome = too_large ? sess::LookupOutcome::TooLarge
+                                          : sess::redis_lookup_outcome(rep);
+  switch (outcome) {
     case sess::LookupOutcome::Found:
       if (!guard<bool>(r->connection->log, false, [&]() {
             s->payload.assign(rep.str.data(), rep.str.size());
@@ -279,7 +291,7 @@ void lookup_done(ngx_http_request_t* r, void* data, const sess::RedisReplyView& 
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "session redis \"%V\": lookup failed: %V (%uL more since the last such "
                       "line)",
-                      &s->conf->redis->name, &msg, more);
+                      redis_name(s->conf), &msg, more);
       }
       break;
     }
@@ -380,7 +392,7 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
   if (!redis_key_of(r, lcf, s->id, key)) return NGX_ERROR;
   sess::RedisArgs args(s->payload.get_allocator().resource());
   sess::redis_cmd_lookup(key, args);
-  s->op = redis_send(r, lcf, args, lookup_done, s);
+  s->op = redis_send(r, lcf, args, key, lookup_done, s, &kLookupLimits);
   if (s->op == nullptr) {
     s->status = sess::LoadStatus::Error;
     s->store_error = 1;

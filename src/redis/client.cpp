@@ -1,0 +1,637 @@
+// ngx_http_session_module: the Redis client of one endpoint in one worker - the topology - and
+// the operations requests send through it.
+//
+// Standalone: one data node, kept connected.
+// Sentinel: the sentinels are asked for the master (SENTINEL get-master-addr-by-name), the master
+//   is confirmed with ROLE on every connect, a pub/sub connection to a sentinel follows
+//   +switch-master, and a poll every few seconds catches a missed announcement. A master that
+//   says READONLY or that ROLE shows to be a replica is left at once and the sentinels are asked
+//   again.
+// Cluster: the slot map comes from CLUSTER SLOTS of a seed (or any known node); each command goes
+//   to the node of its key's slot over one pipelined connection per node; MOVED updates the map
+//   and retries, ASK sends ASKING and retries, at most kMaxRedirects times; the whole map is
+//   refreshed after a MOVED or a lost node, at most once a second.
+//
+// Operations: one per request command, owned by the request (its pool cleanup cancels it), with
+// a timer of the location's session_redis_timeout: a command never waits longer than that,
+// whatever is ahead of it on the connection (its reply is then read and dropped). Results reach
+// the request from a posted event.
+
+#include "redis.h"
+
+#include <algorithm>
+
+namespace ngx_session {
+
+struct redis_client_t {
+  redis_endpoint_t* ep;
+  ngx_log_t* log;
+  bool exiting = false;
+  std::vector<redis_node_t*> all;       // every node this client made (owned)
+
+  redis_node_t* master = nullptr;       // standalone and sentinel: the data node
+
+  std::vector<redis_node_t*> sentinels;  // sentinel: query connections, one per sentinel
+  std::vector<redis_node_t*> subs;       // pub/sub connections, one per sentinel (made lazily)
+  size_t sub_index = 0;
+  size_t query_index = 0;
+  size_t query_tries = 0;
+  bool discovering = false;
+  ngx_event_t poll;
+
+  sess::SlotMap map;                     // cluster
+  std::vector<redis_node_t*> by_index;   // node of map.nodes()[i]
+  std::vector<redis_node_t*> seeds;
+  size_t seed_index = 0;
+  bool refreshing = false;
+  ngx_msec_t last_refresh = 0;
+  ngx_event_t refresh;
+
+  sess::LogLimiter unavailable_log;
+};
+
+namespace {
+
+constexpr ngx_msec_t kConnectTimeout = 1000;
+constexpr ngx_msec_t kSentinelPoll = 5000;
+constexpr ngx_msec_t kRefreshInterval = 1000;
+constexpr uint8_t kMaxRedirects = 5;
+
+sess::RespLimits make_topology_limits() {
+  sess::RespLimits l;
+  l.max_total = 4 * 1024 * 1024;  // CLUSTER SLOTS of a large cluster
+  return l;
+}
+const sess::RespLimits kTopologyLimits = make_topology_limits();
+
+main_conf_t* main_conf(ngx_cycle_t* cycle) {
+  if (cycle->conf_ctx[ngx_http_module.index] == nullptr) return nullptr;
+  return static_cast<main_conf_t*>(
+      ngx_http_cycle_get_module_main_conf(cycle, ngx_http_session_module));
+}
+
+redis_cmd_t internal_cmd(node_reply_pt handler, void* data, CmdPurpose purpose = CmdPurpose::Internal) {
+  redis_cmd_t cmd{};
+  cmd.purpose = purpose;
+  cmd.internal = handler;
+  cmd.data = data;
+  cmd.deadline = ngx_current_msec + kConnectTimeout;
+  cmd.limits = &kTopologyLimits;
+  return cmd;
+}
+
+// The configured address of a node, if it is one (for its name and TLS name).
+const redis_addr_t* configured_addr(redis_client_t* cl, const sess::NodeAddr& addr) {
+  auto* a = static_cast<redis_addr_t*>(cl->ep->spec->addrs.elts);
+  for (ngx_uint_t i = 0; i < cl->ep->spec->addrs.nelts; i++) {
+    if (sv(a[i].host) == addr.host && ngx_inet_get_port(a[i].addr.sockaddr) == addr.port) {
+      return &a[i];
+    }
+  }
+  return nullptr;
+}
+
+redis_node_t* find_node(redis_client_t* cl, NodeRole role, const sess::NodeAddr& addr) {
+  for (redis_node_t* n : cl->all) {
+    if (n->role == role && n->addr == addr) return n;
+  }
+  return nullptr;
+}
+
+redis_node_t* node_for(redis_client_t* cl, NodeRole role, const sess::NodeAddr& addr,
+                       const redis_addr_t* configured = nullptr) {
+  if (redis_node_t* n = find_node(cl, role, addr)) return n;
+  redis_node_t* n = node_create(cl, role, addr, configured ? configured : configured_addr(cl, addr));
+  if (n == nullptr) return nullptr;
+  cl->all.push_back(n);
+  return n;
+}
+
+sess::NodeAddr addr_of(const redis_addr_t& a) {
+  sess::NodeAddr out;
+  if (a.addr.sockaddr->sa_family == AF_UNIX) {
+    out.host.assign(sv(a.text));
+    out.port = 0;
+  } else {
+    out.host.assign(sv(a.host));
+    out.port = static_cast<uint16_t>(ngx_inet_get_port(a.addr.sockaddr));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sentinel
+
+void discover(redis_client_t* cl);
+
+void set_master(redis_client_t* cl, const sess::NodeAddr& addr) {
+  if (cl->master != nullptr && cl->master->addr == addr) {
+    cl->master->keep_connected = true;
+    node_connect(cl->master);
+    return;
+  }
+  redis_node_t* old = cl->master;
+  redis_node_t* n = node_for(cl, NodeRole::Data, addr);
+  if (n == nullptr) return;
+  cl->master = n;
+  n->keep_connected = true;
+  ngx_log_error(NGX_LOG_NOTICE, cl->log, 0, "session redis \"%V\": master is %V",
+                redis_endpoint_name(cl->ep), &n->name);
+  if (old != nullptr) {
+    old->keep_connected = false;
+    node_close(old, nullptr);  // its commands fail now; new ones go to the new master
+  }
+  node_connect(n);
+}
+
+void query_next(redis_client_t* cl);
+
+void on_master_addr(redis_node_t* node, void* data, const sess::RespValue* reply, bool) {
+  auto* cl = static_cast<redis_client_t*>(data);
+  sess::NodeAddr addr;
+  if (reply != nullptr && sess::parse_master_addr(*reply, &addr)) {
+    cl->discovering = false;
+    set_master(cl, addr);
+    return;
+  }
+  if (reply != nullptr) {
+    ngx_log_error(NGX_LOG_WARN, cl->log, 0,
+                  "session redis \"%V\": sentinel %V does not know master \"%V\"",
+                  redis_endpoint_name(cl->ep), &node->name, &cl->ep->spec->master_name);
+  }
+  query_next(cl);
+}
+
+void query_next(redis_client_t* cl) {
+  while (cl->query_tries < cl->sentinels.size()) {
+    redis_node_t* s = cl->sentinels[cl->query_index++ % cl->sentinels.size()];
+    cl->query_tries++;
+    sess::RedisArgs args(std::pmr::new_delete_resource());
+    args.emplace_back("SENTINEL");
+    args.emplace_back("get-master-addr-by-name");
+    args.emplace_back(sv(cl->ep->spec->master_name));
+    if (node_send(s, args, internal_cmd(on_master_addr, cl))) return;
+  }
+  // No sentinel answered: try again at the next poll.
+  cl->discovering = false;
+}
+
+void discover(redis_client_t* cl) {
+  if (cl->discovering || cl->exiting || cl->sentinels.empty()) return;
+  cl->discovering = true;
+  cl->query_tries = 0;
+  query_next(cl);
+}
+
+// Keeps one pub/sub connection to a sentinel, moving to the next sentinel when it fails.
+void ensure_subscriber(redis_client_t* cl) {
+  if (cl->sentinels.empty() || cl->exiting) return;
+  if (cl->subs.empty()) {
+    for (redis_node_t* s : cl->sentinels) {
+      redis_node_t* n = node_create(cl, NodeRole::Subscriber, s->addr,
+                                    configured_addr(cl, s->addr));
+      if (n == nullptr) return;
+      cl->all.push_back(n);
+      cl->subs.push_back(n);
+    }
+  }
+  redis_node_t* sub = cl->subs[cl->sub_index % cl->subs.size()];
+  if (node_usable(sub)) return;
+  if (!node_connect(sub)) {
+    cl->sub_index++;
+    node_connect(cl->subs[cl->sub_index % cl->subs.size()]);
+  }
+}
+
+void poll_handler(ngx_event_t* ev) noexcept {
+  auto* cl = static_cast<redis_client_t*>(ev->data);
+  guard_void(cl->log, [&]() {
+    if (cl->exiting) return;
+    discover(cl);
+    ensure_subscriber(cl);
+    ngx_add_timer(&cl->poll, kSentinelPoll);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cluster
+
+void schedule_refresh(redis_client_t* cl);
+
+void on_slots(redis_node_t* node, void* data, const sess::RespValue* reply, bool) {
+  auto* cl = static_cast<redis_client_t*>(data);
+  cl->refreshing = false;
+  std::vector<sess::SlotRange> ranges;
+  if (reply == nullptr || !sess::parse_cluster_slots(*reply, node->addr, &ranges) ||
+      !cl->map.assign(ranges)) {
+    if (reply != nullptr) {
+      ngx_log_error(NGX_LOG_ERR, cl->log, 0,
+                    "session redis \"%V\": CLUSTER SLOTS from %V could not be used",
+                    redis_endpoint_name(cl->ep), &node->name);
+    }
+    schedule_refresh(cl);
+    return;
+  }
+  cl->by_index.assign(cl->map.nodes().size(), nullptr);
+  for (size_t i = 0; i < cl->map.nodes().size(); i++) {
+    redis_node_t* n = node_for(cl, NodeRole::Data, cl->map.nodes()[i]);
+    if (n != nullptr) n->keep_connected = true;
+    cl->by_index[i] = n;
+    if (n != nullptr) node_connect(n);
+  }
+  if (!cl->map.covers_all()) {
+    ngx_log_error(NGX_LOG_WARN, cl->log, 0, "session redis \"%V\": not every slot is served",
+                  redis_endpoint_name(cl->ep));
+  }
+}
+
+void refresh_now(redis_client_t* cl) {
+  if (cl->refreshing || cl->exiting) return;
+  cl->refreshing = true;
+  cl->last_refresh = ngx_current_msec;
+  sess::RedisArgs args(std::pmr::new_delete_resource());
+  args.emplace_back("CLUSTER");
+  args.emplace_back("SLOTS");
+  // A node of the map that is up, else the seeds in turn.
+  std::vector<redis_node_t*> order;
+  for (redis_node_t* n : cl->by_index) {
+    if (n != nullptr && n->state == NodeState::Ready) order.push_back(n);
+  }
+  for (size_t i = 0; i < cl->seeds.size(); i++) {
+    order.push_back(cl->seeds[(cl->seed_index + i) % cl->seeds.size()]);
+  }
+  cl->seed_index++;
+  for (redis_node_t* n : order) {
+    if (node_send(n, args, internal_cmd(on_slots, cl))) return;
+  }
+  cl->refreshing = false;
+  schedule_refresh(cl);
+}
+
+void refresh_handler(ngx_event_t* ev) noexcept {
+  auto* cl = static_cast<redis_client_t*>(ev->data);
+  guard_void(cl->log, [&]() { refresh_now(cl); });
+}
+
+// At most one refresh a second.
+void schedule_refresh(redis_client_t* cl) {
+  if (cl->exiting || cl->refresh.timer_set || cl->refreshing) return;
+  ngx_msec_t since = ngx_current_msec - cl->last_refresh;
+  if (since >= kRefreshInterval) {
+    refresh_now(cl);
+    return;
+  }
+  ngx_add_timer(&cl->refresh, kRefreshInterval - since);
+}
+
+redis_node_t* route(redis_client_t* cl, int slot) {
+  if (cl->ep->spec->topology != Topology::Cluster) return cl->master;
+  uint16_t idx = cl->map.node_of(static_cast<uint16_t>(slot));
+  if (idx != sess::SlotMap::kNone && idx < cl->by_index.size() && cl->by_index[idx] != nullptr) {
+    return cl->by_index[idx];
+  }
+  schedule_refresh(cl);
+  // No map yet: any seed; a MOVED will say where the key lives.
+  for (size_t i = 0; i < cl->seeds.size(); i++) {
+    redis_node_t* n = cl->seeds[(cl->seed_index + i) % cl->seeds.size()];
+    if (node_usable(n) || ngx_current_msec >= n->retry_at) return n;
+  }
+  return cl->seeds.empty() ? nullptr : cl->seeds[0];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operations
+
+void op_post_handler(ngx_event_t* ev) noexcept;
+void op_timeout_handler(ngx_event_t* ev) noexcept;
+
+void complete(redis_op_t* op, sess::RespValue* reply, bool too_large) {
+  if (op->timeout.timer_set) ngx_del_timer(&op->timeout);
+  op->node = nullptr;
+  if (reply != nullptr) {
+    op->reply = std::move(*reply);
+    op->has_reply = true;
+  }
+  op->too_large = too_large;
+  if (op->post.posted) return;
+  ngx_post_event(&op->post, &ngx_posted_events);
+}
+
+bool send_op(redis_op_t* op, redis_node_t* node) {
+  redis_cmd_t cmd{};
+  cmd.purpose = CmdPurpose::User;
+  cmd.op = op;
+  cmd.deadline = op->deadline;
+  cmd.limits = op->limits;
+  if (node == nullptr || !node_send_raw(node, op->command, cmd)) return false;
+  op->node = node;
+  return true;
+}
+
+void op_cancel(void* data) noexcept {
+  auto* op = static_cast<redis_op_t*>(data);
+  op->r = nullptr;
+  if (op->post.posted) {
+    ngx_delete_posted_event(&op->post);
+  }
+  if (op->timeout.timer_set) ngx_del_timer(&op->timeout);
+  if (op->node != nullptr) node_abandon(op->node, op);
+  delete op;
+}
+
+void op_post_handler(ngx_event_t* ev) noexcept {
+  auto* op = static_cast<redis_op_t*>(ev->data);
+  ngx_http_request_t* r = op->r;
+  if (op->cln != nullptr) op->cln->handler = nullptr;  // the request's pool no longer knows it
+  ngx_connection_t* c = r->connection;
+  guard_void(c->log, [&]() {
+    op->done(r, op->data, op->has_reply ? &op->reply : nullptr, op->too_large);
+  });
+  delete op;
+  ngx_http_run_posted_requests(c);
+}
+
+void op_timeout_handler(ngx_event_t* ev) noexcept {
+  auto* op = static_cast<redis_op_t*>(ev->data);
+  guard_void(ev->log, [&]() {
+    if (op->node != nullptr) node_abandon(op->node, op);  // its reply will be read and dropped
+    complete(op, nullptr, false);
+  });
+}
+
+}  // namespace
+
+void op_reply(redis_op_t* op, redis_node_t* node, sess::RespValue* reply, bool too_large) {
+  redis_client_t* cl = op->client;
+  op->node = nullptr;
+  if (reply != nullptr && reply->type == sess::RespType::Error) {
+    std::string_view err = reply->str;
+    if (cl->ep->spec->topology == Topology::Cluster && op->redirects < kMaxRedirects) {
+      sess::Redirect rd = sess::parse_redirect(err);
+      if (rd.kind != sess::RedirectKind::None) {
+        op->redirects++;
+        redis_node_t* target = node_for(cl, NodeRole::Data, rd.node);
+        if (target != nullptr) target->keep_connected = true;
+        if (rd.kind == sess::RedirectKind::Moved) {
+          if (cl->map.move(rd.slot, rd.node)) {
+            cl->by_index.resize(cl->map.nodes().size(), nullptr);
+            for (size_t i = 0; i < cl->map.nodes().size(); i++) {
+              if (cl->map.nodes()[i] == rd.node) cl->by_index[i] = target;
+            }
+          }
+          schedule_refresh(cl);
+        } else if (target != nullptr) {
+          redis_cmd_t asking = internal_cmd(nullptr, nullptr);
+          asking.deadline = op->deadline;
+          static const char kAsking[] = "*1\r\n$6\r\nASKING\r\n";
+          node_send_raw(target, kAsking, asking);
+        }
+        if (send_op(op, target)) return;  // still in flight
+      }
+    }
+    if (cl->ep->spec->topology == Topology::Sentinel && node == cl->master &&
+        err.substr(0, 8) == "READONLY") {
+      ngx_log_error(NGX_LOG_ERR, cl->log, 0,
+                    "session redis \"%V\": %V is a replica now (READONLY), asking the sentinels",
+                    redis_endpoint_name(cl->ep), &node->name);
+      complete(op, reply, too_large);
+      node_close(node, nullptr);
+      return;
+    }
+  }
+  complete(op, reply, too_large);
+}
+
+void client_node_handshake(redis_node_t* node) {
+  redis_client_t* cl = node->client;
+  const redis_spec_t* spec = cl->ep->spec;
+  sess::RedisArgs args(std::pmr::new_delete_resource());
+  bool sentinel_side = node->role != NodeRole::Data;
+  const ngx_str_t& user = sentinel_side ? spec->sentinel_username : spec->username;
+  const ngx_str_t& pass = sentinel_side ? spec->sentinel_password : spec->password;
+  if (pass.len) {
+    args.emplace_back("AUTH");
+    if (user.len) args.emplace_back(sv(user));
+    args.emplace_back(sv(pass));
+    node_send(node, args, internal_cmd(nullptr, nullptr, CmdPurpose::Handshake));
+  }
+  if (node->role == NodeRole::Data && spec->topology != Topology::Cluster && spec->db != 0) {
+    args.clear();
+    args.emplace_back("SELECT");
+    args.emplace_back(std::to_string(spec->db));
+    node_send(node, args, internal_cmd(nullptr, nullptr, CmdPurpose::Handshake));
+  }
+  if (node->role == NodeRole::Data && spec->topology == Topology::Sentinel) {
+    args.clear();
+    args.emplace_back("ROLE");
+    node_send(node, args, internal_cmd(nullptr, nullptr, CmdPurpose::Role));
+  }
+  if (node->role == NodeRole::Subscriber) {
+    args.clear();
+    args.emplace_back("SUBSCRIBE");
+    args.emplace_back("+switch-master");
+    node_send(node, args, internal_cmd(nullptr, nullptr, CmdPurpose::Subscribe));
+    node->subscribed = true;
+  }
+}
+
+void client_node_ready(redis_node_t*) {}
+
+void client_node_down(redis_node_t* node) {
+  redis_client_t* cl = node->client;
+  if (cl->exiting) return;
+  switch (cl->ep->spec->topology) {
+    case Topology::Sentinel:
+      if (node == cl->master) discover(cl);
+      if (node->role == NodeRole::Subscriber) {
+        cl->sub_index++;
+        ensure_subscriber(cl);
+      }
+      break;
+    case Topology::Cluster:
+      schedule_refresh(cl);
+      break;
+    case Topology::Standalone:
+      break;
+  }
+}
+
+void client_node_message(redis_node_t* node, std::string_view channel, std::string_view payload) {
+  redis_client_t* cl = node->client;
+  if (channel != "+switch-master") return;
+  sess::SwitchMaster sw;
+  if (!sess::parse_switch_master(payload, &sw) || sw.name != sv(cl->ep->spec->master_name)) {
+    return;
+  }
+  set_master(cl, sw.to);
+}
+
+ngx_msec_t client_connect_timeout(const redis_client_t*) { return kConnectTimeout; }
+const redis_endpoint_t* client_endpoint(const redis_client_t* cl) { return cl->ep; }
+ngx_log_t* client_log(const redis_client_t* cl) { return cl->log; }
+bool client_exiting(const redis_client_t* cl) { return cl->exiting; }
+
+// ---------------------------------------------------------------------------------------------
+// The request-facing API (ngx_http_session.h)
+
+namespace {
+
+const sess::RespLimits kDefaultLimits{};
+
+}  // namespace
+
+redis_op_t* redis_send(ngx_http_request_t* r, const loc_conf_t* lcf, const sess::RedisArgs& args,
+                       std::string_view key, redis_done_pt done, void* data,
+                       const sess::RespLimits* limits) noexcept {
+  redis_client_t* cl = lcf->redis != nullptr ? lcf->redis->client : nullptr;
+  auto unavailable = [&]() -> redis_op_t* {
+    uint64_t more = 0;
+    if (cl != nullptr && cl->unavailable_log.allow(static_cast<uint64_t>(ngx_time()), &more)) {
+      ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                    "session redis \"%V\": unavailable, %s not sent (%uL more since the last "
+                    "such line)",
+                    redis_endpoint_name(lcf->redis),
+                    args.empty() ? "command" : args[0].c_str(), more);
+    }
+    return nullptr;
+  };
+  if (cl == nullptr || args.empty() || cl->exiting) return unavailable();
+  return guard<redis_op_t*>(r->connection->log, nullptr, [&]() -> redis_op_t* {
+    ngx_pool_cleanup_t* cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == nullptr) return unavailable();
+    auto* op = new redis_op_t();
+    op->r = r;
+    op->cln = cln;
+    op->done = done;
+    op->data = data;
+    op->client = cl;
+    op->node = nullptr;
+    op->redirects = 0;
+    op->limits = limits != nullptr ? limits : &kDefaultLimits;
+    op->has_reply = false;
+    op->too_large = false;
+    sess::pstring bytes(std::pmr::new_delete_resource());
+    sess::resp_command(args, bytes);
+    op->command.assign(bytes.data(), bytes.size());
+    op->slot = cl->ep->spec->topology == Topology::Cluster ? sess::key_slot(key) : -1;
+    op->deadline = ngx_current_msec + lcf->redis_timeout;
+    op->post.handler = op_post_handler;
+    op->post.data = op;
+    op->post.log = r->connection->log;
+    op->timeout.handler = op_timeout_handler;
+    op->timeout.data = op;
+    op->timeout.log = r->connection->log;
+    // Not cancelable: a worker that shuts down gracefully still answers the requests waiting.
+    op->timeout.cancelable = 0;
+    if (!send_op(op, route(cl, op->slot))) {
+      delete op;
+      return unavailable();
+    }
+    ngx_add_timer(&op->timeout, lcf->redis_timeout);
+    cln->handler = op_cancel;
+    cln->data = op;
+    return op;
+  });
+}
+
+const ngx_str_t* redis_name(const loc_conf_t* lcf) {
+  static ngx_str_t none = ngx_string("(none)");
+  return lcf->redis != nullptr ? redis_endpoint_name(lcf->redis) : &none;
+}
+
+sess::RedisReplyView reply_view(const sess::RespValue* reply) {
+  sess::RedisReplyView v;
+  if (reply == nullptr) return v;
+  switch (reply->type) {
+    case sess::RespType::Status: v.type = sess::ReplyType::Status; break;
+    case sess::RespType::Error: v.type = sess::ReplyType::Error; break;
+    case sess::RespType::Integer: v.type = sess::ReplyType::Integer; break;
+    case sess::RespType::Bulk: v.type = sess::ReplyType::String; break;
+    case sess::RespType::Nil: v.type = sess::ReplyType::Nil; break;
+    case sess::RespType::Array:
+    case sess::RespType::NilArray: v.type = sess::ReplyType::Array; break;
+  }
+  v.str = reply->str;
+  v.integer = reply->integer;
+  return v;
+}
+
+bool redis_key_of(ngx_http_request_t*, const loc_conf_t* lcf, const unsigned char* id,
+                  sess::pstring& out) {
+  out.clear();
+  sess::redis_key(sv(lcf->prefix), id, sess::kSessionIdLen, out);
+  return true;
+}
+
+ngx_int_t redis_init_process(ngx_cycle_t* cycle) noexcept {
+  return guard<ngx_int_t>(cycle->log, NGX_ERROR, [&]() -> ngx_int_t {
+    main_conf_t* mcf = main_conf(cycle);
+    if (mcf == nullptr) return NGX_OK;
+    auto** eps = static_cast<redis_endpoint_t**>(mcf->endpoints.elts);
+    for (ngx_uint_t i = 0; i < mcf->endpoints.nelts; i++) {
+      auto* cl = new redis_client_t();
+      cl->ep = eps[i];
+      cl->log = cycle->log;
+      eps[i]->client = cl;
+      cl->poll.handler = poll_handler;
+      cl->poll.data = cl;
+      cl->poll.log = cycle->log;
+      cl->poll.cancelable = 1;
+      cl->refresh.handler = refresh_handler;
+      cl->refresh.data = cl;
+      cl->refresh.log = cycle->log;
+      cl->refresh.cancelable = 1;
+      const redis_spec_t* spec = eps[i]->spec;
+      auto* addrs = static_cast<redis_addr_t*>(spec->addrs.elts);
+      switch (spec->topology) {
+        case Topology::Standalone: {
+          cl->master = node_for(cl, NodeRole::Data, addr_of(addrs[0]), &addrs[0]);
+          if (cl->master == nullptr) return NGX_ERROR;
+          cl->master->keep_connected = true;
+          node_connect(cl->master);  // ready before the first request
+          break;
+        }
+        case Topology::Sentinel:
+          for (ngx_uint_t a = 0; a < spec->addrs.nelts; a++) {
+            redis_node_t* n = node_for(cl, NodeRole::Sentinel, addr_of(addrs[a]), &addrs[a]);
+            if (n == nullptr) return NGX_ERROR;
+            cl->sentinels.push_back(n);
+          }
+          discover(cl);
+          ensure_subscriber(cl);
+          ngx_add_timer(&cl->poll, kSentinelPoll);
+          break;
+        case Topology::Cluster:
+          for (ngx_uint_t a = 0; a < spec->addrs.nelts; a++) {
+            redis_node_t* n = node_for(cl, NodeRole::Data, addr_of(addrs[a]), &addrs[a]);
+            if (n == nullptr) return NGX_ERROR;
+            cl->seeds.push_back(n);
+          }
+          refresh_now(cl);
+          break;
+      }
+    }
+    return NGX_OK;
+  });
+}
+
+void redis_exit_process(ngx_cycle_t* cycle) noexcept {
+  guard_void(cycle->log, [&]() {
+    main_conf_t* mcf = main_conf(cycle);
+    if (mcf == nullptr) return;
+    auto** eps = static_cast<redis_endpoint_t**>(mcf->endpoints.elts);
+    for (ngx_uint_t i = 0; i < mcf->endpoints.nelts; i++) {
+      redis_client_t* cl = eps[i]->client;
+      if (cl == nullptr) continue;
+      cl->exiting = true;
+      if (cl->poll.timer_set) ngx_del_timer(&cl->poll);
+      if (cl->refresh.timer_set) ngx_del_timer(&cl->refresh);
+      for (redis_node_t* n : cl->all) node_destroy(n);
+      cl->all.clear();
+      eps[i]->client = nullptr;
+      delete cl;
+    }
+  });
+}
+
+}  // namespace ngx_session
