@@ -82,11 +82,11 @@ struct Redirect {
   NodeAddr node;
 };
 
-// An error reply's text (without the '-') "MOVED <slot> <host>:<port>" or "ASK <slot> <host>:<port>"
-// (the port follows the last ':', so IPv6 hosts work). An empty host ("MOVED 3999 :6381", Redis 7
-// with an unknown endpoint) means the host of the node that answered: the caller substitutes it.
-// Anything else, a malformed one (a host that is not host_valid, such as "?"), or no memory for
-// the host is kind None.
+// An error reply's text (without its '-'): "MOVED <slot> <host>:<port>" or
+// "ASK <slot> <host>:<port>" (the port follows the last ':', so IPv6 hosts work). An empty host
+// ("MOVED 3999 :6381", Redis 7 with an unknown endpoint) means the host of the node that
+// answered: the caller substitutes it. Anything else, a malformed one (a host that is not
+// host_valid, such as "?"), or no memory for the host is kind None.
 Redirect parse_redirect(std::string_view error) noexcept;
 
 }  // namespace sess

@@ -75,6 +75,10 @@ RespParser::Result RespParser::feed(std::string_view data, const RespLimits& lim
     total_ = 0;
     too_large_ = true;
   };
+  // String bytes the reply may still keep.
+  const auto room = [&](const RespLimits& l) {
+    return l.max_total - std::min(total_, l.max_total);
+  };
   // The slot of the next value: the root or a new element of the innermost array (none when
   // skipping).
   const auto open = [&]() -> RespValue* {
@@ -126,9 +130,7 @@ RespParser::Result RespParser::feed(std::string_view data, const RespLimits& lim
           if (data[pos++] != '\n') return fail();
           state_ = State::Type;
           if (type_ == '+' || type_ == '-') {
-            if (!too_large_ && line_.size() > limits.max_total - std::min(total_, limits.max_total)) {
-              overflow();
-            }
+            if (!too_large_ && line_.size() > room(limits)) overflow();
             if (RespValue* v = open()) {
               v->type = type_ == '+' ? RespType::Status : RespType::Error;
               v->str = line_;
@@ -153,10 +155,7 @@ RespParser::Result RespParser::feed(std::string_view data, const RespLimits& lim
           } else if (type_ == '$') {
             if (num > kMaxBulkLen) return fail();
             const auto len = static_cast<size_t>(num);
-            if (!too_large_ && (len > limits.max_bulk ||
-                                len > limits.max_total - std::min(total_, limits.max_total))) {
-              overflow();
-            }
+            if (!too_large_ && (len > limits.max_bulk || len > room(limits))) overflow();
             if (RespValue* v = open()) {
               v->type = RespType::Bulk;
               v->str.reserve(len);

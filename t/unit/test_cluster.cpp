@@ -8,6 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "redis_replies.h"
+
+using redis_replies::reply;
 using sess::NodeAddr;
 using sess::Redirect;
 using sess::RedirectKind;
@@ -17,15 +20,6 @@ using sess::SlotRange;
 
 namespace {
 
-// One whole reply from its bytes (the parser is tested in test_resp.cpp).
-RespValue reply(std::string_view bytes) {
-  sess::RespParser p;
-  RespValue v;
-  size_t used = 0;
-  EXPECT_EQ(p.feed(bytes, sess::RespLimits(), &used, &v), sess::RespParser::Result::Reply);
-  EXPECT_EQ(used, bytes.size());
-  return v;
-}
 
 NodeAddr node(std::string host, uint16_t port) {
   NodeAddr n;
@@ -67,17 +61,6 @@ uint16_t ref_crc16(std::string_view s) {
   return crc;
 }
 
-// CLUSTER SLOTS of three masters with one replica each (redis-cli --cluster create).
-const char kSlots[] =
-    "*3\r\n*4\r\n:0\r\n:5460\r\n*4\r\n$9\r\n127.0.0.1\r\n:39510\r\n$40\r\n"
-    "16d2daae922d3386f462da5f17a419d427f1a424\r\n*0\r\n*4\r\n$9\r\n127.0.0.1\r\n:39513\r\n$40\r\n"
-    "7657e4db755b8340f82330b84f8be5fecd5152ea\r\n*0\r\n*4\r\n:5461\r\n:10922\r\n*4\r\n$9\r\n"
-    "127.0.0.1\r\n:39511\r\n$40\r\nefda05e80e1fc5c293752e3f7b8142332757cddf\r\n*0\r\n*4\r\n$9\r\n"
-    "127.0.0.1\r\n:39514\r\n$40\r\n05c0630f905a0a44d949ff2bf2bfe2f0d01071d5\r\n*0\r\n*4\r\n"
-    ":10923\r\n:16383\r\n*4\r\n$9\r\n127.0.0.1\r\n:39512\r\n$40\r\n"
-    "a122e5ea65ce28f7106328cd661a66def4898d9c\r\n*0\r\n*4\r\n$9\r\n127.0.0.1\r\n:39515\r\n$40\r\n"
-    "d268e5cfabfbfa6300231f120703758839675735\r\n*0\r\n";
-
 // A single node given every slot before it met any other: its own address is "".
 const char kSlotsSelf[] =
     "*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$0\r\n\r\n:39510\r\n$40\r\n"
@@ -85,29 +68,31 @@ const char kSlotsSelf[] =
 
 // cluster-preferred-endpoint-type unknown-endpoint: nil hosts, metadata with ip and hostname.
 const char kSlotsUnknownEndpoint[] =
-    "*3\r\n*4\r\n:0\r\n:5460\r\n*4\r\n$-1\r\n:27603\r\n$40\r\n022b73d27ba2412971b1e9edec2f36c8b35e22ff"
-    "\r\n*4\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\nhostname\r\n$14\r\nnode-a.example\r\n*4\r\n$-1\r\n"
-    ":27607\r\n$40\r\nebc5cfd544e7755669bc569cd9ce2fe7bd4945db\r\n*2\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n"
-    "*4\r\n:5461\r\n:10922\r\n*4\r\n$-1\r\n:27604\r\n$40\r\na59f1f04a50a349c80bfafe3eba8211711e56a3d"
-    "\r\n*2\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n*4\r\n$-1\r\n:27608\r\n$40\r\n"
-    "f7022ce667207fe30ef99d451def5a903b977095\r\n*2\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n*4\r\n"
-    ":10923\r\n:16383\r\n*4\r\n$-1\r\n:27605\r\n$40\r\nd6e2a0a7cd99d26a1ee79e4f9ca544b53734f918\r\n"
-    "*2\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n*4\r\n$-1\r\n:27606\r\n$40\r\n"
-    "65064d3a45500e0f30a415a3b1d29bbe21ca1907\r\n*2\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n";
+    "*3\r\n*4\r\n:0\r\n:5460\r\n*4\r\n$-1\r\n:27603\r\n$40\r\n"
+    "022b73d27ba2412971b1e9edec2f36c8b35e22ff\r\n*4\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n$8\r\n"
+    "hostname\r\n$14\r\nnode-a.example\r\n*4\r\n$-1\r\n:27607\r\n$40\r\n"
+    "ebc5cfd544e7755669bc569cd9ce2fe7bd4945db\r\n*2\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n*4\r\n"
+    ":5461\r\n:10922\r\n*4\r\n$-1\r\n:27604\r\n$40\r\n"
+    "a59f1f04a50a349c80bfafe3eba8211711e56a3d\r\n*2\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n*4\r\n"
+    "$-1\r\n:27608\r\n$40\r\nf7022ce667207fe30ef99d451def5a903b977095\r\n*2\r\n$2\r\nip\r\n$9\r\n"
+    "127.0.0.1\r\n*4\r\n:10923\r\n:16383\r\n*4\r\n$-1\r\n:27605\r\n$40\r\n"
+    "d6e2a0a7cd99d26a1ee79e4f9ca544b53734f918\r\n*2\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n*4\r\n"
+    "$-1\r\n:27606\r\n$40\r\n65064d3a45500e0f30a415a3b1d29bbe21ca1907\r\n*2\r\n$2\r\nip\r\n$9\r\n"
+    "127.0.0.1\r\n";
 
 // cluster-preferred-endpoint-type hostname with one node announcing a hostname: the others are
 // "?" (and cannot be reached by name).
 const char kSlotsHostname[] =
     "*3\r\n*4\r\n:0\r\n:5460\r\n*4\r\n$14\r\nnode-a.example\r\n:27603\r\n$40\r\n"
-    "022b73d27ba2412971b1e9edec2f36c8b35e22ff\r\n*2\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n*4\r\n$1\r\n?"
-    "\r\n:27607\r\n$40\r\nebc5cfd544e7755669bc569cd9ce2fe7bd4945db\r\n*2\r\n$2\r\nip\r\n$9\r\n"
-    "127.0.0.1\r\n*4\r\n:5461\r\n:10922\r\n*4\r\n$1\r\n?\r\n:27604\r\n$40\r\n"
-    "a59f1f04a50a349c80bfafe3eba8211711e56a3d\r\n*2\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n*4\r\n$1\r\n?"
-    "\r\n:27608\r\n$40\r\nf7022ce667207fe30ef99d451def5a903b977095\r\n*2\r\n$2\r\nip\r\n$9\r\n"
-    "127.0.0.1\r\n*4\r\n:10923\r\n:16383\r\n*4\r\n$1\r\n?\r\n:27605\r\n$40\r\n"
-    "d6e2a0a7cd99d26a1ee79e4f9ca544b53734f918\r\n*2\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n*4\r\n$1\r\n?"
-    "\r\n:27606\r\n$40\r\n65064d3a45500e0f30a415a3b1d29bbe21ca1907\r\n*2\r\n$2\r\nip\r\n$9\r\n"
-    "127.0.0.1\r\n";
+    "022b73d27ba2412971b1e9edec2f36c8b35e22ff\r\n*2\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n*4\r\n"
+    "$1\r\n?\r\n:27607\r\n$40\r\nebc5cfd544e7755669bc569cd9ce2fe7bd4945db\r\n*2\r\n$2\r\nip\r\n"
+    "$9\r\n127.0.0.1\r\n*4\r\n:5461\r\n:10922\r\n*4\r\n$1\r\n?\r\n:27604\r\n$40\r\n"
+    "a59f1f04a50a349c80bfafe3eba8211711e56a3d\r\n*2\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n*4\r\n"
+    "$1\r\n?\r\n:27608\r\n$40\r\nf7022ce667207fe30ef99d451def5a903b977095\r\n*2\r\n$2\r\nip\r\n"
+    "$9\r\n127.0.0.1\r\n*4\r\n:10923\r\n:16383\r\n*4\r\n$1\r\n?\r\n:27605\r\n$40\r\n"
+    "d6e2a0a7cd99d26a1ee79e4f9ca544b53734f918\r\n*2\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n*4\r\n"
+    "$1\r\n?\r\n:27606\r\n$40\r\n65064d3a45500e0f30a415a3b1d29bbe21ca1907\r\n*2\r\n$2\r\nip\r\n"
+    "$9\r\n127.0.0.1\r\n";
 
 }  // namespace
 
@@ -194,7 +179,7 @@ TEST(HostAndPort, Validity) {
 TEST(ClusterSlots, CapturedReplies) {
   std::vector<SlotRange> out;
   const NodeAddr self = node("10.0.0.9", 7000);
-  ASSERT_TRUE(sess::parse_cluster_slots(reply(kSlots), self, &out));
+  ASSERT_TRUE(sess::parse_cluster_slots(reply(redis_replies::kClusterSlots), self, &out));
   EXPECT_EQ(show(out), (Lines{"0-5460 127.0.0.1:39510", "5461-10922 127.0.0.1:39511",
                               "10923-16383 127.0.0.1:39512"}));
   ASSERT_TRUE(sess::parse_cluster_slots(reply(kSlotsSelf), self, &out));
@@ -220,14 +205,16 @@ struct SlotsCase {
 
 TEST(ClusterSlots, Shapes) {
   const SlotsCase cases[] = {
-      {"two-element node, no replicas", "*1\r\n*3\r\n:5\r\n:9\r\n*2\r\n$1\r\nh\r\n:1\r\n", true,
-       {"5-9 h:1"}},
-      {"one slot, IPv6 host, last port", "*1\r\n*3\r\n:16383\r\n:16383\r\n*2\r\n$3\r\n::1\r\n:65535\r\n",
-       true, {"16383-16383 ::1:65535"}},
+      {"two-element node, no replicas", "*1\r\n*3\r\n:5\r\n:9\r\n*2\r\n$1\r\nh\r\n:1\r\n",
+       true, {"5-9 h:1"}},
+      {"one slot, IPv6 host, last port",
+       "*1\r\n*3\r\n:16383\r\n:16383\r\n*2\r\n$3\r\n::1\r\n:65535\r\n", true,
+       {"16383-16383 ::1:65535"}},
       {"replicas of any shape are not read",
        "*1\r\n*5\r\n:0\r\n:1\r\n*2\r\n$1\r\nh\r\n:2\r\n:7\r\n$-1\r\n", true, {"0-1 h:2"}},
       {"reply order kept, gaps allowed",
-       "*2\r\n*3\r\n:100\r\n:200\r\n*2\r\n$1\r\nb\r\n:2\r\n*3\r\n:0\r\n:10\r\n*2\r\n$1\r\na\r\n:1\r\n",
+       "*2\r\n*3\r\n:100\r\n:200\r\n*2\r\n$1\r\nb\r\n:2\r\n"
+       "*3\r\n:0\r\n:10\r\n*2\r\n$1\r\na\r\n:1\r\n",
        true, {"100-200 b:2", "0-10 a:1"}},
       {"not an array", "+OK\r\n", false, {}},
       {"nil array", "*-1\r\n", false, {}},
@@ -267,7 +254,7 @@ TEST(SlotMap, AssignAndLookUp) {
   EXPECT_FALSE(m.covers_all());
   EXPECT_EQ(m.node_of(0), SlotMap::kNone);
   std::vector<SlotRange> out;
-  ASSERT_TRUE(sess::parse_cluster_slots(reply(kSlots), node("x", 1), &out));
+  ASSERT_TRUE(sess::parse_cluster_slots(reply(redis_replies::kClusterSlots), node("x", 1), &out));
   ASSERT_TRUE(m.assign(out));
   EXPECT_TRUE(m.covers_all());
   ASSERT_EQ(m.nodes().size(), 3u);

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "redis_replies.h"
+
 using sess::pstring;
 using sess::RespLimits;
 using sess::RespParser;
@@ -97,19 +99,8 @@ std::string command(std::initializer_list<std::string_view> args) {
   return std::string(out);
 }
 
-// Replies captured from redis-server 7.0.15 (raw bytes, see the test names).
-const std::string kClusterSlots =
-    "*3\r\n*4\r\n:0\r\n:5460\r\n*4\r\n$9\r\n127.0.0.1\r\n:39510\r\n$40\r\n"
-    "16d2daae922d3386f462da5f17a419d427f1a424\r\n*0\r\n*4\r\n$9\r\n127.0.0.1\r\n:39513\r\n$40\r\n"
-    "7657e4db755b8340f82330b84f8be5fecd5152ea\r\n*0\r\n*4\r\n:5461\r\n:10922\r\n*4\r\n$9\r\n"
-    "127.0.0.1\r\n:39511\r\n$40\r\nefda05e80e1fc5c293752e3f7b8142332757cddf\r\n*0\r\n*4\r\n$9\r\n"
-    "127.0.0.1\r\n:39514\r\n$40\r\n05c0630f905a0a44d949ff2bf2bfe2f0d01071d5\r\n*0\r\n*4\r\n"
-    ":10923\r\n:16383\r\n*4\r\n$9\r\n127.0.0.1\r\n:39512\r\n$40\r\n"
-    "a122e5ea65ce28f7106328cd661a66def4898d9c\r\n*0\r\n*4\r\n$9\r\n127.0.0.1\r\n:39515\r\n$40\r\n"
-    "d268e5cfabfbfa6300231f120703758839675735\r\n*0\r\n";
-const std::string kPmessage =
-    "*4\r\n$8\r\npmessage\r\n$8\r\n+switch*\r\n$14\r\n+switch-master\r\n$40\r\n"
-    "mymaster 127.0.0.1 26424 127.0.0.1 26425\r\n";
+using redis_replies::kClusterSlots;
+using redis_replies::kPmessage;
 
 }  // namespace
 
@@ -166,13 +157,16 @@ TEST(RespParser, CapturedClusterSlots) {
   EXPECT_EQ(parse(kClusterSlots),
             Outcomes{"[[:0, :5460, [$\"127.0.0.1\", :39510, "
                      "$\"16d2daae922d3386f462da5f17a419d427f1a424\", []], "
-                     "[$\"127.0.0.1\", :39513, $\"7657e4db755b8340f82330b84f8be5fecd5152ea\", []]], "
+                     "[$\"127.0.0.1\", :39513, "
+                     "$\"7657e4db755b8340f82330b84f8be5fecd5152ea\", []]], "
                      "[:5461, :10922, [$\"127.0.0.1\", :39511, "
                      "$\"efda05e80e1fc5c293752e3f7b8142332757cddf\", []], "
-                     "[$\"127.0.0.1\", :39514, $\"05c0630f905a0a44d949ff2bf2bfe2f0d01071d5\", []]], "
+                     "[$\"127.0.0.1\", :39514, "
+                     "$\"05c0630f905a0a44d949ff2bf2bfe2f0d01071d5\", []]], "
                      "[:10923, :16383, [$\"127.0.0.1\", :39512, "
                      "$\"a122e5ea65ce28f7106328cd661a66def4898d9c\", []], "
-                     "[$\"127.0.0.1\", :39515, $\"d268e5cfabfbfa6300231f120703758839675735\", []]]]"});
+                     "[$\"127.0.0.1\", :39515, "
+                     "$\"d268e5cfabfbfa6300231f120703758839675735\", []]]]"});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -203,8 +197,9 @@ TEST(RespParser, OneReplyPerFeedAndUsed) {
 }
 
 TEST(RespParser, EverySplitGivesTheSameReplies) {
-  const std::string stream = "+OK\r\n-ERR x\r\n:-7\r\n$3\r\nabc\r\n$-1\r\n*-1\r\n$0\r\n\r\n" +
-                             kPmessage + "*2\r\n*2\r\n:1\r\n*0\r\n$2\r\n\r\n\r\n" + kClusterSlots;
+  const std::string stream =
+      std::string("+OK\r\n-ERR x\r\n:-7\r\n$3\r\nabc\r\n$-1\r\n*-1\r\n$0\r\n\r\n") + kPmessage +
+      "*2\r\n*2\r\n:1\r\n*0\r\n$2\r\n\r\n\r\n" + kClusterSlots;
   const Outcomes whole = parse(stream);
   ASSERT_EQ(whole.size(), 10u);
   EXPECT_EQ(whole[7], "[$\"pmessage\", $\"+switch*\", $\"+switch-master\", "
@@ -226,8 +221,9 @@ TEST(RespParser, EverySplitWithLimitsAndErrors) {
   RespLimits lim;
   lim.max_bulk = 3;
   lim.max_elements = 2;
-  const std::string stream = "$4\r\nabcd\r\n*3\r\n:1\r\n:2\r\n:3\r\n*2\r\n$9\r\n123456789\r\n*1\r\n:1\r\n"
-                             "$3\r\nxyz\r\n+after\r\n$2\r\nab!!";
+  const std::string stream =
+      "$4\r\nabcd\r\n*3\r\n:1\r\n:2\r\n:3\r\n*2\r\n$9\r\n123456789\r\n*1\r\n:1\r\n"
+      "$3\r\nxyz\r\n+after\r\n$2\r\nab!!";
   const Outcomes whole = parse(stream, lim);
   EXPECT_EQ(whole, (Outcomes{"TooLarge", "TooLarge", "TooLarge", "$\"xyz\"", "+after",
                              "ProtocolError"}));

@@ -6,21 +6,15 @@
 
 #include <string>
 
+#include "redis_replies.h"
+
+using redis_replies::reply;
 using sess::NodeAddr;
 using sess::RespValue;
 using sess::Role;
 using sess::SwitchMaster;
 
 namespace {
-
-RespValue reply(std::string_view bytes) {
-  sess::RespParser p;
-  RespValue v;
-  size_t used = 0;
-  EXPECT_EQ(p.feed(bytes, sess::RespLimits(), &used, &v), sess::RespParser::Result::Reply);
-  EXPECT_EQ(used, bytes.size());
-  return v;
-}
 
 std::string addr(const NodeAddr& n) { return n.host + ":" + std::to_string(n.port); }
 
@@ -81,7 +75,8 @@ TEST(Role, Table) {
        "*3\r\n$6\r\nmaster\r\n:14\r\n*1\r\n*3\r\n$9\r\n127.0.0.1\r\n$5\r\n27607\r\n$2\r\n14\r\n",
        Role::Master},
       {"replica in handshake",
-       "*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:26424\r\n$9\r\nhandshake\r\n:-1\r\n", Role::Replica},
+       "*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:26424\r\n$9\r\nhandshake\r\n:-1\r\n",
+       Role::Replica},
       {"replica connected",
        "*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:27604\r\n$9\r\nconnected\r\n:14\r\n",
        Role::Replica},
