@@ -25,16 +25,28 @@ struct NodeAddr {
   bool operator==(const NodeAddr& o) const noexcept { return host == o.host && port == o.port; }
 };
 
+constexpr size_t kMaxHostLen = 255;
+
+// A host as the parsers here accept one from the network: 1 to kMaxHostLen bytes of letters,
+// digits and ". - _ : %" (names, IPv4, IPv6 without brackets, a zone id). Not "?", which Redis
+// gives for a node without the hostname it was asked to announce.
+bool host_valid(std::string_view host) noexcept;
+
+// A port as text: 1 to 5 digits without a leading zero, 1..65535.
+bool parse_port(std::string_view s, uint16_t* out) noexcept;
+
 struct SlotRange {
   uint16_t first = 0;
   uint16_t last = 0;  // inclusive
   NodeAddr master;
 };
 
-// CLUSTER SLOTS: [[first, last, [host, port, id?, ...], replicas...], ...]. Returns false for
-// anything else (types, ranges outside 0..16383, first > last, ports outside 1..65535, an
-// empty host). An empty host "" means the node that answered; the caller substitutes it
-// beforehand with `self`. Ranges are returned in reply order.
+// CLUSTER SLOTS: [[first, last, [host, port, id?, ...], replicas...], ...] (Redis 7 adds a
+// fourth node element, a map of hostname/ip; replicas are not read). Returns false for anything
+// else (types, ranges outside 0..16383, first > last, ports outside 1..65535, a host that is not
+// host_valid), leaving *out unchanged. A host "" (a node that has not learnt its own address) or
+// nil (cluster-preferred-endpoint-type unknown-endpoint) means the node that answered: it is
+// replaced with self.host, the port is the reply's. Ranges are returned in reply order.
 bool parse_cluster_slots(const RespValue& reply, const NodeAddr& self,
                          std::vector<SlotRange>* out);
 
@@ -42,8 +54,11 @@ bool parse_cluster_slots(const RespValue& reply, const NodeAddr& self,
 class SlotMap {
  public:
   static constexpr uint16_t kNone = 0xffff;
+  static constexpr size_t kMaxNodes = 1024;
 
-  // Replaces the map. False (map unchanged) if ranges overlap or more than 1024 distinct nodes.
+  // Replaces the map; nodes() are then the distinct masters in order of first appearance. False
+  // (map unchanged) if ranges overlap, a range is not within 0..16383 with first <= last, or
+  // there are more than kMaxNodes distinct nodes.
   bool assign(const std::vector<SlotRange>& ranges);
   // A MOVED redirection: slot now lives at node (added if new). False if slot is out of range
   // or the node table is full.
@@ -67,8 +82,11 @@ struct Redirect {
   NodeAddr node;
 };
 
-// An error reply "MOVED <slot> <host>:<port>" or "ASK <slot> <host>:<port>" (the port follows the
-// last ':', so IPv6 hosts work). Anything else, or a malformed one, is kind None.
+// An error reply's text (without its '-'): "MOVED <slot> <host>:<port>" or
+// "ASK <slot> <host>:<port>" (the port follows the last ':', so IPv6 hosts work). An empty host
+// ("MOVED 3999 :6381", Redis 7 with an unknown endpoint) means the host of the node that
+// answered: the caller substitutes it. Anything else, a malformed one (a host that is not
+// host_valid, such as "?"), or no memory for the host is kind None.
 Redirect parse_redirect(std::string_view error) noexcept;
 
 }  // namespace sess
