@@ -716,7 +716,7 @@ std::vector<std::pair<std::string, RedisArgs>> script_commands() {
 const char* const kReadBackSample[] = {
     // what HGETALL of "create" gives (values as the create command wrote them)
     "create A 75736572 22616c69636522 6e 33",
-    "wrongtype E " "57524f4e4754595045204f7065726174696f6e",  // WRONGTYPE Operation
+    "wrongtype E 57524f4e4754595045204f7065726174696f6e",  // WRONGTYPE Operation
     "missing A",
     "hostile A 75736572 616c696365",  // user = alice (not JSON)
 };
