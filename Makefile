@@ -62,6 +62,12 @@ $(UNIT_BIN): $(CORE_SRCS) $(UNIT_SRCS) $(wildcard src/core/*.h t/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CXX) $(UNIT_CXXFLAGS) -o $@ $(CORE_SRCS) $(UNIT_SRCS) $(UNIT_LIBS)
 
+# The v2 record scripts (src/core/record.cpp), exactly as the C++ builds them, against a real
+# redis-server on a free loopback port.
+.PHONY: record-scripts-check
+record-scripts-check: $(UNIT_BIN)
+	$(PYTHON) t/unit/record_scripts_check.py $(UNIT_BIN)
+
 test-integration: nginx dynamic
 	$(PYTHON) -m pytest -q -p no:cacheprovider t
 

@@ -3,7 +3,7 @@
 //   key   = <prefix><32 hex digits of the id>            (as in v1)
 //   value = a Redis hash: field = session key, value = that key's value as JSON text
 //           ("\"alice\"" for the string alice, "3" for the number 3, "{...}" for an object)
-//   TTL   = the session's record TTL (expiry_record_ttl), set with PEXPIRE
+//   TTL   = the session's record TTL (expiry_record_ttl, seconds), set with EXPIRE
 //
 // Two requests of one session that change different keys at the same time both keep their
 // change: a request sends only what its actions changed (SessionChanges), applied by one script
@@ -13,6 +13,9 @@
 // Reads: HGETALL key (an empty array: no such record; WRONGTYPE: a v1 string record, read with
 // GETRANGE key 0 kMaxRecordLen). The transport's parser bounds the reply (RespLimits.max_total =
 // kMaxRecordLen for lookups): a larger record is TooLarge, never buffered whole.
+//
+// Keys are what nginx can write (session_key_valid: 1-64 bytes of [A-Za-z0-9_]) in both forms,
+// so every v1 record that reads as Found converts to a v2 record that reads as Found.
 #pragma once
 
 #include "common.h"
@@ -26,7 +29,9 @@
 namespace sess {
 
 // What a request's actions did to the session, in order-independent form: after clear (if set),
-// the keys in `set` hold their new JSON text and the keys in `unset` are gone.
+// the keys in `set` hold their new JSON text and the keys in `unset` are gone. The last change of
+// a key wins: a key is in at most one of the two lists. After clear, unset only drops a pending
+// set (every key that is not set again is gone anyway).
 class SessionChanges {
  public:
   void set_string(std::string_view key, std::string_view value);  // stored as JSON text
@@ -54,27 +59,37 @@ enum class RecordRead : uint8_t {
   Found,      // *out holds the session
   Missing,    // no record (an empty hash, an empty string)
   V1,         // HGETALL said WRONGTYPE: read it again with record_cmd_read_v1
-  Invalid,    // a record that is not a session: a field value that is not JSON, a v1 string that
-              // is not a JSON object, another type, more than SessionData::kMaxKeys fields
+  Invalid,    // a record that is not a session: a field value that is not JSON, a field name
+              // that session_key_valid refuses (or twice), an odd number of elements or one that
+              // is not a bulk string, more than SessionData::kMaxKeys fields; a v1 string that
+              // is not a non-empty JSON object with valid keys; another type
   TooLarge,   // the parser refused it, or a v1 string longer than kMaxRecordLen
   Failed,     // no reply or another error: the store is unavailable
 };
 
-// The reply to record_cmd_read (too_large: the transport's parser reported TooLarge).
+// The reply to record_cmd_read (too_large: the transport's parser reported TooLarge; reply
+// nullptr: no reply). *out is empty unless Found.
 RecordRead record_read(const RespValue* reply, bool too_large, SessionData* out);
-// The reply to record_cmd_read_v1; *json is the v1 text (for record_cmd_migrate).
+// The reply to record_cmd_read_v1; *json (may be nullptr) is the v1 text (for
+// record_cmd_migrate), empty unless Found. WRONGTYPE here is Invalid; it can also mean that
+// another request converted the record between the two reads, so a caller that wants to be exact
+// reads an Invalid once more with record_cmd_read.
 RecordRead record_read_v1(const RespValue* reply, bool too_large, SessionData* out,
                           pstring* json);
 
 // Converts a v1 record to v2, only if it still holds exactly v1_json (another writer may have
-// been first), keeping its TTL. Reply: 1 converted, 0 not (already converted, changed or gone).
+// been first), keeping its TTL. data is what record_read_v1 found (not empty). Reply: 1
+// converted (Done), 0 not (Gone: already converted, changed or gone).
 void record_cmd_migrate(std::string_view key, std::string_view v1_json, const SessionData& data,
                         RedisArgs& out);
 
-// Writes. Replies are classified by record_write_outcome.
-//   create: only if the key does not exist: HSET every key, PEXPIRE.  1 done, 0 exists
-//   update: only if the key is a hash: clear / HDEL / HSET, PEXPIRE. 1 done, 0 gone
-//   claim : only if the key exists: DEL.                              1 done, 0 gone
+// Writes (EVAL scripts on the one key, except claim). Replies are classified by
+// record_write_outcome. ttl > 0 and create's data is not empty (the caller deletes instead:
+// Redis keeps no empty hash).
+//   create: only if the key does not exist: HSET every key, EXPIRE.   1 done, 0 exists
+//   update: only if the key is a hash: clear / HSET / HDEL, EXPIRE.  1 done, 0 gone
+//   claim : DEL (1 if the key existed: no script needed).            1 done, 0 gone
+// Touch and Delete are redis_cmd_touch / redis_cmd_delete (EXPIRE and DEL take any type).
 // (session_regenerate: create the new id, then claim the old one; if the claim finds it gone -
 // a logout came first - delete the new one again. Each key is on its own in every command, so
 // this works across Redis Cluster slots.)

@@ -53,57 +53,20 @@ constexpr char kHex[] = "0123456789abcdef";
 
 bool needs_escape(unsigned char c) noexcept { return c < 0x20 || c == 0x7f || c == '"' || c == '\\'; }
 
-// Appends s as a JSON string literal. '"' and '\' are backslash-escaped, control bytes (and DEL)
-// become \u00XX, well-formed UTF-8 is copied as is, and bytes that are not part of well-formed
-// UTF-8 become \ufffd so that the output is always valid JSON.
-void append_json_string(std::string_view s, pstring& out) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const size_t n = s.size();
-  out.push_back('"');
-  size_t run = 0;
-  size_t i = 0;
-  while (i < n) {
-    const unsigned char c = p[i];
-    if (c >= 0x80) {
-      const size_t l = utf8_seq_len(p + i, n - i);
-      if (l != 0) {
-        i += l;
-        continue;
-      }
-      out.append(s.data() + run, i - run);
-      out.append("\\ufffd");
-      run = ++i;
-      continue;
-    }
-    if (!needs_escape(c)) {
-      i++;
-      continue;
-    }
-    out.append(s.data() + run, i - run);
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(static_cast<char>(c));
-    } else {
-      const char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0x0f]};
-      out.append(esc, sizeof(esc));
-    }
-    run = ++i;
-  }
-  out.append(s.data() + run, n - run);
-  out.push_back('"');
-}
-
 // ---------------------------------------------------------------------------------------------
 // Reading
 
 // SAX handler: the top-level object fills values; anything nested below a top-level key is
-// re-serialised compactly into that value's text.
+// re-serialised compactly into that value's text. In value mode the document is one value that
+// fills *value exactly as a value of the top-level object would be filled (same depth limit).
 class DecodeHandler {
  public:
   using SizeType = rapidjson::SizeType;
 
   DecodeHandler(std::pmr::vector<SessionValue>& values, std::pmr::memory_resource* mr) noexcept
-      : values_(values), mr_(mr) {}
+      : values_(&values), mr_(mr) {}
+  explicit DecodeHandler(SessionValue* value) noexcept
+      : current_(value), depth_(1), started_(true), value_mode_(true) {}
 
   bool Null() { return Scalar("null", 4); }
   bool Bool(bool b) { return b ? Scalar("true", 4) : Scalar("false", 5); }
@@ -133,17 +96,17 @@ class DecodeHandler {
     if (!utf8_valid(s, len)) return false;
     const std::string_view key(s, len);
     if (depth_ == 1) {
-      if (++keys_ > SessionData::kMaxKeys) return false;
+      if (values_ == nullptr || ++keys_ > SessionData::kMaxKeys) return false;
       current_ = nullptr;
-      for (auto& v : values_) {
+      for (auto& v : *values_) {
         if (std::string_view(v.key) == key) {  // duplicate: last value wins, first position kept
           current_ = &v;
           break;
         }
       }
       if (current_ == nullptr) {
-        values_.emplace_back(mr_);
-        current_ = &values_.back();
+        values_->emplace_back(mr_);
+        current_ = &values_->back();
         current_->key.assign(key.data(), key.size());
       }
       current_->text.clear();
@@ -162,7 +125,9 @@ class DecodeHandler {
   bool StartArray() { return Start('['); }
   bool EndArray(SizeType) { return End(']'); }
 
-  bool done() const noexcept { return depth_ == 0 && started_; }
+  bool done() const noexcept {
+    return value_mode_ ? depth_ == 1 && current_ == nullptr : depth_ == 0 && started_;
+  }
 
  private:
   // Called before every value or key below the top-level object: writes the separator.
@@ -219,13 +184,14 @@ class DecodeHandler {
     return true;
   }
 
-  std::pmr::vector<SessionValue>& values_;
-  std::pmr::memory_resource* mr_;
+  std::pmr::vector<SessionValue>* values_ = nullptr;  // nullptr in value mode
+  std::pmr::memory_resource* mr_ = nullptr;
   SessionValue* current_ = nullptr;  // the top-level value being filled
   size_t depth_ = 0;                 // 1 inside the top-level object
   size_t keys_ = 0;                  // top-level members seen (duplicates included)
   bool started_ = false;
   bool after_key_ = false;           // a nested key was just written: no separator before its value
+  bool value_mode_ = false;          // the document is one value (decode_session_value)
   bool first_[SessionData::kMaxDepth + 1] = {};  // per nested level: nothing written yet
 };
 
@@ -252,6 +218,25 @@ class ScratchCopy {
   char local_[2048];
 };
 
+// Runs the reader over json with handler. False on malformed JSON, a NUL byte or an input too
+// long for rapidjson's sizes; exceptions (allocation) pass through.
+bool parse_json(std::string_view json, DecodeHandler& handler, std::pmr::memory_resource* mr) {
+  // rapidjson's in-situ stream stops at the first NUL; a raw NUL is never valid JSON anyway.
+  if (json.empty() || json.size() >= std::numeric_limits<rapidjson::SizeType>::max() ||
+      std::memchr(json.data(), '\0', json.size()) != nullptr) {
+    return false;
+  }
+  // In-situ parsing decodes strings (and delimits numbers) inside the scratch copy, so the
+  // reader never needs its own stack: no allocation besides the copy and the stored values.
+  ScratchCopy copy(json, mr);
+  rapidjson::InsituStringStream stream(copy.data());
+  rapidjson::Reader reader(nullptr, 0);
+  constexpr unsigned kFlags = rapidjson::kParseInsituFlag | rapidjson::kParseValidateEncodingFlag |
+                              rapidjson::kParseNumbersAsStringsFlag;
+  const rapidjson::ParseResult r = reader.Parse<kFlags>(stream, handler);
+  return !r.IsError() && handler.done();
+}
+
 bool ascii_iequal(std::string_view a, std::string_view b) noexcept {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); i++) {
@@ -266,28 +251,51 @@ bool ascii_iequal(std::string_view a, std::string_view b) noexcept {
 
 }  // namespace
 
+void append_json_string(std::string_view s, pstring& out) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const size_t n = s.size();
+  out.push_back('"');
+  size_t run = 0;
+  size_t i = 0;
+  while (i < n) {
+    const unsigned char c = p[i];
+    if (c >= 0x80) {
+      const size_t l = utf8_seq_len(p + i, n - i);
+      if (l != 0) {
+        i += l;
+        continue;
+      }
+      out.append(s.data() + run, i - run);
+      out.append("\\ufffd");
+      run = ++i;
+      continue;
+    }
+    if (!needs_escape(c)) {
+      i++;
+      continue;
+    }
+    out.append(s.data() + run, i - run);
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(static_cast<char>(c));
+    } else {
+      const char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0x0f]};
+      out.append(esc, sizeof(esc));
+    }
+    run = ++i;
+  }
+  out.append(s.data() + run, n - run);
+  out.push_back('"');
+}
+
 SessionData::SessionData(std::pmr::memory_resource* mr) : mr_(mr), values_(mr) {}
 
 bool SessionData::decode(std::string_view json) {
   clear();
-  // rapidjson's in-situ stream stops at the first NUL; a raw NUL is never valid JSON anyway.
-  if (json.empty() || json.size() >= std::numeric_limits<rapidjson::SizeType>::max() ||
-      std::memchr(json.data(), '\0', json.size()) != nullptr) {
-    return false;
-  }
-
-  // In-situ parsing decodes strings (and delimits numbers) inside the scratch copy, so the
-  // reader never needs its own stack: no allocation besides the copy and the stored values.
-  ScratchCopy copy(json, mr_);
-  rapidjson::InsituStringStream stream(copy.data());
-  rapidjson::Reader reader(nullptr, 0);
-  constexpr unsigned kFlags = rapidjson::kParseInsituFlag | rapidjson::kParseValidateEncodingFlag |
-                              rapidjson::kParseNumbersAsStringsFlag;
   DecodeHandler handler(values_, mr_);
   bool ok = false;
   try {
-    const rapidjson::ParseResult r = reader.Parse<kFlags>(stream, handler);
-    ok = !r.IsError() && handler.done();
+    ok = parse_json(json, handler, mr_);
   } catch (...) {
     clear();
     throw;
@@ -308,13 +316,32 @@ void SessionData::encode(pstring& out) const {
     first = false;
     append_json_string(v.key, out);
     out.push_back(':');
-    if (v.is_string) {
-      append_json_string(v.text, out);
-    } else {
-      out.append(v.text);
-    }
+    encode_session_value(v, out);
   }
   out.push_back('}');
+}
+
+bool decode_session_value(std::string_view json, SessionValue& out) {
+  out.text.clear();
+  out.is_string = true;
+  DecodeHandler handler(&out);
+  bool ok = false;
+  try {
+    ok = parse_json(json, handler, out.text.get_allocator().resource());
+  } catch (...) {
+    out.text.clear();
+    throw;
+  }
+  if (!ok) out.text.clear();
+  return ok;
+}
+
+void encode_session_value(const SessionValue& v, pstring& out) {
+  if (v.is_string) {
+    append_json_string(v.text, out);
+  } else {
+    out.append(v.text);
+  }
 }
 
 const SessionValue* SessionData::get(std::string_view key) const noexcept {

@@ -53,6 +53,22 @@ class SessionData {
   std::pmr::vector<SessionValue> values_;
 };
 
+// One value of the session JSON object on its own (a v2 record keeps each value in its own hash
+// field). decode_session_value parses json as one JSON value of any type and fills out.text and
+// out.is_string exactly as decode fills a top-level value (a string decoded, anything else as
+// compact JSON text; the same nesting limit counted from the value; the same refusals: malformed
+// JSON, invalid UTF-8 or escapes, a NUL byte, trailing garbage). out.key is left alone; on
+// failure out.text is empty. encode_session_value appends the value's JSON text as encode writes
+// it, so decode_session_value of that text gives the value back (for well-formed UTF-8 strings).
+bool decode_session_value(std::string_view json, SessionValue& out);
+void encode_session_value(const SessionValue& v, pstring& out);
+
+// Appends s as a JSON string literal, as encode writes keys and string values: '"' and '\' are
+// backslash-escaped, control bytes (and DEL) become \u00XX, well-formed UTF-8 is copied as is,
+// and bytes that are not part of well-formed UTF-8 become \ufffd, so that the output is always
+// valid JSON.
+void append_json_string(std::string_view s, pstring& out);
+
 // A session is logged in when its user key holds a non-empty JSON string (a user literally named
 // "null" is a user; numbers, booleans, null, arrays and objects log nobody in).
 bool session_user_logged_in(const SessionValue* user) noexcept;

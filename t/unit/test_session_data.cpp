@@ -630,3 +630,141 @@ TEST(SessionKey, Invalid) {
     EXPECT_EQ(sess::session_key_valid(std::string_view(&ch, 1)), expected && c < 128) << c;
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// decode_session_value / encode_session_value / append_json_string (one value on its own)
+
+namespace {
+
+struct ValueCase {
+  std::string json;
+  bool ok;
+  std::string text;  // when ok
+  bool is_string;    // when ok
+};
+
+}  // namespace
+
+TEST(SessionValueCodec, Table) {
+  const std::vector<ValueCase> cases = {
+      {"\"alice\"", true, "alice", true},
+      {"\"\"", true, "", true},
+      {"\"a\\\"b\\\\c\\/d\"", true, "a\"b\\c/d", true},
+      {"\"\\u00e9\\ud83d\\ude00\\n\"", true, "\xc3\xa9\xf0\x9f\x98\x80\n", true},
+      {"\"null\"", true, "null", true},
+      {"3", true, "3", false},
+      {"-1.5e+10", true, "-1.5e+10", false},
+      {" 3 ", true, "3", false},
+      {"true", true, "true", false},
+      {"false", true, "false", false},
+      {"null", true, "null", false},
+      {"[ 1 , \"x\" , {} ]", true, "[1,\"x\",{}]", false},
+      {"{ \"a\" : [ ] , \"b\" : { \"c\" : null } }", true, "{\"a\":[],\"b\":{\"c\":null}}", false},
+      {"{\"a\":1,\"a\":2}", true, "{\"a\":1,\"a\":2}", false},  // nested: kept as written
+      {"", false, "", false},
+      {" ", false, "", false},
+      {"alice", false, "", false},
+      {"\"alice", false, "", false},
+      {"1 2", false, "", false},
+      {"\"a\" \"b\"", false, "", false},
+      {"1,\"x\":2", false, "", false},
+      {"{", false, "", false},
+      {"[1,]", false, "", false},
+      {"01", false, "", false},
+      {"'a'", false, "", false},
+      {"\"\\udc00\"", false, "", false},         // lone low surrogate
+      {"\"\\ud800\"", false, "", false},         // lone high surrogate
+      {"\"\xff\"", false, "", false},            // invalid UTF-8
+      {"\"\xc0\xaf\"", false, "", false},        // overlong
+      {"\"a\nb\"", false, "", false},            // raw control byte in a string
+      {std::string("1\0", 2), false, "", false},  // NUL
+      {std::string("\"a\0\"", 4), false, "", false},
+  };
+  for (const auto& c : cases) {
+    sess::SessionValue v(std::pmr::get_default_resource());
+    v.key = "kept";
+    v.text = "stale";
+    EXPECT_EQ(sess::decode_session_value(c.json, v), c.ok) << c.json;
+    EXPECT_EQ(v.key, "kept");
+    if (c.ok) {
+      EXPECT_EQ(std::string(v.text), c.text) << c.json;
+      EXPECT_EQ(v.is_string, c.is_string) << c.json;
+    } else {
+      EXPECT_TRUE(v.text.empty()) << c.json;
+    }
+  }
+}
+
+// A value decodes exactly as the same text does as a value of a top-level object (the v1 record
+// form), including the nesting limit: the object is one level, so a value may nest one less.
+TEST(SessionValueCodec, AgreesWithObjectDecode) {
+  std::vector<std::string> values = {"\"x\"", "1", "[1,[2,[3]]]", "{\"a\":{\"b\":\"\\u0001\"}}",
+                                     "\"\\ud83d\\ude00\"", "tru", "[", "\"\\udc00\""};
+  for (size_t depth = 1; depth <= SessionData::kMaxDepth + 2; depth++) {
+    values.push_back(std::string(depth, '[') + "0" + std::string(depth, ']'));
+  }
+  for (const auto& v : values) {
+    SessionData d;
+    const bool object_ok = d.decode("{\"k\":" + v + "}");
+    sess::SessionValue sv(std::pmr::get_default_resource());
+    EXPECT_EQ(sess::decode_session_value(v, sv), object_ok) << v;
+    if (object_ok) {
+      ASSERT_EQ(d.size(), 1u);
+      EXPECT_EQ(sv.text, d.values()[0].text) << v;
+      EXPECT_EQ(sv.is_string, d.values()[0].is_string) << v;
+    }
+  }
+  const std::string deepest = std::string(SessionData::kMaxDepth - 1, '[') + "0" +
+                              std::string(SessionData::kMaxDepth - 1, ']');
+  sess::SessionValue sv(std::pmr::get_default_resource());
+  EXPECT_TRUE(sess::decode_session_value(deepest, sv));
+  EXPECT_FALSE(sess::decode_session_value("[" + deepest + "]", sv));
+  EXPECT_FALSE(sess::decode_session_value(std::string(100000, '['), sv));  // no stack overflow
+}
+
+TEST(SessionValueCodec, EncodeRoundTrips) {
+  const std::vector<std::pair<std::string, bool>> values = {
+      {"alice", true}, {"", true}, {"a\"b\\c", true}, {std::string("\x01\x1f\x7f\t\r\n", 6), true},
+      {"\xc3\xa9\xf0\x9f\x98\x80", true}, {"null", true}, {"3", false}, {"[1,{\"a\":\"b\"}]", false},
+      {"null", false}, {"{}", false}};
+  for (const auto& [text, is_string] : values) {
+    sess::SessionValue v(std::pmr::get_default_resource());
+    v.text = text;
+    v.is_string = is_string;
+    pstring json("|");
+    sess::encode_session_value(v, json);
+    ASSERT_EQ(json[0], '|');  // appends
+    json.erase(0, 1);
+    if (is_string) {
+      EXPECT_EQ(json.front(), '"');
+    } else {
+      EXPECT_EQ(std::string(json), text);
+    }
+    sess::SessionValue back(std::pmr::get_default_resource());
+    ASSERT_TRUE(sess::decode_session_value(json, back)) << json;
+    EXPECT_EQ(std::string(back.text), text);
+    EXPECT_EQ(back.is_string, is_string);
+  }
+}
+
+TEST(SessionValueCodec, AppendJsonStringIsWhatEncodeWrites) {
+  const std::string s = std::string("a\"\\\x01\x7f\xc3\xa9\xff", 8) + "z";
+  pstring lit;
+  sess::append_json_string(s, lit);
+  EXPECT_EQ(lit, "\"a\\\"\\\\\\u0001\\u007f\xc3\xa9\\ufffdz\"");
+  SessionData d;
+  d.set_string("k", s);
+  EXPECT_EQ(enc(d), "{\"k\":" + std::string(lit) + "}");
+}
+
+TEST(SessionValueCodec, UsesTheValuesResource) {
+  CountingResource counting;
+  {
+    sess::SessionValue v(&counting);
+    const std::string big = "\"" + std::string(4096, 'x') + "\"";  // past the scratch buffer
+    ASSERT_TRUE(sess::decode_session_value(big, v));
+    EXPECT_EQ(v.text.size(), 4096u);
+    EXPECT_GT(counting.live, 0u);
+  }
+  EXPECT_EQ(counting.live, 0u);
+}
