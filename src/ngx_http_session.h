@@ -23,6 +23,7 @@ extern "C" {
 #include "core/expiry.h"
 #include "core/gate.h"
 #include "core/rate_limit.h"
+#include "core/record.h"
 #include "core/redis_cmd.h"
 #include "core/resp.h"
 #include "core/session_data.h"
@@ -228,6 +229,8 @@ struct loaded_t {
   unsigned decode_failed : 1;     // ... and it was not a session (status is now invalid)
   unsigned loading : 1;           // a Redis lookup is in flight
   unsigned store_error : 1;       // the store could not be asked
+  unsigned reading_v1 : 1;        // the lookup reads a v1 record (GETRANGE)
+  unsigned retried : 1;           // ... and read it as v2 once more
 
   explicit loaded_t(std::pmr::memory_resource* mr);
   void reset(const loc_conf_t* binding);
@@ -251,6 +254,7 @@ struct ctx_t {
 
   // What the request does to the session (applied by the header filter).
   sess::SessionData* next;        // the data to write; nullptr: unchanged
+  sess::SessionChanges* changes;  // what the actions changed (Redis: written key by key)
   unsigned changed : 1;
   unsigned destroy : 1;
   unsigned regenerate : 1;
@@ -354,6 +358,9 @@ using redis_done_pt = void (*)(ngx_http_request_t* r, void* data, const sess::Re
 redis_op_t* redis_send(ngx_http_request_t* r, const loc_conf_t* lcf, const sess::RedisArgs& args,
                        std::string_view key, redis_done_pt done, void* data,
                        const sess::RespLimits* limits = nullptr) noexcept;
+
+// A location uses the endpoint with this timeout (for its stall limit, src/redis/node.cpp).
+void redis_note_timeout(redis_endpoint_t* ep, ngx_msec_t timeout);
 
 // The endpoint's name for log lines.
 const ngx_str_t* redis_name(const loc_conf_t* lcf);

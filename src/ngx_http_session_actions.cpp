@@ -68,6 +68,18 @@ sess::SessionData* writable_copy(ngx_http_request_t* r, ctx_t* ctx) {
   return next;
 }
 
+void changes_cleanup(void* data) noexcept { static_cast<sess::SessionChanges*>(data)->~SessionChanges(); }
+
+// What the actions changed, key by key (the Redis store writes only that).
+sess::SessionChanges* changes_of(ngx_http_request_t* r, ctx_t* ctx) {
+  if (ctx->changes != nullptr) return ctx->changes;
+  ngx_pool_cleanup_t* cln = ngx_pool_cleanup_add(r->pool, sizeof(sess::SessionChanges));
+  if (cln == nullptr) throw std::bad_alloc();
+  ctx->changes = new (cln->data) sess::SessionChanges();
+  cln->handler = changes_cleanup;
+  return ctx->changes;
+}
+
 }  // namespace
 
 void apply_actions(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf, sess::pstring& buf) {
@@ -99,16 +111,21 @@ void apply_actions(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf, ses
         }
         if (old == nullptr || !old->is_string || old->text != sv(v)) {
           next->set_string(sv(a[i].key), sv(v));
+          changes_of(r, ctx)->set_string(sv(a[i].key), sv(v));
           ctx->changed = 1;
         }
         break;
       }
       case ACTION_UNSET:
-        if (next->erase(sv(a[i].key))) ctx->changed = 1;
+        if (next->erase(sv(a[i].key))) {
+          changes_of(r, ctx)->unset(sv(a[i].key));
+          ctx->changed = 1;
+        }
         break;
       case ACTION_CLEAR:
         if (!next->empty()) ctx->changed = 1;
         next->clear();
+        changes_of(r, ctx)->clear();
         break;
       case ACTION_DESTROY:
         ctx->destroy = 1;

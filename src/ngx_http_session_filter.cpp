@@ -34,8 +34,14 @@ struct write_t {
   ngx_chain_t* held;              // body buffers that arrived while holding
   unsigned holding : 1;
   unsigned replaced : 1;          // the response became a 503: its own body is dropped
-  unsigned deleting_old : 1;
+  unsigned step : 2;              // what the reply being waited for answers (write_step_e)
 };
+
+// The Redis commands of one write, in order. The record write (a create, update, touch or
+// delete), then for a login the DEL of the previous id; for session_regenerate the new record
+// is created first, then the old one claimed (DEL, only if it still exists), and if a logout
+// was first the new record is deleted again - so a logout is final across Cluster slots too.
+enum write_step_e : unsigned { STEP_RECORD, STEP_DELETE_OLD, STEP_CLAIM_OLD, STEP_UNDO_NEW };
 
 namespace {
 
@@ -339,7 +345,7 @@ ngx_int_t finish(ngx_http_request_t* r, ctx_t* ctx, write_t* w, sess::AfterWrite
 sess::LogLimiter write_log_limit(1, 10);
 
 void log_write_failure(ngx_http_request_t* r, const write_t* w, const char* what,
-                       sess::WriteOutcome o, const sess::RedisReplyView& rep) {
+                       sess::WriteOutcome o, const sess::RespValue* reply) {
   uint64_t more = 0;
   if (o == sess::WriteOutcome::Done ||
       !write_log_limit.allow(static_cast<uint64_t>(ngx_time()), &more)) {
@@ -357,7 +363,8 @@ void log_write_failure(ngx_http_request_t* r, const write_t* w, const char* what
                     "session redis: %s: the session ended meanwhile (logout?), not written", what);
       return;
     case sess::WriteOutcome::Refused: {
-      ngx_str_t msg = log_safe(r, rep.str);
+      ngx_str_t msg = log_safe(r, reply != nullptr ? std::string_view(reply->str)
+                                                    : std::string_view());
       ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                     "session redis \"%V\": %s refused: %V", redis_name(w->lcf), what, &msg);
       return;
@@ -377,57 +384,84 @@ void log_write_failure(ngx_http_request_t* r, const write_t* w, const char* what
 
 const char* record_what(const write_t* w) {
   if (w->plan.logout) return "logout: the session record could not be deleted;";
+  switch (w->step) {
+    case STEP_DELETE_OLD: return "deleting the previous session record";
+    case STEP_CLAIM_OLD: return "taking over the previous session record";
+    case STEP_UNDO_NEW: return "deleting the new session record again";
+    default: break;
+  }
   switch (w->plan.record) {
     case sess::RecordWrite::Create: return "creating the session record";
     case sess::RecordWrite::Update: return "updating the session record";
     case sess::RecordWrite::Touch: return "refreshing the session record's TTL";
     case sess::RecordWrite::Delete: return "deleting the session record";
-    case sess::RecordWrite::Move: return "moving the session record to a new id";
-    default: return "deleting the previous session record";
+    case sess::RecordWrite::Move: return "creating the session record under a new id";
+    default: return "writing the session record";
   }
 }
 
-sess::WriteKind write_kind(sess::RecordWrite rw) {
-  switch (rw) {
-    case sess::RecordWrite::Create: return sess::WriteKind::Create;
-    case sess::RecordWrite::Update: return sess::WriteKind::Update;
-    case sess::RecordWrite::Touch: return sess::WriteKind::Touch;
-    case sess::RecordWrite::Move: return sess::WriteKind::Move;
-    default: return sess::WriteKind::Delete;
+sess::RecordWriteKind write_kind(const write_t* w) {
+  switch (w->step) {
+    case STEP_DELETE_OLD:
+    case STEP_UNDO_NEW: return sess::RecordWriteKind::Delete;
+    case STEP_CLAIM_OLD: return sess::RecordWriteKind::Claim;
+    default: break;
+  }
+  switch (w->plan.record) {
+    case sess::RecordWrite::Create:
+    case sess::RecordWrite::Move: return sess::RecordWriteKind::Create;
+    case sess::RecordWrite::Update: return sess::RecordWriteKind::Update;
+    case sess::RecordWrite::Touch: return sess::RecordWriteKind::Touch;
+    default: return sess::RecordWriteKind::Delete;
   }
 }
 
 void write_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply, bool);
 
-// Sends DEL of the old id (after a login or regenerate). False if it could not be sent.
-bool send_delete_old(ngx_http_request_t* r, ctx_t* ctx, write_t* w) {
-  w->deleting_old = 1;
+// Sends the next command of the write for one of its ids (DEL or claim). False if not sent.
+bool send_step(ngx_http_request_t* r, ctx_t* ctx, write_t* w, write_step_e step,
+               const unsigned char* id) {
+  w->step = step;
   sess::pstring key(&ctx->mr);
-  if (!redis_key_of(r, w->lcf, w->old_id, key)) return false;
+  if (!redis_key_of(r, w->lcf, id, key)) return false;
   sess::RedisArgs args(&ctx->mr);
-  sess::redis_cmd_delete(key, args);
+  if (step == STEP_CLAIM_OLD) {
+    sess::record_cmd_claim(key, args);
+  } else {
+    sess::redis_cmd_delete(key, args);
+  }
   return redis_send(r, w->lcf, args, key, write_done, w) != nullptr;
 }
 
-// The reply to the record write (or to the DEL of the old id).
+// The reply to one command of the write.
 void write_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply, bool) {
-  sess::RedisReplyView rep = reply_view(reply);
   auto* w = static_cast<write_t*>(data);
   ctx_t* ctx = get_ctx(r, false);
   guard_void(r->connection->log, [&]() {
-    if (w->deleting_old) {
-      sess::WriteOutcome o = sess::redis_write_outcome(sess::WriteKind::Delete, rep);
-      if (o != sess::WriteOutcome::Done) {
-        log_write_failure(r, w, "deleting the previous session record", o, rep);
-      }
-      finish(r, ctx, w, sess::after_write(w->plan, w->outcome), false);
-      return;
-    }
-    w->outcome = sess::redis_write_outcome(write_kind(w->plan.record), rep);
-    log_write_failure(r, w, record_what(w), w->outcome, rep);
-    if (w->outcome == sess::WriteOutcome::Done && w->plan.delete_old &&
-        send_delete_old(r, ctx, w)) {
-      return;  // wait for the DEL too
+    sess::WriteOutcome o = sess::record_write_outcome(write_kind(w), reply);
+    if (o != sess::WriteOutcome::Done) log_write_failure(r, w, record_what(w), o, reply);
+    switch (w->step) {
+      case STEP_RECORD:
+        w->outcome = o;
+        if (o == sess::WriteOutcome::Done && w->plan.record == sess::RecordWrite::Move &&
+            send_step(r, ctx, w, STEP_CLAIM_OLD, w->old_id)) {
+          return;  // the new record exists: now take the old one over
+        }
+        if (o == sess::WriteOutcome::Done && w->plan.delete_old &&
+            send_step(r, ctx, w, STEP_DELETE_OLD, w->old_id)) {
+          return;  // wait for the DEL too
+        }
+        break;
+      case STEP_CLAIM_OLD:
+        if (o == sess::WriteOutcome::Done) break;
+        // A logout (Gone) or a failure came first: the new record must not outlive it.
+        w->outcome = o == sess::WriteOutcome::Gone ? sess::WriteOutcome::Gone
+                                                   : sess::WriteOutcome::Failed;
+        if (send_step(r, ctx, w, STEP_UNDO_NEW, w->id)) return;
+        break;
+      case STEP_DELETE_OLD:
+      case STEP_UNDO_NEW:
+        break;
     }
     finish(r, ctx, w, sess::after_write(w->plan, w->outcome), false);
   });
@@ -441,7 +475,9 @@ ngx_int_t start_record_write(ngx_http_request_t* r, ctx_t* ctx, write_t* w,
   sess::RecordWrite rw = w->plan.record;
   if (rw == sess::RecordWrite::None) {
     // A login whose record is confirmed already: only the old id is left to delete.
-    if (!send_delete_old(r, ctx, w)) return finish(r, ctx, w, sess::AfterWrite::Proceed, true);
+    if (!send_step(r, ctx, w, STEP_DELETE_OLD, w->old_id)) {
+      return finish(r, ctx, w, sess::AfterWrite::Proceed, true);
+    }
   } else {
     uint64_t ttl = 0;
     if (rw != sess::RecordWrite::Delete) {
@@ -453,26 +489,22 @@ ngx_int_t start_record_write(ngx_http_request_t* r, ctx_t* ctx, write_t* w,
     bool new_key = rw == sess::RecordWrite::Create || rw == sess::RecordWrite::Move;
     if (!redis_key_of(r, lcf, new_key ? w->id : ctx->s.id, key)) return NGX_ERROR;
     sess::RedisArgs args(&ctx->mr);
-    sess::pstring json(&ctx->mr);
+    w->step = STEP_RECORD;
     switch (rw) {
       case sess::RecordWrite::Create:
-        data->encode(json);
-        sess::redis_cmd_create(key, json, ttl, args);
+      case sess::RecordWrite::Move:
+        sess::record_cmd_create(key, *data, ttl, args);
         break;
       case sess::RecordWrite::Update:
-        data->encode(json);
-        sess::redis_cmd_update(key, json, ttl, args);
+        if (ctx->changes != nullptr) {
+          sess::record_cmd_update(key, *ctx->changes, ttl, args);
+        } else {
+          sess::redis_cmd_touch(key, ttl, args);
+        }
         break;
       case sess::RecordWrite::Touch:
         sess::redis_cmd_touch(key, ttl, args);
         break;
-      case sess::RecordWrite::Move: {
-        sess::pstring old_key(&ctx->mr);
-        if (!redis_key_of(r, lcf, ctx->s.id, old_key)) return NGX_ERROR;
-        data->encode(json);
-        sess::redis_cmd_move(old_key, key, json, ttl, args);
-        break;
-      }
       default:
         sess::redis_cmd_delete(key, args);
         break;
@@ -480,8 +512,7 @@ ngx_int_t start_record_write(ngx_http_request_t* r, ctx_t* ctx, write_t* w,
     if (redis_send(r, lcf, args, key, write_done, w) == nullptr) {
       // The store is unavailable: the write did not happen.
       w->outcome = sess::WriteOutcome::Failed;
-      sess::RedisReplyView none;
-      log_write_failure(r, w, record_what(w), w->outcome, none);
+      log_write_failure(r, w, record_what(w), w->outcome, nullptr);
       return finish(r, ctx, w, sess::after_write(w->plan, w->outcome), true);
     }
   }

@@ -185,13 +185,12 @@ ngx_int_t login_response(ngx_http_request_t* r, ctx_t* ctx, login_t* L, const lo
 }
 
 void store_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply, bool) {
-  sess::RedisReplyView rep = reply_view(reply);
   auto* L = static_cast<login_t*>(data);
-  sess::WriteOutcome o = sess::redis_write_outcome(sess::WriteKind::Create, rep);
+  sess::WriteOutcome o = sess::record_write_outcome(sess::RecordWriteKind::Create, reply);
   if (o == sess::WriteOutcome::Done) {
     L->stored = 1;
   } else if (o == sess::WriteOutcome::Refused) {
-    ngx_str_t msg = log_safe(r, rep.str);
+    ngx_str_t msg = log_safe(r, reply->str);
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                   "session login: the store refused the new session: %V", &msg);
   }
@@ -221,11 +220,10 @@ ngx_int_t login_success(ngx_http_request_t* r, ctx_t* ctx, login_t* L, const loc
   t.created = t.refreshed = now_sec();
   ngx_clock clock;
   uint64_t ttl = sess::expiry_record_ttl(policy_of(lcf), t, clock, true);
-  sess::pstring key(&ctx->mr), json(&ctx->mr);
+  sess::pstring key(&ctx->mr);
   if (!redis_key_of(r, lcf, ctx->new_id, key)) return NGX_HTTP_INTERNAL_SERVER_ERROR;
-  ctx->next->encode(json);
   sess::RedisArgs args(&ctx->mr);
-  sess::redis_cmd_create(key, json, ttl, args);
+  sess::record_cmd_create(key, *ctx->next, ttl, args);
   if (redis_send(r, lcf, args, key, store_done, L) == nullptr) {
     return unavailable(r, "the session store is unavailable");
   }

@@ -121,6 +121,8 @@ loaded_t::loaded_t(std::pmr::memory_resource* mr)
   decode_failed = 0;
   loading = 0;
   store_error = 0;
+  reading_v1 = 0;
+  retried = 0;
 }
 
 void loaded_t::reset(const loc_conf_t* binding) {
@@ -136,10 +138,12 @@ void loaded_t::reset(const loc_conf_t* binding) {
   decode_failed = 0;
   loading = 0;
   store_error = 0;
+  reading_v1 = 0;
+  retried = 0;
 }
 
 ctx_t::ctx_t(ngx_http_request_t* req)
-    : r(req), mr(req->pool), s(&mr), next(nullptr), login(nullptr), w(nullptr) {
+    : r(req), mr(req->pool), s(&mr), next(nullptr), changes(nullptr), login(nullptr), w(nullptr) {
   refused = 0;
   in_rewrite = 0;
   login_page = 0;
@@ -240,8 +244,6 @@ void reject(ngx_http_request_t* r, const loc_conf_t* lcf, const char* why) {
   }
 }
 
-sess::LogLimiter lookup_log_limit;
-
 sess::RespLimits make_lookup_limits() {
   sess::RespLimits l;
   l.max_bulk = sess::kMaxRecordLen;
@@ -250,44 +252,88 @@ sess::RespLimits make_lookup_limits() {
 }
 const sess::RespLimits kLookupLimits = make_lookup_limits();
 
+sess::LogLimiter lookup_log_limit;
+
+void lookup_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply,
+                 bool too_large);
+
+// Starts one read of s's record: v2 (HGETALL) or v1 (GETRANGE). False if it could not be sent.
+bool start_read(ngx_http_request_t* r, loaded_t* s, bool v1) {
+  sess::pstring key(s->payload.get_allocator().resource());
+  if (!redis_key_of(r, s->conf, s->id, key)) return false;
+  sess::RedisArgs args(s->payload.get_allocator().resource());
+  if (v1) {
+    sess::record_cmd_read_v1(key, args);
+  } else {
+    sess::record_cmd_read(key, args);
+  }
+  s->reading_v1 = v1;
+  s->op = redis_send(r, s->conf, args, key, lookup_done, s, &kLookupLimits);
+  return s->op != nullptr;
+}
+
+void migrated(ngx_http_request_t*, void*, const sess::RespValue*, bool) {}
+
+// A v1 record was read: convert it to v2 (only if it still holds what was read), without waiting.
+void migrate(ngx_http_request_t* r, loaded_t* s, const sess::pstring& json) {
+  sess::pstring key(s->payload.get_allocator().resource());
+  if (!redis_key_of(r, s->conf, s->id, key)) return;
+  sess::RedisArgs args(s->payload.get_allocator().resource());
+  sess::record_cmd_migrate(key, json, s->data, args);
+  redis_send(r, s->conf, args, key, migrated, nullptr);
+}
+
 void lookup_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply,
                  bool too_large) {
   auto* s = static_cast<loaded_t*>(data);
   s->op = nullptr;
+  sess::RecordRead res;
+  sess::pstring json(s->payload.get_allocator().resource());
+  if (s->reading_v1) {
+    res = sess::record_read_v1(reply, too_large, &s->data, &json);
+    if (res == sess::RecordRead::Invalid && !s->retried) {
+      // Another request may have converted it between the two reads: read it as v2 again.
+      s->retried = 1;
+      if (start_read(r, s, false)) return;
+      res = sess::RecordRead::Failed;
+    }
+  } else {
+    res = sess::record_read(reply, too_large, &s->data);
+    if (res == sess::RecordRead::V1) {
+      if (start_read(r, s, true)) return;
+      res = sess::RecordRead::Failed;
+    }
+  }
   s->loading = 0;
-  sess::RedisReplyView rep = reply_view(reply);
-  sess::LookupOutcome outcome = too_large ? sess::LookupOutcome::TooLarge
-                                          : sess::redis_lookup_outcome(rep);
-  switch (outcome) {
-    case sess::LookupOutcome::Found:
-      if (!guard<bool>(r->connection->log, false, [&]() {
-            s->payload.assign(rep.str.data(), rep.str.size());
-            return true;
-          })) {
-        s->status = sess::LoadStatus::Error;
-        s->store_error = 1;
-        break;
-      }
+  s->decoded = 1;  // the record's fields are the data
+  switch (res) {
+    case sess::RecordRead::Found:
       s->status = sess::LoadStatus::Valid;
+      if (s->reading_v1) migrate(r, s, json);
       break;
-    case sess::LookupOutcome::Missing:
+    case sess::RecordRead::Missing:
       reject(r, s->conf, "no such session in the store");
       s->status = sess::LoadStatus::Invalid;
       break;
-    case sess::LookupOutcome::TooLarge:
+    case sess::RecordRead::TooLarge:
       reject(r, s->conf, "the record in the store is larger than 64 KiB");
       s->status = sess::LoadStatus::Invalid;
       break;
-    case sess::LookupOutcome::WrongType:
-      reject(r, s->conf, "the key in the store is not a string");
+    case sess::RecordRead::Invalid:
+    case sess::RecordRead::V1:
+      reject(r, s->conf, "the record in the store is not a session");
       s->status = sess::LoadStatus::Invalid;
       break;
-    case sess::LookupOutcome::Failed: {
+    case sess::RecordRead::Failed: {
       s->status = sess::LoadStatus::Error;
       s->store_error = 1;
       uint64_t more = 0;
       if (lookup_log_limit.allow(static_cast<uint64_t>(ngx_time()), &more)) {
-        ngx_str_t msg = log_safe(r, rep.type == sess::ReplyType::None ? "no answer" : rep.str);
+        std::string_view why = reply == nullptr ? std::string_view("no answer")
+                               : reply->type == sess::RespType::Error
+                                   ? std::string_view(reply->str)
+                                   : std::string_view("an unexpected reply");
+        ngx_str_t msg = log_safe(r, why);
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "session redis \"%V\": lookup failed: %V (%uL more since the last such "
                       "line)",
@@ -296,6 +342,7 @@ void lookup_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply
       break;
     }
   }
+  if (s->status != sess::LoadStatus::Valid) s->data.clear();
   // Resume the phases where the request stopped (the main request or a subrequest), and those
   // of the requests that waited for this lookup (other subrequests of the same session).
   if (ngx_http_post_request(r, nullptr) != NGX_OK) {
@@ -387,13 +434,8 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
   ngx_memcpy(s->id, s->payload.data(), sess::kSessionIdLen);
   s->has_id = 1;
   s->payload.clear();
-
-  sess::pstring key(s->payload.get_allocator().resource());
-  if (!redis_key_of(r, lcf, s->id, key)) return NGX_ERROR;
-  sess::RedisArgs args(s->payload.get_allocator().resource());
-  sess::redis_cmd_lookup(key, args);
-  s->op = redis_send(r, lcf, args, key, lookup_done, s, &kLookupLimits);
-  if (s->op == nullptr) {
+  s->retried = 0;
+  if (!start_read(r, s, false)) {
     s->status = sess::LoadStatus::Error;
     s->store_error = 1;
     return NGX_OK;

@@ -81,11 +81,17 @@ def craft_id_cookie(secret, sid: bytes, name: str = "session", **kw) -> str:
 
 
 def seed(r: redis_py.Redis, data: dict, secret, prefix: str = "session:", ttl: int = 3600,
-         name: str = "session", **kw):
-    """Stores data under a fresh random id; returns (cookie value, hex id, key)."""
+         name: str = "session", v1: bool = False, **kw):
+    """Stores data under a fresh random id - a v2 record (a hash of JSON values) as nginx writes
+    it, or with v1=True the v1 format (one JSON string) - and returns (cookie value, hex id,
+    key)."""
     sid = os.urandom(16)
     key = prefix + sid.hex()
-    r.set(key, helpers.session_json(data), ex=ttl)
+    if v1:
+        r.set(key, helpers.session_json(data), ex=ttl)
+    else:
+        r.hset(key, mapping={k: json.dumps(v, separators=(",", ":")) for k, v in data.items()})
+        r.expire(key, ttl)
     return craft_id_cookie(secret, sid, name, **kw), sid.hex(), key
 
 
@@ -94,7 +100,11 @@ def cookie_header(value: str, name: str = "session"):
 
 
 def get_json(r: redis_py.Redis, key: str):
-    v = r.get(key)
+    """A session record as a dict: v2 (a hash of JSON values) or v1 (one JSON string)."""
+    t = r.type(key)
+    if t == b"hash":
+        return {k.decode(): json.loads(v) for k, v in r.hgetall(key).items()}
+    v = r.get(key) if t == b"string" else None
     return None if v is None else json.loads(v)
 
 

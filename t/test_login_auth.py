@@ -296,8 +296,8 @@ def test_auth_with_redis_store(nginx, auth_service, redis_server):
     assert text.startswith("user=[alice] status=valid role=[admin]"), text
     sid = text.split("id=[", 1)[1].split("]", 1)[0]
     rc = redis_server.client()
-    rec = rc.get("session:" + sid)
-    assert rec is not None and b"admin" in rec and b"alice" in rec
+    rec = rc.hgetall("session:" + sid)
+    assert rec == {b"user": b'"alice"', b"role": b'"admin"'}, rec
     r = srv.get("/logout", session=s)
     assert r.status_code == 303
     assert rc.exists("session:" + sid) == 0

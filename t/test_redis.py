@@ -82,9 +82,10 @@ def test_login_writes_json_record_under_prefixed_hex_id(nginx, redis_factory):
     key = "session:" + hexid
     assert poll(lambda: admin.exists(key), 2.0)
     assert [k.decode() for k in admin.keys("*")] == [key]
-    raw = admin.get(key)
-    assert json.loads(raw) == {"user": "alice"}
-    assert raw == b'{"user":"alice"}'
+    # v2 record: a hash of JSON values, written key by key
+    assert admin.type(key) == b"hash"
+    assert admin.hgetall(key) == {b"user": b'"alice"'}
+    assert get_json(admin, key) == {"user": "alice"}
     assert 3600 - 10 <= admin.ttl(key) <= 3600
 
     r = whoami(srv, value)
@@ -143,8 +144,8 @@ def test_record_is_valid_json_for_awkward_values(nginx, redis_factory):
         r = srv.raw("/setx", headers=[("X-Note", note.encode("utf-8"))])
         assert r.status == 200
         value = helpers.cookie_value(cookie_named(r, "session"))
-        rec = admin.get("session:" + id_of(value))
-        assert json.loads(rec) == {"note": note}, rec
+        rec = get_json(admin, "session:" + id_of(value))
+        assert rec == {"note": note}, rec
         back = srv.raw("/note", headers=[("Cookie", f"session={value}")])
         assert back.body.decode("utf-8") == f"[{note}]"
 
@@ -316,12 +317,12 @@ def test_forged_ids_never_reach_redis(nginx, redis_factory):
         r = whoami(srv, value)
         assert r.status_code == 200, what
         assert re.fullmatch(r"status=(invalid|expired) user= name= id=\n", r.text), (what, r.text)
-    assert cmd_calls(admin, "getrange") == 0, "a forged/expired cookie caused a Redis lookup"
+    assert cmd_calls(admin, "hgetall") == 0, "a forged/expired cookie caused a Redis lookup"
     assert sum(int(v["calls"]) for k, v in admin.info("commandstats").items()
                if k not in ("cmdstat_info", "cmdstat_config|resetstat")) == 0
     # The genuine cookie: exactly one GET.
     assert whoami(srv, good).text == f"status=valid user=alice name= id={hexid}\n"
-    assert cmd_calls(admin, "getrange") == 1
+    assert cmd_calls(admin, "hgetall") == 1
     assert get_json(admin, key) == {"user": "alice"}, "a rejected cookie touched the record"
 
 
@@ -508,7 +509,7 @@ def test_actions_without_session_do_not_touch_redis(nginx, redis_factory):
         r = srv.get(path)
         assert cookie_named(r, "session") is None, path
     assert admin.keys("*") == []
-    assert cmd_calls(admin, "set") == 0 and cmd_calls(admin, "getrange") == 0
+    assert cmd_calls(admin, "set") == 0 and cmd_calls(admin, "hgetall") == 0
 
 
 # ---- connection parameters ---------------------------------------------------------------------

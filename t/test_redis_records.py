@@ -147,3 +147,15 @@ def test_a_stall_logs_one_failure_line_a_second(nginx, redis_server):
     assert set(codes) == {503}
     lines = [l for l in srv.log_since(mark) if "[error]" in l and "lookup failed" in l]
     assert len(lines) <= int(elapsed) + 2, (len(lines), elapsed, lines[:5])
+
+
+def test_a_lookup_that_failed_under_the_servers_timeout_is_retried(nginx, redis_server):
+    """The server-level lookup runs with the server's timeout (200 ms); a location that allows
+    3 s reads the session again with its own, instead of inheriting the failure."""
+    srv = start(nginx, redis_server)
+    value = login(srv)
+    pid = redis_server.proc.pid
+    os.kill(pid, signal.SIGSTOP)
+    threading.Timer(0.8, lambda: os.kill(pid, signal.SIGCONT)).start()
+    r = srv.get("/patient", headers=cookie_header(value), timeout=10)
+    assert r.status_code == 200 and r.text == "patient [alice]\n", (r.status_code, r.text)

@@ -467,6 +467,9 @@ void client_node_message(redis_node_t* node, std::string_view channel, std::stri
 }
 
 ngx_msec_t client_connect_timeout(const redis_client_t*) { return kConnectTimeout; }
+ngx_msec_t client_stall_limit(const redis_client_t* cl) {
+  return ngx_max(cl->ep->max_timeout, kConnectTimeout);
+}
 const redis_endpoint_t* client_endpoint(const redis_client_t* cl) { return cl->ep; }
 ngx_log_t* client_log(const redis_client_t* cl) { return cl->log; }
 bool client_exiting(const redis_client_t* cl) { return cl->exiting; }
@@ -532,6 +535,10 @@ redis_op_t* redis_send(ngx_http_request_t* r, const loc_conf_t* lcf, const sess:
     cln->data = op;
     return op;
   });
+}
+
+void redis_note_timeout(redis_endpoint_t* ep, ngx_msec_t timeout) {
+  ep->max_timeout = ngx_max(ep->max_timeout, timeout);
 }
 
 const ngx_str_t* redis_name(const loc_conf_t* lcf) {

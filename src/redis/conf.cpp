@@ -189,7 +189,7 @@ char* session_redis_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) no
       problem = "sentinel_username= requires sentinel_password_file=";
     }
     if (problem != nullptr) {
-      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" %s", &cmd->name, problem);
+      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": %s", &cmd->name, problem);
       return conf_error();
     }
     lcf->redis_spec = spec;
@@ -253,6 +253,28 @@ ngx_ssl_t* make_ssl(ngx_conf_t* cf, const redis_tls_conf_t* tls) {
 
 bool same_str(const ngx_str_t& a, const ngx_str_t& b) { return sv(a) == sv(b); }
 
+// Two session_redis directives that name the same deployment the same way share a client.
+bool same_spec(const redis_spec_t* a, const redis_spec_t* b) {
+  if (a == b) return true;
+  if (a->topology != b->topology || a->db != b->db || !same_str(a->master_name, b->master_name) ||
+      !same_str(a->username, b->username) || !same_str(a->password, b->password) ||
+      !same_str(a->sentinel_username, b->sentinel_username) ||
+      !same_str(a->sentinel_password, b->sentinel_password) ||
+      a->addrs.nelts != b->addrs.nelts) {
+    return false;
+  }
+  auto* x = static_cast<redis_addr_t*>(a->addrs.elts);
+  auto* y = static_cast<redis_addr_t*>(b->addrs.elts);
+  for (ngx_uint_t i = 0; i < a->addrs.nelts; i++) {
+    if (ngx_cmp_sockaddr(x[i].addr.sockaddr, x[i].addr.socklen, y[i].addr.sockaddr,
+                         y[i].addr.socklen, 1) != NGX_OK ||
+        !same_str(x[i].host, y[i].host)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 bool same_tls(const redis_tls_conf_t& a, const redis_tls_conf_t& b) {
   if (a.enable != b.enable) return false;
   if (!a.enable) return true;
@@ -268,7 +290,7 @@ redis_endpoint_t* redis_endpoint(ngx_conf_t* cf, const redis_spec_t* spec,
   auto* mcf = static_cast<main_conf_t*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_session_module));
   auto** eps = static_cast<redis_endpoint_t**>(mcf->endpoints.elts);
   for (ngx_uint_t i = 0; i < mcf->endpoints.nelts; i++) {
-    if (eps[i]->spec == spec && same_tls(eps[i]->tls, *tls)) return eps[i];
+    if (same_spec(eps[i]->spec, spec) && same_tls(eps[i]->tls, *tls)) return eps[i];
   }
   auto* ep = static_cast<redis_endpoint_t*>(ngx_pcalloc(cf->pool, sizeof(redis_endpoint_t)));
   auto** slot = static_cast<redis_endpoint_t**>(ngx_array_push(&mcf->endpoints));

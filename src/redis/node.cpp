@@ -4,9 +4,11 @@
 // reuse across reconnects, verification after the handshake against DNS names or IP SANs);
 // commands pipelined in one FIFO, written together when the socket is writable; replies parsed
 // by the core's bounded RESP2 parser (core/resp.h). Each request's command has its own deadline
-// (its operation's timer, client.cpp); the node only watches the oldest command: when that one is
-// overdue the server is stuck, and the connection is closed (every command on it fails at once)
-// and reopened after a backoff (50 ms, doubling, at most 1 s).
+// (its operation's timer, client.cpp): one that gives up leaves its reply to be read and dropped,
+// so a short timeout never waits behind a long one. The node only watches the oldest command:
+// when it has waited longer than the longest timeout of any location using the endpoint, the
+// server is stuck, and the connection is closed (every command on it fails at once) and reopened
+// after a backoff (50 ms, doubling, at most 1 s).
 
 #include "redis.h"
 
@@ -16,6 +18,7 @@
 
 extern "C" {
 #include <arpa/inet.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 }
 
@@ -50,8 +53,8 @@ void arm_timer(redis_node_t* node) {
     if (node->timer.timer_set) ngx_del_timer(&node->timer);
     return;
   }
-  ngx_msec_t front = node->fifo.front().deadline;
-  ngx_msec_t delay = front > ngx_current_msec ? front - ngx_current_msec : 1;
+  ngx_msec_t stuck = node->fifo.front().queued + client_stall_limit(node->client);
+  ngx_msec_t delay = stuck > ngx_current_msec ? stuck - ngx_current_msec : 1;
   ngx_add_timer(&node->timer, delay);
 }
 
@@ -99,13 +102,23 @@ void dispatch(redis_node_t* node, sess::RespValue* reply, bool too_large) {
   node->fifo.pop_front();
   arm_timer(node);
   bool error = reply != nullptr && reply->type == sess::RespType::Error;
+  if (!error && !node->healthy) {
+    // The first good answer on this connection: the failure is over.
+    node->healthy = true;
+    node->backoff = kBackoffMin;
+    if (node->failure_logged) {
+      ngx_log_error(NGX_LOG_NOTICE, log_of(node), 0, "session redis \"%V\": connected again",
+                    &node->name);
+      node->failure_logged = 0;
+    }
+  }
   switch (cmd.purpose) {
     case CmdPurpose::User:
       if (cmd.op != nullptr) op_reply(cmd.op, node, reply, too_large);
       break;
     case CmdPurpose::Handshake:
       if (error) {
-        ngx_str_t msg = ngx_str(reply->str.substr(0, 200));
+        ngx_str_t msg = ngx_str(std::string_view(reply->str).substr(0, 200));
         if (failure_log_now(node)) {
           ngx_log_error(NGX_LOG_ERR, log_of(node), 0, "session redis \"%V\": %V", &node->name,
                         &msg);
@@ -132,12 +145,6 @@ void dispatch(redis_node_t* node, sess::RespValue* reply, bool too_large) {
 void on_ready(redis_node_t* node) {
   ngx_connection_t* c = node->c;
   node->state = NodeState::Ready;
-  if (node->failure_logged) {
-    ngx_log_error(NGX_LOG_NOTICE, log_of(node), 0, "session redis \"%V\": connected again",
-                  &node->name);
-    node->failure_logged = 0;
-  }
-  node->backoff = kBackoffMin;
   c->read->handler = node_read_handler;
   c->write->handler = node_write_handler;
   if (node->timer.timer_set) ngx_del_timer(&node->timer);
@@ -329,7 +336,8 @@ void node_timer_handler(ngx_event_t* ev) noexcept {
         node_close(node, nullptr);
         return;
       case NodeState::Ready:
-        if (!node->fifo.empty() && node->fifo.front().deadline <= ngx_current_msec) {
+        if (!node->fifo.empty() &&
+            node->fifo.front().queued + client_stall_limit(node->client) <= ngx_current_msec) {
           ngx_log_error(NGX_LOG_ERR, log_of(node), 0,
                         "session redis \"%V\": no answer in time, %uz command(s) failed, "
                         "reconnecting",
@@ -454,6 +462,23 @@ bool node_usable(const redis_node_t* node) { return node->state != NodeState::Do
 bool node_connect(redis_node_t* node) {
   if (node->state != NodeState::Down) return true;
   if (client_exiting(node->client) || ngx_current_msec < node->retry_at) return false;
+  if (node->sockaddr.sockaddr->sa_family == AF_UNIX) {
+    // nginx logs a missing socket file at crit; a Redis that is not running is an error.
+    auto* sun = reinterpret_cast<sockaddr_un*>(node->sockaddr.sockaddr);
+    struct stat st;
+    if (stat(sun->sun_path, &st) != 0) {
+      if (failure_log_now(node)) {
+        ngx_log_error(NGX_LOG_ERR, log_of(node), ngx_errno, "session redis \"%V\": connect failed",
+                      &node->name);
+      }
+      node->retry_at = ngx_current_msec + node->backoff;
+      node->backoff = ngx_min(node->backoff * 2, kBackoffMax);
+      if (node->keep_connected && !node->reconnect.timer_set) {
+        ngx_add_timer(&node->reconnect, node->retry_at - ngx_current_msec);
+      }
+      return false;
+    }
+  }
   ngx_memzero(&node->pc, sizeof(node->pc));
   node->pc.sockaddr = node->sockaddr.sockaddr;
   node->pc.socklen = node->sockaddr.socklen;
@@ -490,6 +515,7 @@ bool node_connect(redis_node_t* node) {
   c->write->handler = node_connect_handler;
   node->c = c;
   node->state = NodeState::Connecting;
+  node->healthy = false;
   node->parser.reset();
   node->out.clear();
   node->out_pos = 0;
@@ -554,6 +580,7 @@ bool node_send_raw(redis_node_t* node, std::string_view bytes, const redis_cmd_t
   node->out.append(bytes.data(), bytes.size());
   bool first = node->fifo.empty();
   node->fifo.push_back(cmd);
+  node->fifo.back().queued = ngx_current_msec;
   if (node->state == NodeState::Ready) {
     if (first) arm_timer(node);
     schedule_flush(node);

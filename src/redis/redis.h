@@ -62,6 +62,7 @@ struct redis_endpoint_t {
   ngx_ssl_t* ssl;                 // nullptr without TLS
 #endif
   redis_client_t* client;         // this worker's (init_process)
+  ngx_msec_t max_timeout;         // the longest session_redis_timeout of its locations
 };
 
 // Configuration (conf.cpp).
@@ -97,7 +98,8 @@ struct redis_cmd_t {
   struct redis_op_t* op;          // User: nullptr once abandoned (timed out, cancelled, failed)
   node_reply_pt internal;         // Internal: the client's handler
   void* data;
-  ngx_msec_t deadline;
+  ngx_msec_t deadline;            // (a user command's own deadline is its operation's timer)
+  ngx_msec_t queued;              // when it was queued
   const sess::RespLimits* limits;
 };
 
@@ -129,6 +131,7 @@ struct redis_node_t {
   time_t failure_logged = 0;
   bool keep_connected = false;
   bool closing = false;
+  bool healthy = false;           // a good answer arrived on this connection
 #if (NGX_SSL)
   ngx_ssl_session_t* ssl_session = nullptr;  // reused across reconnects
 #endif
@@ -187,6 +190,9 @@ void client_node_down(redis_node_t* node);
 void client_node_message(redis_node_t* node, std::string_view channel, std::string_view payload);
 
 ngx_msec_t client_connect_timeout(const redis_client_t* client);
+// How long the oldest command may wait before the connection counts as stuck: the longest
+// timeout of any location using it (shorter ones gave up on their own by then).
+ngx_msec_t client_stall_limit(const redis_client_t* client);
 const redis_endpoint_t* client_endpoint(const redis_client_t* client);
 ngx_log_t* client_log(const redis_client_t* client);
 bool client_exiting(const redis_client_t* client);
