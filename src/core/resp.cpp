@@ -9,9 +9,11 @@ namespace sess {
 
 namespace {
 
-constexpr int64_t kMaxBulkLen = 512 * 1024 * 1024;                      // Redis's own ceiling
+constexpr int64_t kMaxBulkLen = 512 * 1024 * 1024;  // Redis's own ceiling (proto-max-bulk-len)
 constexpr int64_t kMaxArrayLen = std::numeric_limits<int32_t>::max();
-constexpr size_t kReserveElements = 64;  // an array's announced size is not trusted up front
+// Announced sizes are not trusted up front: what has not arrived is not allocated beyond these.
+constexpr size_t kReserveElements = 64;
+constexpr size_t kReserveBytes = 64 * 1024;
 
 // A decimal as Redis writes one: "0", or an optional '-' then digits without a leading zero,
 // within int64_t ("-0", "+1", "01", " 1" and "" are not).
@@ -76,9 +78,7 @@ RespParser::Result RespParser::feed(std::string_view data, const RespLimits& lim
     too_large_ = true;
   };
   // String bytes the reply may still keep.
-  const auto room = [&](const RespLimits& l) {
-    return l.max_total - std::min(total_, l.max_total);
-  };
+  const auto room = [&]() { return limits.max_total - std::min(total_, limits.max_total); };
   // The slot of the next value: the root or a new element of the innermost array (none when
   // skipping).
   const auto open = [&]() -> RespValue* {
@@ -130,7 +130,7 @@ RespParser::Result RespParser::feed(std::string_view data, const RespLimits& lim
           if (data[pos++] != '\n') return fail();
           state_ = State::Type;
           if (type_ == '+' || type_ == '-') {
-            if (!too_large_ && line_.size() > room(limits)) overflow();
+            if (!too_large_ && line_.size() > room()) overflow();
             if (RespValue* v = open()) {
               v->type = type_ == '+' ? RespType::Status : RespType::Error;
               v->str = line_;
@@ -155,10 +155,10 @@ RespParser::Result RespParser::feed(std::string_view data, const RespLimits& lim
           } else if (type_ == '$') {
             if (num > kMaxBulkLen) return fail();
             const auto len = static_cast<size_t>(num);
-            if (!too_large_ && (len > limits.max_bulk || len > room(limits))) overflow();
+            if (!too_large_ && (len > limits.max_bulk || len > room())) overflow();
             if (RespValue* v = open()) {
               v->type = RespType::Bulk;
-              v->str.reserve(len);
+              v->str.reserve(std::min(len, kReserveBytes));
               total_ += len;
             }
             bulk_left_ = num;
