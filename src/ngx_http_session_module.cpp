@@ -248,6 +248,8 @@ sess::RespLimits make_lookup_limits() {
   sess::RespLimits l;
   l.max_bulk = sess::kMaxRecordLen;
   l.max_total = sess::kMaxRecordLen;
+  l.max_depth = 1;                                    // an array of fields and values
+  l.max_elements = 2 * sess::SessionData::kMaxKeys + 2;
   return l;
 }
 const sess::RespLimits kLookupLimits = make_lookup_limits();

@@ -60,6 +60,8 @@ constexpr uint8_t kMaxRedirects = 5;
 sess::RespLimits make_topology_limits() {
   sess::RespLimits l;
   l.max_total = 4 * 1024 * 1024;  // CLUSTER SLOTS of a large cluster
+  l.max_depth = 4;                 // [[first, last, [host, port, id, {...}], ...], ...]
+  l.max_elements = 16384;
   return l;
 }
 const sess::RespLimits kTopologyLimits = make_topology_limits();
@@ -368,6 +370,9 @@ void op_reply(redis_op_t* op, redis_node_t* node, sess::RespValue* reply, bool t
     std::string_view err = reply->str;
     if (cl->ep->spec->topology == Topology::Cluster && op->redirects < kMaxRedirects) {
       sess::Redirect rd = sess::parse_redirect(err);
+      if (rd.kind != sess::RedirectKind::None && rd.node.host.empty()) {
+        rd.node.host = node->addr.host;  // "MOVED 12182 :7001": the node that answered
+      }
       if (rd.kind != sess::RedirectKind::None) {
         op->redirects++;
         redis_node_t* target = node_for(cl, NodeRole::Data, rd.node);
