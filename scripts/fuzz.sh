@@ -101,7 +101,7 @@ if [ "$mode" = seeds ]; then
   mkdir -p fuzz/corpus.new
   "$gen" fuzz/corpus.new
   # Only the targets gen_seeds writes are replaced: hand-written corpora of the other targets
-  # (cookie_attrs, origin, redis_reply, ...) stay.
+  # (cookie_attrs, origin, resp, cluster, ...) stay.
   for d in fuzz/corpus.new/*/; do
     t=$(basename "$d")
     rm -rf "fuzz/corpus/$t"

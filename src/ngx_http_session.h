@@ -365,9 +365,6 @@ void redis_note_timeout(redis_endpoint_t* ep, ngx_msec_t timeout);
 // The endpoint's name for log lines.
 const ngx_str_t* redis_name(const loc_conf_t* lcf);
 
-// The view of a reply that redis_cmd.h's outcome functions take.
-sess::RedisReplyView reply_view(const sess::RespValue* reply);
-
 // The key of id under lcf's prefix, in r's pool.
 bool redis_key_of(ngx_http_request_t* r, const loc_conf_t* lcf, const unsigned char* id,
                   sess::pstring& out);

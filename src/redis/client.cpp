@@ -551,23 +551,6 @@ const ngx_str_t* redis_name(const loc_conf_t* lcf) {
   return lcf->redis != nullptr ? redis_endpoint_name(lcf->redis) : &none;
 }
 
-sess::RedisReplyView reply_view(const sess::RespValue* reply) {
-  sess::RedisReplyView v;
-  if (reply == nullptr) return v;
-  switch (reply->type) {
-    case sess::RespType::Status: v.type = sess::ReplyType::Status; break;
-    case sess::RespType::Error: v.type = sess::ReplyType::Error; break;
-    case sess::RespType::Integer: v.type = sess::ReplyType::Integer; break;
-    case sess::RespType::Bulk: v.type = sess::ReplyType::String; break;
-    case sess::RespType::Nil: v.type = sess::ReplyType::Nil; break;
-    case sess::RespType::Array:
-    case sess::RespType::NilArray: v.type = sess::ReplyType::Array; break;
-  }
-  v.str = reply->str;
-  v.integer = reply->integer;
-  return v;
-}
-
 bool redis_key_of(ngx_http_request_t*, const loc_conf_t* lcf, const unsigned char* id,
                   sess::pstring& out) {
   out.clear();
