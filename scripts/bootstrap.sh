@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   # build
-  build-essential dpkg-dev libssl-dev libhiredis-dev rapidjson-dev libcrypt-dev libpcre2-dev
+  build-essential dpkg-dev libssl-dev rapidjson-dev libcrypt-dev libpcre2-dev
   zlib1g-dev nginx-dev clang
   # the packaged nginx the dynamic module is loaded into
   nginx-core

@@ -111,6 +111,7 @@ class SniRecorder:
 
     def __init__(self, cert, key):
         self.names = []
+        self.reused = []     # per handshake: was a TLS session resumed
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert, key)
         ctx.sni_callback = lambda sock, name, c: self.names.append(name)
@@ -132,6 +133,7 @@ class SniRecorder:
                 continue
             try:
                 with self.ctx.wrap_socket(conn, server_side=True) as tls:
+                    self.reused.append(tls.session_reused)
                     tls.settimeout(1)
                     tls.recv(100)
             except OSError:
@@ -156,6 +158,25 @@ def test_sni(nginx, tls_material, lines, expected):
         srv.get("/login?u=alice")
         assert helpers.poll(lambda: rec.names, 3.0), "no TLS handshake reached the recorder"
         assert rec.names[0] == expected, rec.names
+    finally:
+        rec.close()
+
+
+@pytest.mark.parametrize("protocol", ["TLSv1_2", "TLSv1_3"])
+def test_tls_session_is_resumed_on_reconnect(nginx, tls_material, protocol):
+    """The recorder closes every connection after the first command: the next connection
+    resumes the TLS session (TLS 1.3: from the ticket that arrives after the handshake)."""
+    rec = SniRecorder(tls_material.ip_cert, tls_material.ip_key)
+    rec.ctx.maximum_version = getattr(ssl.TLSVersion, protocol)
+    try:
+        srv = nginx(redis_snippet("127.0.0.1:{rport}", REDIS_LOCATIONS,
+                                  "session_redis_tls on;\n    "
+                                  f"session_redis_tls_trusted_certificate {tls_material.ca};"),
+                    rport=rec.port)
+        helpers.poll(lambda: srv.get("/login?u=a").status_code and len(rec.reused) >= 3, 5.0,
+                     0.1)
+        assert len(rec.reused) >= 3, rec.reused
+        assert rec.reused[0] is False and all(rec.reused[1:]), rec.reused
     finally:
         rec.close()
 

@@ -217,6 +217,8 @@ ngx_ssl_t* make_ssl(ngx_conf_t* cf, const redis_tls_conf_t* tls) {
   }
   cln->handler = ngx_ssl_cleanup_ctx;
   cln->data = ssl;
+  // Sessions are kept per node by node.cpp (save_session), not in OpenSSL's internal cache.
+  if (ngx_ssl_client_session_cache(cf, ssl, 1) != NGX_OK) return nullptr;
   if (tls->certificate.len) {
     if (tls->certificate_key.len == 0) {
       ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

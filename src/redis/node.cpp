@@ -165,15 +165,19 @@ bool tls_verified(redis_node_t* node) {
   ngx_connection_t* c = node->c;
   long rc = SSL_get_verify_result(c->ssl->connection);
   if (rc != X509_V_OK) {
-    ngx_log_error(NGX_LOG_ERR, log_of(node), 0,
-                  "session redis \"%V\": TLS certificate verify error: (%l:%s)", &node->name, rc,
-                  X509_verify_cert_error_string(rc));
+    if (failure_log_now(node)) {
+      ngx_log_error(NGX_LOG_ERR, log_of(node), 0,
+                    "session redis \"%V\": TLS certificate verify error: (%l:%s)", &node->name,
+                    rc, X509_verify_cert_error_string(rc));
+    }
     return false;
   }
   X509* cert = SSL_get_peer_certificate(c->ssl->connection);
   if (cert == nullptr) {
-    ngx_log_error(NGX_LOG_ERR, log_of(node), 0, "session redis \"%V\": no TLS certificate",
-                  &node->name);
+    if (failure_log_now(node)) {
+      ngx_log_error(NGX_LOG_ERR, log_of(node), 0, "session redis \"%V\": no TLS certificate",
+                    &node->name);
+    }
     return false;
   }
   std::string name(sv(node->tls_name));
@@ -181,9 +185,11 @@ bool tls_verified(redis_node_t* node) {
                                 : X509_check_host(cert, name.data(), name.size(), 0, nullptr);
   X509_free(cert);
   if (ok != 1) {
-    ngx_log_error(NGX_LOG_ERR, log_of(node), 0,
-                  "session redis \"%V\": TLS certificate does not match \"%V\"", &node->name,
-                  &node->tls_name);
+    if (failure_log_now(node)) {
+      ngx_log_error(NGX_LOG_ERR, log_of(node), 0,
+                    "session redis \"%V\": TLS certificate does not match \"%V\"",
+                    &node->name, &node->tls_name);
+    }
     return false;
   }
   return true;
@@ -200,13 +206,28 @@ void tls_handshake_done(ngx_connection_t* c) noexcept {
       node_close(node, nullptr);
       return;
     }
-    ngx_ssl_session_t* session = ngx_ssl_get_session(c);
-    if (session != nullptr) {
+    // TLS 1.2 announced its session during the handshake; now it is known whom it is with.
+    if (node->ssl_pending != nullptr) {
       if (node->ssl_session != nullptr) ngx_ssl_free_session(node->ssl_session);
-      node->ssl_session = session;
+      node->ssl_session = node->ssl_pending;
+      node->ssl_pending = nullptr;
     }
     on_ready(node);
   });
+}
+
+// OpenSSL's new-session callback (ngx_ssl_client_session_cache): TLS 1.2 announces the session
+// during the handshake, TLS 1.3 in tickets that arrive after it. A session is kept for reuse only
+// once the peer has been verified (a resumed session is verified again after its handshake).
+void save_session(ngx_connection_t* c) noexcept {
+  auto* node = static_cast<redis_node_t*>(c->data);
+  if (node == nullptr || node->c != c) return;
+  ngx_ssl_session_t* session = ngx_ssl_get_session(c);
+  if (session == nullptr) return;
+  ngx_ssl_session_t** slot = node->state == NodeState::Tls ? &node->ssl_pending
+                                                           : &node->ssl_session;
+  if (*slot != nullptr) ngx_ssl_free_session(*slot);
+  *slot = session;
 }
 
 void start_tls(redis_node_t* node) {
@@ -222,6 +243,11 @@ void start_tls(redis_node_t* node) {
       node_close(node, "TLS SNI setup failed");
       return;
     }
+  }
+  c->ssl->save_session = save_session;
+  if (node->ssl_pending != nullptr) {
+    ngx_ssl_free_session(node->ssl_pending);
+    node->ssl_pending = nullptr;
   }
   if (node->ssl_session != nullptr && ngx_ssl_set_session(c, node->ssl_session) != NGX_OK) {
     node_close(node, "TLS session reuse failed");
@@ -452,6 +478,7 @@ void node_destroy(redis_node_t* node) {
   if (node->timer.timer_set) ngx_del_timer(&node->timer);
 #if (NGX_SSL)
   if (node->ssl_session != nullptr) ngx_ssl_free_session(node->ssl_session);
+  if (node->ssl_pending != nullptr) ngx_ssl_free_session(node->ssl_pending);
 #endif
   delete static_cast<node_storage_t*>(node->storage);
   delete node;

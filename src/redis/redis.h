@@ -133,7 +133,8 @@ struct redis_node_t {
   bool closing = false;
   bool healthy = false;           // a good answer arrived on this connection
 #if (NGX_SSL)
-  ngx_ssl_session_t* ssl_session = nullptr;  // reused across reconnects
+  ngx_ssl_session_t* ssl_session = nullptr;  // reused across reconnects (a verified peer's)
+  ngx_ssl_session_t* ssl_pending = nullptr;  // announced during a handshake not yet verified
 #endif
   void* storage = nullptr;        // the strings behind name and tls_name (node.cpp)
 };
