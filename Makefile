@@ -92,7 +92,8 @@ test-nginx-next: $(BUILD)/.bootstrap
 	$(MAKE) --no-print-directory NGINX_VERSION=$(NGINX_NEXT) BUILD=$(BUILD)/nginx-$(NGINX_NEXT) nginx
 	NGINX_BIN=$(BUILD)/nginx-$(NGINX_NEXT)/sbin/nginx $(PYTHON) -m pytest -q -p no:cacheprovider \
 	  t/test_cookie_store.py t/test_bad_cookies.py t/test_actions.py t/test_variables.py \
-	  t/test_require.py t/test_login.py t/test_redis.py
+	  t/test_require.py t/test_login.py t/test_redis.py t/test_redis_records.py \
+	  t/test_redis_tls.py t/test_redis_cluster.py
 
 fuzz:
 	@BOOTSTRAP_EXTRA=fuzz scripts/bootstrap.sh

@@ -253,3 +253,189 @@ def test_sentinel_wrong_sentinel_password(nginx, redis_sentinel_factory, tmp_pat
 def test_sentinel_config_errors(nginx_t, args, message):
     rc, out = nginx_t(redis_snippet(args, REDIS_LOCATIONS))
     assert rc != 0 and message in out, out
+
+
+class FakeSentinel:
+    """A sentinel stand-in on a free loopback port: answers SENTINEL get-master-addr-by-name
+    with whatever .master is now ((ip, port)), SUBSCRIBE with a subscription (and publishes
+    nothing), PING with PONG. Lets a test name a node that is not the master."""
+
+    def __init__(self, master):
+        import socket as _socket
+        self.master = master
+        self.asked = 0
+        self.sock = _socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.address = f"127.0.0.1:{self.port}"
+        self.stopped = False
+        self.thread = threading.Thread(target=self.accept_loop, daemon=True)
+        self.thread.start()
+
+    def accept_loop(self):
+        while not self.stopped:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def bulk(s):
+        s = str(s).encode()
+        return b"$%d\r\n%s\r\n" % (len(s), s)
+
+    def serve(self, conn):
+        conn.settimeout(0.5)
+        buf = b""
+        try:
+            while not self.stopped:
+                try:
+                    data = conn.recv(4096)
+                except OSError:
+                    continue
+                if not data:
+                    return
+                buf += data
+                while True:
+                    cmd, buf = self.parse(buf)
+                    if cmd is None:
+                        break
+                    conn.sendall(self.answer(cmd))
+        finally:
+            conn.close()
+
+    @staticmethod
+    def parse(buf):
+        """One RESP array of bulk strings off buf: (args, rest) or (None, buf)."""
+        if not buf.startswith(b"*") or b"\r\n" not in buf:
+            return None, buf
+        head, rest = buf.split(b"\r\n", 1)
+        args = []
+        for _ in range(int(head[1:])):
+            if b"\r\n" not in rest:
+                return None, buf
+            ln, rest = rest.split(b"\r\n", 1)
+            n = int(ln[1:])
+            if len(rest) < n + 2:
+                return None, buf
+            args.append(rest[:n].decode())
+            rest = rest[n + 2:]
+        return args, rest
+
+    def answer(self, cmd):
+        name = cmd[0].upper()
+        if name == "SENTINEL" and len(cmd) == 3 and cmd[1].lower() == "get-master-addr-by-name":
+            self.asked += 1
+            ip, port = self.master
+            return b"*2\r\n" + self.bulk(ip) + self.bulk(port)
+        if name == "SUBSCRIBE":
+            return b"*3\r\n" + self.bulk("subscribe") + self.bulk(cmd[1]) + b":1\r\n"
+        if name == "PING":
+            return b"+PONG\r\n"
+        return b"-ERR unknown command\r\n"
+
+    def close(self):
+        self.stopped = True
+        self.thread.join(2)
+        self.sock.close()
+
+
+@pytest.fixture
+def fake_sentinel():
+    made = []
+
+    def make(master):
+        s = FakeSentinel(master)
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.close()
+
+
+def test_a_replica_named_as_master_is_left(nginx, redis_factory, fake_sentinel):
+    """A sentinel that names a replica: ROLE on connect says so, nginx leaves it (no session is
+    read from a replica, which may lag behind a logout) and asks again; once the sentinel names
+    the master, sessions work without a reload."""
+    master = redis_factory(name="master")
+    replica = redis_factory(name="replica", replicaof=master.port)
+    fake = fake_sentinel(("127.0.0.1", replica.port))
+    srv = nginx(redis_snippet(f"sentinel=mymaster {fake.address}", REDIS_LOCATIONS,
+                              f"session_redis_timeout {TIMEOUT_MS}ms;"))
+    assert srv.get("/login?u=alice").status_code == 503
+    assert helpers.poll(lambda: srv.grep_log(f"127.0.0.1:{replica.port}\": not a master (ROLE)",
+                                             0, "error"), 3.0), srv.log_text()[-2000:]
+    fake.master = ("127.0.0.1", master.port)
+    value = helpers.poll(lambda: session_cookie_value(r) if (r := srv.get("/login?u=alice"))
+                         .status_code == 200 else None, 10.0, 0.2)
+    assert value, srv.log_text()[-2000:]
+    assert get_json(master.admin(), "session:" + id_of(value)) == {"user": "alice"}
+
+
+def test_a_master_turned_replica_is_left_on_readonly(nginx, redis_factory, fake_sentinel):
+    """The master nginx uses becomes a replica behind its back (no +switch-master reaches
+    nginx): the first write answered READONLY makes nginx leave it at once and ask the
+    sentinel, which now names the new master."""
+    fast_sync = ["--repl-diskless-sync-delay", "0"]   # all within a second, before any poll
+    a = redis_factory(name="a", extra=fast_sync)
+    b = redis_factory(name="b", extra=fast_sync)
+    fake = fake_sentinel(("127.0.0.1", a.port))
+    srv = nginx(redis_snippet(f"sentinel=mymaster {fake.address}", REDIS_LOCATIONS,
+                              f"session_redis_timeout {TIMEOUT_MS}ms;"))
+    value = login(srv, "alice")
+    key = "session:" + id_of(value)
+    # b takes over with a's data; a follows b
+    b.admin().execute_command("REPLICAOF", "127.0.0.1", a.port)
+    assert helpers.poll(lambda: b.admin().exists(key) == 1, 5.0)
+    b.admin().execute_command("REPLICAOF", "NO", "ONE")
+    a.admin().execute_command("REPLICAOF", "127.0.0.1", b.port)
+    fake.master = ("127.0.0.1", b.port)
+    r = srv.get("/name?v=carol", headers=cookie_header(value))
+    assert r.status_code == 503       # answered READONLY: not written, and nobody told otherwise
+    assert helpers.poll(lambda: srv.grep_log("is a replica now (READONLY)", 0, "error"), 3.0), \
+        srv.log_text()[-3000:]
+
+    def written():
+        r = srv.get("/name?v=carol", headers=cookie_header(value))
+        return r.status_code == 200 and get_json(b.admin(), key) == {"user": "alice",
+                                                                     "name": "carol"}
+    # at once: well before the next poll of the sentinels (every 5 s)
+    assert helpers.poll(written, 2.0, 0.1), srv.log_text()[-2000:]
+
+
+def test_requests_during_a_reload_wait_for_the_master(nginx, redis_sentinel):
+    """New workers ask the sentinels for the master first: a request that reaches one before
+    the answer waits for it (within session_redis_timeout) instead of failing."""
+    import requests as requests_lib
+    topo = redis_sentinel
+    srv = sentinel_site(nginx, topo, workers=2)
+    value = login(srv, "alice")
+    results = []
+    stop = threading.Event()
+
+    def hammer():
+        while not stop.is_set():
+            try:    # a new connection each time: the first requests of the new workers
+                r = requests_lib.get(srv.url("/whoami"), headers={
+                    **cookie_header(value), "Connection": "close"}, timeout=5)
+                results.append(r.status_code)
+            except requests_lib.RequestException as e:
+                results.append(repr(e))
+
+    threads = [threading.Thread(target=hammer, daemon=True) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(5):
+            srv.reload()
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    assert len(results) > 50
+    assert set(results) == {200}, {x: results.count(x) for x in set(results)}

@@ -38,6 +38,7 @@ struct redis_client_t {
   size_t query_tries = 0;
   bool discovering = false;
   ngx_event_t poll;
+  ngx_queue_t waiting;                   // operations that arrived before the first master
 
   sess::SlotMap map;                     // cluster
   std::vector<redis_node_t*> by_index;   // node of map.nodes()[i]
@@ -125,6 +126,19 @@ sess::NodeAddr addr_of(const redis_addr_t& a) {
 // Sentinel
 
 void discover(redis_client_t* cl);
+bool send_op(redis_op_t* op, redis_node_t* node);
+void complete(redis_op_t* op, sess::RespValue* reply, bool too_large);
+
+// Operations that waited for a master: sent to it now (node), or failed (nullptr).
+void release_waiting(redis_client_t* cl, redis_node_t* node) {
+  while (!ngx_queue_empty(&cl->waiting)) {
+    ngx_queue_t* q = ngx_queue_head(&cl->waiting);
+    auto* op = ngx_queue_data(q, redis_op_t, wait_link);
+    ngx_queue_remove(q);
+    op->waiting = false;
+    if (!send_op(op, node)) complete(op, nullptr, false);
+  }
+}
 
 void set_master(redis_client_t* cl, const sess::NodeAddr& addr) {
   if (cl->master != nullptr && cl->master->addr == addr) {
@@ -144,6 +158,7 @@ void set_master(redis_client_t* cl, const sess::NodeAddr& addr) {
     node_close(old, nullptr);  // its commands fail now; new ones go to the new master
   }
   node_connect(n);
+  release_waiting(cl, n);
 }
 
 void query_next(redis_client_t* cl);
@@ -174,8 +189,9 @@ void query_next(redis_client_t* cl) {
     args.emplace_back(sv(cl->ep->spec->master_name));
     if (node_send(s, args, internal_cmd(on_master_addr, cl))) return;
   }
-  // No sentinel answered: try again at the next poll.
+  // No sentinel answered: try again at the next poll; whoever waited for a master fails now.
   cl->discovering = false;
+  release_waiting(cl, nullptr);
 }
 
 void discover(redis_client_t* cl) {
@@ -338,6 +354,9 @@ void op_cancel(void* data) noexcept {
   }
   if (op->timeout.timer_set) ngx_del_timer(&op->timeout);
   if (op->node != nullptr) node_abandon(op->node, op);
+  if (op->waiting) {
+    ngx_queue_remove(&op->wait_link);
+  }
   delete op;
 }
 
@@ -357,6 +376,10 @@ void op_timeout_handler(ngx_event_t* ev) noexcept {
   auto* op = static_cast<redis_op_t*>(ev->data);
   guard_void(ev->log, [&]() {
     if (op->node != nullptr) node_abandon(op->node, op);  // its reply will be read and dropped
+    if (op->waiting) {
+      ngx_queue_remove(&op->wait_link);
+      op->waiting = false;
+    }
     complete(op, nullptr, false);
   });
 }
@@ -531,7 +554,12 @@ redis_op_t* redis_send(ngx_http_request_t* r, const loc_conf_t* lcf, const sess:
     op->timeout.log = r->connection->log;
     // Not cancelable: a worker that shuts down gracefully still answers the requests waiting.
     op->timeout.cancelable = 0;
-    if (!send_op(op, route(cl, op->slot))) {
+    redis_node_t* node = route(cl, op->slot);
+    if (node == nullptr && cl->ep->spec->topology == Topology::Sentinel && cl->discovering) {
+      // A worker just started (or reloaded): the sentinels are being asked for the master.
+      op->waiting = true;
+      ngx_queue_insert_tail(&cl->waiting, &op->wait_link);
+    } else if (!send_op(op, node)) {
       delete op;
       return unavailable();
     }
@@ -568,6 +596,7 @@ ngx_int_t redis_init_process(ngx_cycle_t* cycle) noexcept {
       cl->ep = eps[i];
       cl->log = cycle->log;
       eps[i]->client = cl;
+      ngx_queue_init(&cl->waiting);
       cl->poll.handler = poll_handler;
       cl->poll.data = cl;
       cl->poll.log = cycle->log;

@@ -168,6 +168,8 @@ struct redis_op_t {
   void* data;
   redis_client_t* client;
   redis_node_t* node;             // where it waits for its reply (nullptr: not queued)
+  bool waiting;                   // queued in its client until a Sentinel master is known
+  ngx_queue_t wait_link;
   std::string command;            // the RESP bytes (resent on MOVED / ASK)
   int slot;                       // cluster slot, -1 elsewhere
   uint8_t redirects;
