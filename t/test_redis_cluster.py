@@ -263,3 +263,40 @@ def test_cluster_tls_dns_certificate_needs_a_name(nginx, redis_cluster_factory, 
 def test_cluster_config_errors(nginx_t, args, message):
     rc, out = nginx_t(redis_snippet(args, REDIS_LOCATIONS))
     assert rc != 0 and message in out, out
+
+
+def test_requests_during_a_reload(nginx, redis_cluster):
+    """New workers have no slot map yet: their first requests go to a seed and follow MOVED,
+    none fails."""
+    import requests as requests_lib
+    topo = redis_cluster
+    srv = cluster_site(nginx, topo, workers=2)
+    values = [login(srv, f"u{i}") for i in range(6)]
+    results = []
+    stop = threading.Event()
+
+    def hammer(k):
+        n = 0
+        while not stop.is_set():
+            value = values[(k + n) % len(values)]
+            n += 1
+            try:
+                r = requests_lib.get(srv.url("/whoami"), headers={
+                    **cookie_header(value), "Connection": "close"}, timeout=5)
+                results.append(r.status_code)
+            except requests_lib.RequestException as e:
+                results.append(repr(e))
+
+    threads = [threading.Thread(target=hammer, args=(k,), daemon=True) for k in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(5):
+            srv.reload()
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    assert len(results) > 50
+    assert set(results) == {200}, {x: results.count(x) for x in set(results)}
