@@ -65,3 +65,18 @@ def test_dynamic_reload(nginx, dynamic_module):
     srv.get("/login?u=alice", s)
     srv.reload()
     assert srv.get("/whoami", s).text == "status=valid user=alice name=\n"
+
+
+def test_dynamic_redis_over_tls(nginx, dynamic_module, redis_factory, tls_material):
+    """Debian's nginx with the module: the Redis store over verified TLS (nginx's own SSL layer
+    of the packaged binary)."""
+    from redis_support import REDIS_LOCATIONS, cookie_header, redis_snippet, session_cookie_value
+    rd = redis_factory(tls=tls_material.redis("ip"))
+    srv = nginx(redis_snippet("127.0.0.1:{rport}", REDIS_LOCATIONS,
+                              "session_redis_tls on;\n    "
+                              f"session_redis_tls_trusted_certificate {tls_material.ca};"),
+                rport=rd.port, binary=DEBIAN_NGINX, load_module=dynamic_module)
+    value = session_cookie_value(srv.get("/login?u=alice"))
+    assert srv.get("/whoami", headers=cookie_header(value)).text.startswith(
+        "status=valid user=alice")
+    assert len(rd.admin().keys("session:*")) == 1
