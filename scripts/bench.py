@@ -1195,14 +1195,17 @@ def write_report(info, rows, tgts, mem, settings, paced) -> str:
         lines += ["## TLS cost at a fixed request rate (below saturation)", "",
                   "| scenario | fixed rate req/s | achieved req/s plain / TLS | "
                   "nginx CPU µs/req plain | nginx CPU µs/req TLS | TLS ÷ plain | "
+                  "TLS ÷ plain per round | "
                   "p50 ms plain / TLS | p99 ms plain / TLS | Redis CPU µs/req plain / TLS | "
-                  "failures / requests |", "|" + "---|" * 10]
+                  "failures / requests |", "|" + "---|" * 11]
         for pc in paced:
             pair = lambda k, s: " / ".join(fmt(x, s) for x in pc[k])  # noqa: E731
             lines.append(
                 f"| {pc['title']} | {pc['rate']:,} | {pair('rps', ',.0f')} | "
                 f"{fmt(pc['cpu_us_per_req'][0], '.2f')} | {fmt(pc['cpu_us_per_req'][1], '.2f')} | "
-                f"{fmt_ratio(pc['cpu_ratio'])} | {pair('p50_ms', '.3f')} | "
+                f"{fmt_ratio(pc['cpu_ratio'])} | "
+                f"{', '.join(fmt(x, '.3f') for x in pc['cpu_ratio_runs'])} | "
+                f"{pair('p50_ms', '.3f')} | "
                 f"{pair('p99_ms', '.3f')} | {pair('redis_cpu_us_per_req', '.2f')} | "
                 f"{pc['failures']} / {pc['requests']:,} |")
         lines += ["", f"Both scenarios of a pair run at the same rate, {CONNECTIONS} "
