@@ -15,6 +15,8 @@ Run it through scripts/bench.sh (or /usr/bin/python3 scripts/bench.py). Environm
                       write_redis_tls)
   BENCH_TLS_RATE      the fixed request rate of the TLS cost runs (default: half the slower
                       scenario's max req/s)
+  BENCH_TLS_ROUNDS    rounds of the TLS cost runs (default 5)
+  BENCH_TLS_DURATION  seconds per TLS cost run (default 3)
   NGINX_BIN           nginx binary (default build/sbin/nginx)
 
 What it does: renders scripts/bench/nginx.conf.in (one nginx, worker_processes 1, one server
@@ -777,7 +779,8 @@ def measure_probe(sc, base_sc, ports, nginx: Nginx) -> dict:
     return res
 
 
-def measure(sc, ports, nginx: Nginx, stores: dict, rate: int = 0) -> dict:
+def measure(sc, ports, nginx: Nginx, stores: dict, rate: int = 0,
+            duration: int = DURATION) -> dict:
     """One wrk run of the scenario (closed loop, or paced at `rate` requests/s in all)."""
     prepare(sc, ports)
     nodes = stores.get(sc.get("redis"), [])           # the scenario's Redis server(s)
@@ -790,7 +793,7 @@ def measure(sc, ports, nginx: Nginx, stores: dict, rate: int = 0) -> dict:
     wcpu0 = children_cpu_seconds()
     busy0, steal0 = machine_busy_seconds()
     t0 = time.monotonic()
-    st = run_wrk(sc, ports[sc["port"]], DURATION,
+    st = run_wrk(sc, ports[sc["port"]], duration,
                  connections=sc.get("connections", CONNECTIONS), rate=rate)
     elapsed = time.monotonic() - t0
     busy1, steal1 = machine_busy_seconds()
@@ -829,6 +832,10 @@ def measure(sc, ports, nginx: Nginx, stores: dict, rate: int = 0) -> dict:
 PACED = (("redis", "redis_tls"), ("write_redis", "write_redis_tls"))
 TLS_COST_LIMIT = 1.10         # "TLS must cost no more than 10% over plain-TCP Redis"
 PACED_RATE = env_int("BENCH_TLS_RATE", 0, 0)   # 0: half the slower pair member's max req/s
+# more, shorter runs than the closed loop: the median of five per-round ratios shrugs off two
+# runs disturbed by other load on a shared machine
+PACED_ROUNDS = env_int("BENCH_TLS_ROUNDS", 5, 1)
+PACED_DURATION = env_int("BENCH_TLS_DURATION", 3, 1)
 
 
 def paced_rate(plain: str, tls: str, rounds: list) -> int:
@@ -839,21 +846,23 @@ def paced_rate(plain: str, tls: str, rounds: list) -> int:
 
 
 def paced_phase(scenarios, rounds, ports, nginx: Nginx, stores: dict) -> list:
-    """Every PACED pair at one fixed rate, ROUNDS times (order swapped every round); per round
-    the ratio of nginx worker CPU µs/req, TLS ÷ plain. Bounded: DURATION s per run."""
+    """Every PACED pair at one fixed rate, PACED_ROUNDS times (order swapped every round); per
+    round the ratio of nginx worker CPU µs/req, TLS ÷ plain. Bounded: PACED_DURATION s a run."""
     by = {sc["name"]: sc for sc in scenarios}
     out = []
     for plain, tls in PACED:
         if plain not in by or tls not in by:
             continue
         rate = paced_rate(plain, tls, rounds)
-        log(f"TLS cost: {plain} and {tls} at {rate} req/s, {ROUNDS} rounds x {DURATION}s each")
+        log(f"TLS cost: {plain} and {tls} at {rate} req/s, {PACED_ROUNDS} rounds x "
+            f"{PACED_DURATION}s each")
         runs = []
-        for i in range(ROUNDS):
+        for i in range(PACED_ROUNDS):
             res = {}
             for name in ((plain, tls) if i % 2 == 0 else (tls, plain)):
-                res[name] = x = measure(by[name], ports, nginx, stores, rate=rate)
-                log(f"paced {i + 1}/{ROUNDS} {name:<16} {x['rps']:>8.0f} req/s  "
+                res[name] = x = measure(by[name], ports, nginx, stores, rate=rate,
+                                        duration=PACED_DURATION)
+                log(f"paced {i + 1}/{PACED_ROUNDS} {name:<16} {x['rps']:>8.0f} req/s  "
                     f"nginx {fmt(x['cpu_us_per_req'], '.2f')} µs/req  redis "
                     f"{fmt(x.get('redis_cpu_us_per_req'), '.2f')} µs/req  p99 "
                     f"{fmt(x['p99_ms'], '.3f')} ms  statuses {x['statuses']}")
@@ -1211,7 +1220,7 @@ def write_report(info, rows, tgts, mem, settings, paced) -> str:
         lines += ["", f"Both scenarios of a pair run at the same rate, {CONNECTIONS} "
                   "connections paced by wrk.lua (BENCH_RATE: one request slot every 1/rate s, "
                   "millisecond timers, so requests leave in small bursts), "
-                  f"{settings['rounds']} rounds × {settings['duration_s']} s, order swapped "
+                  f"{PACED_ROUNDS} rounds × {PACED_DURATION} s, order swapped "
                   "every round; TLS ÷ plain is the median over rounds of the per-round ratio of "
                   "nginx worker CPU µs/req. The rate is half the slower scenario's max req/s "
                   "above (BENCH_TLS_RATE overrides it). Latencies are from the moment a "
@@ -1356,7 +1365,7 @@ def main() -> int:
 
     npaced = sum(1 for pair in PACED if all(n in {sc["name"] for sc in scenarios}
                                             for n in pair))
-    est = (len(runs) + 2 * npaced) * ROUNDS * DURATION
+    est = len(runs) * ROUNDS * DURATION + 2 * npaced * PACED_ROUNDS * PACED_DURATION
     log(f"{len(runs)} runs ({len(scenarios)} scenarios + {len(runs) - len(scenarios)} "
         f"one-connection latency probes) x {ROUNDS} rounds x {DURATION}s, {npaced} TLS pair(s) "
         f"at a fixed rate (~{est}s), then the memory phase ({MEM_REQUESTS} requests per store)")
@@ -1393,7 +1402,8 @@ def main() -> int:
     settings = dict(rounds=ROUNDS, duration_s=DURATION, threads=THREADS,
                     connections=CONNECTIONS, mem_requests=MEM_REQUESTS,
                     error_log_level="warn", access_log="off", error_log=errlog)
-    settings["tls_rate"] = PACED_RATE or "auto"
+    settings.update(tls_rate=PACED_RATE or "auto", tls_rounds=PACED_ROUNDS,
+                    tls_duration_s=PACED_DURATION)
     text = write_report(info, rows, tgts, mem, settings, paced)
     chart = write_chart(rows)
     with open(OUT / "results.json", "w") as f:
