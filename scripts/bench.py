@@ -9,7 +9,14 @@ Run it through scripts/bench.sh (or /usr/bin/python3 scripts/bench.py). Environm
   BENCH_MEM_REQUESTS  requests per store in the memory phase (default 1000000; 0 skips it)
   BENCH_THREADS       wrk threads (default 1)
   BENCH_CONNECTIONS   wrk connections (default 50)
-  BENCH_SCENARIOS     comma-separated subset of scenario names (default: all)
+  BENCH_SCENARIOS     comma-separated subset of scenario names (default: all); the baseline
+                      always runs, and so does the plain-TCP scenario a TLS or Cluster one is
+                      compared with (redis for redis_tls and redis_cluster, write_redis for
+                      write_redis_tls)
+  BENCH_TLS_RATE      the fixed request rate of the TLS cost runs (default: half the slower
+                      scenario's max req/s)
+  BENCH_TLS_ROUNDS    rounds of the TLS cost runs (default 5)
+  BENCH_TLS_DURATION  seconds per TLS cost run (default 3)
   NGINX_BIN           nginx binary (default build/sbin/nginx)
 
 What it does: renders scripts/bench/nginx.conf.in (one nginx, worker_processes 1, one server
@@ -21,6 +28,17 @@ same round, p50/p99 latency, nginx worker CPU per request, failures, and Redis c
 request (INFO stats total_commands_processed delta / requests). Then, on a freshly started nginx,
 the worker's VmRSS before and after BENCH_MEM_REQUESTS requests with a valid session, for the
 cookie and the Redis store.
+
+Redis over TLS and Redis Cluster: with redis_tls / write_redis_tls selected, the run makes a test
+CA and a server certificate (IP SAN 127.0.0.1) with openssl in build/bench/run/tls and starts a
+TLS-only redis-server (--port 0 --tls-port) that nginx verifies (session_redis_tls on, the CA as
+session_redis_tls_trusted_certificate); with redis_cluster, three Cluster masters (bus ports
++10000 free too) joined by `redis-cli --cluster create`, nginx given them as seeds. Both are
+compared with plain-TCP standalone Redis in the same round (req/s and nginx CPU µs/req), and
+the TLS cost is measured a second way: the plain and the TLS scenario at one fixed request rate
+below saturation (wrk.lua paces with BENCH_RATE), where the nginx worker's CPU µs/req, TLS ÷
+plain, is what TLS adds (target: at most 1.10). Redis commands per request are read from the
+TLS server over TLS, and summed over the three Cluster nodes.
 
 Writes build/bench/results.md, results.json, rps.png and prints the tables. Targets are reported
 as met/missed; the exit status is non-zero only when the harness itself fails.
@@ -38,6 +56,7 @@ import resource
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -139,10 +158,37 @@ def on_signal(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+TAKEN_PORTS: set = set()       # picked in this run (a port is only free until it is used)
+CLUSTER_BUS_OFFSET = 10000     # a Redis Cluster node's bus listens on its port + 10000
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nothing listens on, not picked before in this run."""
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in TAKEN_PORTS:
+            TAKEN_PORTS.add(port)
+            return port
+    raise HarnessError("no free loopback port in 200 tries")
+
+
+def free_cluster_port() -> int:
+    """A free_port() p whose cluster bus port p + 10000 is free (and not picked) too."""
+    for _ in range(200):
+        p = free_port()
+        bus = p + CLUSTER_BUS_OFFSET
+        if bus > 65535 or bus in TAKEN_PORTS:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", bus))
+            except OSError:
+                continue
+        TAKEN_PORTS.add(bus)
+        return p
+    raise HarnessError("no loopback port with a free cluster bus port (+10000) in 200 tries")
 
 
 def wait_port(port: int, proc: subprocess.Popen, timeout: float = 10.0):
@@ -228,14 +274,27 @@ def vm_rss_kib(pid: int) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# Redis (own server, raw RESP over a socket: no client library needed)
+# Redis (own servers, raw RESP over a socket, TLS by python's ssl module: no client library)
 # ---------------------------------------------------------------------------------------------
 
 
-def redis_command(port: int, *args: str) -> bytes:
+class RedisNode:
+    """One redis-server the bench started: its PROCS name, port, and for a TLS-only server the
+    client SSL context (the bench's test CA, hostname check against the IP SAN 127.0.0.1)."""
+
+    def __init__(self, name: str, port: int, tls: ssl.SSLContext | None = None):
+        self.name, self.port, self.tls = name, port, tls
+
+    @property
+    def pid(self) -> int:
+        return PROCS[self.name].pid
+
+
+def redis_command(node: RedisNode, *args: str) -> bytes:
     payload = f"*{len(args)}\r\n".encode() + b"".join(
         f"${len(a.encode())}\r\n".encode() + a.encode() + b"\r\n" for a in args)
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+    with socket.create_connection(("127.0.0.1", node.port), timeout=5) as raw:
+        s = node.tls.wrap_socket(raw, server_hostname="127.0.0.1") if node.tls else raw
         s.sendall(payload)
         data = b""
         while True:
@@ -250,27 +309,138 @@ def redis_command(port: int, *args: str) -> bytes:
                 n = int(head[1:])
                 if n < 0 or len(rest) >= n + 2:
                     break
+        if node.tls:
+            s.close()
     if data.startswith(b"-"):
-        raise HarnessError(f"redis {args[0]}: {data.strip().decode()}")
+        raise HarnessError(f"redis {args[0]} on port {node.port}: {data.strip().decode()}")
     return data
 
 
-def redis_commands_processed(port: int) -> int:
-    info = redis_command(port, "INFO", "stats").decode()
-    m = re.search(r"total_commands_processed:(\d+)", info)
-    if not m:
-        raise HarnessError("redis INFO stats has no total_commands_processed")
-    return int(m.group(1))
+def redis_info(node: RedisNode, section: str) -> dict:
+    text = redis_command(node, "INFO", section).decode()
+    return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
 
 
-def start_redis(port: int) -> subprocess.Popen:
-    p = start_proc("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                             "--save", "", "--appendonly", "no", "--daemonize", "no",
-                             "--logfile", str(RUN / "redis.log"), "--dir", str(RUN)])
-    wait_port(port, p)
-    if not redis_command(port, "PING").startswith(b"+PONG"):
-        raise HarnessError("redis-server does not answer PING")
-    return p
+def redis_commands_processed(nodes: list) -> int:
+    """INFO stats total_commands_processed summed over nodes (each INFO counts itself once,
+    in the next reading)."""
+    total = 0
+    for node in nodes:
+        v = redis_info(node, "stats").get("total_commands_processed")
+        if v is None:
+            raise HarnessError("redis INFO stats has no total_commands_processed")
+        total += int(v)
+    return total
+
+
+def redis_argv(name: str, port: int, *extra: str) -> list:
+    return ["redis-server", *extra, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--daemonize", "no", "--logfile", str(RUN / f"{name}.log"), "--dir", str(RUN)]
+
+
+def start_redis_node(node: RedisNode, argv: list) -> RedisNode:
+    p = start_proc(node.name, argv)
+    wait_port(node.port, p)
+    if not redis_command(node, "PING").startswith(b"+PONG"):
+        raise HarnessError(f"{node.name} does not answer PING")
+    return node
+
+
+def start_redis(port: int) -> RedisNode:
+    node = RedisNode("redis", port)
+    return start_redis_node(node, redis_argv("redis", port, "--port", str(port)))
+
+
+OPENSSL_CNF = """\
+[req]
+distinguished_name = dn
+[dn]
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+"""
+
+
+def make_pki(d: Path) -> dict:
+    """A test CA and a server certificate for 127.0.0.1 (IP SAN), P-256 keys, made by the
+    openssl command line tool in d for this run."""
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "openssl.cnf").write_text(OPENSSL_CNF)
+    newkey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+
+    def openssl(*args):
+        r = subprocess.run(["openssl", *args], cwd=d, stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise HarnessError(f"openssl {' '.join(args)} failed:\n{r.stderr}")
+
+    openssl("req", "-x509", *newkey, "-days", "2", "-subj", "/CN=ngx_http_session bench CA",
+            "-config", "openssl.cnf", "-extensions", "ca", "-keyout", "ca.key", "-out", "ca.pem")
+    openssl("req", "-new", *newkey, "-subj", "/CN=bench redis 127.0.0.1", "-config",
+            "openssl.cnf", "-keyout", "server.key", "-out", "server.csr")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-set_serial", "1001", "-days", "2", "-extfile", "openssl.cnf", "-extensions",
+            "server", "-out", "server.pem")
+    for f in ("ca.key", "server.key"):
+        os.chmod(d / f, 0o600)
+    return dict(ca=d / "ca.pem", cert=d / "server.pem", key=d / "server.key")
+
+
+def start_redis_tls(port: int, pki: dict) -> RedisNode:
+    """A redis-server that speaks TLS only (--port 0) on 127.0.0.1:port, server certificate
+    from pki, no client certificates asked for."""
+    ctx = ssl.create_default_context(cafile=str(pki["ca"]))
+    node = RedisNode("redis-tls", port, ctx)
+    return start_redis_node(node, redis_argv(
+        "redis-tls", port, "--port", "0", "--tls-port", str(port),
+        "--tls-cert-file", str(pki["cert"]), "--tls-key-file", str(pki["key"]),
+        "--tls-ca-cert-file", str(pki["ca"]), "--tls-auth-clients", "no"))
+
+
+def start_cluster(masters: int = 3, timeout: float = 60.0) -> list:
+    """`masters` Redis Cluster masters without replicas on 127.0.0.1 (ports whose bus port is
+    free too), joined by `redis-cli --cluster create`; returns once every node says
+    cluster_state:ok, knows every node and has all 16384 slots assigned (bounded)."""
+    t0 = time.monotonic()
+    nodes = []
+    for i in range(masters):
+        port = free_cluster_port()
+        node = RedisNode(f"redis-cluster{i}", port)
+        start_redis_node(node, redis_argv(
+            node.name, port, "--port", str(port), "--cluster-enabled", "yes",
+            "--cluster-config-file", str(RUN / f"{node.name}-nodes.conf"),
+            "--cluster-node-timeout", "2000"))
+        nodes.append(node)
+    r = subprocess.run(["redis-cli", "--cluster", "create",
+                        *[f"127.0.0.1:{n.port}" for n in nodes],
+                        "--cluster-replicas", "0", "--cluster-yes"],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=timeout)
+    if r.returncode != 0:
+        raise HarnessError(f"redis-cli --cluster create failed ({r.returncode}):\n"
+                           f"{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+    deadline = t0 + timeout
+    while True:
+        infos = [dict(line.split(":", 1) for line in
+                      redis_command(n, "CLUSTER", "INFO").decode().splitlines() if ":" in line)
+                 for n in nodes]
+        if all(i.get("cluster_state") == "ok" and i.get("cluster_known_nodes") == str(masters)
+               and i.get("cluster_slots_assigned") == "16384" for i in infos):
+            break
+        if time.monotonic() > deadline:
+            raise HarnessError(f"cluster not ok within {timeout:.0f}s: {infos}")
+        time.sleep(0.1)
+    log(f"Redis Cluster of {masters} masters on ports "
+        f"{', '.join(str(n.port) for n in nodes)} ok after {time.monotonic() - t0:.1f}s")
+    return nodes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -278,8 +448,28 @@ def start_redis(port: int) -> subprocess.Popen:
 # ---------------------------------------------------------------------------------------------
 
 
-def render_conf(values: dict, master: str = "on") -> Path:
-    text = (BENCH_DIR / "nginx.conf.in").read_text()
+def conf_sections(text: str, sections: set) -> str:
+    """Keeps the lines between "# @{NAME" and "# @}NAME" only for NAME in sections."""
+    out, skip = [], None
+    for line in text.splitlines(keepends=True):
+        m = re.match(r"^\s*# @([{}])(\w+)\s*$", line)
+        if m and m.group(1) == "{":
+            if skip is None and m.group(2) not in sections:
+                skip = m.group(2)
+            continue
+        if m:
+            if skip == m.group(2):
+                skip = None
+            continue
+        if skip is None:
+            out.append(line)
+    if skip is not None:
+        raise HarnessError(f"nginx.conf.in: section {skip} is not closed")
+    return "".join(out)
+
+
+def render_conf(values: dict, master: str = "on", sections: set = frozenset()) -> Path:
+    text = conf_sections((BENCH_DIR / "nginx.conf.in").read_text(), sections)
     values = dict(values, USER="user root;\n" if os.geteuid() == 0 else "", MASTER=master)
     for k, v in values.items():
         text = text.replace(f"@{k}@", str(v))
@@ -403,7 +593,7 @@ def login_body(user: str, token: str) -> str:
 
 
 def start_wrk(sc: dict, port: int, duration: int, stop_after: int = 0,
-              connections: int = CONNECTIONS, threads: int = THREADS):
+              connections: int = CONNECTIONS, threads: int = THREADS, rate: int = 0):
     env = dict(os.environ,
                BENCH_METHOD=sc.get("method", "GET"),
                BENCH_COOKIE=sc.get("cookie", ""),
@@ -411,7 +601,8 @@ def start_wrk(sc: dict, port: int, duration: int, stop_after: int = 0,
                BENCH_CTYPE=sc.get("ctype", ""),
                BENCH_EXPECT_STATUS=str(sc.get("expect_status", 200)),
                BENCH_EXPECT_BODY=sc.get("expect_body", ""),
-               BENCH_STOP_AFTER=str(stop_after))
+               BENCH_STOP_AFTER=str(stop_after),
+               BENCH_RATE=str(rate / threads if rate else 0))
     argv = ["wrk", f"-t{threads}", f"-c{max(connections, threads)}", f"-d{duration}s",
             "--latency", "--timeout", f"{WRK_TIMEOUT}s", "-s", str(WRK_LUA),
             f"http://127.0.0.1:{port}{sc.get('path', '/')}"]
@@ -441,8 +632,8 @@ def finish_wrk(job) -> dict:
 
 
 def run_wrk(sc: dict, port: int, duration: int, stop_after: int = 0,
-            connections: int = CONNECTIONS) -> dict:
-    return finish_wrk(start_wrk(sc, port, duration, stop_after, connections))
+            connections: int = CONNECTIONS, rate: int = 0) -> dict:
+    return finish_wrk(start_wrk(sc, port, duration, stop_after, connections, rate=rate))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -458,7 +649,15 @@ SCENARIOS = [
     dict(name="cookie_encrypted", title="cookie store, encrypted, valid session",
          port="ENCRYPTED", valid=True, target=0.93, expect_body="ok alice\n"),
     dict(name="redis", title="Redis store, valid session", port="REDIS", valid=True,
-         target=0.60, redis=True, expect_body="ok alice\n"),
+         target=0.60, redis="plain", expect_body="ok alice\n"),
+    # The same request to a TLS-only redis-server (certificate verified against a test CA made
+    # for the run), and to a Cluster of three masters. ref: the plain-TCP standalone scenario
+    # they are compared with in the same round (always run with them).
+    dict(name="redis_tls", title="Redis store over TLS, valid session", port="REDIS_TLS",
+         valid=True, redis="tls", ref="redis", section="redis_tls", expect_body="ok alice\n"),
+    dict(name="redis_cluster", title="Redis Cluster store (3 masters), valid session",
+         port="REDIS_CLUSTER", valid=True, redis="cluster", ref="redis",
+         section="redis_cluster", expect_body="ok alice\n"),
     dict(name="invalid_tampered", title="invalid cookie (tampered, encrypted store)",
          port="ENCRYPTED", target=0.97, expect_body="ok \n"),
     dict(name="invalid_garbage", title="invalid cookie (garbage, encrypted store)",
@@ -466,7 +665,10 @@ SCENARIOS = [
     dict(name="write_cookie", title="write path: session_set per request, cookie store",
          port="WRITE_COOKIE", valid=True, expect_body="ok alice\n"),
     dict(name="write_redis", title="write path: session_set per request, Redis store",
-         port="WRITE_REDIS", valid=True, redis=True, expect_body="ok alice\n"),
+         port="WRITE_REDIS", valid=True, redis="plain", expect_body="ok alice\n"),
+    dict(name="write_redis_tls", title="write path: session_set per request, Redis over TLS",
+         port="WRITE_REDIS_TLS", valid=True, redis="tls", ref="write_redis",
+         section="redis_tls", expect_body="ok alice\n"),
     dict(name="login_apr1", title="login POST, $apr1$ user (303)", port="LOGIN",
          method="POST", path="/login", expect_status=303,
          ctype="application/x-www-form-urlencoded", user="apr1user"),
@@ -484,7 +686,11 @@ SCENARIOS = [
 # the server, so the latency a session adds to a request shows, not the queue that 50 busy
 # connections build; running the pair concurrently means both see the same machine (on a VM a
 # lone ping-pong connection's latency depends mostly on whether the cores were idle).
-PROBED = ("cookie_signed", "cookie_encrypted", "redis")
+# nginx.conf.in sections (see its header) and the server ports each one adds
+SECTION_PORTS = {"redis_tls": ("REDIS_TLS", "WRITE_REDIS_TLS"),
+                 "redis_cluster": ("REDIS_CLUSTER",)}
+
+PROBED = ("cookie_signed", "cookie_encrypted", "redis", "redis_tls")
 
 
 def probes_for(scenarios) -> list[dict]:
@@ -573,23 +779,28 @@ def measure_probe(sc, base_sc, ports, nginx: Nginx) -> dict:
     return res
 
 
-def measure(sc, ports, nginx: Nginx, redis_port: int, redis_pid: int) -> dict:
+def measure(sc, ports, nginx: Nginx, stores: dict, rate: int = 0,
+            duration: int = DURATION) -> dict:
+    """One wrk run of the scenario (closed loop, or paced at `rate` requests/s in all)."""
     prepare(sc, ports)
-    redis = sc.get("redis")
-    if redis:
-        cmds0 = redis_commands_processed(redis_port)
-    rcpu0 = cpu_seconds(redis_pid)
+    nodes = stores.get(sc.get("redis"), [])           # the scenario's Redis server(s)
+    redis_pids = [n.pid for ns in stores.values() for n in ns]
+    if nodes:
+        cmds0 = redis_commands_processed(nodes)
+    rcpu0 = sum(cpu_seconds(pid) for pid in redis_pids)
+    ncpu0 = sum(cpu_seconds(n.pid) for n in nodes)
     cpu0 = cpu_seconds(nginx.worker)
     wcpu0 = children_cpu_seconds()
     busy0, steal0 = machine_busy_seconds()
     t0 = time.monotonic()
-    st = run_wrk(sc, ports[sc["port"]], DURATION,
-                 connections=sc.get("connections", CONNECTIONS))
+    st = run_wrk(sc, ports[sc["port"]], duration,
+                 connections=sc.get("connections", CONNECTIONS), rate=rate)
     elapsed = time.monotonic() - t0
     busy1, steal1 = machine_busy_seconds()
     cpu1 = cpu_seconds(nginx.worker)
     wcpu1 = children_cpu_seconds()
-    rcpu1 = cpu_seconds(redis_pid)
+    rcpu1 = sum(cpu_seconds(pid) for pid in redis_pids)
+    ncpu1 = sum(cpu_seconds(n.pid) for n in nodes)
     n = st["requests"]
     none = n == 0                       # nothing completed within the run (slow logins)
     n = max(n, 1)
@@ -598,7 +809,7 @@ def measure(sc, ports, nginx: Nginx, redis_port: int, redis_pid: int) -> dict:
                p50_ms=None if none else st["latency_us"]["p50"] / 1000,
                p99_ms=None if none else st["latency_us"]["p99"] / 1000, statuses=st["statuses"],
                non_expected=st["bad_status"], bad_body=st["bad_body"],
-               wrk_non2xx3xx=st["errors"]["status"],
+               bad_status=st["bad_status"], wrk_non2xx3xx=st["errors"]["status"],
                socket_errors=sum(st["errors"][k] for k in ("connect", "read", "write",
                                                             "timeout")),
                cpu_us_per_req=None if none else (cpu1 - cpu0) * 1e6 / n,
@@ -606,12 +817,80 @@ def measure(sc, ports, nginx: Nginx, redis_port: int, redis_pid: int) -> dict:
                # CPU the rest of the machine used meanwhile (other processes, steal), in cores
                foreign_cores=max(0.0, (busy1 - busy0) - own) / elapsed,
                steal_cores=(steal1 - steal0) / elapsed)
-    if redis:
-        # the first INFO is counted by the second read; subtract it
-        res["redis_cmds_per_req"] = (redis_commands_processed(redis_port) - cmds0 - 1) / n
-        res["redis_cpu_us_per_req"] = (rcpu1 - rcpu0) * 1e6 / n
+    if nodes:
+        # every node counts the first INFO in the second reading; subtract them
+        res["redis_cmds_per_req"] = (redis_commands_processed(nodes) - cmds0 - len(nodes)) / n
+        res["redis_cpu_us_per_req"] = (ncpu1 - ncpu0) * 1e6 / n
     settle(nginx.worker)
     return res
+
+
+# TLS cost at one fixed request rate: (plain-TCP scenario, TLS scenario). The closed-loop
+# comparison (max req/s in the same round) mixes the module's cost with wrk's and redis-server's
+# on two shared cores; at a rate below saturation every run does the same work per second, and
+# the nginx worker's CPU seconds per request are the cost the TLS layer adds to the module.
+PACED = (("redis", "redis_tls"), ("write_redis", "write_redis_tls"))
+TLS_COST_LIMIT = 1.10         # "TLS must cost no more than 10% over plain-TCP Redis"
+PACED_RATE = env_int("BENCH_TLS_RATE", 0, 0)   # 0: half the slower pair member's max req/s
+# more, shorter runs than the closed loop: the median of five per-round ratios shrugs off two
+# runs disturbed by other load on a shared machine
+PACED_ROUNDS = env_int("BENCH_TLS_ROUNDS", 5, 1)
+PACED_DURATION = env_int("BENCH_TLS_DURATION", 3, 1)
+
+
+def paced_rate(plain: str, tls: str, rounds: list) -> int:
+    if PACED_RATE:
+        return PACED_RATE
+    peak = min(med([r[n]["rps"] for r in rounds if n in r]) or 0 for n in (plain, tls))
+    return max(1000, int(peak * 0.5) // 1000 * 1000)
+
+
+def paced_phase(scenarios, rounds, ports, nginx: Nginx, stores: dict) -> list:
+    """Every PACED pair at one fixed rate, PACED_ROUNDS times (order swapped every round); per
+    round the ratio of nginx worker CPU µs/req, TLS ÷ plain. Bounded: PACED_DURATION s a run."""
+    by = {sc["name"]: sc for sc in scenarios}
+    out = []
+    for plain, tls in PACED:
+        if plain not in by or tls not in by:
+            continue
+        rate = paced_rate(plain, tls, rounds)
+        log(f"TLS cost: {plain} and {tls} at {rate} req/s, {PACED_ROUNDS} rounds x "
+            f"{PACED_DURATION}s each")
+        runs = []
+        for i in range(PACED_ROUNDS):
+            res = {}
+            for name in ((plain, tls) if i % 2 == 0 else (tls, plain)):
+                res[name] = x = measure(by[name], ports, nginx, stores, rate=rate,
+                                        duration=PACED_DURATION)
+                log(f"paced {i + 1}/{PACED_ROUNDS} {name:<16} {x['rps']:>8.0f} req/s  "
+                    f"nginx {fmt(x['cpu_us_per_req'], '.2f')} µs/req  redis "
+                    f"{fmt(x.get('redis_cpu_us_per_req'), '.2f')} µs/req  p99 "
+                    f"{fmt(x['p99_ms'], '.3f')} ms  statuses {x['statuses']}")
+            runs.append(res)
+
+        def m(name, key):
+            return med([r[name].get(key) for r in runs])
+
+        ratios = [r[tls]["cpu_us_per_req"] / r[plain]["cpu_us_per_req"]
+                  if r[tls]["cpu_us_per_req"] and r[plain]["cpu_us_per_req"] else None
+                  for r in runs]
+        achieved = min(m(plain, "rps") or 0, m(tls, "rps") or 0)
+        out.append(dict(
+            plain=plain, tls=tls, title=by[tls]["title"], rate=rate,
+            rate_reached=achieved >= 0.97 * rate,
+            rps=[m(plain, "rps"), m(tls, "rps")],
+            cpu_us_per_req=[m(plain, "cpu_us_per_req"), m(tls, "cpu_us_per_req")],
+            cpu_ratio=med(ratios), cpu_ratio_runs=[round(x, 4) if x else None for x in ratios],
+            redis_cpu_us_per_req=[m(plain, "redis_cpu_us_per_req"),
+                                  m(tls, "redis_cpu_us_per_req")],
+            redis_cmds_per_req=[m(plain, "redis_cmds_per_req"), m(tls, "redis_cmds_per_req")],
+            p50_ms=[m(plain, "p50_ms"), m(tls, "p50_ms")],
+            p99_ms=[m(plain, "p99_ms"), m(tls, "p99_ms")],
+            failures=sum(r[n]["bad_status"] + r[n]["bad_body"] + r[n]["socket_errors"]
+                         for r in runs for n in (plain, tls)),
+            requests=sum(r[n]["requests"] for r in runs for n in (plain, tls)),
+            runs=runs))
+    return out
 
 
 def run_count(sc: dict, ports: dict, count: int, limit: float) -> dict:
@@ -635,9 +914,14 @@ def run_count(sc: dict, ports: dict, count: int, limit: float) -> dict:
     return dict(requests=done_req, failures=failures, seconds=time.monotonic() - t0)
 
 
+# memory phase: (store key, scenario) in the order they run on the fresh worker
+MEM_STORES = (("cookie", "cookie_encrypted"), ("redis", "redis"), ("redis_tls", "redis_tls"),
+              ("redis_cluster", "redis_cluster"))
+
+
 def memory_phase(scenarios, ports, nginx: Nginx) -> dict:
     by_name = {sc["name"]: sc for sc in scenarios}
-    plan = [("cookie", by_name.get("cookie_encrypted")), ("redis", by_name.get("redis"))]
+    plan = [(key, by_name.get(name)) for key, name in MEM_STORES]
     plan = [(k, sc) for k, sc in plan if sc is not None]
     if not plan or MEM_REQUESTS == 0:
         return {}
@@ -747,13 +1031,27 @@ def summarize(scenarios, rounds) -> list[dict]:
                 statuses[k] = statuses.get(k, 0) + v
         row["statuses"] = statuses
         if sc.get("redis") and not sc.get("probe"):
+            row["redis"] = sc["redis"]
             row["redis_cmds_per_req"] = med([x["redis_cmds_per_req"] for x in runs])
             row["redis_cpu_us_per_req"] = med([x["redis_cpu_us_per_req"] for x in runs])
+        if sc.get("ref") and not sc.get("probe"):
+            # against the plain-TCP standalone scenario of the same round
+            refs = [r.get(sc["ref"]) for r in rounds if sc["name"] in r]
+            pairs = [(x, b) for x, b in zip(runs, refs) if b]
+            row["ref"] = sc["ref"]
+            row["ref_ratio"] = med([x["rps"] / b["rps"] for x, b in pairs])
+            row["ref_cpu_ratio"] = med([b["cpu_us_per_req"] / x["cpu_us_per_req"]
+                                        for x, b in pairs
+                                        if x["cpu_us_per_req"] and b["cpu_us_per_req"]])
+            row["ref_rps"] = med([b["rps"] for _, b in pairs])
+            row["ref_cpu_us_per_req"] = med([b["cpu_us_per_req"] for _, b in pairs])
+            row["ref_redis_cpu_us_per_req"] = med([b.get("redis_cpu_us_per_req")
+                                                   for _, b in pairs])
         rows.append(row)
     return rows
 
 
-def targets(rows, mem) -> list[dict]:
+def targets(rows, mem, paced) -> list[dict]:
     by = {r["name"]: r for r in rows}
     out = []
 
@@ -769,6 +1067,21 @@ def targets(rows, mem) -> list[dict]:
             add(f"{r['title']}: req/s vs baseline", f">= {r['target']:.2f}x",
                 f"{r['ratio']:.3f}x", r["ratio"] >= r["target"],
                 None if c is None else f"{c:.3f}x", None if c is None else c >= r["target"])
+    limit_ratio = 1 / TLS_COST_LIMIT
+    for plain, tls in PACED:
+        r = by.get(tls)
+        if r and r.get("ref_ratio") is not None:
+            c = r.get("ref_cpu_ratio")
+            add(f"{r['title']}: req/s vs plain-TCP Redis ({plain}), same round, max rate",
+                f">= {limit_ratio:.3f}x (cost <= +{TLS_COST_LIMIT - 1:.0%})",
+                f"{r['ref_ratio']:.3f}x", r["ref_ratio"] >= limit_ratio,
+                None if c is None else f"{c:.3f}x", None if c is None else c >= limit_ratio)
+        for pc in paced:
+            if pc["tls"] == tls and pc["cpu_ratio"] is not None:
+                note = "" if pc["rate_reached"] else " (rate not reached)"
+                add(f"{pc['title']}: nginx CPU/request vs plain-TCP Redis ({plain}) at a fixed "
+                    f"{pc['rate']:,} req/s{note}", f"<= {TLS_COST_LIMIT:.3f}x",
+                    f"{pc['cpu_ratio']:.3f}x", pc["cpu_ratio"] <= TLS_COST_LIMIT)
     for name in ("cookie_signed", "cookie_encrypted"):
         r = by.get(name + "@c1")
         if r and r["p99_added_ms"] is not None:
@@ -777,7 +1090,7 @@ def targets(rows, mem) -> list[dict]:
                 f"{r['p99_added_ms']:.3f} ms", r["p99_added_ms"] <= 0.1,
                 None if c is None else f"{c / 1000:.4f} ms CPU added per request",
                 None if c is None else c / 1000 <= 0.1)
-    for key in ("cookie", "redis"):
+    for key, _ in MEM_STORES:
         m = mem.get(key)
         if m:
             note = "" if m["requests"] >= mem["requests_per_store"] else \
@@ -801,7 +1114,7 @@ def fmt_ratio(x):
     return fmt(x, ".3f" if x is None or x >= 0.01 else ".5f")
 
 
-def write_report(info, rows, tgts, mem, settings) -> str:
+def write_report(info, rows, tgts, mem, settings, paced) -> str:
     lines = ["# ngx_http_session_module benchmark", ""]
     uses_redis = any(r.get("redis_cmds_per_req") is not None for r in rows)
     foreign = med([r["foreign_cores"] for r in rows if not r["probe"]])
@@ -859,6 +1172,59 @@ def write_report(info, rows, tgts, mem, settings) -> str:
               "over all rounds. Logins verify the password in nginx's thread pool, so they can "
               "use both cores; the bcrypt run uses 8 connections (50 queue for seconds), and "
               "its latency is the queue, not one hash.", ""]
+    compared = [r for r in rows if r.get("ref_ratio") is not None]
+    if compared:
+        titles = {r["name"]: r["title"] for r in rows}
+        lines += ["## Redis over TLS and Redis Cluster vs plain-TCP standalone Redis "
+                  f"(same round, {CONNECTIONS} connections)", "",
+                  "| scenario | compared with | req/s | reference req/s | × reference | "
+                  "nginx CPU µs/req | reference CPU µs/req | CPU × reference | "
+                  "Redis cmds/req | Redis CPU µs/req | reference Redis CPU µs/req |",
+                  "|" + "---|" * 11]
+        for r in compared:
+            lines.append(
+                f"| {r['title']} | {titles.get(r['ref'], r['ref'])} | {fmt(r['rps'], ',.0f')} | "
+                f"{fmt(r['ref_rps'], ',.0f')} | {fmt_ratio(r['ref_ratio'])} | "
+                f"{fmt(r['cpu_us_per_req'], '.2f')} | {fmt(r['ref_cpu_us_per_req'], '.2f')} | "
+                f"{fmt_ratio(r['ref_cpu_ratio'])} | {fmt(r.get('redis_cmds_per_req'), '.2f')} | "
+                f"{fmt(r.get('redis_cpu_us_per_req'), '.2f')} | "
+                f"{fmt(r.get('ref_redis_cpu_us_per_req'), '.2f')} |")
+        lines += ["", "× reference = req/s ÷ the reference scenario's req/s in the same round; "
+                  "CPU × reference = reference nginx CPU µs/req ÷ this scenario's (below 1: "
+                  "the module spends more per request). The TLS server is TLS-only "
+                  "(`--port 0 --tls-port`), its certificate (IP SAN 127.0.0.1, P-256) is "
+                  "verified against a test CA made by openssl for the run "
+                  "(`session_redis_tls on; session_redis_tls_trusted_certificate`); nginx keeps "
+                  "its connection, so the handshake is not in the per-request cost. The Cluster "
+                  "has three masters without replicas (`session_redis cluster` with the three "
+                  "addresses as seeds); a run's requests carry one session, so they go to the "
+                  "one master that owns its key's slot; Redis cmds/req and Redis CPU are summed "
+                  "over the three nodes.", ""]
+    if paced:
+        lines += ["## TLS cost at a fixed request rate (below saturation)", "",
+                  "| scenario | fixed rate req/s | achieved req/s plain / TLS | "
+                  "nginx CPU µs/req plain | nginx CPU µs/req TLS | TLS ÷ plain | "
+                  "TLS ÷ plain per round | "
+                  "p50 ms plain / TLS | p99 ms plain / TLS | Redis CPU µs/req plain / TLS | "
+                  "failures / requests |", "|" + "---|" * 11]
+        for pc in paced:
+            pair = lambda k, s: " / ".join(fmt(x, s) for x in pc[k])  # noqa: E731
+            lines.append(
+                f"| {pc['title']} | {pc['rate']:,} | {pair('rps', ',.0f')} | "
+                f"{fmt(pc['cpu_us_per_req'][0], '.2f')} | {fmt(pc['cpu_us_per_req'][1], '.2f')} | "
+                f"{fmt_ratio(pc['cpu_ratio'])} | "
+                f"{', '.join(fmt(x, '.3f') for x in pc['cpu_ratio_runs'])} | "
+                f"{pair('p50_ms', '.3f')} | "
+                f"{pair('p99_ms', '.3f')} | {pair('redis_cpu_us_per_req', '.2f')} | "
+                f"{pc['failures']} / {pc['requests']:,} |")
+        lines += ["", f"Both scenarios of a pair run at the same rate, {CONNECTIONS} "
+                  "connections paced by wrk.lua (BENCH_RATE: one request slot every 1/rate s, "
+                  "millisecond timers, so requests leave in small bursts), "
+                  f"{PACED_ROUNDS} rounds × {PACED_DURATION} s, order swapped "
+                  "every round; TLS ÷ plain is the median over rounds of the per-round ratio of "
+                  "nginx worker CPU µs/req. The rate is half the slower scenario's max req/s "
+                  "above (BENCH_TLS_RATE overrides it). Latencies are from the moment a "
+                  "request is written (the wait for its slot is not in them).", ""]
     probes = [r for r in rows if r["probe"]]
     if probes:
         lines += ["## Latency at one connection (no queue: what a session adds to a request)",
@@ -882,7 +1248,7 @@ def write_report(info, rows, tgts, mem, settings) -> str:
                   f"{mem['warmup_requests_per_store']:,} requests per store)", "",
                   "| store | scenario | requests | RSS before KiB | RSS after KiB | growth KiB |",
                   "|---|---|---|---|---|---|"]
-        for key in ("cookie", "redis"):
+        for key, _ in MEM_STORES:
             m = mem.get(key)
             if m:
                 lines.append(f"| {key} | {m['scenario']} | {m['requests']:,} | "
@@ -944,7 +1310,7 @@ def write_chart(rows) -> bool:
 
 
 def main() -> int:
-    for tool in ("wrk", "redis-server", "htpasswd"):
+    for tool in ("wrk", "redis-server", "redis-cli", "htpasswd", "openssl"):
         if not shutil.which(tool):
             raise HarnessError(f"{tool} not found (scripts/bootstrap.sh installs it)")
     if not NGINX_SRC.is_file():
@@ -959,29 +1325,50 @@ def main() -> int:
         unknown = set(wanted) - {sc["name"] for sc in scenarios}
         if unknown:
             raise HarnessError(f"unknown BENCH_SCENARIOS: {sorted(unknown)}")
-        scenarios = [sc for sc in scenarios if sc["name"] in wanted or sc["name"] == "baseline"]
+        # the baseline, and the plain-TCP scenario a TLS or Cluster one is compared with
+        refs = {sc.get("ref") for sc in scenarios if sc["name"] in wanted}
+        added = sorted(r for r in refs if r and r not in wanted)
+        if added:
+            log(f"also running {', '.join(added)}: the reference of a selected scenario")
+        scenarios = [sc for sc in scenarios
+                     if sc["name"] in wanted or sc["name"] == "baseline" or sc["name"] in refs]
+    sections = {sc["section"] for sc in scenarios if sc.get("section")}
 
-    keys = ("BASELINE", "SIGNED", "ENCRYPTED", "REDIS", "WRITE_COOKIE", "WRITE_REDIS", "LOGIN")
+    keys = ["BASELINE", "SIGNED", "ENCRYPTED", "REDIS", "WRITE_COOKIE", "WRITE_REDIS", "LOGIN"]
+    keys += [k for s in sorted(sections) for k in SECTION_PORTS[s]]
     ports = {k: free_port() for k in keys}
     redis_port = free_port()
     values = {f"PORT_{k}": v for k, v in ports.items()}
     values.update(PORT_REDIS_SERVER=redis_port, PREFIX=RUN, SECRET=secret, USERS=users)
-    conf = render_conf(values)
 
-    redis = start_redis(redis_port)
+    stores = {"plain": [start_redis(redis_port)]}
+    if "redis_tls" in sections:
+        pki = make_pki(RUN / "tls")
+        tls_port = free_port()
+        stores["tls"] = [start_redis_tls(tls_port, pki)]
+        values.update(PORT_REDIS_TLS_SERVER=tls_port, TLS_CA=pki["ca"])
+    if "redis_cluster" in sections:
+        stores["cluster"] = start_cluster(3)
+        values["REDIS_CLUSTER_NODES"] = " ".join(f"127.0.0.1:{n.port}"
+                                                 for n in stores["cluster"])
+    conf = render_conf(values, sections=sections)
+
     nginx = Nginx(conf, list(ports.values()))
     nginx.test()
     nginx.start()
-    log(f"nginx master {nginx.proc.pid}, worker {nginx.worker}; redis-server {redis.pid} on "
-        f"127.0.0.1:{redis_port}")
+    log(f"nginx master {nginx.proc.pid}, worker {nginx.worker}; " + "; ".join(
+        f"{kind} redis-server " + ", ".join(f"{n.pid} on 127.0.0.1:{n.port}" for n in nodes)
+        for kind, nodes in stores.items()))
     for sc in scenarios:                # fails early if a scenario does not work at all
         prepare(sc, ports)
     runs = scenarios + probes_for(scenarios)
 
-    est = len(runs) * ROUNDS * DURATION
+    npaced = sum(1 for pair in PACED if all(n in {sc["name"] for sc in scenarios}
+                                            for n in pair))
+    est = len(runs) * ROUNDS * DURATION + 2 * npaced * PACED_ROUNDS * PACED_DURATION
     log(f"{len(runs)} runs ({len(scenarios)} scenarios + {len(runs) - len(scenarios)} "
-        f"one-connection latency probes) x {ROUNDS} rounds x {DURATION}s (~{est}s), then the "
-        f"memory phase ({MEM_REQUESTS} requests per store)")
+        f"one-connection latency probes) x {ROUNDS} rounds x {DURATION}s, {npaced} TLS pair(s) "
+        f"at a fixed rate (~{est}s), then the memory phase ({MEM_REQUESTS} requests per store)")
     rounds = []
     for i in range(ROUNDS):
         k = i % len(runs)
@@ -994,29 +1381,34 @@ def main() -> int:
                     f"{fmt(x['base_p50_ms'], '.3f')} ms, p99 {fmt(x['p99_ms'], '.3f')} / "
                     f"{fmt(x['base_p99_ms'], '.3f')} ms (scenario / concurrent baseline)")
                 continue
-            res[sc["name"]] = x = measure(sc, ports, nginx, redis_port, redis.pid)
+            res[sc["name"]] = x = measure(sc, ports, nginx, stores)
             log(f"round {i + 1}/{ROUNDS} {sc['name']:<20} {x['rps']:>10.0f} req/s  "
                 f"p99 {fmt(x['p99_ms'], '.3f')} ms  nginx {fmt(x['cpu_us_per_req'], '.1f')} "
                 f"µs/req  other load {x['foreign_cores']:.2f} cores  "
                 f"statuses {x['statuses']}")
         rounds.append(res)
 
+    paced = paced_phase(scenarios, rounds, ports, nginx, stores)
     mem = memory_phase(scenarios, ports, nginx)
     nginx.stop()
-    stop_proc("redis")
+    for nodes in stores.values():
+        for n in nodes:
+            stop_proc(n.name)
     errlog = error_log_summary()
 
     info = machine_info()
     rows = summarize(runs, rounds)
-    tgts = targets(rows, mem)
+    tgts = targets(rows, mem, paced)
     settings = dict(rounds=ROUNDS, duration_s=DURATION, threads=THREADS,
                     connections=CONNECTIONS, mem_requests=MEM_REQUESTS,
                     error_log_level="warn", access_log="off", error_log=errlog)
-    text = write_report(info, rows, tgts, mem, settings)
+    settings.update(tls_rate=PACED_RATE or "auto", tls_rounds=PACED_ROUNDS,
+                    tls_duration_s=PACED_DURATION)
+    text = write_report(info, rows, tgts, mem, settings, paced)
     chart = write_chart(rows)
     with open(OUT / "results.json", "w") as f:
         json.dump(dict(machine=info, settings=settings, scenarios=rows, memory=mem,
-                       targets=tgts, rounds=rounds), f, indent=2)
+                       targets=tgts, rounds=rounds, tls_cost=paced), f, indent=2)
     print(text)
     print(f"written: {OUT / 'results.md'}, {OUT / 'results.json'}"
           + (f", {OUT / 'rps.png'}" if chart else ""))

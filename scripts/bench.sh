@@ -4,9 +4,11 @@
 #
 #   BENCH_DURATION=5 BENCH_ROUNDS=3 BENCH_MEM_REQUESTS=1000000 scripts/bench.sh
 #
-# Other knobs: BENCH_THREADS (1), BENCH_CONNECTIONS (50), BENCH_SCENARIOS (comma list),
-# NGINX_BIN. See scripts/bench.py for what is measured. Exit status: 0 when the report was
-# written (targets met or not), non-zero when the harness failed.
+# Other knobs: BENCH_THREADS (1), BENCH_CONNECTIONS (50), BENCH_SCENARIOS (comma list, e.g.
+# redis_tls,redis_cluster for the TLS and Cluster Redis scenarios alone), BENCH_TLS_RATE,
+# BENCH_TLS_ROUNDS (5), BENCH_TLS_DURATION (3), NGINX_BIN. See scripts/bench.py for what is
+# measured. Exit status: 0 when the report was written (targets met or not), non-zero when the
+# harness failed.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)

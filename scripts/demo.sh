@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # Runs the demo on 127.0.0.1:8080 in the foreground (Ctrl-C stops it), or stops it.
 #
-#   scripts/demo.sh start [cookie|redis]
+#   scripts/demo.sh start [cookie|redis|redis-tls]
 #   scripts/demo.sh stop
 #
 # Runtime files live in build/demo: the secret, the users file (alice/secret, bob/hunter22),
-# logs, and for the Redis variant a redis-server on a unix socket of its own.
+# logs, and for the Redis variant a redis-server on a unix socket of its own. The redis-tls
+# variant runs a redis-server that speaks TLS only, on 127.0.0.1:$DEMO_REDIS_TLS_PORT (6380),
+# with a test CA and a server certificate (IP 127.0.0.1, DNS localhost) made once in
+# build/demo/tls by openssl; nginx verifies the server against that CA.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 prefix="$root/build/demo"
 nginx="$root/build/sbin/nginx"
 variant=${2:-${DEMO:-cookie}}
+tls_port=${DEMO_REDIS_TLS_PORT:-6380}
+tls_dir="$prefix/tls"
 
 stop() {
   local rc=0
@@ -32,14 +37,55 @@ stop() {
 case "${1:-start}" in
   stop) stop; exit 0 ;;
   start) ;;
-  *) echo "usage: $0 start [cookie|redis] | stop" >&2; exit 2 ;;
+  *) echo "usage: $0 start [cookie|redis|redis-tls] | stop" >&2; exit 2 ;;
 esac
 
 case "$variant" in
   cookie) conf_in="$root/examples/demo.conf" ;;
   redis) conf_in="$root/examples/demo-redis.conf" ;;
-  *) echo "demo: unknown variant '$variant' (cookie or redis)" >&2; exit 2 ;;
+  redis-tls) conf_in="$root/examples/demo-redis-tls.conf" ;;
+  *) echo "demo: unknown variant '$variant' (cookie, redis or redis-tls)" >&2; exit 2 ;;
 esac
+
+# The test PKI of the redis-tls variant: a CA and a server certificate for 127.0.0.1 and
+# localhost, P-256 keys, valid a year; made again when missing or expiring within a day.
+make_tls() {
+  if [ -s "$tls_dir/ca.pem" ] && [ -s "$tls_dir/server.key" ] &&
+     openssl x509 -checkend 86400 -noout -in "$tls_dir/server.pem" >/dev/null 2>&1; then
+    return 0
+  fi
+  echo "demo: making a test CA and a Redis server certificate in $tls_dir"
+  mkdir -p "$tls_dir"
+  cat >"$tls_dir/openssl.cnf" <<'CNF'
+[req]
+distinguished_name = dn
+[dn]
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1, DNS:localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+CNF
+  local newkey=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  # one && chain: set -e does not apply inside a subshell that is the left side of ||
+  (
+    cd "$tls_dir" && umask 077 &&
+    openssl req -x509 "${newkey[@]}" -days 365 -subj "/CN=ngx_http_session demo CA" \
+      -config openssl.cnf -extensions ca -keyout ca.key -out ca.pem 2>/dev/null &&
+    openssl req -new "${newkey[@]}" -subj "/CN=localhost" -config openssl.cnf \
+      -keyout server.key -out server.csr 2>/dev/null &&
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key \
+      -set_serial "0x$(openssl rand -hex 8)" -days 365 -extfile openssl.cnf -extensions server \
+      -out server.pem 2>/dev/null &&
+    chmod 644 ca.pem server.pem && rm -f server.csr
+  ) || { echo "demo: openssl failed to make the test certificates in $tls_dir" >&2; exit 1; }
+}
 
 [ -x "$nginx" ] || { echo "demo: $nginx is missing, run make first" >&2; exit 1; }
 stop >/dev/null 2>&1 || true
@@ -51,7 +97,8 @@ if [ ! -s "$prefix/users" ]; then
   htpasswd -bcB -C 10 "$prefix/users" alice secret 2>/dev/null
   htpasswd -bm "$prefix/users" bob hunter22 2>/dev/null
 fi
-sed -e "s#@PREFIX@#$prefix#g" -e "s#@EXAMPLES@#$root/examples#g" "$conf_in" >"$prefix/nginx.conf"
+sed -e "s#@PREFIX@#$prefix#g" -e "s#@EXAMPLES@#$root/examples#g" \
+  -e "s#@REDIS_TLS_PORT@#$tls_port#g" "$conf_in" >"$prefix/nginx.conf"
 
 if [ "$variant" = redis ]; then
   # nginx's workers run as an unprivileged user when the demo is started as root: let them in.
@@ -59,6 +106,32 @@ if [ "$variant" = redis ]; then
     --appendonly no --daemonize no --logfile "$prefix/redis.log" &
   echo $! >"$prefix/redis.pid"
   for _ in $(seq 50); do [ -S "$prefix/redis.sock" ] && break; sleep 0.1; done
+fi
+
+if [ "$variant" = redis-tls ]; then
+  if (exec 3<>"/dev/tcp/127.0.0.1/$tls_port") 2>/dev/null; then
+    echo "demo: something already listens on 127.0.0.1:$tls_port (set DEMO_REDIS_TLS_PORT)" >&2
+    exit 1
+  fi
+  make_tls
+  redis-server --port 0 --tls-port "$tls_port" --bind 127.0.0.1 \
+    --tls-cert-file "$tls_dir/server.pem" --tls-key-file "$tls_dir/server.key" \
+    --tls-ca-cert-file "$tls_dir/ca.pem" --tls-auth-clients no --save '' --appendonly no \
+    --daemonize no --dir "$prefix" --logfile "$prefix/redis.log" &
+  echo $! >"$prefix/redis.pid"
+  ok=
+  for _ in $(seq 50); do
+    kill -0 "$(cat "$prefix/redis.pid")" 2>/dev/null || break
+    if redis-cli --tls --cacert "$tls_dir/ca.pem" -h 127.0.0.1 -p "$tls_port" ping 2>/dev/null |
+       grep -q PONG; then ok=1; break; fi
+    sleep 0.1
+  done
+  if [ -z "$ok" ]; then
+    echo "demo: the TLS redis-server did not answer on 127.0.0.1:$tls_port; $prefix/redis.log:" >&2
+    tail -5 "$prefix/redis.log" >&2 || true
+    stop >/dev/null 2>&1 || true
+    exit 1
+  fi
 fi
 
 "$nginx" -p "$prefix" -c "$prefix/nginx.conf" -t -q
@@ -73,6 +146,12 @@ demo ($variant store) on http://127.0.0.1:8080 — try, with a cookie jar:
   or open http://127.0.0.1:8080/ in a browser and log in as alice / secret.
 Ctrl-C (or make demo-stop) stops it. Logs: $prefix/error.log
 MSG
+if [ "$variant" = redis-tls ]; then
+  cat <<MSG
+Redis speaks TLS only, on 127.0.0.1:$tls_port (test CA $tls_dir/ca.pem). The sessions in it:
+  redis-cli --tls --cacert $tls_dir/ca.pem -p $tls_port keys 'flask*'
+MSG
+fi
 trap 'stop; exit 0' INT TERM
 "$nginx" -p "$prefix" -c "$prefix/nginx.conf" &
 wait $! || true

@@ -8,6 +8,8 @@
 --   BENCH_EXPECT_STATUS  statuses that count as success, e.g. "200" or "303" (default 200)
 --   BENCH_EXPECT_BODY    substring the body must contain to count as success (empty: any body)
 --   BENCH_STOP_AFTER     stop each thread after this many responses (0: run for -d)
+--   BENCH_RATE           requests per second for each thread, paced (0: as fast as possible,
+--                        a closed loop); see delay() below
 --
 -- done() prints one line "BENCHSTATS {json}" that bench.py parses: wrk's own summary
 -- (requests, duration, socket errors, its non-2xx/3xx count), exact latency percentiles in
@@ -50,6 +52,40 @@ function response(status, headers, resp_body)
   end
   if stop_after > 0 and responses >= stop_after then
     wrk.thread:stop()
+  end
+end
+
+-- Pacing: with BENCH_RATE > 0 every request waits for a slot of a per-thread schedule, one slot
+-- every 1/rate seconds on the monotonic clock (LuaJIT's ffi calls clock_gettime: wrk's Lua has
+-- no sub-second clock). A connection claims the next free slot when its previous response is
+-- in, so the rate holds whatever the latency, as long as enough connections are free; behind
+-- schedule (the server is saturated) requests go at once and the achieved rate shows it.
+-- wrk's timers have millisecond resolution: a request goes up to 1 ms early, the average rate
+-- is exact. wrk measures latency from the moment a request is written, so the wait is not in it.
+local rate = tonumber(getenv("BENCH_RATE") or "0") or 0
+if rate > 0 then
+  local ffi = require("ffi")
+  ffi.cdef[[
+    typedef struct { long tv_sec; long tv_nsec; } bench_timespec_t;
+    int clock_gettime(int clk_id, bench_timespec_t *tp);
+  ]]
+  local CLOCK_MONOTONIC = 1
+  local ts = ffi.new("bench_timespec_t")
+  local function now_ms()
+    ffi.C.clock_gettime(CLOCK_MONOTONIC, ts)
+    return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+  end
+  local interval = 1000 / rate
+  local next_slot = nil
+  function delay()
+    local now = now_ms()
+    -- more than a second behind: the schedule restarts (no burst to catch up after a stall)
+    if next_slot == nil or next_slot < now - 1000 then next_slot = now end
+    local slot = next_slot
+    next_slot = next_slot + interval
+    local wait = slot - now
+    if wait <= 0 then return 0 end
+    return math.floor(wait)
   end
 end
 
