@@ -107,3 +107,4 @@ def test_ipv6_master(nginx, redis_factory):
         assert r.status_code == 200 and "user=alice" in r.text, r.text
     finally:
         sentinel.stop()
+
