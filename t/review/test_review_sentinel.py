@@ -108,3 +108,32 @@ def test_ipv6_master(nginx, redis_factory):
     finally:
         sentinel.stop()
 
+
+
+def test_disagreeing_sentinels_make_the_master_flap(nginx, redis_factory):
+    """Two sentinels that disagree (one stale, or one watching another deployment under the same
+    name): the poll asks them in turn every 5 s and set_master() follows each answer, so the
+    master flips between the two every poll and sessions come and go. (Observation: no quorum
+    or ROLE-epoch check decides between them; each flip also fails the commands in flight.)"""
+    a = redis_factory()
+    b = redis_factory()
+    s1 = FakeRedis(fake_sentinel(lambda: ("127.0.0.1", a.port)))
+    s2 = FakeRedis(fake_sentinel(lambda: ("127.0.0.1", b.port)))
+    try:
+        srv = nginx(redis_snippet(f"sentinel=mymaster {s1.address} {s2.address}", LOC,
+                                  "session_redis_timeout 1s;"))
+        value, _, _ = seed(a.admin(), {"user": "alice"}, srv.secrets[0])
+        seen = []
+        t_end = time.monotonic() + 12
+        while time.monotonic() < t_end:
+            r = srv.get("/whoami", headers=cookie_header(value))
+            v = "alice" if "user=alice" in r.text else r.text.split()[0]
+            if not seen or seen[-1] != v:
+                seen.append(v)
+            time.sleep(0.2)
+        flips = srv.grep_log("master is")
+        print("answers:", seen, "| master lines:", len(flips))
+        assert len(flips) <= 1, f"master flipped {len(flips)} times in 12 s: {seen}"
+    finally:
+        s1.stop()
+        s2.stop()
