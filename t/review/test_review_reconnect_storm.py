@@ -73,3 +73,45 @@ def test_sentinel_names_a_replica_reconnect_storm(nginx, redis_factory):
         assert len(lines) <= 6, f"log flood: {len(lines)} lines in 3 s"
     finally:
         sentinel.stop()
+
+
+def test_sentinel_master_user_without_role_permission(nginx, redis_factory, tmp_path):
+    """A least-privilege ACL user (session keys and commands, no ROLE): every connect to the
+    master is refused by our own ROLE check with the misleading "not a master (ROLE)" line, AUTH's
+    +OK resets the backoff, and Sentinel mode never serves a request. README does not say that
+    ROLE must be allowed."""
+    import sys
+    sys.path.insert(0, __file__.rsplit("/", 1)[0])
+    from fake_redis import FakeRedis, array, bulk, serve_commands
+
+    master = redis_factory(extra=["--user", "default", "off",
+                                  "--user", "admin", "on", ">adminpw", "~*", "&*", "+@all",
+                                  "--user", "ngx", "on", ">ngxpw", "~session:*", "+@all",
+                                  "-role"],
+                           admin_user=("admin", "adminpw"))
+    pw = tmp_path / "pw"
+    pw.write_text("ngxpw\n")
+
+    def answer(args, fake, state):
+        cmd = args[0].upper()
+        if cmd == b"SENTINEL":
+            return array([bulk("127.0.0.1"), bulk(str(master.port))])
+        if cmd == b"SUBSCRIBE":
+            return array([bulk("subscribe"), bulk(args[1]), b":1\r\n"])
+        return b"+OK\r\n"
+
+    sentinel = FakeRedis(serve_commands(answer))
+    try:
+        srv = nginx(redis_snippet(f"sentinel=mymaster {sentinel.address} username=ngx "
+                                  f"password_file={pw}", LOC))
+        time.sleep(0.5)
+        admin = master.admin()
+        before = int(admin.info("stats")["total_connections_received"])
+        time.sleep(2.0)
+        attempts = int(admin.info("stats")["total_connections_received"]) - before
+        r = srv.get("/whoami", headers={"Cookie": "x=1"})
+        print(f"{attempts} connections in 2 s; not-a-master lines: "
+              f"{srv.count_log('not a master')}")
+        assert attempts <= 6, f"reconnect storm: {attempts} connections in 2 s"
+    finally:
+        sentinel.stop()
