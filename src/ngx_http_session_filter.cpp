@@ -362,6 +362,11 @@ void log_write_failure(ngx_http_request_t* r, const write_t* w, const char* what
       ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                     "session redis: %s: the session ended meanwhile (logout?), not written", what);
       return;
+    case sess::WriteOutcome::Moved:
+      ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                    "session redis: %s: another request gave the session a new id meanwhile "
+                    "(session_regenerate), not written", what);
+      return;
     case sess::WriteOutcome::Refused: {
       ngx_str_t msg = log_safe(r, reply != nullptr ? std::string_view(reply->str)
                                                     : std::string_view());
@@ -499,11 +504,11 @@ ngx_int_t start_record_write(ngx_http_request_t* r, ctx_t* ctx, write_t* w,
         if (ctx->changes != nullptr) {
           sess::record_cmd_update(key, *ctx->changes, ttl, args);
         } else {
-          sess::redis_cmd_touch(key, ttl, args);
+          sess::record_cmd_touch(key, ttl, args);
         }
         break;
       case sess::RecordWrite::Touch:
-        sess::redis_cmd_touch(key, ttl, args);
+        sess::record_cmd_touch(key, ttl, args);
         break;
       default:
         sess::redis_cmd_delete(key, args);

@@ -164,11 +164,12 @@ def test_regenerate_keeps_the_old_id_until_the_new_one_is_stored(nginx, redis_fa
     allow_writes(admin)
     assert admin.exists(key), "the old record was deleted behind a refused SET"
     assert "user=alice" in srv.get("/whoami", headers=cookie_header(value)).text
-    # and when Redis takes it: new id, old one gone
+    # and when Redis takes it: new id, the old one holds no session any more
     r = srv.get("/regen", headers=cookie_header(value))
     new = session_cookie_value(r)
     assert id_of(new) != id_of(value) and admin.exists("session:" + id_of(new))
-    assert poll(lambda: not admin.exists(key), 2.0)
+    assert poll(lambda: admin.get(key) == b"#session-regenerated", 2.0)
+    assert "user=alice" not in srv.get("/whoami", headers=cookie_header(value)).text
 
 
 def test_refused_destroy_is_a_503_and_the_session_stays(nginx, redis_factory):

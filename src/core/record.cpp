@@ -25,18 +25,49 @@ constexpr std::string_view kCreateScript =
     "return 1";
 
 // ARGV[1] ttl, ARGV[2] '1' to remove every field first, ARGV[3] n, ARGV[4 .. 3+n] fields to
-// remove, then field/value pairs. 0: the key is not a hash (gone, or a v1 string record). The
+// remove, then field/value pairs. 0: the key is not a hash (gone, or a v1 string record); -1:
+// session_regenerate moved the session to another id meanwhile (kRegeneratedMarker). The
 // fields set and removed are distinct (SessionChanges), so HSET goes first: at maxmemory an
 // update that sets a key is refused as a whole, like v1's SET. A change that empties the hash
 // leaves no key (Redis keeps no empty hash): still 1.
 constexpr std::string_view kUpdateScript =
     "local k = KEYS[1] "
-    "if redis.call('TYPE', k).ok ~= 'hash' then return 0 end "
+    "local t = redis.call('TYPE', k).ok "
+    "if t ~= 'hash' then "
+    "if t == 'string' and redis.call('GET', k) == '#session-regenerated' then return -1 end "
+    "return 0 end "
     "if ARGV[2] == '1' then redis.call('DEL', k) end "
     "local n = tonumber(ARGV[3]) "
     "for i = 4 + n, #ARGV, 2 do redis.call('HSET', k, ARGV[i], ARGV[i + 1]) end "
     "for i = 4, 3 + n do redis.call('HDEL', k, ARGV[i]) end "
     "redis.call('EXPIRE', k, ARGV[1]) "
+    "return 1";
+
+// ARGV[1] ttl. Renewal: 1 done, 0 gone, -1 regenerated meanwhile (its cookie must not be
+// re-issued: the new id's cookie is on its way to the browser).
+constexpr std::string_view kTouchScript =
+    "local k = KEYS[1] "
+    "local t = redis.call('TYPE', k).ok "
+    "if t == 'none' then return 0 end "
+    "if t == 'string' and redis.call('GET', k) == '#session-regenerated' then return -1 end "
+    "redis.call('EXPIRE', k, ARGV[1]) "
+    "return 1";
+
+// ARGV[1] the longest the marker stays (ms). session_regenerate takes the old id over: the
+// record is replaced by kRegeneratedMarker for the rest of its TTL (at most ARGV[1]), so that
+// a request that loaded the old id and changes it later learns that the session moved (and is
+// refused) instead of being told it ended. The marker is not a session: a lookup of the old id
+// finds no session, as before. 1 taken over, 0 gone (a logout came first). DEL first: at
+// maxmemory Redis lets a script whose first write frees memory run to its end.
+constexpr std::string_view kClaimScript =
+    "local k = KEYS[1] "
+    "local ttl = redis.call('PTTL', k) "
+    "if ttl == -2 then return 0 end "
+    "local cap = tonumber(ARGV[1]) "
+    "if ttl == -1 or ttl > cap then ttl = cap end "
+    "if ttl < 1 then ttl = 1 end "
+    "redis.call('DEL', k) "
+    "redis.call('SET', k, '#session-regenerated', 'PX', ttl) "
     "return 1";
 
 // ARGV[1] the v1 JSON text, then field/value pairs. 0: not a string, or not that text.
@@ -205,7 +236,8 @@ RecordRead record_read_v1(const RespValue* reply, bool too_large, SessionData* o
   }
 
   const std::string& text = reply->str;
-  if (text.empty()) return RecordRead::Missing;
+  // An id that session_regenerate replaced holds no session any more: as if deleted.
+  if (text.empty() || text == kRegeneratedMarker) return RecordRead::Missing;
   if (text.size() > kMaxRecordLen) return RecordRead::TooLarge;
   if (!out->decode(text) || out->empty() || !keys_valid(*out)) {
     out->clear();
@@ -251,9 +283,18 @@ void record_cmd_update(std::string_view key, const SessionChanges& changes, uint
   }
 }
 
+void record_cmd_touch(std::string_view key, uint64_t ttl, RedisArgs& out) {
+  out.clear();
+  out.reserve(4);
+  eval_head(kTouchScript, key, out);
+  push_uint(out, ttl);
+}
+
 void record_cmd_claim(std::string_view key, RedisArgs& out) {
-  // DEL answers 1 or 0 for whether the key existed, atomically: no script needed.
-  redis_cmd_delete(key, out);
+  out.clear();
+  out.reserve(4);
+  eval_head(kClaimScript, key, out);
+  push_uint(out, kRegeneratedMarkerMaxMs);
 }
 
 WriteOutcome record_write_outcome(RecordWriteKind k, const RespValue* reply) noexcept {
@@ -267,8 +308,10 @@ WriteOutcome record_write_outcome(RecordWriteKind k, const RespValue* reply) noe
       if (n == 0) return WriteOutcome::Exists;
       break;
     case RecordWriteKind::Update:
-    case RecordWriteKind::Claim:
     case RecordWriteKind::Touch:
+      if (n == -1) return WriteOutcome::Moved;
+      [[fallthrough]];
+    case RecordWriteKind::Claim:
     case RecordWriteKind::Migrate:
       if (n == 1) return WriteOutcome::Done;
       if (n == 0) return WriteOutcome::Gone;

@@ -83,20 +83,26 @@ RecordRead record_read_v1(const RespValue* reply, bool too_large, SessionData* o
 void record_cmd_migrate(std::string_view key, std::string_view v1_json, const SessionData& data,
                         RedisArgs& out);
 
-// Writes (EVAL scripts on the one key, except claim). Replies are classified by
-// record_write_outcome. ttl > 0 and create's data is not empty (the caller deletes instead:
-// Redis keeps no empty hash).
+// Writes (EVAL scripts on the one key). Replies are classified by record_write_outcome. ttl > 0
+// and create's data is not empty (the caller deletes instead: Redis keeps no empty hash).
 //   create: only if the key does not exist: HSET every key, EXPIRE.   1 done, 0 exists
-//   update: only if the key is a hash: clear / HSET / HDEL, EXPIRE.  1 done, 0 gone
-//   claim : DEL (1 if the key existed: no script needed).            1 done, 0 gone
-// Touch and Delete are redis_cmd_touch / redis_cmd_delete (EXPIRE and DEL take any type).
+//   update: only if the key is a hash: clear / HSET / HDEL, EXPIRE.  1 done, 0 gone, -1 moved
+//   touch : EXPIRE if the key is a session record.                   1 done, 0 gone, -1 moved
+//   claim : replace the record by kRegeneratedMarker (the rest of its TTL, at most
+//           kRegeneratedMarkerMaxMs).                                  1 done, 0 gone
+// Delete is redis_cmd_delete (DEL takes any type).
 // (session_regenerate: create the new id, then claim the old one; if the claim finds it gone -
 // a logout came first - delete the new one again. Each key is on its own in every command, so
-// this works across Redis Cluster slots.)
+// this works across Redis Cluster slots. A later change through the old id is refused - Moved -
+// rather than applied to the new id: following it would let whoever holds the old id write
+// into the regenerated session, which is what session_regenerate exists to prevent.)
+constexpr std::string_view kRegeneratedMarker = "#session-regenerated";
+constexpr uint64_t kRegeneratedMarkerMaxMs = 3600 * 1000;
 void record_cmd_create(std::string_view key, const SessionData& data, uint64_t ttl,
                        RedisArgs& out);
 void record_cmd_update(std::string_view key, const SessionChanges& changes, uint64_t ttl,
                        RedisArgs& out);
+void record_cmd_touch(std::string_view key, uint64_t ttl, RedisArgs& out);
 void record_cmd_claim(std::string_view key, RedisArgs& out);
 
 enum class RecordWriteKind : uint8_t { Create, Update, Claim, Touch, Delete, Migrate };

@@ -34,6 +34,7 @@ enum class WriteOutcome : uint8_t {
   Done,       // the write happened (OK; DEL/EXPIRE with 1)
   Gone,       // update/touch of a record that no longer exists (nil / 0): nothing was written
   Exists,     // create of an id that exists (nil): nothing was written
+  Moved,      // update/touch of an id that session_regenerate replaced: nothing was written
   Refused,    // Redis said no (OOM, READONLY, MISCONF, NOPERM, ...): nothing was written
   Failed,     // no reply (timeout, connection lost): unknown
 };

@@ -47,8 +47,10 @@ struct redis_client_t {
   bool refreshing = false;
   ngx_msec_t last_refresh = 0;
   ngx_event_t refresh;
+  ngx_event_t prune;                     // posted after a new map: drops nodes nobody uses
 
   sess::LogLimiter unavailable_log;
+  sess::LogLimiter node_limit_log;
 };
 
 namespace {
@@ -57,6 +59,7 @@ constexpr ngx_msec_t kConnectTimeout = 1000;
 constexpr ngx_msec_t kSentinelPoll = 5000;
 constexpr ngx_msec_t kRefreshInterval = 1000;
 constexpr uint8_t kMaxRedirects = 5;
+constexpr size_t kMaxClientNodes = sess::SlotMap::kMaxNodes + 64;
 
 sess::RespLimits make_topology_limits() {
   sess::RespLimits l;
@@ -104,6 +107,18 @@ redis_node_t* find_node(redis_client_t* cl, NodeRole role, const sess::NodeAddr&
 redis_node_t* node_for(redis_client_t* cl, NodeRole role, const sess::NodeAddr& addr,
                        const redis_addr_t* configured = nullptr) {
   if (redis_node_t* n = find_node(cl, role, addr)) return n;
+  if (cl->all.size() >= kMaxClientNodes) {
+    // Redirections to ever new addresses (a broken or hostile node): refuse, do not grow.
+    uint64_t more = 0;
+    if (cl->node_limit_log.allow(static_cast<uint64_t>(ngx_time()), &more)) {
+      ngx_log_error(NGX_LOG_ERR, cl->log, 0,
+                    "session redis \"%V\": more than %uz nodes, %s:%d not used (%uL more since "
+                    "the last such line)",
+                    redis_endpoint_name(cl->ep), kMaxClientNodes, addr.host.c_str(),
+                    static_cast<int>(addr.port), more);
+    }
+    return nullptr;
+  }
   redis_node_t* n = node_create(cl, role, addr, configured ? configured : configured_addr(cl, addr));
   if (n == nullptr) return nullptr;
   cl->all.push_back(n);
@@ -168,6 +183,11 @@ void on_master_addr(redis_node_t* node, void* data, const sess::RespValue* reply
   sess::NodeAddr addr;
   if (reply != nullptr && sess::parse_master_addr(*reply, &addr)) {
     cl->discovering = false;
+    // Ask this sentinel first next time: sentinels that disagree for a while (one is stale
+    // after a partition) must not make the master flip at every poll.
+    for (size_t i = 0; i < cl->sentinels.size(); i++) {
+      if (cl->sentinels[i] == node) cl->query_index = i;
+    }
     set_master(cl, addr);
     return;
   }
@@ -257,6 +277,9 @@ void on_slots(redis_node_t* node, void* data, const sess::RespValue* reply, bool
     cl->by_index[i] = n;
     if (n != nullptr) node_connect(n);
   }
+  if (!cl->prune.posted) {
+    ngx_post_event(&cl->prune, &ngx_posted_events);
+  }
   if (!cl->map.covers_all()) {
     ngx_log_error(NGX_LOG_WARN, cl->log, 0, "session redis \"%V\": not every slot is served",
                   redis_endpoint_name(cl->ep));
@@ -300,6 +323,35 @@ void schedule_refresh(redis_client_t* cl) {
     return;
   }
   ngx_add_timer(&cl->refresh, kRefreshInterval - since);
+}
+
+bool in(const std::vector<redis_node_t*>& v, const redis_node_t* n) {
+  return std::find(v.begin(), v.end(), n) != v.end();
+}
+
+// Data nodes that left the slot map (scale-in, a MOVED or ASK target that is not an owner) are
+// no longer kept connected, and are freed once nothing waits on them. A posted event: never
+// inside a node's own reply handling.
+void prune_handler(ngx_event_t* ev) noexcept {
+  auto* cl = static_cast<redis_client_t*>(ev->data);
+  guard_void(cl->log, [&]() {
+    if (cl->exiting) return;
+    std::vector<redis_node_t*> kept;
+    kept.reserve(cl->all.size());
+    std::vector<redis_node_t*> gone;
+    for (redis_node_t* n : cl->all) {
+      bool used = n->role != NodeRole::Data || n == cl->master || in(cl->seeds, n) ||
+                  in(cl->by_index, n);
+      if (!used) n->keep_connected = false;
+      if (!used && n->fifo.empty()) {
+        gone.push_back(n);
+      } else {
+        kept.push_back(n);
+      }
+    }
+    cl->all.swap(kept);
+    for (redis_node_t* n : gone) node_destroy(n);
+  });
 }
 
 redis_node_t* route(redis_client_t* cl, int slot) {
@@ -399,8 +451,8 @@ void op_reply(redis_op_t* op, redis_node_t* node, sess::RespValue* reply, bool t
       if (rd.kind != sess::RedirectKind::None) {
         op->redirects++;
         redis_node_t* target = node_for(cl, NodeRole::Data, rd.node);
-        if (target != nullptr) target->keep_connected = true;
         if (rd.kind == sess::RedirectKind::Moved) {
+          if (target != nullptr) target->keep_connected = true;  // an owner now
           if (cl->map.move(rd.slot, rd.node)) {
             cl->by_index.resize(cl->map.nodes().size(), nullptr);
             for (size_t i = 0; i < cl->map.nodes().size(); i++) {
@@ -494,7 +546,11 @@ void client_node_message(redis_node_t* node, std::string_view channel, std::stri
   set_master(cl, sw.to);
 }
 
-ngx_msec_t client_connect_timeout(const redis_client_t*) { return kConnectTimeout; }
+// At least 1 s, and as long as the longest session_redis_timeout: a slow link (a TLS handshake
+// across regions) can connect, while each request still waits only its own timeout.
+ngx_msec_t client_connect_timeout(const redis_client_t* cl) {
+  return ngx_max(cl->ep->max_timeout, kConnectTimeout);
+}
 ngx_msec_t client_stall_limit(const redis_client_t* cl) {
   return ngx_max(cl->ep->max_timeout, kConnectTimeout);
 }
@@ -605,6 +661,9 @@ ngx_int_t redis_init_process(ngx_cycle_t* cycle) noexcept {
       cl->refresh.data = cl;
       cl->refresh.log = cycle->log;
       cl->refresh.cancelable = 1;
+      cl->prune.handler = prune_handler;
+      cl->prune.data = cl;
+      cl->prune.log = cycle->log;
       const redis_spec_t* spec = eps[i]->spec;
       auto* addrs = static_cast<redis_addr_t*>(spec->addrs.elts);
       switch (spec->topology) {
@@ -650,6 +709,9 @@ void redis_exit_process(ngx_cycle_t* cycle) noexcept {
       cl->exiting = true;
       if (cl->poll.timer_set) ngx_del_timer(&cl->poll);
       if (cl->refresh.timer_set) ngx_del_timer(&cl->refresh);
+      if (cl->prune.posted) {
+        ngx_delete_posted_event(&cl->prune);
+      }
       for (redis_node_t* n : cl->all) node_destroy(n);
       cl->all.clear();
       eps[i]->client = nullptr;

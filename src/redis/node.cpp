@@ -102,8 +102,12 @@ void dispatch(redis_node_t* node, sess::RespValue* reply, bool too_large) {
   node->fifo.pop_front();
   arm_timer(node);
   bool error = reply != nullptr && reply->type == sess::RespType::Error;
-  if (!error && !node->healthy) {
-    // The first good answer on this connection: the failure is over.
+  // The first good answer after the handshake (AUTH and SELECT answer before a refusal can
+  // come): the failure is over. A ROLE that says master, or a subscription, ends a handshake.
+  bool handshake = cmd.purpose == CmdPurpose::Handshake ||
+                   (cmd.purpose == CmdPurpose::Role &&
+                    (reply == nullptr || sess::parse_role(*reply) != sess::Role::Master));
+  if (reply != nullptr && !error && !handshake && !node->healthy) {
     node->healthy = true;
     node->backoff = kBackoffMin;
     if (node->failure_logged) {
@@ -128,8 +132,18 @@ void dispatch(redis_node_t* node, sess::RespValue* reply, bool too_large) {
       break;
     case CmdPurpose::Role:
       if (reply == nullptr || sess::parse_role(*reply) != sess::Role::Master) {
-        ngx_log_error(NGX_LOG_ERR, log_of(node), 0,
-                      "session redis \"%V\": not a master (ROLE), leaving it", &node->name);
+        if (failure_log_now(node)) {
+          if (error) {
+            ngx_str_t msg = ngx_str(std::string_view(reply->str).substr(0, 200));
+            ngx_log_error(NGX_LOG_ERR, log_of(node), 0,
+                          "session redis \"%V\": ROLE refused (%V): the Sentinel form needs it "
+                          "to confirm the master",
+                          &node->name, &msg);
+          } else {
+            ngx_log_error(NGX_LOG_ERR, log_of(node), 0,
+                          "session redis \"%V\": not a master (ROLE), leaving it", &node->name);
+          }
+        }
         node_close(node, nullptr);
       }
       break;
@@ -182,7 +196,10 @@ bool tls_verified(redis_node_t* node) {
   }
   std::string name(sv(node->tls_name));
   int ok = node->tls_name_is_ip ? X509_check_ip_asc(cert, name.c_str(), 0)
-                                : X509_check_host(cert, name.data(), name.size(), 0, nullptr);
+                                : X509_check_host(cert, name.data(), name.size(),
+                                                  X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
+                                                      X509_CHECK_FLAG_NEVER_CHECK_SUBJECT,
+                                                  nullptr);
   X509_free(cert);
   if (ok != 1) {
     if (failure_log_now(node)) {

@@ -274,9 +274,31 @@ def run_checks(server, cmds, unit_bin, tmp):
 
     # --- claim
     fresh()
+    check("touch of a record answers 1", run("touch") == 1)
+    check("... and sets its TTL", 80 <= r.ttl(a) <= 90 and hash_values(r, a) == CREATED, r.ttl(a))
     check("claim of an existing record answers 1", run("claim") == 1)
-    check("... and deletes it", r.exists(a) == 0)
-    check("claim of a missing record answers 0", run("claim") == 0)
+    check("... and leaves the marker, not the session",
+          r.type(a) == b"string" and r.get(a) == b"#session-regenerated", repr(r.get(a)))
+    check("... for the rest of the record's TTL", 80000 <= r.pttl(a) <= 90000, r.pttl(a))
+    check("update through the old id answers -1 (moved)", run("update_moved") == -1)
+    check("... and writes nothing", r.get(a) == b"#session-regenerated")
+    check("touch through the old id answers -1 (moved)", run("touch_moved") == -1)
+    check("... and leaves the marker's TTL", r.pttl(a) <= 90000, r.pttl(a))
+    check("a v1 read of the old id reads the marker", run("read_marker") == b"#session-regenerated")
+    check("claim of a marker answers 1 and keeps it", run("claim_again") == 1 and
+          r.get(a) == b"#session-regenerated")
+    r.delete(a)
+    check("claim of a missing record answers 0", run("claim") == 0 and r.exists(a) == 0)
+    check("touch of a missing record answers 0", run("touch_gone") == 0)
+    fresh()
+    r.persist(a)
+    check("claim of a record without TTL answers 1", run("claim") == 1)
+    check("... and its marker lasts at most an hour", 3590000 <= r.pttl(a) <= 3600000, r.pttl(a))
+    r.delete(a)
+    r.set(a, "v1 record", ex=1000)
+    check("touch of a v1 string record answers 1 (EXPIRE takes any type)", run("touch") == 1 and
+          r.ttl(a) <= 90)
+    r.delete(a)
 
     # --- migrate
     r.delete(v1)
@@ -320,7 +342,9 @@ def run_checks(server, cmds, unit_bin, tmp):
               run("update_nothing") == 1 and 60 <= r.ttl(a) <= 70)
         check("update with clear (DEL first) runs to the end at OOM",
               run("update_clear") == 1 and hash_values(r, a) == {"user": "dave"})
-        check("claim (DEL) still works at OOM", run("claim") == 1 and not r.exists(a))
+        check("claim (DEL first) still works at OOM",
+              run("claim") == 1 and r.get(a) == b"#session-regenerated")
+        r.delete(a)
         try:
             run("create")
             check("create at OOM is refused", False, "no error")

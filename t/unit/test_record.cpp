@@ -251,10 +251,29 @@ TEST(RecordCmd, UpdateCleared) {
   EXPECT_EQ(V(a.begin() + 2, a.end()), (V{"1", "k", "7", "0", "0"}));
 }
 
-TEST(RecordCmd, Claim) {
+TEST(RecordCmd, ClaimLeavesAMarkerForAtMostAnHour) {
   RedisArgs a;
   sess::record_cmd_claim("session:old", a);
-  EXPECT_EQ(args(a), (V{"DEL", "session:old"}));
+  ASSERT_EQ(a.size(), 5u);
+  EXPECT_EQ(a[0], "EVAL");
+  EXPECT_EQ(V(a.begin() + 2, a.end()), (V{"1", "session:old", "3600000"}));
+  EXPECT_NE(std::string(a[1]).find(std::string(sess::kRegeneratedMarker)), std::string::npos);
+}
+
+TEST(RecordCmd, TouchIsAScriptThatKnowsTheMarker) {
+  RedisArgs a;
+  sess::record_cmd_touch("session:k", 1800, a);
+  ASSERT_EQ(a.size(), 5u);
+  EXPECT_EQ(a[0], "EVAL");
+  EXPECT_EQ(V(a.begin() + 2, a.end()), (V{"1", "session:k", "1800"}));
+  EXPECT_NE(std::string(a[1]).find(std::string(sess::kRegeneratedMarker)), std::string::npos);
+}
+
+TEST(RecordRead, MarkerIsNoSession) {
+  RespValue v = bulk(std::string(sess::kRegeneratedMarker));
+  SessionData d;
+  EXPECT_EQ(sess::record_read_v1(&v, false, &d, nullptr), RecordRead::Missing);
+  EXPECT_TRUE(d.empty());
 }
 
 TEST(RecordCmd, MigrateLayout) {
@@ -272,15 +291,18 @@ TEST(RecordCmd, ScriptsAreDistinctAndTouchOnlyTheirKey) {
   SessionData d;
   d.set_string("a", "b");
   SessionChanges c;
-  RedisArgs create, update, migrate;
+  RedisArgs create, update, migrate, touch, claim;
   sess::record_cmd_create("k", d, 1, create);
   sess::record_cmd_update("k", c, 1, update);
   sess::record_cmd_migrate("k", "{\"a\":\"b\"}", d, migrate);
+  sess::record_cmd_touch("k", 1, touch);
+  sess::record_cmd_claim("k", claim);
   const std::string scripts[] = {std::string(create[1]), std::string(update[1]),
-                                 std::string(migrate[1])};
-  EXPECT_NE(scripts[0], scripts[1]);
-  EXPECT_NE(scripts[1], scripts[2]);
-  EXPECT_NE(scripts[0], scripts[2]);
+                                 std::string(migrate[1]), std::string(touch[1]),
+                                 std::string(claim[1])};
+  for (size_t i = 0; i < std::size(scripts); i++) {
+    for (size_t j = i + 1; j < std::size(scripts); j++) EXPECT_NE(scripts[i], scripts[j]);
+  }
   for (const auto& s : scripts) {
     EXPECT_NE(s.find("KEYS[1]"), std::string::npos);
     EXPECT_EQ(s.find("KEYS[2]"), std::string::npos) << s;  // one key: any cluster slot
@@ -337,6 +359,8 @@ TEST(RecordWrite, Table) {
       {K::Claim, integer(0), O::Gone},
       {K::Touch, integer(1), O::Done},
       {K::Touch, integer(0), O::Gone},
+      {K::Update, integer(-1), O::Moved},  // session_regenerate was first: refused, not lost
+      {K::Touch, integer(-1), O::Moved},
       {K::Migrate, integer(1), O::Done},
       {K::Migrate, integer(0), O::Gone},
       {K::Delete, integer(1), O::Done},
@@ -344,6 +368,8 @@ TEST(RecordWrite, Table) {
       // answers the commands cannot give
       {K::Create, integer(2), O::Failed},
       {K::Create, integer(-1), O::Failed},
+      {K::Claim, integer(-1), O::Failed},
+      {K::Migrate, integer(-1), O::Failed},
       {K::Update, integer(2), O::Failed},
       {K::Claim, integer(2), O::Failed},
       {K::Touch, integer(-2), O::Failed},
@@ -705,7 +731,13 @@ std::vector<std::pair<std::string, RedisArgs>> script_commands() {
   sess::record_cmd_update("t:a", clear_only, 50, add("update_clear_only"));
   sess::record_cmd_update("t:a", SessionChanges(), 70, add("update_nothing"));
 
+  sess::record_cmd_touch("t:a", 90, add("touch"));
   sess::record_cmd_claim("t:a", add("claim"));
+  sess::record_cmd_update("t:a", x, 300, add("update_moved"));
+  sess::record_cmd_touch("t:a", 90, add("touch_moved"));
+  sess::record_cmd_read_v1("t:a", add("read_marker"));
+  sess::record_cmd_claim("t:a", add("claim_again"));
+  sess::record_cmd_touch("t:none", 90, add("touch_gone"));
 
   const std::string v1 = "{\"user\":\"erin\",\"n\":7,\"o\":{\"k\":[true]},\"s\":\"\\u00e9\\n\"}";
   SessionData dv1;
@@ -725,7 +757,7 @@ const char* const kReadBackSample[] = {
 
 TEST(RecordScripts, Dump) {
   const auto cmds = script_commands();
-  ASSERT_EQ(cmds.size(), 11u);
+  ASSERT_EQ(cmds.size(), 17u);
   std::ostringstream out;
   for (const auto& [name, a] : cmds) {
     ASSERT_FALSE(a.empty()) << name;
