@@ -408,7 +408,7 @@ sess::CookieAttrs session_attrs(ngx_http_request_t* r, const loc_conf_t* lcf);
 void collect_cookie(ngx_http_request_t* r, std::string_view name, sess::CookieCandidates& acc);
 // A printable-ASCII, quote-free copy (at most 64 bytes, others as \xHH) of client-supplied text
 // for log lines, so that nobody can forge lines (or fail2ban matches) through it.
-ngx_str_t log_safe(ngx_http_request_t* r, std::string_view in);
+ngx_str_t log_safe(ngx_http_request_t* r, std::string_view in, size_t max = 64);
 void set_var(ngx_http_variable_value_t* v, const u_char* data, size_t len);
 // 303 to `to` (a local path), as ngx_http_send_response does.
 ngx_int_t send_redirect(ngx_http_request_t* r, ngx_uint_t status, ngx_str_t to);

@@ -368,8 +368,9 @@ void log_write_failure(ngx_http_request_t* r, const write_t* w, const char* what
                     "(session_regenerate), not written", what);
       return;
     case sess::WriteOutcome::Refused: {
+      // Redis's own words, long enough for an ACL refusal to name the command it refused.
       ngx_str_t msg = log_safe(r, reply != nullptr ? std::string_view(reply->str)
-                                                    : std::string_view());
+                                                    : std::string_view(), 240);
       ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                     "session redis \"%V\": %s refused: %V", redis_name(w->lcf), what, &msg);
       return;

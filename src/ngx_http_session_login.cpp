@@ -190,7 +190,7 @@ void store_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply,
   if (o == sess::WriteOutcome::Done) {
     L->stored = 1;
   } else if (o == sess::WriteOutcome::Refused) {
-    ngx_str_t msg = log_safe(r, reply->str);
+    ngx_str_t msg = log_safe(r, reply->str, 240);
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                   "session login: the store refused the new session: %V", &msg);
   }

@@ -34,9 +34,9 @@ void id_hex(const unsigned char* id, u_char* out) {
   ngx_hex_dump(out, const_cast<u_char*>(id), sess::kSessionIdLen);
 }
 
-ngx_str_t log_safe(ngx_http_request_t* r, std::string_view in) {
+ngx_str_t log_safe(ngx_http_request_t* r, std::string_view in, size_t max) {
   ngx_str_t out = ngx_null_string;
-  size_t n = ngx_min(in.size(), 64);
+  size_t n = ngx_min(in.size(), max);
   out.data = static_cast<u_char*>(ngx_pnalloc(r->pool, n * 4 + 1));
   if (out.data == nullptr) return out;
   u_char* p = out.data;
@@ -335,7 +335,7 @@ void lookup_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply
                                : reply->type == sess::RespType::Error
                                    ? std::string_view(reply->str)
                                    : std::string_view("an unexpected reply");
-        ngx_str_t msg = log_safe(r, why);
+        ngx_str_t msg = log_safe(r, why, 240);
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "session redis \"%V\": lookup failed: %V (%uL more since the last such "
                       "line)",

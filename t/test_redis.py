@@ -588,6 +588,87 @@ def test_acl_username(nginx, redis_factory, tmp_path):
     assert users == {"ngx"}, users
 
 
+# The least-privilege ACL user that README's "Redis permissions" lists for the standalone form.
+LEAST_PRIVILEGE = ["~session:*", "resetchannels", "-@all", "+hgetall", "+getrange", "+eval",
+                   "+del", "+select", "+exists", "+type", "+get", "+set", "+hset", "+hdel",
+                   "+expire", "+pexpire", "+pttl"]
+
+
+def acl_server(redis_factory, ngx_rules):
+    npw, apw = helpers.random_secret(24), helpers.random_secret(24)
+    rd = redis_factory(extra=["--user", "default", "off",
+                              "--user", "admin", "on", ">" + apw, "~*", "&*", "+@all",
+                              "--user", "ngx", "on", ">" + npw] + ngx_rules,
+                       admin_user=("admin", apw))
+    return rd, npw
+
+
+def test_least_privilege_acl_user_is_enough(nginx, redis_factory, tmp_path):
+    """Every path of the store (create, update, unset, renew, regenerate, v1 conversion, logout)
+    works for a user allowed only the commands README lists, on session:* keys only."""
+    rd, npw = acl_server(redis_factory, LEAST_PRIVILEGE)
+    admin = rd.admin()
+    pwfile = tmp_path / "ngx.pw"
+    pwfile.write_text(npw + "\n")
+    srv = start(nginx, rd, extra="session_renew 1s;",
+                directive=f"127.0.0.1:{{rport}} username=ngx password_file={pwfile} db=0")
+    mark = srv.log_mark()
+    value = login(srv)
+    assert srv.get("/name?v=w", headers=cookie_header(value)).status_code == 200
+    assert srv.get("/pop", headers=cookie_header(value)).status_code == 200
+    key = "session:" + id_of(value)
+    assert get_json(admin, key) == {"user": "alice"}
+    admin.expire(key, 100)
+    time.sleep(1.2)
+    r = whoami(srv, value)                       # renewal: the touch script
+    assert r.text.startswith("status=valid user=alice "), r.text
+    assert poll(lambda: admin.ttl(key) > 1000, 2.0), admin.ttl(key)
+    r = srv.get("/regen", headers=cookie_header(value))
+    assert r.status_code == 200
+    new = session_cookie_value(r)
+    assert poll(lambda: admin.get(key) == b"#session-regenerated", 2.0)
+    assert whoami(srv, new).text.startswith("status=valid user=alice ")
+    sid = os.urandom(16)
+    admin.set("session:" + sid.hex(), json.dumps({"user": "bob"}), ex=900)
+    r = whoami(srv, craft_id_cookie(srv.secrets[0], sid))
+    assert r.text.startswith("status=valid user=bob "), r.text
+    assert poll(lambda: admin.type("session:" + sid.hex()) == b"hash", 2.0)
+    assert srv.get("/logout", headers=cookie_header(new)).status_code == 200
+    assert gone(admin, "session:" + id_of(new))
+    assert not [l for l in srv.log_since(mark) if "NOPERM" in l or "[error]" in l]
+
+
+@pytest.mark.parametrize("missing", ["+eval", "+hgetall", "+expire"])
+def test_an_acl_without_a_listed_command_is_refused_visibly(nginx, redis_factory, tmp_path,
+                                                            missing):
+    """Control for the test above: each command is really needed, and its absence is a clear
+    NOPERM error in the log and a 503, not a silent logout."""
+    rd, npw = acl_server(redis_factory, [r for r in LEAST_PRIVILEGE if r != missing])
+    admin = rd.admin()
+    pwfile = tmp_path / "ngx.pw"
+    pwfile.write_text(npw + "\n")
+    srv = start(nginx, rd, directive=f"127.0.0.1:{{rport}} username=ngx password_file={pwfile}")
+    mark = srv.log_mark()
+    sid = os.urandom(16)
+    admin.hset("session:" + sid.hex(), mapping={"user": '"bob"'})
+    admin.expire("session:" + sid.hex(), 900)
+    value = craft_id_cookie(srv.secrets[0], sid)
+    if missing == "+hgetall":
+        r = whoami(srv, value)
+        assert r.status_code == 503 or not r.text.startswith("status=valid"), r.text
+    elif missing == "+eval":
+        r = srv.get("/login?u=alice")
+        assert r.status_code == 503 and cookie_named(r, "session") is None
+    else:  # EXPIRE inside the update script
+        r = srv.get("/name?v=x", headers=cookie_header(value))
+        # (a script stops at the refused command: what it did before stays, as Redis does)
+        assert r.status_code == 503
+    # Redis's own refusal, whole enough to name what is missing (NOPERM for a command,
+    # "can't run this command" from inside a script)
+    assert poll(lambda: any("[error]" in l and ("NOPERM" in l or "can't run this command" in l)
+                            for l in srv.log_since(mark)), 2.0), srv.log_since(mark)
+
+
 def test_unix_socket(nginx, redis_factory):
     rd = redis_factory(port=0, unixsocket=True)
     admin = rd.admin()

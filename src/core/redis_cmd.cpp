@@ -37,14 +37,6 @@ void redis_cmd_lookup(std::string_view key, RedisArgs& out) {
   push_uint(out, kMaxRecordLen);  // inclusive end: kMaxRecordLen + 1 bytes at most
 }
 
-void redis_cmd_touch(std::string_view key, uint64_t ttl, RedisArgs& out) {
-  out.clear();
-  out.reserve(3);
-  push(out, "EXPIRE");
-  push(out, key);
-  push_uint(out, ttl);
-}
-
 void redis_cmd_delete(std::string_view key, RedisArgs& out) {
   out.clear();
   out.reserve(2);

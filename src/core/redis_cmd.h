@@ -3,7 +3,6 @@
 // transports these.
 //
 // Records live under <prefix><32 hex digits of the id> (record.h says what they hold).
-//   touch  : EXPIRE key ttl                    (renewal; 0 = the record is gone)
 //   delete : DEL key
 //   v1 read: GETRANGE key 0 kMaxRecordLen      (a v1 record larger than the limit comes back as
 //                                               kMaxRecordLen+1 bytes and is refused: never
@@ -24,10 +23,9 @@ using RedisArgs = std::pmr::vector<pstring>;
 // Appends <prefix><hex(id)> to out (lowercase hex, 2 * id_len digits).
 void redis_key(std::string_view prefix, const unsigned char* id, size_t id_len, pstring& out);
 
-// Each replaces out with the command's arguments. ttl > 0 (the caller deletes instead of
-// keeping a record with no time left).
+// Each replaces out with the command's arguments (renewals are record_cmd_touch: a script that
+// knows session_regenerate's marker).
 void redis_cmd_lookup(std::string_view key, RedisArgs& out);
-void redis_cmd_touch(std::string_view key, uint64_t ttl, RedisArgs& out);
 void redis_cmd_delete(std::string_view key, RedisArgs& out);
 
 enum class WriteOutcome : uint8_t {
