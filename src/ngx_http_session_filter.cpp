@@ -39,8 +39,10 @@ struct write_t {
 
 // The Redis commands of one write, in order. The record write (a create, update, touch or
 // delete), then for a login the DEL of the previous id; for session_regenerate the new record
-// is created first, then the old one claimed (DEL, only if it still exists), and if a logout
-// was first the new record is deleted again - so a logout is final across Cluster slots too.
+// is created first, then the old one claimed (replaced by a marker, only if it still holds the
+// data the new one was made from), and if a logout, another regenerate or a change was first
+// the new record is deleted again - so a logout is final across Cluster slots too, and nothing
+// changed meanwhile is lost.
 enum write_step_e : unsigned { STEP_RECORD, STEP_DELETE_OLD, STEP_CLAIM_OLD, STEP_UNDO_NEW };
 
 namespace {
@@ -367,6 +369,11 @@ void log_write_failure(ngx_http_request_t* r, const write_t* w, const char* what
                     "session redis: %s: another request gave the session a new id meanwhile "
                     "(session_regenerate), not written", what);
       return;
+    case sess::WriteOutcome::Changed:
+      ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                    "session redis: %s: another request changed the session meanwhile, not "
+                    "moved (the client may retry)", what);
+      return;
     case sess::WriteOutcome::Refused: {
       // Redis's own words, long enough for an ACL refusal to name the command it refused.
       ngx_str_t msg = log_safe(r, reply != nullptr ? std::string_view(reply->str)
@@ -432,7 +439,8 @@ bool send_step(ngx_http_request_t* r, ctx_t* ctx, write_t* w, write_step_e step,
   if (!redis_key_of(r, w->lcf, id, key)) return false;
   sess::RedisArgs args(&ctx->mr);
   if (step == STEP_CLAIM_OLD) {
-    sess::record_cmd_claim(key, args);
+    // Only while the old record is still the data the new one was made from.
+    sess::record_cmd_claim(key, ctx->s.data, args);
   } else {
     sess::redis_cmd_delete(key, args);
   }
@@ -460,9 +468,12 @@ void write_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply,
         break;
       case STEP_CLAIM_OLD:
         if (o == sess::WriteOutcome::Done) break;
-        // A logout (Gone) or a failure came first: the new record must not outlive it.
-        w->outcome = o == sess::WriteOutcome::Gone ? sess::WriteOutcome::Gone
-                                                   : sess::WriteOutcome::Failed;
+        // A logout (Gone), another regenerate (Moved), a change (Changed) or a failure came
+        // first: the new record must not outlive the old one, nor miss that change.
+        w->outcome = o == sess::WriteOutcome::Gone || o == sess::WriteOutcome::Moved ||
+                             o == sess::WriteOutcome::Changed
+                         ? o
+                         : sess::WriteOutcome::Failed;
         if (send_step(r, ctx, w, STEP_UNDO_NEW, w->id)) return;
         break;
       case STEP_DELETE_OLD:
@@ -512,7 +523,7 @@ ngx_int_t start_record_write(ngx_http_request_t* r, ctx_t* ctx, write_t* w,
         sess::record_cmd_touch(key, ttl, args);
         break;
       default:
-        sess::redis_cmd_delete(key, args);
+        sess::record_cmd_destroy(key, args);
         break;
     }
     if (redis_send(r, lcf, args, key, write_done, w) == nullptr) {

@@ -591,7 +591,7 @@ def test_acl_username(nginx, redis_factory, tmp_path):
 # The least-privilege ACL user that README's "Redis permissions" lists for the standalone form.
 LEAST_PRIVILEGE = ["~session:*", "resetchannels", "-@all", "+hgetall", "+getrange", "+eval",
                    "+del", "+select", "+exists", "+type", "+get", "+set", "+hset", "+hdel",
-                   "+expire", "+pexpire", "+pttl"]
+                   "+expire", "+pexpire", "+pttl", "+hlen", "+hget"]
 
 
 def acl_server(redis_factory, ngx_rules):

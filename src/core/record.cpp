@@ -53,22 +53,42 @@ constexpr std::string_view kTouchScript =
     "redis.call('EXPIRE', k, ARGV[1]) "
     "return 1";
 
-// ARGV[1] the longest the marker stays (ms). session_regenerate takes the old id over: the
-// record is replaced by kRegeneratedMarker for the rest of its TTL (at most ARGV[1]), so that
-// a request that loaded the old id and changes it later learns that the session moved (and is
-// refused) instead of being told it ended. The marker is not a session: a lookup of the old id
-// finds no session, as before. 1 taken over, 0 gone (a logout came first). DEL first: at
-// maxmemory Redis lets a script whose first write frees memory run to its end.
+// ARGV[1] the longest the marker stays (ms), ARGV[2] n, then the n field/value pairs the
+// regenerating request loaded. session_regenerate takes the old id over: the record is replaced
+// by kRegeneratedMarker for the rest of its TTL (at most ARGV[1]), so that a request that
+// loaded the old id and changes it later learns that the session moved (and is refused)
+// instead of being told it ended. Only if the record is still what the new id was made from:
+// a change that another request made meanwhile would otherwise be lost with the old record.
+// The marker is not a session: a lookup of the old id finds no session, as before.
+// 1 taken over, 0 gone (a logout came first), -1 already moved (another session_regenerate),
+// -2 changed meanwhile (nothing written). DEL first: at maxmemory Redis lets a script whose
+// first write frees memory run to its end.
 constexpr std::string_view kClaimScript =
     "local k = KEYS[1] "
+    "local t = redis.call('TYPE', k).ok "
+    "if t == 'none' then return 0 end "
+    "if t == 'string' and redis.call('GET', k) == '#session-regenerated' then return -1 end "
+    "if t ~= 'hash' then return -2 end "
+    "local n = tonumber(ARGV[2]) "
+    "if redis.call('HLEN', k) ~= n then return -2 end "
+    "for i = 3, 2 + 2 * n, 2 do "
+    "if redis.call('HGET', k, ARGV[i]) ~= ARGV[i + 1] then return -2 end end "
     "local ttl = redis.call('PTTL', k) "
-    "if ttl == -2 then return 0 end "
     "local cap = tonumber(ARGV[1]) "
     "if ttl == -1 or ttl > cap then ttl = cap end "
     "if ttl < 1 then ttl = 1 end "
     "redis.call('DEL', k) "
     "redis.call('SET', k, '#session-regenerated', 'PX', ttl) "
     "return 1";
+
+// Ends a session (destroy, logout, a change that empties it): 1 deleted (or already gone: 0
+// is folded into Done by the caller), -1 session_regenerate moved it meanwhile (the marker is
+// kept: it still refuses late changes through this id).
+constexpr std::string_view kDestroyScript =
+    "local k = KEYS[1] "
+    "if redis.call('TYPE', k).ok == 'string' and "
+    "redis.call('GET', k) == '#session-regenerated' then return -1 end "
+    "return redis.call('DEL', k)";
 
 // ARGV[1] the v1 JSON text, then field/value pairs. 0: not a string, or not that text.
 constexpr std::string_view kMigrateScript =
@@ -290,11 +310,19 @@ void record_cmd_touch(std::string_view key, uint64_t ttl, RedisArgs& out) {
   push_uint(out, ttl);
 }
 
-void record_cmd_claim(std::string_view key, RedisArgs& out) {
+void record_cmd_claim(std::string_view key, const SessionData& loaded, RedisArgs& out) {
   out.clear();
-  out.reserve(4);
+  out.reserve(6 + 2 * loaded.size());
   eval_head(kClaimScript, key, out);
   push_uint(out, kRegeneratedMarkerMaxMs);
+  push_uint(out, loaded.size());
+  push_fields(loaded, out);
+}
+
+void record_cmd_destroy(std::string_view key, RedisArgs& out) {
+  out.clear();
+  out.reserve(3);
+  eval_head(kDestroyScript, key, out);
 }
 
 WriteOutcome record_write_outcome(RecordWriteKind k, const RespValue* reply) noexcept {
@@ -307,17 +335,20 @@ WriteOutcome record_write_outcome(RecordWriteKind k, const RespValue* reply) noe
       if (n == 1) return WriteOutcome::Done;
       if (n == 0) return WriteOutcome::Exists;
       break;
+    case RecordWriteKind::Claim:
+      if (n == -2) return WriteOutcome::Changed;
+      [[fallthrough]];
     case RecordWriteKind::Update:
     case RecordWriteKind::Touch:
       if (n == -1) return WriteOutcome::Moved;
       [[fallthrough]];
-    case RecordWriteKind::Claim:
     case RecordWriteKind::Migrate:
       if (n == 1) return WriteOutcome::Done;
       if (n == 0) return WriteOutcome::Gone;
       break;
     case RecordWriteKind::Delete:
       if (n >= 0) return WriteOutcome::Done;  // DEL of a missing key: gone either way
+      if (n == -1) return WriteOutcome::Moved;  // destroy of a regenerated id
       break;
   }
   return WriteOutcome::Failed;  // a reply the command cannot give: whether it wrote is unknown

@@ -85,17 +85,20 @@ void record_cmd_migrate(std::string_view key, std::string_view v1_json, const Se
 
 // Writes (EVAL scripts on the one key). Replies are classified by record_write_outcome. ttl > 0
 // and create's data is not empty (the caller deletes instead: Redis keeps no empty hash).
-//   create: only if the key does not exist: HSET every key, EXPIRE.   1 done, 0 exists
-//   update: only if the key is a hash: clear / HSET / HDEL, EXPIRE.  1 done, 0 gone, -1 moved
-//   touch : EXPIRE if the key is a session record.                   1 done, 0 gone, -1 moved
-//   claim : replace the record by kRegeneratedMarker (the rest of its TTL, at most
-//           kRegeneratedMarkerMaxMs).                                  1 done, 0 gone
-// Delete is redis_cmd_delete (DEL takes any type).
-// (session_regenerate: create the new id, then claim the old one; if the claim finds it gone -
-// a logout came first - delete the new one again. Each key is on its own in every command, so
-// this works across Redis Cluster slots. A later change through the old id is refused - Moved -
-// rather than applied to the new id: following it would let whoever holds the old id write
-// into the regenerated session, which is what session_regenerate exists to prevent.)
+//   create : only if the key does not exist: HSET every key, EXPIRE.  1 done, 0 exists
+//   update : only if the key is a hash: clear / HSET / HDEL, EXPIRE.   1 done, 0 gone, -1 moved
+//   touch  : EXPIRE if the key is a session record.                    1 done, 0 gone, -1 moved
+//   destroy: DEL unless the key is the marker.                         1/0 done, -1 moved
+//   claim  : only if the key still holds exactly `loaded` (the data the new id was made
+//            from), replace it by kRegeneratedMarker (the rest of its TTL, at most
+//            kRegeneratedMarkerMaxMs).              1 done, 0 gone, -1 moved, -2 changed
+// Other DELs (a login's previous id, undoing a new record) are redis_cmd_delete.
+// (session_regenerate: create the new id, then claim the old one; if the claim does not take
+// it - a logout, another regenerate or a change came first - delete the new one again. Each key
+// is on its own in every command, so this works across Redis Cluster slots. A later change
+// through the old id is refused - Moved - rather than applied to the new id: following it
+// would let whoever holds the old id write into the regenerated session, which is what
+// session_regenerate exists to prevent.)
 constexpr std::string_view kRegeneratedMarker = "#session-regenerated";
 constexpr uint64_t kRegeneratedMarkerMaxMs = 3600 * 1000;
 void record_cmd_create(std::string_view key, const SessionData& data, uint64_t ttl,
@@ -103,7 +106,8 @@ void record_cmd_create(std::string_view key, const SessionData& data, uint64_t t
 void record_cmd_update(std::string_view key, const SessionChanges& changes, uint64_t ttl,
                        RedisArgs& out);
 void record_cmd_touch(std::string_view key, uint64_t ttl, RedisArgs& out);
-void record_cmd_claim(std::string_view key, RedisArgs& out);
+void record_cmd_destroy(std::string_view key, RedisArgs& out);
+void record_cmd_claim(std::string_view key, const SessionData& loaded, RedisArgs& out);
 
 enum class RecordWriteKind : uint8_t { Create, Update, Claim, Touch, Delete, Migrate };
 // Done / Gone / Exists / Refused (an error reply) / Failed (no reply or an answer the command

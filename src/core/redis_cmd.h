@@ -33,6 +33,7 @@ enum class WriteOutcome : uint8_t {
   Gone,       // update/touch of a record that no longer exists (nil / 0): nothing was written
   Exists,     // create of an id that exists (nil): nothing was written
   Moved,      // update/touch of an id that session_regenerate replaced: nothing was written
+  Changed,    // session_regenerate's claim of a record another request changed: nothing written
   Refused,    // Redis said no (OOM, READONLY, MISCONF, NOPERM, ...): nothing was written
   Failed,     // no reply (timeout, connection lost): unknown
 };

@@ -285,9 +285,25 @@ def run_checks(server, cmds, unit_bin, tmp):
     check("touch through the old id answers -1 (moved)", run("touch_moved") == -1)
     check("... and leaves the marker's TTL", r.pttl(a) <= 90000, r.pttl(a))
     check("a v1 read of the old id reads the marker", run("read_marker") == b"#session-regenerated")
-    check("claim of a marker answers 1 and keeps it", run("claim_again") == 1 and
+    check("destroy of the marker answers -1 and keeps it", run("destroy") == -1 and
           r.get(a) == b"#session-regenerated")
+    check("claim of a marker answers -1 (moved already) and keeps it",
+          run("claim_again") == -1 and r.get(a) == b"#session-regenerated")
     r.delete(a)
+    fresh()
+    check("claim with a field fewer than the record answers -2", run("claim_fewer") == -2)
+    check("... and leaves the record", hash_values(r, a) == CREATED)
+    check("claim with another value answers -2", run("claim_other") == -2)
+    check("... and leaves the record", hash_values(r, a) == CREATED)
+    r.hset(a, "extra", '"x"')
+    check("claim of a record with a field more answers -2", run("claim") == -2)
+    check("... and leaves it", r.hget(a, "extra") == b'"x"')
+    check("destroy of a record answers 1", run("destroy") == 1 and r.exists(a) == 0)
+    check("destroy of a missing record answers 0", run("destroy") == 0)
+    r.set(a, "v1 record", ex=1000)
+    check("claim of a v1 string answers -2 (not what was loaded)", run("claim") == -2 and
+          r.get(a) == b"v1 record")
+    check("destroy of a v1 string deletes it", run("destroy") == 1 and r.exists(a) == 0)
     check("claim of a missing record answers 0", run("claim") == 0 and r.exists(a) == 0)
     check("touch of a missing record answers 0", run("touch_gone") == 0)
     fresh()
@@ -340,10 +356,14 @@ def run_checks(server, cmds, unit_bin, tmp):
             check("... and wrote nothing", hash_values(r, a) == CREATED and r.ttl(a) > 90)
         check("update without changes (EXPIRE) still works at OOM",
               run("update_nothing") == 1 and 60 <= r.ttl(a) <= 70)
-        check("update with clear (DEL first) runs to the end at OOM",
-              run("update_clear") == 1 and hash_values(r, a) == {"user": "dave"})
         check("claim (DEL first) still works at OOM",
               run("claim") == 1 and r.get(a) == b"#session-regenerated")
+        r.delete(a)
+        r.config_set("maxmemory", "0")
+        fresh()
+        r.config_set("maxmemory", "1")
+        check("update with clear (DEL first) runs to the end at OOM",
+              run("update_clear") == 1 and hash_values(r, a) == {"user": "dave"})
         r.delete(a)
         try:
             run("create")

@@ -251,12 +251,25 @@ TEST(RecordCmd, UpdateCleared) {
   EXPECT_EQ(V(a.begin() + 2, a.end()), (V{"1", "k", "7", "0", "0"}));
 }
 
-TEST(RecordCmd, ClaimLeavesAMarkerForAtMostAnHour) {
+TEST(RecordCmd, ClaimLeavesAMarkerForAtMostAnHourIfTheRecordIsUnchanged) {
+  SessionData d;
+  d.set_string("user", "alice");
+  d.set_json("n", "3");
   RedisArgs a;
-  sess::record_cmd_claim("session:old", a);
-  ASSERT_EQ(a.size(), 5u);
+  sess::record_cmd_claim("session:old", d, a);
+  ASSERT_EQ(a.size(), 10u);
   EXPECT_EQ(a[0], "EVAL");
-  EXPECT_EQ(V(a.begin() + 2, a.end()), (V{"1", "session:old", "3600000"}));
+  EXPECT_EQ(V(a.begin() + 2, a.end()),
+            (V{"1", "session:old", "3600000", "2", "user", "\"alice\"", "n", "3"}));
+  EXPECT_NE(std::string(a[1]).find(std::string(sess::kRegeneratedMarker)), std::string::npos);
+}
+
+TEST(RecordCmd, DestroyKnowsTheMarker) {
+  RedisArgs a;
+  sess::record_cmd_destroy("session:k", a);
+  ASSERT_EQ(a.size(), 4u);
+  EXPECT_EQ(a[0], "EVAL");
+  EXPECT_EQ(V(a.begin() + 2, a.end()), (V{"1", "session:k"}));
   EXPECT_NE(std::string(a[1]).find(std::string(sess::kRegeneratedMarker)), std::string::npos);
 }
 
@@ -291,15 +304,16 @@ TEST(RecordCmd, ScriptsAreDistinctAndTouchOnlyTheirKey) {
   SessionData d;
   d.set_string("a", "b");
   SessionChanges c;
-  RedisArgs create, update, migrate, touch, claim;
+  RedisArgs create, update, migrate, touch, claim, destroy;
   sess::record_cmd_create("k", d, 1, create);
   sess::record_cmd_update("k", c, 1, update);
   sess::record_cmd_migrate("k", "{\"a\":\"b\"}", d, migrate);
   sess::record_cmd_touch("k", 1, touch);
-  sess::record_cmd_claim("k", claim);
+  sess::record_cmd_claim("k", d, claim);
+  sess::record_cmd_destroy("k", destroy);
   const std::string scripts[] = {std::string(create[1]), std::string(update[1]),
                                  std::string(migrate[1]), std::string(touch[1]),
-                                 std::string(claim[1])};
+                                 std::string(claim[1]),   std::string(destroy[1])};
   for (size_t i = 0; i < std::size(scripts); i++) {
     for (size_t j = i + 1; j < std::size(scripts); j++) EXPECT_NE(scripts[i], scripts[j]);
   }
@@ -323,7 +337,7 @@ TEST(RecordCmd, LargeTtlAndBinaryKey) {
 TEST(RecordCmd, ReplacesPreviousArgumentsAndUsesTheVectorsResource) {
   std::pmr::monotonic_buffer_resource pool;
   RedisArgs a(&pool);
-  sess::record_cmd_claim("x", a);
+  sess::record_cmd_destroy("x", a);
   SessionData d;
   d.set_string("user", std::string(100, 'u'));  // past the small-string buffer
   sess::record_cmd_create("a-key-long-enough-to-leave-the-small-string-buffer", d, 5, a);
@@ -368,13 +382,18 @@ TEST(RecordWrite, Table) {
       // answers the commands cannot give
       {K::Create, integer(2), O::Failed},
       {K::Create, integer(-1), O::Failed},
-      {K::Claim, integer(-1), O::Failed},
+      {K::Claim, integer(-1), O::Moved},    // another session_regenerate was first
+      {K::Claim, integer(-2), O::Changed},  // a change was first: the new id would miss it
+      {K::Delete, integer(-1), O::Moved},   // destroy of a regenerated id: the marker stays
       {K::Migrate, integer(-1), O::Failed},
       {K::Update, integer(2), O::Failed},
       {K::Claim, integer(2), O::Failed},
       {K::Touch, integer(-2), O::Failed},
       {K::Migrate, integer(INT64_MAX), O::Failed},
-      {K::Delete, integer(-1), O::Failed},
+      {K::Delete, integer(-2), O::Failed},
+      {K::Update, integer(-2), O::Failed},
+      {K::Touch, integer(-3), O::Failed},
+      {K::Claim, integer(-3), O::Failed},
       {K::Create, status("OK"), O::Failed},
       {K::Update, status("OK"), O::Failed},
       {K::Update, bulk("1"), O::Failed},
@@ -732,12 +751,19 @@ std::vector<std::pair<std::string, RedisArgs>> script_commands() {
   sess::record_cmd_update("t:a", SessionChanges(), 70, add("update_nothing"));
 
   sess::record_cmd_touch("t:a", 90, add("touch"));
-  sess::record_cmd_claim("t:a", add("claim"));
+  sess::record_cmd_claim("t:a", d, add("claim"));
   sess::record_cmd_update("t:a", x, 300, add("update_moved"));
   sess::record_cmd_touch("t:a", 90, add("touch_moved"));
+  sess::record_cmd_destroy("t:a", add("destroy"));
   sess::record_cmd_read_v1("t:a", add("read_marker"));
-  sess::record_cmd_claim("t:a", add("claim_again"));
+  sess::record_cmd_claim("t:a", d, add("claim_again"));
   sess::record_cmd_touch("t:none", 90, add("touch_gone"));
+  SessionData fewer;
+  fewer.set_string("user", "alice");
+  sess::record_cmd_claim("t:a", fewer, add("claim_fewer"));
+  SessionData other(d);
+  other.set_string("user", "mallory");
+  sess::record_cmd_claim("t:a", other, add("claim_other"));
 
   const std::string v1 = "{\"user\":\"erin\",\"n\":7,\"o\":{\"k\":[true]},\"s\":\"\\u00e9\\n\"}";
   SessionData dv1;
@@ -757,7 +783,7 @@ const char* const kReadBackSample[] = {
 
 TEST(RecordScripts, Dump) {
   const auto cmds = script_commands();
-  ASSERT_EQ(cmds.size(), 17u);
+  ASSERT_EQ(cmds.size(), 20u);
   std::ostringstream out;
   for (const auto& [name, a] : cmds) {
     ASSERT_FALSE(a.empty()) << name;
