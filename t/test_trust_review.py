@@ -247,16 +247,18 @@ def test_recursive_error_pages_after_a_refusal_write_nothing(nginx):
 def test_rejected_cookie_lines_are_rate_limited(nginx):
     srv = nginx(server_conf('location = /w { return 200 "$session_status"; }'))
     mark = srv.log_mark()
-    client = None
-    t0 = time.monotonic()
+    t0 = time.time()
     for i in range(300):
         srv.raw("/w", headers=[("Cookie", f"session=garbage{i}")])
-    elapsed = time.monotonic() - t0
+    t1 = time.time()
     lines = srv.grep_log("rejected", mark, "info")
-    seconds = int(elapsed) + 2
-    assert len(lines) <= 100 * seconds + seconds, (len(lines), elapsed)
-    if elapsed < 1.0:
-        assert len(lines) <= 101, len(lines)
+    # at most 100 lines per wall-clock second (nginx's ngx_time()), plus the summary line of
+    # each: count the seconds the run touched, not its length (300 requests in 0.3 s can
+    # straddle a second boundary)
+    seconds = int(t1) - int(t0) + 1
+    assert len(lines) <= 101 * seconds, (len(lines), seconds)
+    if seconds <= 2:
+        assert len(lines) < 300, "not limited at all"
 
 
 @pytest.mark.parametrize("directive,message", [
