@@ -220,6 +220,8 @@ struct loaded_t {
   unsigned char id[sess::kSessionIdLen];
   sess::pstring payload;          // JSON as received (decoded into data on first use)
   sess::SessionData data;
+  std::string_view cached_value;  // the cookie value, if the verified-cookie table holds it
+                                  // (the decoded data is added to the entry on first use)
   redis_op_t* op;                 // pending lookup, cancelled if the request goes away
   ngx_http_request_t* loader;     // the request that started it
   ngx_array_t* waiters;           // other requests waiting for it (ngx_http_request_t*)
