@@ -134,7 +134,9 @@ void loaded_t::reset(const loc_conf_t* binding) {
   times = sess::Times();
   ngx_memzero(id, sizeof(id));
   payload.clear();
+  shared_payload.reset();
   data.clear();
+  shared.reset();
   cached_value = std::string_view();
   had_cookie = 0;
   has_id = 0;
@@ -210,7 +212,7 @@ bool ensure_decoded(ngx_http_request_t* r, loaded_t* s) {
   if (s->decoded) return !s->decode_failed;
   s->decoded = 1;
   if (s->status != sess::LoadStatus::Valid) return true;
-  if (s->data.decode(s->payload)) {
+  if (s->data.decode(s->payload_view())) {
     if (!s->cached_value.empty() && s->conf->store != STORE_REDIS) {
       verified_cache()->attach_data(verified_binding(s->conf), s->cached_value, s->data);
     }
@@ -235,7 +237,7 @@ bool ensure_decoded(ngx_http_request_t* r, loaded_t* s) {
 
 bool logged_in(ngx_http_request_t* r, loaded_t* s) {
   if (s == nullptr || s->status != sess::LoadStatus::Valid || !ensure_decoded(r, s)) return false;
-  return sess::session_user_logged_in(s->data.get("user"));
+  return sess::session_user_logged_in(s->view().get("user"));
 }
 
 void collect_cookie(ngx_http_request_t* r, std::string_view name, sess::CookieCandidates& acc) {
@@ -421,8 +423,7 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
     bool cached = hit != nullptr;
     sess::OpenResult res = sess::OpenResult::Ok;
     if (hit != nullptr) {
-      times = hit->times;
-      payload.assign(hit->payload.data(), hit->payload.size());
+      times = hit->times;  // (the payload is taken below if this is the session)
     } else {
       res = sess::envelope_open(*lcf->secrets->ring, kind, sv(lcf->cookie.name), acc.values[i],
                                 &times, &payload);
@@ -443,15 +444,17 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
         verdicts[i] = sess::CandidateVerdict::Valid;
         if (valid++ == 0) {
           s->times = times;
-          s->payload.swap(payload);
-          if (cached) {
-            s->cached_value = acc.values[i];
+          if (hit != nullptr) {
             // (The entry found is still there: nothing was inserted since the find.)
-            if (hit != nullptr && hit->has_data && lcf->store != STORE_REDIS) {
-              s->data.assign(hit->data);
+            s->shared_payload = hit->payload;
+            if (hit->data && lcf->store != STORE_REDIS) {
+              s->shared = hit->data;
               s->decoded = 1;
             }
+          } else {
+            s->payload.swap(payload);
           }
+          if (cached) s->cached_value = acc.values[i];
         }
         break;
       case sess::Verdict::Expired:
@@ -466,7 +469,9 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
   s->status = sel.status;
   if (sel.status != sess::LoadStatus::Valid) {
     s->payload.clear();
+    s->shared_payload.reset();
     s->data.clear();
+    s->shared.reset();
     s->decoded = 0;
     s->cached_value = std::string_view();
     if (sel.tossing) {
@@ -483,14 +488,16 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
   }
 
   if (lcf->store != STORE_REDIS) return NGX_OK;
-  if (s->payload.size() != sess::kSessionIdLen) {
+  std::string_view id = s->payload_view();
+  if (id.size() != sess::kSessionIdLen) {
     s->status = sess::LoadStatus::Invalid;
     reject(r, lcf, "bad session id");
     return NGX_OK;
   }
-  ngx_memcpy(s->id, s->payload.data(), sess::kSessionIdLen);
+  ngx_memcpy(s->id, id.data(), sess::kSessionIdLen);
   s->has_id = 1;
   s->payload.clear();
+  s->shared_payload.reset();
   s->retried = 0;
   if (!start_read(r, s, false)) {
     s->status = sess::LoadStatus::Error;
@@ -720,7 +727,7 @@ ngx_int_t var_key(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t
       return not_found(v);
     }
     bool ambiguous = false;
-    const sess::SessionValue* val = s->data.get_ci(key, &ambiguous);
+    const sess::SessionValue* val = s->view().get_ci(key, &ambiguous);
     if (ambiguous) {
       uint64_t more = 0;
       if (ambiguous_log_limit.allow(static_cast<uint64_t>(ngx_time()), &more)) {

@@ -14,26 +14,45 @@ inline uint64_t load64(const char* p) noexcept {
 
 inline uint64_t rotl(uint64_t x, int r) noexcept { return x << r | x >> (64 - r); }
 
-// A seeded multiply-rotate mix over 8-byte words: it only spreads values over the slots (a
-// collision evicts, it never makes a hit: entries are compared in full).
-uint64_t mix(uint64_t h, std::string_view s) noexcept {
-  constexpr uint64_t kMul = 0x9e3779b97f4a7c15ULL;
-  size_t i = 0;
-  for (; i + 8 <= s.size(); i += 8) h = rotl((h ^ load64(s.data() + i)) * kMul, 29);
-  uint64_t tail = 0;
-  std::memcpy(&tail, s.data() + i, s.size() - i);
-  h = rotl((h ^ tail ^ (static_cast<uint64_t>(s.size()) << 56)) * kMul, 29);
-  return h;
+constexpr uint64_t kMul = 0x9e3779b97f4a7c15ULL;
+
+inline uint64_t step(uint64_t h, uint64_t w) noexcept { return rotl((h ^ w) * kMul, 29); }
+
+// A seeded multiply-rotate mix of the value's length and its last 16 bytes. It only spreads
+// values over the slots: a collision evicts, it never makes a hit (entries are compared in
+// full), and only values that verified are ever inserted. The end of every envelope is its MAC
+// or GCM tag, which nobody without the key can choose; the seed is secret as well.
+uint64_t mix_value(uint64_t h, std::string_view s) noexcept {
+  const size_t n = s.size();
+  h = step(h, static_cast<uint64_t>(n));
+  if (n >= 16) {
+    h = step(h, load64(s.data() + n - 16));
+    return step(h, load64(s.data() + n - 8));
+  }
+  unsigned char buf[16] = {};
+  std::memcpy(buf, s.data(), n);
+  h = step(h, load64(reinterpret_cast<const char*>(buf)));
+  return step(h, load64(reinterpret_cast<const char*>(buf) + 8));
 }
 
-// Equality in time that depends only on the lengths (8 bytes at a time): a client must not
-// learn how much of a cached cookie its guess shares.
+// Equality in time that depends only on the lengths (16 bytes at a time, the last words
+// overlapping): a client must not learn how much of a cached cookie its guess shares.
 bool ct_equal_words(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  uint64_t d = 0;
+  const size_t n = a.size();
+  if (n != b.size()) return false;
+  const char* p = a.data();
+  const char* q = b.data();
+  if (n < 8) {
+    unsigned d = 0;
+    for (size_t i = 0; i < n; i++) d |= static_cast<unsigned char>(p[i] ^ q[i]);
+    return d == 0;
+  }
+  uint64_t d = load64(p + n - 8) ^ load64(q + n - 8);
   size_t i = 0;
-  for (; i + 8 <= a.size(); i += 8) d |= load64(a.data() + i) ^ load64(b.data() + i);
-  for (; i < a.size(); i++) d |= static_cast<unsigned char>(a[i] ^ b[i]);
+  for (; i + 16 <= n; i += 16) {
+    d |= (load64(p + i) ^ load64(q + i)) | (load64(p + i + 8) ^ load64(q + i + 8));
+  }
+  if (i + 8 <= n) d |= load64(p + i) ^ load64(q + i);
   return d == 0;
 }
 
@@ -44,9 +63,9 @@ constexpr size_t kValueOverhead = sizeof(SessionValue);
 VerifiedCache::VerifiedCache(uint64_t seed) : seed_(seed), slots_(new Entry[kSlots]) {}
 
 size_t VerifiedCache::slot_of(const VerifiedBinding& b, std::string_view value) const noexcept {
+  // The name is left out (it is compared in full; one value under two names is rare).
   uint64_t h = seed_ ^ (b.ring * 0xff51afd7ed558ccdULL) ^ static_cast<uint64_t>(b.kind);
-  h = mix(h, b.cookie_name);
-  h = mix(h, value);
+  h = mix_value(h, value);
   h ^= h >> 32;
   return static_cast<size_t>(h % kSlots);
 }
@@ -74,12 +93,12 @@ bool VerifiedCache::insert(const VerifiedBinding& b, std::string_view value, con
   Entry* e = &slots_[slot_of(b, value)];
   // Drop the previous entry first: a failed copy below must not leave a mix of two entries.
   e->binding.ring = 0;
-  e->has_data = false;
-  e->data.clear();
+  e->payload.reset();
+  e->data.reset();
   if (b.cookie_name.size() > kMaxName || payload.size() > kMaxPayload) return false;
   e->name.assign(b.cookie_name.data(), b.cookie_name.size());
   e->value.assign(value.data(), value.size());
-  e->payload.assign(payload.data(), payload.size());
+  e->payload = std::make_shared<const std::string>(payload);
   e->times = t;
   e->binding.kind = b.kind;
   e->binding.cookie_name = e->name;
@@ -90,17 +109,18 @@ bool VerifiedCache::insert(const VerifiedBinding& b, std::string_view value, con
 bool VerifiedCache::attach_data(const VerifiedBinding& b, std::string_view value,
                                 const SessionData& data) {
   Entry* e = lookup(b, value);
-  if (e == nullptr || e->has_data || data_bytes(data) > kMaxDataBytes) return false;
-  e->data.assign(data);
-  e->has_data = true;
+  if (e == nullptr || e->data || data_bytes(data) > kMaxDataBytes) return false;
+  auto copy = std::make_shared<SessionData>(std::pmr::new_delete_resource());
+  copy->assign(data);
+  e->data = std::move(copy);
   return true;
 }
 
 void VerifiedCache::clear() noexcept {
   for (size_t i = 0; i < kSlots; i++) {
     slots_[i].binding.ring = 0;
-    slots_[i].has_data = false;
-    slots_[i].data.clear();
+    slots_[i].payload.reset();
+    slots_[i].data.reset();
   }
 }
 

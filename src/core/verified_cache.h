@@ -14,10 +14,12 @@
 //         idle timeout, future dating and renewal against its clock on every request.
 //
 // Fixed size and bounded memory: kSlots direct-mapped slots chosen by a seeded hash of the
-// binding and the value; a new value evicts whatever its slot held. An entry holds at most
+// ring, the kind and the value (its length and last 16 bytes: the MAC or tag); a new value
+// evicts whatever its slot held. An entry holds at most
 // kMaxValue + kMaxName + kMaxPayload bytes of strings and data of at most kMaxDataBytes
 // (see data_bytes), so the table never holds more than kSlots * kMaxEntryBytes plus fixed
-// overhead. Memory is taken as slots are filled and reused in place.
+// overhead, plus the payload and data that requests in flight still hold after their entry was
+// replaced (one of each per request at most). Memory is taken as slots are filled and reused in place.
 //
 // Not thread-safe: one per nginx worker, used from the event loop only.
 #pragma once
@@ -49,17 +51,19 @@ class VerifiedCache {
     VerifiedBinding binding;  // binding.cookie_name views name
     std::string name;
     std::string value;
-    std::string payload;
+    // What envelope_open returned, shared with the requests that use it like data below.
+    std::shared_ptr<const std::string> payload;
     Times times;
-    bool has_data = false;
-    SessionData data{std::pmr::new_delete_resource()};
+    // The decoded payload once attach_data stored it (heap memory, shared with the requests
+    // that use it: a request keeps its reference after the entry is replaced).
+    std::shared_ptr<const SessionData> data;
   };
 
   // seed: the hash key (the glue passes CSPRNG bytes, tests a fixed value).
   explicit VerifiedCache(uint64_t seed);
 
   // The entry for exactly this binding and value, or nullptr. The pointer is valid until the next
-  // insert, attach_data or clear.
+  // insert, attach_data or clear (entry->data, once copied, stays valid as long as the copy).
   const Entry* find(const VerifiedBinding& b, std::string_view value) const noexcept;
 
   // Records that envelope_open(ring, kind, name, value) returned Ok with these times and

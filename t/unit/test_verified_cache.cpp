@@ -33,8 +33,9 @@ TEST(VerifiedCache, MissWhenEmptyThenHitWithWhatWasStored) {
   ASSERT_NE(e, nullptr);
   EXPECT_EQ(e->times.created, kTimes.created);
   EXPECT_EQ(e->times.refreshed, kTimes.refreshed);
-  EXPECT_EQ(e->payload, "{\"user\":\"alice\"}");
-  EXPECT_FALSE(e->has_data);
+  ASSERT_NE(e->payload, nullptr);
+  EXPECT_EQ(*e->payload, "{\"user\":\"alice\"}");
+  EXPECT_EQ(e->data, nullptr);
   EXPECT_EQ(c.size(), 1u);
 }
 
@@ -50,6 +51,21 @@ TEST(VerifiedCache, EveryOneByteChangeIsAMiss) {
     }
   }
   EXPECT_NE(c.find(binding(), kValue), nullptr);
+}
+
+TEST(VerifiedCache, EveryLengthEveryPosition) {
+  VerifiedCache c(11);
+  for (size_t n = 1; n <= 48; n++) {
+    std::string v(n, 'q');
+    for (size_t i = 0; i < n; i++) v[i] = static_cast<char>('A' + (i * 7 + n) % 26);
+    ASSERT_TRUE(c.insert(binding(), v, kTimes, "{}"));
+    ASSERT_NE(c.find(binding(), v), nullptr) << n;
+    for (size_t i = 0; i < n; i++) {
+      std::string w = v;
+      w[i] ^= 0x01;
+      EXPECT_EQ(c.find(binding(), w), nullptr) << n << " " << i;
+    }
+  }
 }
 
 TEST(VerifiedCache, PrefixesAndExtensionsAreMisses) {
@@ -136,18 +152,20 @@ TEST(VerifiedCache, AttachDataOnlyToThePresentEntryOnce) {
   d.set_string("user", "mallory");                     // the caller's copy changes: not the entry
   const auto* e = c.find(binding(), kValue);
   ASSERT_NE(e, nullptr);
-  ASSERT_TRUE(e->has_data);
-  ASSERT_NE(e->data.get("user"), nullptr);
-  EXPECT_EQ(e->data.get("user")->text, "alice");
-  EXPECT_EQ(e->data.get("n")->text, "[1,2]");
-  EXPECT_FALSE(e->data.get("n")->is_string);
+  ASSERT_NE(e->data, nullptr);
+  ASSERT_NE(e->data->get("user"), nullptr);
+  EXPECT_EQ(e->data->get("user")->text, "alice");
+  EXPECT_EQ(e->data->get("n")->text, "[1,2]");
+  EXPECT_FALSE(e->data->get("n")->is_string);
+  std::shared_ptr<const SessionData> held = e->data;  // a request in flight
 
-  // A new insert for the slot drops the data.
+  // A new insert for the slot drops the data from the entry; the holder keeps its copy.
   ASSERT_TRUE(c.insert(binding(), kValue, kTimes, "{}"));
   e = c.find(binding(), kValue);
   ASSERT_NE(e, nullptr);
-  EXPECT_FALSE(e->has_data);
-  EXPECT_TRUE(e->data.empty());
+  EXPECT_EQ(e->data, nullptr);
+  EXPECT_EQ(held.use_count(), 1);
+  EXPECT_EQ(held->get("user")->text, "alice");
 }
 
 TEST(VerifiedCache, AttachDataIsBounded) {
@@ -157,7 +175,7 @@ TEST(VerifiedCache, AttachDataIsBounded) {
   d.set_string("big", std::string(VerifiedCache::kMaxDataBytes, 'x'));
   EXPECT_GT(VerifiedCache::data_bytes(d), VerifiedCache::kMaxDataBytes);
   EXPECT_FALSE(c.attach_data(binding(), kValue, d));
-  EXPECT_FALSE(c.find(binding(), kValue)->has_data);
+  EXPECT_EQ(c.find(binding(), kValue)->data, nullptr);
 }
 
 TEST(SessionData, AssignCopiesIntoItsOwnResource) {
@@ -228,7 +246,7 @@ TEST(VerifiedCache, HitsAgreeWithEnvelopeOpen) {
     if (e != nullptr) {
       hits++;
       ASSERT_EQ(res, sess::OpenResult::Ok);
-      EXPECT_EQ(e->payload, std::string_view(payload));
+      EXPECT_EQ(*e->payload, std::string_view(payload));
       EXPECT_EQ(e->times.created, t.created);
       EXPECT_EQ(e->times.refreshed, t.refreshed);
     } else if (res == sess::OpenResult::Ok) {
