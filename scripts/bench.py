@@ -7,6 +7,7 @@ Run it through scripts/bench.sh (or /usr/bin/python3 scripts/bench.py). Environm
   BENCH_ROUNDS        rounds; every round runs every scenario once, in a rotated order, so
                       machine drift hits all scenarios alike (default 3, at least 1)
   BENCH_MEM_REQUESTS  requests per store in the memory phase (default 1000000; 0 skips it)
+  BENCH_CALLGRIND     0 skips the instruction counts (default 1: needs valgrind)
   BENCH_THREADS       wrk threads (default 1)
   BENCH_CONNECTIONS   wrk connections (default 50)
   BENCH_SCENARIOS     comma-separated subset of scenario names (default: all); the baseline
@@ -93,6 +94,11 @@ def env_int(name: str, default: int, minimum: int = 0) -> int:
 DURATION = env_int("BENCH_DURATION", 5, 1)
 ROUNDS = env_int("BENCH_ROUNDS", 3, 1)
 MEM_REQUESTS = env_int("BENCH_MEM_REQUESTS", 1_000_000, 0)
+# Instructions per request under callgrind: the difference of an IR_SHORT- and an IR_LONG-request
+# keep-alive run per scenario (start-up and connection set-up cancel out); 0 skips the phase.
+IR_PHASE = env_int("BENCH_CALLGRIND", 1, 0)
+IR_SHORT, IR_LONG = 200, 1200
+IR_TARGET = 1500        # issue 11: what the cookie check may add
 THREADS = env_int("BENCH_THREADS", 1, 1)
 CONNECTIONS = env_int("BENCH_CONNECTIONS", 50, 1)
 WRK_TIMEOUT = 30          # seconds: a bcrypt login behind 50 connections takes ~2 s
@@ -951,6 +957,127 @@ def memory_phase(scenarios, ports, nginx: Nginx) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
+# Instructions per request (callgrind): deterministic where req/s ratios are not
+# ---------------------------------------------------------------------------------------------
+
+# Too slow under valgrind for 1,200 requests (a bcrypt hash each).
+IR_SKIP = {"login_bcrypt"}
+
+
+def callgrind_total(path: Path) -> int:
+    """Instructions in one callgrind dump: the sum of every function's self cost (the summary
+    line of a part written by --dump can be garbage with valgrind 3.19)."""
+    r = subprocess.run(["callgrind_annotate", "--threshold=100", "--auto=no", "--show-percs=no",
+                        "--inclusive=no", str(path)], capture_output=True, text=True,
+                       timeout=300, check=True)
+    total, seen = 0, False
+    for line in r.stdout.splitlines():
+        if "PROGRAM TOTALS" in line:
+            seen = True
+            continue
+        m = re.match(r"^\s*([\d,]+)\s+\S", line)
+        if seen and m and ":" in line:
+            total += int(m.group(1).replace(",", ""))
+    return total
+
+
+def keepalive_requests(sc: dict, port: int, n: int) -> int:
+    """n requests of the scenario on one keep-alive connection; returns how many had the
+    expected status."""
+    headers = {"Cookie": sc["cookie"]} if sc.get("cookie") else {}
+    if sc.get("ctype"):
+        headers["Content-Type"] = sc["ctype"]
+    want = sc.get("expect_status", 200)
+    ok = 0
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        for _ in range(n):
+            conn.request(sc.get("method", "GET"), sc.get("path", "/"), body=sc.get("body"),
+                         headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            ok += resp.status == want
+    finally:
+        conn.close()
+    return ok
+
+
+def instructions_phase(scenarios, ports, values, sections, nginx: Nginx) -> dict:
+    """nginx as one process (master_process off) under valgrind --tool=callgrind, instrumented
+    only while a scenario's measured requests run: per scenario a warm-up, then IR_SHORT and
+    IR_LONG requests on fresh keep-alive connections, each dumped; (long − short) ÷ (IR_LONG −
+    IR_SHORT) is what one more request costs, start-up and connection set-up cancelled."""
+    if IR_PHASE == 0:
+        return {}
+    for tool in ("valgrind", "callgrind_control", "callgrind_annotate"):
+        if not shutil.which(tool):
+            log(f"instructions phase skipped: {tool} not found")
+            return {}
+    nginx.stop()
+    conf = render_conf(values, master="off", sections=sections)
+    cg_conf = RUN / "nginx.callgrind.conf"
+    conf.replace(cg_conf)
+    render_conf(values, sections=sections)          # the normal one back for nginx.start()
+    cg_dir = RUN / "callgrind"
+    shutil.rmtree(cg_dir, ignore_errors=True)
+    cg_dir.mkdir(parents=True)
+    proc = start_proc("nginx-callgrind", [
+        "valgrind", "--tool=callgrind", "--instr-atstart=no", "--vgdb=yes",
+        f"--callgrind-out-file={cg_dir}/cg.out", f"--log-file={cg_dir}/valgrind.log",
+        str(NGINX), "-p", f"{RUN}/", "-c", str(cg_conf)])
+    out = {}
+    try:
+        for port in ports.values():
+            wait_port(port, proc, timeout=120)
+        pid = str(proc.pid)
+
+        def ctl(*args):
+            subprocess.run(["callgrind_control", *args, pid], capture_output=True, timeout=120,
+                           check=True)
+
+        plan = [sc for sc in scenarios if not sc.get("probe") and sc["name"] not in IR_SKIP]
+        # The baseline again with a session cookie in its request (not used there): nginx's
+        # own cost of receiving the Cookie header (~16 instructions a byte) is then not
+        # counted as the module's.
+        with_cookie = next((sc for sc in plan if sc["name"].startswith("cookie_")), None)
+        if with_cookie is not None and plan and plan[0]["name"] == "baseline":
+            plan.insert(1, dict(plan[0], name="baseline_cookie", cookie_from=with_cookie))
+        for sc in plan:
+            if sc.get("cookie_from") is not None:
+                sc["cookie"] = sc["cookie_from"]["cookie"] if sc["cookie_from"].get("cookie") \
+                    else fetch_session_cookie(ports[sc["cookie_from"]["port"]])
+            else:
+                prepare(sc, ports)
+            port = ports[sc["port"]]
+            keepalive_requests(sc, port, IR_SHORT)  # warm-up, not instrumented
+            counts = {}
+            for n in (IR_SHORT, IR_LONG):
+                ctl("-z")
+                ctl("-i", "on")
+                ok = keepalive_requests(sc, port, n)
+                ctl("-i", "off")
+                ctl(f"--dump={sc['name']}-{n}")
+                if ok != n:
+                    raise HarnessError(f"instructions phase: {sc['name']}: {n - ok} of {n} "
+                                       "requests had an unexpected status")
+                counts[n] = sorted(cg_dir.glob("cg.out.*"), key=lambda p: p.stat().st_mtime)[-1]
+            short, long_ = callgrind_total(counts[IR_SHORT]), callgrind_total(counts[IR_LONG])
+            out[sc["name"]] = round((long_ - short) / (IR_LONG - IR_SHORT))
+            log(f"instructions {sc['name']:<20} {out[sc['name']]:>8,} Ir/request")
+    finally:
+        stop_proc("nginx-callgrind", signal.SIGQUIT, timeout=120)
+        nginx.start()
+    base, base_cookie = out.get("baseline"), out.get("baseline_cookie", out.get("baseline"))
+    by = {sc["name"]: sc for sc in scenarios}
+    res = {}
+    for name, ir in out.items():
+        sc = by.get(name, {})
+        ref = base_cookie if sc.get("cookie", "").startswith("session=") else base
+        res[name] = dict(ir_per_req=ir, added=None if ref is None else ir - ref)
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------------------------
 
@@ -1059,6 +1186,11 @@ def targets(rows, mem, paced) -> list[dict]:
         out.append(dict(target=what, goal=goal, measured=measured, met=met, cpu_measured=cpu,
                         cpu_met=cpu_met))
 
+    for name in ("cookie_signed", "cookie_encrypted"):
+        r = by.get(name)
+        if r and r.get("added") is not None:
+            add(f"{r['title']}: instructions added per request (callgrind)", f"<= {IR_TARGET:,}",
+                f"{r['added']:,}", r["added"] <= IR_TARGET)
     for name in ("cookie_signed", "cookie_encrypted", "redis", "invalid_tampered",
                  "invalid_garbage"):
         r = by.get(name)
@@ -1114,7 +1246,8 @@ def fmt_ratio(x):
     return fmt(x, ".3f" if x is None or x >= 0.01 else ".5f")
 
 
-def write_report(info, rows, tgts, mem, settings, paced) -> str:
+def write_report(info, rows, tgts, mem, settings, paced, instr=None) -> str:
+    instr = instr or {}
     lines = ["# ngx_http_session_module benchmark", ""]
     uses_redis = any(r.get("redis_cmds_per_req") is not None for r in rows)
     foreign = med([r["foreign_cores"] for r in rows if not r["probe"]])
@@ -1243,6 +1376,25 @@ def write_report(info, rows, tgts, mem, settings, paced) -> str:
                   "machine state for both); added = median over rounds of (scenario − concurrent "
                   "baseline). Loopback round trip and wrk are in every number; the difference "
                   "is the module's share.", ""]
+    if any(r.get("ir_per_req") is not None for r in rows):
+        lines += ["## Instructions per request (callgrind)", "",
+                  "| scenario | Ir/request | added vs baseline |", "|---|---|---|"]
+        for r in rows:
+            if r.get("ir_per_req") is not None:
+                lines.append(f"| {r['title']} | {r['ir_per_req']:,} | "
+                             f"{'' if r['name'] == 'baseline' else format(r['added'], '+,')} |")
+                if r["name"] == "baseline" and "baseline_cookie" in instr:
+                    lines.append(f"| baseline, request with a session cookie (unused) | "
+                                 f"{instr['baseline_cookie']['ir_per_req']:,} | |")
+        lines += ["", f"nginx as one process under valgrind --tool=callgrind, instrumented only "
+                  f"for the measured requests: per scenario ({IR_LONG:,}-request run − "
+                  f"{IR_SHORT}-request run) ÷ {IR_LONG - IR_SHORT:,}, each on one fresh "
+                  "keep-alive connection after a warm-up, so start-up and connection set-up "
+                  "cancel. User-space instructions of nginx and its libraries only "
+                  "(deterministic to about 0.1%; cache misses and syscalls are not in it). "
+                  "The same cookie on every request: a cookie store's repeat case. \"added\" "
+                  "for scenarios that send a session cookie is against the baseline receiving "
+                  "a session cookie too.", ""]
     if mem:
         lines += ["## Memory (nginx worker VmRSS, fresh nginx, after a warm-up of "
                   f"{mem['warmup_requests_per_store']:,} requests per store)", "",
@@ -1390,6 +1542,7 @@ def main() -> int:
 
     paced = paced_phase(scenarios, rounds, ports, nginx, stores)
     mem = memory_phase(scenarios, ports, nginx)
+    instr = instructions_phase(scenarios, ports, values, sections, nginx)
     nginx.stop()
     for nodes in stores.values():
         for n in nodes:
@@ -1398,17 +1551,20 @@ def main() -> int:
 
     info = machine_info()
     rows = summarize(runs, rounds)
+    for r in rows:
+        r.update(instr.get(r["name"], {}))
     tgts = targets(rows, mem, paced)
     settings = dict(rounds=ROUNDS, duration_s=DURATION, threads=THREADS,
                     connections=CONNECTIONS, mem_requests=MEM_REQUESTS,
                     error_log_level="warn", access_log="off", error_log=errlog)
     settings.update(tls_rate=PACED_RATE or "auto", tls_rounds=PACED_ROUNDS,
                     tls_duration_s=PACED_DURATION)
-    text = write_report(info, rows, tgts, mem, settings, paced)
+    text = write_report(info, rows, tgts, mem, settings, paced, instr)
     chart = write_chart(rows)
     with open(OUT / "results.json", "w") as f:
         json.dump(dict(machine=info, settings=settings, scenarios=rows, memory=mem,
-                       targets=tgts, rounds=rounds, tls_cost=paced), f, indent=2)
+                       targets=tgts, rounds=rounds, tls_cost=paced, instructions=instr), f,
+                  indent=2)
     print(text)
     print(f"written: {OUT / 'results.md'}, {OUT / 'results.json'}"
           + (f", {OUT / 'rps.png'}" if chart else ""))

@@ -12,6 +12,7 @@ extern "C" {
 #include <ngx_http.h>
 }
 
+#include <memory>
 #include <memory_resource>
 #include <new>
 #include <type_traits>
@@ -218,8 +219,12 @@ struct loaded_t {
   sess::LoadStatus status;
   sess::Times times;
   unsigned char id[sess::kSessionIdLen];
-  sess::pstring payload;          // JSON as received (decoded into data on first use)
-  sess::SessionData data;
+  sess::pstring payload;          // JSON as received (decoded into data on first use), or ...
+  std::shared_ptr<const std::string> shared_payload;  // ... the verified-cookie table's copy
+  sess::SessionData data;         // decoded here, or ...
+  std::shared_ptr<const sess::SessionData> shared;  // ... the verified-cookie table's copy
+  std::string_view cached_value;  // the cookie value, if the verified-cookie table holds it
+                                  // (the decoded data is added to the entry on first use)
   redis_op_t* op;                 // pending lookup, cancelled if the request goes away
   ngx_http_request_t* loader;     // the request that started it
   ngx_array_t* waiters;           // other requests waiting for it (ngx_http_request_t*)
@@ -234,6 +239,12 @@ struct loaded_t {
 
   explicit loaded_t(std::pmr::memory_resource* mr);
   void reset(const loc_conf_t* binding);
+  // The decoded data to read (after ensure_decoded).
+  const sess::SessionData& view() const { return shared ? *shared : data; }
+  // The payload as verified.
+  std::string_view payload_view() const {
+    return shared_payload ? std::string_view(*shared_payload) : std::string_view(payload);
+  }
 };
 
 struct login_t;                   // src/ngx_http_session_login.cpp

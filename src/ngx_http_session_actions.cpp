@@ -56,7 +56,7 @@ sess::SessionData* writable_copy(ngx_http_request_t* r, ctx_t* ctx) {
   auto* next = new (mem) sess::SessionData(&ctx->mr);
   loaded_t* s = &ctx->s;
   if (s->status == sess::LoadStatus::Valid && ensure_decoded(r, s)) {
-    for (const sess::SessionValue& v : s->data.values()) {
+    for (const sess::SessionValue& v : s->view().values()) {
       if (v.is_string) {
         next->set_string(v.key, v.text);
       } else {

@@ -253,7 +253,7 @@ void cache_headers(ngx_http_request_t* r, ctx_t* ctx, bool wrote_cookie) {
 const sess::SessionData* data_to_write(ngx_http_request_t* r, ctx_t* ctx) {
   if (ctx->next != nullptr) return ctx->next;
   ensure_decoded(r, &ctx->s);
-  return &ctx->s.data;
+  return &ctx->s.view();
 }
 
 bool seal_cookie(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf, write_t* w,
@@ -267,7 +267,7 @@ bool seal_cookie(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf, write
   if (ctx->next != nullptr) {
     ctx->next->encode(json);
   } else {
-    json = ctx->s.payload;  // renewal: the payload received is sealed again as it is
+    json = ctx->s.payload_view();  // renewal: the payload received is sealed again as it is
   }
   return sess::envelope_seal(*lcf->secrets->ring, cookie_kind(lcf), name, w->times, json, value);
 }
@@ -440,7 +440,7 @@ bool send_step(ngx_http_request_t* r, ctx_t* ctx, write_t* w, write_step_e step,
   sess::RedisArgs args(&ctx->mr);
   if (step == STEP_CLAIM_OLD) {
     // Only while the old record is still the data the new one was made from.
-    sess::record_cmd_claim(key, ctx->s.data, args);
+    sess::record_cmd_claim(key, ctx->s.view(), args);
   } else {
     sess::redis_cmd_delete(key, args);
   }

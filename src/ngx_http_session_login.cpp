@@ -542,7 +542,7 @@ ngx_int_t logout_handler(ngx_http_request_t* r) noexcept {
     if (ctx == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
     loaded_t* s = &ctx->s;
     if (s->status == sess::LoadStatus::Valid && ensure_decoded(r, s)) {
-      const sess::SessionValue* u = s->data.get("user");
+      const sess::SessionValue* u = s->view().get("user");
       if (u != nullptr) {
         ngx_str_t user = log_safe(r, u->text);
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0, "session logout: user \"%V\"", &user);

@@ -7,6 +7,9 @@
 
 #include "core/gate.h"
 #include "core/redirect.h"
+#include "core/verified_cache.h"
+
+#include <memory>
 
 namespace ngx_session {
 
@@ -131,7 +134,10 @@ void loaded_t::reset(const loc_conf_t* binding) {
   times = sess::Times();
   ngx_memzero(id, sizeof(id));
   payload.clear();
+  shared_payload.reset();
   data.clear();
+  shared.reset();
+  cached_value = std::string_view();
   had_cookie = 0;
   has_id = 0;
   decoded = 0;
@@ -181,11 +187,36 @@ sess::Stage request_stage(ngx_http_request_t* r) {
   return sess::stage_of(phases, static_cast<size_t>(r->phase_handler));
 }
 
+namespace {
+
+// Cookie values this worker verified recently (src/core/verified_cache.h): a repeated cookie
+// skips base64url, the MAC/AEAD and the JSON parse. Made on first use, in the worker, with a
+// hash seed of its own.
+sess::VerifiedCache* verified_cache() {
+  static std::unique_ptr<sess::VerifiedCache> cache;
+  if (!cache) {
+    uint64_t seed = 0;
+    if (!sess::random_bytes(&seed, sizeof(seed))) seed = static_cast<uint64_t>(ngx_pid);
+    cache = std::make_unique<sess::VerifiedCache>(seed);
+  }
+  return cache.get();
+}
+
+sess::VerifiedBinding verified_binding(const loc_conf_t* lcf) {
+  return sess::VerifiedBinding{lcf->secrets->ring->id(), cookie_kind(lcf), sv(lcf->cookie.name)};
+}
+
+}  // namespace
+
 bool ensure_decoded(ngx_http_request_t* r, loaded_t* s) {
   if (s->decoded) return !s->decode_failed;
   s->decoded = 1;
   if (s->status != sess::LoadStatus::Valid) return true;
-  if (!s->data.decode(s->payload)) {
+  if (s->data.decode(s->payload_view())) {
+    if (!s->cached_value.empty() && s->conf->store != STORE_REDIS) {
+      verified_cache()->attach_data(verified_binding(s->conf), s->cached_value, s->data);
+    }
+  } else {
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "session cookie \"%V\" rejected: the data is not a valid JSON object",
                   &s->conf->cookie.name);
@@ -206,7 +237,7 @@ bool ensure_decoded(ngx_http_request_t* r, loaded_t* s) {
 
 bool logged_in(ngx_http_request_t* r, loaded_t* s) {
   if (s == nullptr || s->status != sess::LoadStatus::Valid || !ensure_decoded(r, s)) return false;
-  return sess::session_user_logged_in(s->data.get("user"));
+  return sess::session_user_logged_in(s->view().get("user"));
 }
 
 void collect_cookie(ngx_http_request_t* r, std::string_view name, sess::CookieCandidates& acc) {
@@ -381,11 +412,25 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
   sess::ExpiryPolicy policy = policy_of(lcf);
   size_t valid = 0;
   sess::Times times;
+  sess::VerifiedCache* cache = verified_cache();
+  const sess::VerifiedBinding binding = verified_binding(lcf);
   for (size_t i = 0; i < acc.count; i++) {
     // Payloads of later candidates are only needed until a second valid one shows up.
     sess::pstring payload(s->payload.get_allocator().resource());
-    sess::OpenResult res = sess::envelope_open(*lcf->secrets->ring, kind, sv(lcf->cookie.name),
-                                               acc.values[i], &times, &payload);
+    // A value verified before under this binding gives what envelope_open gave then (the table
+    // only ever holds successes); expiry is checked below either way.
+    const sess::VerifiedCache::Entry* hit = cache->find(binding, acc.values[i]);
+    bool cached = hit != nullptr;
+    sess::OpenResult res = sess::OpenResult::Ok;
+    if (hit != nullptr) {
+      times = hit->times;  // (the payload is taken below if this is the session)
+    } else {
+      res = sess::envelope_open(*lcf->secrets->ring, kind, sv(lcf->cookie.name), acc.values[i],
+                                &times, &payload);
+      if (res == sess::OpenResult::Ok) {
+        cached = cache->insert(binding, acc.values[i], times, payload);
+      }
+    }
     if (res == sess::OpenResult::Malformed) {
       verdicts[i] = sess::CandidateVerdict::Malformed;
       continue;
@@ -399,7 +444,17 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
         verdicts[i] = sess::CandidateVerdict::Valid;
         if (valid++ == 0) {
           s->times = times;
-          s->payload.swap(payload);
+          if (hit != nullptr) {
+            // (The entry found is still there: nothing was inserted since the find.)
+            s->shared_payload = hit->payload;
+            if (hit->data && lcf->store != STORE_REDIS) {
+              s->shared = hit->data;
+              s->decoded = 1;
+            }
+          } else {
+            s->payload.swap(payload);
+          }
+          if (cached) s->cached_value = acc.values[i];
         }
         break;
       case sess::Verdict::Expired:
@@ -414,6 +469,11 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
   s->status = sel.status;
   if (sel.status != sess::LoadStatus::Valid) {
     s->payload.clear();
+    s->shared_payload.reset();
+    s->data.clear();
+    s->shared.reset();
+    s->decoded = 0;
+    s->cached_value = std::string_view();
     if (sel.tossing) {
       reject(r, lcf, "two different valid session cookies (a cookie planted for a parent domain?)");
     } else if (sel.status == sess::LoadStatus::Expired) {
@@ -428,14 +488,16 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
   }
 
   if (lcf->store != STORE_REDIS) return NGX_OK;
-  if (s->payload.size() != sess::kSessionIdLen) {
+  std::string_view id = s->payload_view();
+  if (id.size() != sess::kSessionIdLen) {
     s->status = sess::LoadStatus::Invalid;
     reject(r, lcf, "bad session id");
     return NGX_OK;
   }
-  ngx_memcpy(s->id, s->payload.data(), sess::kSessionIdLen);
+  ngx_memcpy(s->id, id.data(), sess::kSessionIdLen);
   s->has_id = 1;
   s->payload.clear();
+  s->shared_payload.reset();
   s->retried = 0;
   if (!start_read(r, s, false)) {
     s->status = sess::LoadStatus::Error;
@@ -665,7 +727,7 @@ ngx_int_t var_key(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t
       return not_found(v);
     }
     bool ambiguous = false;
-    const sess::SessionValue* val = s->data.get_ci(key, &ambiguous);
+    const sess::SessionValue* val = s->view().get_ci(key, &ambiguous);
     if (ambiguous) {
       uint64_t more = 0;
       if (ambiguous_log_limit.allow(static_cast<uint64_t>(ngx_time()), &more)) {

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# Instruction profile of the encrypted-cookie hot path (valid session, `return 200
-# "ok $session_user\n"`) against the baseline server (module compiled in, unused), both receiving
-# the same request headers (the session cookie included).
+# Instruction profile of the cookie hot path (valid session, `return 200 "ok $session_user\n"`)
+# against the baseline server (module compiled in, unused), all receiving the same request headers
+# (the session cookie included): the encrypted store, the encrypted store behind session_require
+# (issue 11's figure) and the signed store.
 #
 # nginx runs as one process (master_process off, daemon off) under valgrind --tool=callgrind;
 # instrumentation is switched on only after start-up and a warm-up, then for exactly
-# PROFILE_REQUESTS keep-alive requests to the baseline server (dumped), then PROFILE_REQUESTS to
-# the encrypted-cookie server. Requests come from curl URL globbing on one connection each, so
-# the count is exact and the run bounded (timeout).
+# PROFILE_REQUESTS keep-alive requests to each server in turn (a dump after each). Requests come
+# from curl URL globbing on one connection each, so the count is exact and the run bounded
+# (timeout). The same cookie value is sent on every request: with the verified-cookie table
+# (README "Performance") this is the repeat case; the first (warm-up) request verifies it.
 #
-# Writes build/bench/profile.txt: instructions per request for both, what the module adds, the
-# top functions by self and inclusive instruction count, the largest per-function differences,
-# per-object totals. The raw callgrind files stay in build/bench/profile/.
+# Writes build/bench/profile.txt: instructions per request for each server and what the module
+# adds; for the encrypted server the top functions by self and inclusive instruction count, the
+# largest per-function differences, per-object totals. The raw callgrind files stay in
+# build/bench/profile/.
 #
 #   scripts/bench/profile.sh            PROFILE_REQUESTS=20000, PROFILE_WARMUP=500
 #   NGINX_BIN=...                       another binary (default build/sbin/nginx)
@@ -56,9 +59,12 @@ cp "$nginx_src" "$prefix/nginx"
  echo >>"$prefix/secret")
 port=$(free_port)
 port_base=$(free_port)
+port_req=$(free_port)
+port_signed=$(free_port)
 user=""
 [ "$(id -u)" = 0 ] && user="user root;"
 sed -e "s#@PREFIX@#$prefix#g" -e "s#@PORT@#$port#g" -e "s#@PORT_BASELINE@#$port_base#g" \
+    -e "s#@PORT_REQUIRE@#$port_req#g" -e "s#@PORT_SIGNED@#$port_signed#g" \
     -e "s#@SECRET@#$prefix/secret#g" -e "s#@USER@#$user\n#" \
     "$root/scripts/bench/profile.conf.in" >"$prefix/nginx.conf"
 "$prefix/nginx" -p "$prefix/" -c "$prefix/nginx.conf" -t -q
@@ -75,19 +81,29 @@ for _ in $(seq 300); do
   sleep 0.2
 done
 
-cookie=$(curl -s -D - -o /dev/null "http://127.0.0.1:$port/set" | tr -d '\r' |
-         sed -n 's/^[Ss]et-[Cc]ookie: \(session=[^;]*\).*/\1/p' | head -1)
-[ -n "$cookie" ] || { echo "profile: no session cookie from /set" >&2; exit 1; }
-body=$(curl -s -H "Cookie: $cookie" "http://127.0.0.1:$port/")
-[ "$body" = "ok alice" ] || { echo "profile: cookie not accepted: $body" >&2; exit 1; }
+get_cookie() {  # get_cookie PORT
+  curl -s -D - -o /dev/null "http://127.0.0.1:$1/set" | tr -d '\r' |
+    sed -n 's/^[Ss]et-[Cc]ookie: \(session=[^;]*\).*/\1/p' | head -1
+}
+cookie=$(get_cookie "$port")
+cookie_signed=$(get_cookie "$port_signed")
+[ -n "$cookie" ] && [ -n "$cookie_signed" ] ||
+  { echo "profile: no session cookie from /set" >&2; exit 1; }
+for check in "$port $cookie" "$port_req $cookie" "$port_signed $cookie_signed"; do
+  set -- $check
+  body=$(curl -s -H "Cookie: $2" "http://127.0.0.1:$1/")
+  [ "$body" = "ok alice" ] || { echo "profile: cookie not accepted on $1: $body" >&2; exit 1; }
+done
 
 # N sequential requests on one keep-alive connection -> "count status" lines.
-run() {  # run PORT N
-  timeout 1200 curl -s -H "Cookie: $cookie" -o /dev/null -w '%{http_code}\n' \
+run() {  # run PORT N [COOKIE]
+  timeout 1200 curl -s -H "Cookie: ${3:-$cookie}" -o /dev/null -w '%{http_code}\n' \
     "http://127.0.0.1:$1/?n=[1-$2]" | sort | uniq -c | awk '{printf "%s×%s ", $1, $2}'
 }
 run "$port_base" "$warmup" >/dev/null
 run "$port" "$warmup" >/dev/null
+run "$port_req" "$warmup" >/dev/null
+run "$port_signed" "$warmup" "$cookie_signed" >/dev/null
 
 callgrind_control -i on "$vg_pid" >/dev/null
 t0=$(date +%s.%N)
@@ -96,23 +112,28 @@ t1=$(date +%s.%N)
 callgrind_control --dump=baseline "$vg_pid" >/dev/null        # writes a part, zeroes counters
 st_enc=$(run "$port" "$requests")
 t2=$(date +%s.%N)
+callgrind_control --dump=encrypted "$vg_pid" >/dev/null
+st_req=$(run "$port_req" "$requests")
+callgrind_control --dump=require "$vg_pid" >/dev/null
+st_signed=$(run "$port_signed" "$requests" "$cookie_signed")
 callgrind_control -i off "$vg_pid" >/dev/null
 stop
 
-parts=("$prefix"/callgrind.out.*)                 # the --dump part: the baseline requests
-base_file=${parts[0]}
-if [ ! -s "$base_file" ] || [ ! -s "$prefix/callgrind.out" ]; then
+parts=($(ls "$prefix"/callgrind.out.* | sort -t. -k3 -n))   # the --dump parts, in order
+if [ "${#parts[@]}" -ne 3 ] || [ ! -s "$prefix/callgrind.out" ]; then
   echo "profile: callgrind output missing in $prefix" >&2; ls -l "$prefix" >&2; exit 1
 fi
-mv "$base_file" "$prefix/callgrind.baseline.out"
-mv "$prefix/callgrind.out" "$prefix/callgrind.encrypted.out"
+mv "${parts[0]}" "$prefix/callgrind.baseline.out"
+mv "${parts[1]}" "$prefix/callgrind.encrypted.out"
+mv "${parts[2]}" "$prefix/callgrind.require.out"
+mv "$prefix/callgrind.out" "$prefix/callgrind.signed.out"
 
 /usr/bin/python3 - "$prefix" "$requests" "$warmup" "$st_base" "$st_enc" "$t0" "$t1" "$t2" \
-    "$out/profile.txt" <<'PY'
+    "$out/profile.txt" "$st_req" "$st_signed" <<'PY'
 import re, subprocess, sys
 from collections import defaultdict
 
-prefix, n, warmup, st_base, st_enc, t0, t1, t2, dest = sys.argv[1:10]
+prefix, n, warmup, st_base, st_enc, t0, t1, t2, dest, st_req, st_signed = sys.argv[1:12]
 n = int(n)
 w_base, w_enc = float(t1) - float(t0), float(t2) - float(t1)
 
@@ -170,20 +191,28 @@ def short(fn, width=100):
 tb, sb = annotate(f"{prefix}/callgrind.baseline.out", False)
 te, se = annotate(f"{prefix}/callgrind.encrypted.out", False)
 _, ie = annotate(f"{prefix}/callgrind.encrypted.out", True)
+tr, _ = annotate(f"{prefix}/callgrind.require.out", False)
+ts, _ = annotate(f"{prefix}/callgrind.signed.out", False)
 
 out = []
 add = out.append
-add("callgrind profile (instructions, Ir): encrypted cookie store with a valid session,")
+add("callgrind profile (instructions, Ir): cookie store with a valid session,")
 add('`return 200 "ok $session_user\\n"`, against the baseline server (module unused) receiving')
 add("the same request (session cookie included). nginx single process, instrumentation on only")
 add(f"for the measured requests (after {warmup} warm-up requests per server), one keep-alive")
-add("connection, curl as the client.")
+add("connection, curl as the client, the same cookie value on every request.")
 add("")
-add(f"requests: {n} per server; statuses baseline {st_base}; encrypted {st_enc}")
+add(f"requests: {n} per server; statuses baseline {st_base}; encrypted {st_enc}; "
+    f"require {st_req}; signed {st_signed}")
 add(f"baseline : {tb:>14,} Ir = {tb / n:8,.0f} Ir/request  ({w_base:.1f} s under callgrind)")
 add(f"encrypted: {te:>14,} Ir = {te / n:8,.0f} Ir/request  ({w_enc:.1f} s under callgrind)")
 add(f"added by the module: {(te - tb) / n:,.0f} Ir/request = {(te - tb) / tb * 100:.1f}% over "
     f"baseline (instructions only: cache misses and syscalls are not in this number)")
+add("")
+add("added per request over the baseline (Ir/request):")
+add(f"  encrypted, $session_user                     {(te - tb) / n:+8,.0f}")
+add(f"  encrypted, session_require + $session_user   {(tr - tb) / n:+8,.0f}")
+add(f"  signed, $session_user                        {(ts - tb) / n:+8,.0f}")
 add("")
 
 by_obj = defaultdict(lambda: [0, 0])
@@ -226,5 +255,5 @@ for fn, (ir, o) in sorted(ie.items(), key=lambda x: -x[1][0])[:40]:
 open(dest, "w").write("\n".join(out) + "\n")
 PY
 cat "$out/profile.txt"
-echo "profile: raw data in $prefix/callgrind.{baseline,encrypted}.out" \
+echo "profile: raw data in $prefix/callgrind.{baseline,encrypted,require,signed}.out" \
      "(try callgrind_annotate --inclusive=yes --tree=calling)"

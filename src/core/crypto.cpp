@@ -7,6 +7,7 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
+#include <atomic>
 #include <climits>
 
 namespace sess {
@@ -84,7 +85,11 @@ struct KeyRing::Key {
   }
 };
 
-KeyRing::KeyRing() = default;
+namespace {
+std::atomic<uint64_t> ring_ids{0};
+}  // namespace
+
+KeyRing::KeyRing() : id_(++ring_ids) {}
 KeyRing::~KeyRing() = default;
 
 bool KeyRing::add_secret(std::string_view secret) {

@@ -39,6 +39,10 @@ class KeyRing {
   size_t size() const noexcept;
   uint8_t hint(size_t key) const noexcept;
 
+  // A number no other KeyRing of this process has had (counting from 1): what a cache of
+  // verified values is keyed by, since a ring's address can be reused after it is freed.
+  uint64_t id() const noexcept { return id_; }
+
   // HMAC-SHA256 with key `key` for `use` over the concatenation of parts[0..n). out: kMacLen bytes.
   bool mac(size_t key, KeyUse use, const std::string_view* parts, size_t n,
            unsigned char* out) const noexcept;
@@ -53,6 +57,7 @@ class KeyRing {
  private:
   struct Key;
   std::vector<std::unique_ptr<Key>> keys_;
+  uint64_t id_;
 };
 
 }  // namespace sess

@@ -405,6 +405,19 @@ bool SessionData::erase(std::string_view key) {
   return false;
 }
 
+void SessionData::assign(const SessionData& other) {
+  if (&other == this) return;
+  values_.clear();
+  values_.reserve(other.values_.size());
+  for (const auto& v : other.values_) {
+    SessionValue nv(mr_);
+    nv.key.assign(v.key.data(), v.key.size());
+    nv.text.assign(v.text.data(), v.text.size());
+    nv.is_string = v.is_string;
+    values_.push_back(std::move(nv));
+  }
+}
+
 void SessionData::clear() noexcept { values_.clear(); }
 
 bool session_user_logged_in(const SessionValue* user) noexcept {

@@ -43,6 +43,8 @@ class SessionData {
   void set_string(std::string_view key, std::string_view value);
   void set_json(std::string_view key, std::string_view json_text);  // text must be valid JSON
   bool erase(std::string_view key);
+  // Replaces the contents with a copy of other's values, allocated from this object's resource.
+  void assign(const SessionData& other);
   void clear() noexcept;
   bool empty() const noexcept { return values_.empty(); }
   size_t size() const noexcept { return values_.size(); }

@@ -1,0 +1,139 @@
+#include "verified_cache.h"
+
+#include <cstring>
+
+namespace sess {
+
+namespace {
+
+inline uint64_t load64(const char* p) noexcept {
+  uint64_t w;
+  std::memcpy(&w, p, sizeof(w));
+  return w;
+}
+
+inline uint64_t rotl(uint64_t x, int r) noexcept { return x << r | x >> (64 - r); }
+
+constexpr uint64_t kMul = 0x9e3779b97f4a7c15ULL;
+
+inline uint64_t step(uint64_t h, uint64_t w) noexcept { return rotl((h ^ w) * kMul, 29); }
+
+// A seeded multiply-rotate mix of the value's length and its last 16 bytes. It only spreads
+// values over the slots: a collision evicts, it never makes a hit (entries are compared in
+// full), and only values that verified are ever inserted. The end of every envelope is its MAC
+// or GCM tag, which nobody without the key can choose; the seed is secret as well.
+uint64_t mix_value(uint64_t h, std::string_view s) noexcept {
+  const size_t n = s.size();
+  h = step(h, static_cast<uint64_t>(n));
+  if (n >= 16) {
+    h = step(h, load64(s.data() + n - 16));
+    return step(h, load64(s.data() + n - 8));
+  }
+  unsigned char buf[16] = {};
+  std::memcpy(buf, s.data(), n);
+  h = step(h, load64(reinterpret_cast<const char*>(buf)));
+  return step(h, load64(reinterpret_cast<const char*>(buf) + 8));
+}
+
+// Equality in time that depends only on the lengths (16 bytes at a time, the last words
+// overlapping): a client must not learn how much of a cached cookie its guess shares.
+bool ct_equal_words(std::string_view a, std::string_view b) noexcept {
+  const size_t n = a.size();
+  if (n != b.size()) return false;
+  const char* p = a.data();
+  const char* q = b.data();
+  if (n < 8) {
+    unsigned d = 0;
+    for (size_t i = 0; i < n; i++) d |= static_cast<unsigned char>(p[i] ^ q[i]);
+    return d == 0;
+  }
+  uint64_t d = load64(p + n - 8) ^ load64(q + n - 8);
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    d |= (load64(p + i) ^ load64(q + i)) | (load64(p + i + 8) ^ load64(q + i + 8));
+  }
+  if (i + 8 <= n) d |= load64(p + i) ^ load64(q + i);
+  return d == 0;
+}
+
+constexpr size_t kValueOverhead = sizeof(SessionValue);
+
+}  // namespace
+
+VerifiedCache::VerifiedCache(uint64_t seed) : seed_(seed), slots_(new Entry[kSlots]) {}
+
+size_t VerifiedCache::slot_of(const VerifiedBinding& b, std::string_view value) const noexcept {
+  // The name is left out (it is compared in full; one value under two names is rare).
+  uint64_t h = seed_ ^ (b.ring * 0xff51afd7ed558ccdULL) ^ static_cast<uint64_t>(b.kind);
+  h = mix_value(h, value);
+  h ^= h >> 32;
+  return static_cast<size_t>(h % kSlots);
+}
+
+VerifiedCache::Entry* VerifiedCache::lookup(const VerifiedBinding& b,
+                                            std::string_view value) const noexcept {
+  if (b.ring == 0 || value.size() > kMaxValue) return nullptr;
+  Entry* e = &slots_[slot_of(b, value)];
+  // Non-secret parts first; the value last and in constant time.
+  if (e->binding.ring != b.ring || e->binding.kind != b.kind ||
+      std::string_view(e->name) != b.cookie_name || !ct_equal_words(e->value, value)) {
+    return nullptr;
+  }
+  return e;
+}
+
+const VerifiedCache::Entry* VerifiedCache::find(const VerifiedBinding& b,
+                                                std::string_view value) const noexcept {
+  return lookup(b, value);
+}
+
+bool VerifiedCache::insert(const VerifiedBinding& b, std::string_view value, const Times& t,
+                           std::string_view payload) {
+  if (b.ring == 0 || value.size() > kMaxValue) return false;
+  Entry* e = &slots_[slot_of(b, value)];
+  // Drop the previous entry first: a failed copy below must not leave a mix of two entries.
+  e->binding.ring = 0;
+  e->payload.reset();
+  e->data.reset();
+  if (b.cookie_name.size() > kMaxName || payload.size() > kMaxPayload) return false;
+  e->name.assign(b.cookie_name.data(), b.cookie_name.size());
+  e->value.assign(value.data(), value.size());
+  e->payload = std::make_shared<const std::string>(payload);
+  e->times = t;
+  e->binding.kind = b.kind;
+  e->binding.cookie_name = e->name;
+  e->binding.ring = b.ring;  // last: the entry is complete
+  return true;
+}
+
+bool VerifiedCache::attach_data(const VerifiedBinding& b, std::string_view value,
+                                const SessionData& data) {
+  Entry* e = lookup(b, value);
+  if (e == nullptr || e->data || data_bytes(data) > kMaxDataBytes) return false;
+  auto copy = std::make_shared<SessionData>(std::pmr::new_delete_resource());
+  copy->assign(data);
+  e->data = std::move(copy);
+  return true;
+}
+
+void VerifiedCache::clear() noexcept {
+  for (size_t i = 0; i < kSlots; i++) {
+    slots_[i].binding.ring = 0;
+    slots_[i].payload.reset();
+    slots_[i].data.reset();
+  }
+}
+
+size_t VerifiedCache::size() const noexcept {
+  size_t n = 0;
+  for (size_t i = 0; i < kSlots; i++) n += slots_[i].binding.ring != 0;
+  return n;
+}
+
+size_t VerifiedCache::data_bytes(const SessionData& data) noexcept {
+  size_t n = 0;
+  for (const auto& v : data.values()) n += kValueOverhead + v.key.size() + v.text.size();
+  return n;
+}
+
+}  // namespace sess

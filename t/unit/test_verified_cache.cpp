@@ -1,0 +1,259 @@
+#include <gtest/gtest.h>
+
+#include <random>
+#include <set>
+#include <string>
+
+#include "envelope.h"
+#include "verified_cache.h"
+
+using sess::Kind;
+using sess::KeyRing;
+using sess::SessionData;
+using sess::Times;
+using sess::VerifiedBinding;
+using sess::VerifiedCache;
+
+namespace {
+
+const Times kTimes{1700000000, 1700000100};
+const std::string kValue =
+    "AQIvAAAAAGVTkIAAAAAAZVOQ5NjL0x2K3d9kq0Yw2u3zO2FvQm1lbm9uY2V0YWd0YWd0YWd0YWd0YWd4eXo";
+
+VerifiedBinding binding(uint64_t ring = 7, Kind kind = Kind::Sealed,
+                        std::string_view name = "session") {
+  return VerifiedBinding{ring, kind, name};
+}
+
+TEST(VerifiedCache, MissWhenEmptyThenHitWithWhatWasStored) {
+  VerifiedCache c(1);
+  EXPECT_EQ(c.find(binding(), kValue), nullptr);
+  ASSERT_TRUE(c.insert(binding(), kValue, kTimes, "{\"user\":\"alice\"}"));
+  const auto* e = c.find(binding(), kValue);
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->times.created, kTimes.created);
+  EXPECT_EQ(e->times.refreshed, kTimes.refreshed);
+  ASSERT_NE(e->payload, nullptr);
+  EXPECT_EQ(*e->payload, "{\"user\":\"alice\"}");
+  EXPECT_EQ(e->data, nullptr);
+  EXPECT_EQ(c.size(), 1u);
+}
+
+TEST(VerifiedCache, EveryOneByteChangeIsAMiss) {
+  VerifiedCache c(2);
+  ASSERT_TRUE(c.insert(binding(), kValue, kTimes, "{}"));
+  for (size_t i = 0; i < kValue.size(); i++) {
+    for (char repl : {'A', 'B', '_', '-', '0', '\0'}) {
+      std::string v = kValue;
+      if (v[i] == repl) continue;
+      v[i] = repl;
+      EXPECT_EQ(c.find(binding(), v), nullptr) << "position " << i;
+    }
+  }
+  EXPECT_NE(c.find(binding(), kValue), nullptr);
+}
+
+TEST(VerifiedCache, EveryLengthEveryPosition) {
+  VerifiedCache c(11);
+  for (size_t n = 1; n <= 48; n++) {
+    std::string v(n, 'q');
+    for (size_t i = 0; i < n; i++) v[i] = static_cast<char>('A' + (i * 7 + n) % 26);
+    ASSERT_TRUE(c.insert(binding(), v, kTimes, "{}"));
+    ASSERT_NE(c.find(binding(), v), nullptr) << n;
+    for (size_t i = 0; i < n; i++) {
+      std::string w = v;
+      w[i] ^= 0x01;
+      EXPECT_EQ(c.find(binding(), w), nullptr) << n << " " << i;
+    }
+  }
+}
+
+TEST(VerifiedCache, PrefixesAndExtensionsAreMisses) {
+  VerifiedCache c(3);
+  ASSERT_TRUE(c.insert(binding(), kValue, kTimes, "{}"));
+  for (size_t n = 0; n < kValue.size(); n++) {
+    EXPECT_EQ(c.find(binding(), std::string_view(kValue).substr(0, n)), nullptr) << n;
+    EXPECT_EQ(c.find(binding(), std::string_view(kValue).substr(kValue.size() - n)), nullptr)
+        << n;
+  }
+  EXPECT_EQ(c.find(binding(), kValue + "A"), nullptr);
+  EXPECT_EQ(c.find(binding(), "A" + kValue), nullptr);
+}
+
+TEST(VerifiedCache, OtherBindingIsAMiss) {
+  VerifiedCache c(4);
+  ASSERT_TRUE(c.insert(binding(7, Kind::Sealed, "session"), kValue, kTimes, "{}"));
+  EXPECT_EQ(c.find(binding(8, Kind::Sealed, "session"), kValue), nullptr);    // other ring
+  EXPECT_EQ(c.find(binding(7, Kind::Signed, "session"), kValue), nullptr);    // other kind
+  EXPECT_EQ(c.find(binding(7, Kind::Id, "session"), kValue), nullptr);
+  EXPECT_EQ(c.find(binding(7, Kind::Sealed, "Session"), kValue), nullptr);    // other name
+  EXPECT_EQ(c.find(binding(7, Kind::Sealed, "session2"), kValue), nullptr);
+  EXPECT_EQ(c.find(binding(7, Kind::Sealed, "sessio"), kValue), nullptr);
+  EXPECT_EQ(c.find(binding(7, Kind::Sealed, ""), kValue), nullptr);
+  EXPECT_NE(c.find(binding(7, Kind::Sealed, "session"), kValue), nullptr);
+}
+
+TEST(VerifiedCache, RingZeroIsNeverStoredOrFound) {
+  VerifiedCache c(5);
+  EXPECT_FALSE(c.insert(binding(0), kValue, kTimes, "{}"));
+  EXPECT_EQ(c.find(binding(0), kValue), nullptr);
+  EXPECT_EQ(c.size(), 0u);
+}
+
+TEST(VerifiedCache, OverBoundsAreNotStoredAndDropTheSlot) {
+  VerifiedCache c(6);
+  std::string big(VerifiedCache::kMaxValue + 1, 'A');
+  EXPECT_FALSE(c.insert(binding(), big, kTimes, "{}"));
+  EXPECT_EQ(c.find(binding(), big), nullptr);
+  std::string at_limit(VerifiedCache::kMaxValue, 'A');
+  EXPECT_TRUE(c.insert(binding(), at_limit, kTimes, "{}"));
+  EXPECT_NE(c.find(binding(), at_limit), nullptr);
+
+  // The same slot (same binding and value) refused for a too large payload: the old entry goes.
+  ASSERT_TRUE(c.insert(binding(), kValue, kTimes, "{}"));
+  EXPECT_FALSE(
+      c.insert(binding(), kValue, kTimes, std::string(VerifiedCache::kMaxPayload + 1, 'x')));
+  EXPECT_EQ(c.find(binding(), kValue), nullptr);
+  std::string long_name(VerifiedCache::kMaxName + 1, 'n');
+  EXPECT_FALSE(c.insert(binding(7, Kind::Sealed, long_name), kValue, kTimes, "{}"));
+  EXPECT_EQ(c.find(binding(7, Kind::Sealed, long_name), kValue), nullptr);
+}
+
+TEST(VerifiedCache, FixedNumberOfEntriesAndNewestWins) {
+  VerifiedCache c(7);
+  std::mt19937_64 rng(42);
+  std::string last;
+  for (size_t i = 0; i < VerifiedCache::kSlots * 8; i++) {
+    std::string v(120, 'a');
+    for (auto& ch : v) ch = static_cast<char>('A' + rng() % 26);
+    ASSERT_TRUE(c.insert(binding(), v, Times{i, i}, "{}"));
+    last = v;
+    ASSERT_LE(c.size(), VerifiedCache::kSlots);
+  }
+  const auto* e = c.find(binding(), last);
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->times.created, VerifiedCache::kSlots * 8 - 1);
+  // The slots are used: the hash spreads values over most of the table.
+  EXPECT_GT(c.size(), VerifiedCache::kSlots * 9 / 10);
+  c.clear();
+  EXPECT_EQ(c.size(), 0u);
+  EXPECT_EQ(c.find(binding(), last), nullptr);
+}
+
+TEST(VerifiedCache, AttachDataOnlyToThePresentEntryOnce) {
+  VerifiedCache c(8);
+  SessionData d;
+  ASSERT_TRUE(d.decode("{\"user\":\"alice\",\"n\":[1,2]}"));
+  EXPECT_FALSE(c.attach_data(binding(), kValue, d));  // nothing there
+  ASSERT_TRUE(c.insert(binding(), kValue, kTimes, "{\"user\":\"alice\",\"n\":[1,2]}"));
+  EXPECT_FALSE(c.attach_data(binding(8), kValue, d));  // other binding
+  EXPECT_TRUE(c.attach_data(binding(), kValue, d));
+  EXPECT_FALSE(c.attach_data(binding(), kValue, d));  // already there
+  d.set_string("user", "mallory");                     // the caller's copy changes: not the entry
+  const auto* e = c.find(binding(), kValue);
+  ASSERT_NE(e, nullptr);
+  ASSERT_NE(e->data, nullptr);
+  ASSERT_NE(e->data->get("user"), nullptr);
+  EXPECT_EQ(e->data->get("user")->text, "alice");
+  EXPECT_EQ(e->data->get("n")->text, "[1,2]");
+  EXPECT_FALSE(e->data->get("n")->is_string);
+  std::shared_ptr<const SessionData> held = e->data;  // a request in flight
+
+  // A new insert for the slot drops the data from the entry; the holder keeps its copy.
+  ASSERT_TRUE(c.insert(binding(), kValue, kTimes, "{}"));
+  e = c.find(binding(), kValue);
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->data, nullptr);
+  EXPECT_EQ(held.use_count(), 1);
+  EXPECT_EQ(held->get("user")->text, "alice");
+}
+
+TEST(VerifiedCache, AttachDataIsBounded) {
+  VerifiedCache c(9);
+  ASSERT_TRUE(c.insert(binding(), kValue, kTimes, "{}"));
+  SessionData d;
+  d.set_string("big", std::string(VerifiedCache::kMaxDataBytes, 'x'));
+  EXPECT_GT(VerifiedCache::data_bytes(d), VerifiedCache::kMaxDataBytes);
+  EXPECT_FALSE(c.attach_data(binding(), kValue, d));
+  EXPECT_EQ(c.find(binding(), kValue)->data, nullptr);
+}
+
+TEST(SessionData, AssignCopiesIntoItsOwnResource) {
+  std::pmr::monotonic_buffer_resource mr;
+  SessionData a;
+  ASSERT_TRUE(a.decode("{\"a\":\"1\",\"b\":true,\"c\":\"a long string beyond the SSO size\"}"));
+  SessionData b(&mr);
+  b.set_string("old", "x");
+  b.assign(a);
+  ASSERT_EQ(b.size(), 3u);
+  EXPECT_EQ(b.get("old"), nullptr);
+  EXPECT_EQ(b.get("c")->text, "a long string beyond the SSO size");
+  EXPECT_EQ(b.get("c")->text.get_allocator().resource(), &mr);
+  EXPECT_FALSE(b.get("b")->is_string);
+  sess::pstring ea, eb;
+  a.encode(ea);
+  b.encode(eb);
+  EXPECT_EQ(ea, eb);
+}
+
+TEST(KeyRing, IdsAreUniqueAndNotZero) {
+  std::set<uint64_t> ids;
+  for (int i = 0; i < 100; i++) {
+    KeyRing r;
+    EXPECT_NE(r.id(), 0u);
+    ids.insert(r.id());
+  }
+  EXPECT_EQ(ids.size(), 100u);
+}
+
+// The property the glue relies on: a hit gives exactly what envelope_open gives for the same
+// inputs. Real envelopes under two rings, two names and every kind, mutated at random; only Ok
+// results are inserted; every find that hits must match a fresh envelope_open.
+TEST(VerifiedCache, HitsAgreeWithEnvelopeOpen) {
+  const std::string secrets[] = {"secret-A-0123456789abcdefghijklmnopqrstuvwxyz",
+                                 "secret-B-0123456789abcdefghijklmnopqrstuvwxyz"};
+  KeyRing rings[2];
+  ASSERT_TRUE(rings[0].add_secret(secrets[0]));
+  ASSERT_TRUE(rings[1].add_secret(secrets[1]));
+  const std::string names[] = {"session", "other"};
+  const Kind kinds[] = {Kind::Signed, Kind::Sealed, Kind::Id};
+  std::vector<std::string> values;
+  for (auto& ring : rings) {
+    for (const auto& name : names) {
+      for (Kind k : kinds) {
+        for (int i = 0; i < 3; i++) {
+          sess::pstring out;
+          std::string payload = k == Kind::Id ? std::string(16, static_cast<char>('a' + i))
+                                              : "{\"user\":\"u" + std::to_string(i) + "\"}";
+          ASSERT_TRUE(sess::envelope_seal(ring, k, name, kTimes, payload, out));
+          values.emplace_back(out);
+        }
+      }
+    }
+  }
+  VerifiedCache c(10);
+  std::mt19937_64 rng(7);
+  size_t hits = 0;
+  for (int round = 0; round < 20000; round++) {
+    std::string v = values[rng() % values.size()];
+    if (rng() % 3 == 0) v[rng() % v.size()] = "AZaz09-_"[rng() % 8];
+    size_t ri = rng() % 2;
+    VerifiedBinding b{rings[ri].id(), kinds[rng() % 3], names[rng() % 2]};
+    Times t;
+    sess::pstring payload;
+    auto res = sess::envelope_open(rings[ri], b.kind, b.cookie_name, v, &t, &payload);
+    const auto* e = c.find(b, v);
+    if (e != nullptr) {
+      hits++;
+      ASSERT_EQ(res, sess::OpenResult::Ok);
+      EXPECT_EQ(*e->payload, std::string_view(payload));
+      EXPECT_EQ(e->times.created, t.created);
+      EXPECT_EQ(e->times.refreshed, t.refreshed);
+    } else if (res == sess::OpenResult::Ok) {
+      ASSERT_TRUE(c.insert(b, v, t, payload));
+    }
+  }
+  EXPECT_GT(hits, 100u);
+}
+
+}  // namespace
