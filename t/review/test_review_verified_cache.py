@@ -52,7 +52,8 @@ def test_capture_of_shared_session_value_dangles_after_redirect_to_other_binding
     when the decoded data lived in the request's pool until the request ended).
     Observed: the first 16 bytes of $1 are the allocator's free-list pointer and key
     (cap=[k>(\x8dFV\x00\x00...xxxx]): freed heap memory sent to the client, which also leaks
-    heap addresses. Under ASan: heap-use-after-free (the worker aborts).
+    heap addresses. Under ASan: heap-use-after-free READ in ngx_http_script_copy_capture_code
+    (freed by ~SessionData via loaded_t::reset in load()); the worker aborts.
     Severity: medium - a use-after-free read reachable from ordinary configuration (regex
     captures over $session_<key> plus error_page / X-Accel-Redirect into another binding) and
     client-timed eviction; discloses heap contents/addresses (possibly other sessions' data) in
