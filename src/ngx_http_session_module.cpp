@@ -202,6 +202,29 @@ sess::VerifiedCache* verified_cache() {
   return cache.get();
 }
 
+// What a request took from the verified-cookie table stays alive until the request's pool is
+// destroyed, as the data it decodes itself does (pool memory is never returned early): nginx
+// keeps pointers into variable values (regex captures, cached variables) past a reload of
+// the session under another binding, and the table may drop its own reference meanwhile.
+struct shared_hold_t {
+  std::shared_ptr<const std::string> payload;
+  std::shared_ptr<const sess::SessionData> data;
+};
+
+void release_shared_hold(void* data) noexcept {
+  static_cast<shared_hold_t*>(data)->~shared_hold_t();
+}
+
+bool hold_until_request_ends(ngx_http_request_t* r, const sess::VerifiedCache::Entry* hit) {
+  ngx_pool_cleanup_t* cln = ngx_pool_cleanup_add(r->pool, sizeof(shared_hold_t));
+  if (cln == nullptr) return false;
+  auto* h = new (cln->data) shared_hold_t();
+  cln->handler = release_shared_hold;
+  h->payload = hit->payload;
+  h->data = hit->data;
+  return true;
+}
+
 sess::VerifiedBinding verified_binding(const loc_conf_t* lcf) {
   return sess::VerifiedBinding{lcf->secrets->ring->id(), cookie_kind(lcf), sv(lcf->cookie.name)};
 }
@@ -446,6 +469,7 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
           s->times = times;
           if (hit != nullptr) {
             // (The entry found is still there: nothing was inserted since the find.)
+            if (!hold_until_request_ends(r, hit)) return NGX_ERROR;
             s->shared_payload = hit->payload;
             if (hit->data && lcf->store != STORE_REDIS) {
               s->shared = hit->data;

@@ -2,8 +2,9 @@
 table"): attacks on what a table hit shares with the request that uses it.
 
 Run against build/sbin/nginx or the ASan build (NGINX_BIN=build/asan/sbin/nginx with the
-ASAN_OPTIONS of scripts/asan-build.sh): the failing test fails either way (garbage in the
-response, or the worker dies on the ASan report).
+ASAN_OPTIONS of scripts/asan-build.sh). The capture test failed either way before the fix
+(garbage in the response, or the worker died on the ASan report); fixed by holding what a
+request takes from the table until the request's pool is destroyed (hold_until_request_ends).
 """
 
 import threading
