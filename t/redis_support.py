@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from typing import Callable
 
@@ -137,3 +138,37 @@ def timed(fn: Callable):
     t0 = time.monotonic()
     v = fn()
     return v, time.monotonic() - t0
+
+
+def statuses_during_reloads(srv, values, reloads: int = 5, clients: int = 3) -> list:
+    """Three clients send /whoami with the session cookies `values` (a new connection each
+    time: the first requests of the new workers) while nginx reloads `reloads` times; returns
+    every status (or the repr of a client error)."""
+    import requests as requests_lib
+    results = []
+    stop = threading.Event()
+
+    def hammer(k):
+        n = 0
+        while not stop.is_set():
+            value = values[(k + n) % len(values)]
+            n += 1
+            try:
+                r = requests_lib.get(srv.url("/whoami"), headers={
+                    **cookie_header(value), "Connection": "close"}, timeout=5)
+                results.append(r.status_code)
+            except requests_lib.RequestException as e:
+                results.append(repr(e))
+
+    threads = [threading.Thread(target=hammer, args=(k,), daemon=True) for k in range(clients)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(reloads):
+            srv.reload()
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    return results

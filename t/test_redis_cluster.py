@@ -18,7 +18,7 @@ import pytest
 
 import helpers
 from redis_support import (REDIS_LOCATIONS, cookie_header, craft_id_cookie, get_json, id_of,
-                           redis_snippet, session_cookie_value)
+                           redis_snippet, session_cookie_value, statuses_during_reloads)
 
 TIMEOUT_MS = 500
 
@@ -268,35 +268,9 @@ def test_cluster_config_errors(nginx_t, args, message):
 def test_requests_during_a_reload(nginx, redis_cluster):
     """New workers have no slot map yet: their first requests go to a seed and follow MOVED,
     none fails."""
-    import requests as requests_lib
     topo = redis_cluster
     srv = cluster_site(nginx, topo, workers=2)
     values = [login(srv, f"u{i}") for i in range(6)]
-    results = []
-    stop = threading.Event()
-
-    def hammer(k):
-        n = 0
-        while not stop.is_set():
-            value = values[(k + n) % len(values)]
-            n += 1
-            try:
-                r = requests_lib.get(srv.url("/whoami"), headers={
-                    **cookie_header(value), "Connection": "close"}, timeout=5)
-                results.append(r.status_code)
-            except requests_lib.RequestException as e:
-                results.append(repr(e))
-
-    threads = [threading.Thread(target=hammer, args=(k,), daemon=True) for k in range(3)]
-    for t in threads:
-        t.start()
-    try:
-        for _ in range(5):
-            srv.reload()
-            time.sleep(0.2)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(10)
+    results = statuses_during_reloads(srv, values)
     assert len(results) > 50
     assert set(results) == {200}, {x: results.count(x) for x in set(results)}

@@ -17,7 +17,7 @@ import pytest
 import helpers
 from helpers import cookie_named
 from redis_support import (REDIS_LOCATIONS, cookie_header, get_json, id_of, redis_snippet,
-                           session_cookie_value)
+                           session_cookie_value, statuses_during_reloads)
 
 TIMEOUT_MS = 500
 
@@ -410,32 +410,9 @@ def test_a_master_turned_replica_is_left_on_readonly(nginx, redis_factory, fake_
 def test_requests_during_a_reload_wait_for_the_master(nginx, redis_sentinel):
     """New workers ask the sentinels for the master first: a request that reaches one before
     the answer waits for it (within session_redis_timeout) instead of failing."""
-    import requests as requests_lib
     topo = redis_sentinel
     srv = sentinel_site(nginx, topo, workers=2)
     value = login(srv, "alice")
-    results = []
-    stop = threading.Event()
-
-    def hammer():
-        while not stop.is_set():
-            try:    # a new connection each time: the first requests of the new workers
-                r = requests_lib.get(srv.url("/whoami"), headers={
-                    **cookie_header(value), "Connection": "close"}, timeout=5)
-                results.append(r.status_code)
-            except requests_lib.RequestException as e:
-                results.append(repr(e))
-
-    threads = [threading.Thread(target=hammer, daemon=True) for _ in range(3)]
-    for t in threads:
-        t.start()
-    try:
-        for _ in range(5):
-            srv.reload()
-            time.sleep(0.2)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(10)
+    results = statuses_during_reloads(srv, [value])
     assert len(results) > 50
     assert set(results) == {200}, {x: results.count(x) for x in set(results)}
