@@ -470,10 +470,7 @@ void write_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply,
         if (o == sess::WriteOutcome::Done) break;
         // A logout (Gone), another regenerate (Moved), a change (Changed) or a failure came
         // first: the new record must not outlive the old one, nor miss that change.
-        w->outcome = o == sess::WriteOutcome::Gone || o == sess::WriteOutcome::Moved ||
-                             o == sess::WriteOutcome::Changed
-                         ? o
-                         : sess::WriteOutcome::Failed;
+        w->outcome = sess::claim_failure_outcome(o);
         if (send_step(r, ctx, w, STEP_UNDO_NEW, w->id)) return;
         break;
       case STEP_DELETE_OLD:

@@ -325,6 +325,17 @@ void record_cmd_destroy(std::string_view key, RedisArgs& out) {
   eval_head(kDestroyScript, key, out);
 }
 
+WriteOutcome claim_failure_outcome(WriteOutcome claim) noexcept {
+  switch (claim) {
+    case WriteOutcome::Gone:
+    case WriteOutcome::Moved:
+    case WriteOutcome::Changed:
+      return claim;
+    default:
+      return WriteOutcome::Failed;
+  }
+}
+
 WriteOutcome record_write_outcome(RecordWriteKind k, const RespValue* reply) noexcept {
   if (reply == nullptr) return WriteOutcome::Failed;
   if (reply->type == RespType::Error) return WriteOutcome::Refused;

@@ -113,5 +113,10 @@ enum class RecordWriteKind : uint8_t { Create, Update, Claim, Touch, Delete, Mig
 // Done / Gone / Exists / Refused (an error reply) / Failed (no reply or an answer the command
 // cannot give) as in redis_cmd.h.
 WriteOutcome record_write_outcome(RecordWriteKind k, const RespValue* reply) noexcept;
+// What session_regenerate's write comes to when the claim of the old id did not take it (the
+// new record is then deleted again): a logout (Gone), another regenerate (Moved) or a change
+// (Changed) came first - each answered as such by after_write - or the claim's fate is unknown
+// (Failed: no reply, a refusal, a reply the script cannot give).
+WriteOutcome claim_failure_outcome(WriteOutcome claim) noexcept;
 
 }  // namespace sess

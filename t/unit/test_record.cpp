@@ -353,6 +353,16 @@ TEST(RecordCmd, ReplacesPreviousArgumentsAndUsesTheVectorsResource) {
 // ---------------------------------------------------------------------------------------------
 // write replies
 
+TEST(RecordWrite, ClaimFailure) {
+  using O = WriteOutcome;
+  EXPECT_EQ(sess::claim_failure_outcome(O::Gone), O::Gone);
+  EXPECT_EQ(sess::claim_failure_outcome(O::Moved), O::Moved);
+  EXPECT_EQ(sess::claim_failure_outcome(O::Changed), O::Changed);
+  for (O o : {O::Refused, O::Failed, O::Exists, O::Done}) {
+    EXPECT_EQ(sess::claim_failure_outcome(o), O::Failed);
+  }
+}
+
 TEST(RecordWrite, Table) {
   using K = RecordWriteKind;
   using O = WriteOutcome;
