@@ -166,6 +166,12 @@ struct redis_tls_conf_t {
 
 struct user_file_t;       // src/ngx_http_session_users.cpp
 
+// session_redis_cache (src/redis/cache.cpp).
+struct redis_cache_t {
+  ngx_shm_zone_t* zone;
+  ngx_msec_t max_age;
+};
+
 struct main_conf_t {
   ngx_array_t endpoints;  // of redis_endpoint_t*: one Redis client per entry in each worker
 };
@@ -183,6 +189,7 @@ struct loc_conf_t {
   redis_endpoint_t* redis;        // made at merge for locations with the Redis store
   ngx_str_t prefix;
   ngx_msec_t redis_timeout;
+  redis_cache_t* redis_cache;     // session_redis_cache; nullptr: off
   ngx_uint_t fail;
   ngx_array_t* actions;   // of action_t
   ngx_int_t require;      // 0 off, 1 on
@@ -372,6 +379,13 @@ redis_op_t* redis_send(ngx_http_request_t* r, const loc_conf_t* lcf, const sess:
 
 // A location uses the endpoint with this timeout (for its stall limit, src/redis/node.cpp).
 void redis_note_timeout(redis_endpoint_t* ep, ngx_msec_t timeout);
+
+// session_redis_cache (src/redis/cache.cpp): the directive, its nginx -t checks of a merged
+// location, and $session_cache_status.
+char* session_redis_cache_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+bool redis_cache_merge(ngx_conf_t* cf, loc_conf_t* conf) noexcept;
+ngx_int_t var_cache_status(ngx_http_request_t* r, ngx_http_variable_value_t* v,
+                           uintptr_t) noexcept;
 
 // The endpoint's name for log lines.
 const ngx_str_t* redis_name(const loc_conf_t* lcf);

@@ -427,6 +427,8 @@ ngx_command_t commands[] = {
     {ngx_string("session_redis_timeout"), SESSION_ALL_CONF | NGX_CONF_TAKE1,
      ngx_conf_set_msec_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, redis_timeout),
      &positive_msec_post},
+    {ngx_string("session_redis_cache"), SESSION_ALL_CONF | NGX_CONF_TAKE12,
+     session_redis_cache_directive, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("session_store_fail"), SESSION_ALL_CONF | NGX_CONF_TAKE1, set_enum,
      NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, fail), fail_values},
     {ngx_string("session_set"), SESSION_ACTION_CONF | NGX_CONF_TAKE2, session_action_directive,
@@ -490,6 +492,7 @@ void* create_loc_conf(ngx_conf_t* cf) noexcept {
   conf->redis_tls.enable = NGX_CONF_UNSET;
   conf->redis_tls.verify = NGX_CONF_UNSET;
   conf->redis_timeout = NGX_CONF_UNSET_MSEC;
+  conf->redis_cache = static_cast<redis_cache_t*>(NGX_CONF_UNSET_PTR);
   conf->fail = NGX_CONF_UNSET_UINT;
   conf->require = NGX_CONF_UNSET;
   conf->login = NGX_CONF_UNSET;
@@ -551,6 +554,7 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept {
   ngx_conf_merge_str_value(conf->redis_tls.certificate_key, prev->redis_tls.certificate_key, "");
   ngx_conf_merge_str_value(conf->prefix, prev->prefix, "session:");
   ngx_conf_merge_msec_value(conf->redis_timeout, prev->redis_timeout, 200);
+  ngx_conf_merge_ptr_value(conf->redis_cache, prev->redis_cache, nullptr);
   ngx_conf_merge_uint_value(conf->fail, prev->fail, FAIL_CLOSED);
   ngx_conf_merge_ptr_value(conf->actions, prev->actions, nullptr);
   ngx_conf_merge_value(conf->require, prev->require, 0);
@@ -570,6 +574,7 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept {
   ngx_conf_merge_str_value(conf->logout_uri, prev->logout_uri, "/");
   ngx_conf_merge_str_value(conf->login_thread_pool, prev->login_thread_pool, "");
 
+  if (!redis_cache_merge(cf, conf)) return static_cast<char*>(NGX_CONF_ERROR);
   if (conf->actions != nullptr && !check_own_cookies(cf, conf)) {
     return static_cast<char*>(NGX_CONF_ERROR);
   }
