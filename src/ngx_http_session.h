@@ -384,6 +384,9 @@ void redis_note_timeout(redis_endpoint_t* ep, ngx_msec_t timeout);
 // location, and $session_cache_status.
 char* session_redis_cache_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 bool redis_cache_merge(ngx_conf_t* cf, loc_conf_t* conf) noexcept;
+// A merged location with a cache and its endpoint (conf->redis): the endpoint keeps the zone, so
+// its client in each worker keeps the invalidation link (src/redis/client.cpp).
+bool redis_cache_attach(ngx_conf_t* cf, loc_conf_t* conf) noexcept;
 ngx_int_t var_cache_status(ngx_http_request_t* r, ngx_http_variable_value_t* v,
                            uintptr_t) noexcept;
 

@@ -599,6 +599,7 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept {
     conf->redis = redis_endpoint(cf, conf->redis_spec, &conf->redis_tls);
     if (conf->redis == nullptr) return static_cast<char*>(NGX_CONF_ERROR);
     redis_note_timeout(conf->redis, conf->redis_timeout);
+    if (!redis_cache_attach(cf, conf)) return static_cast<char*>(NGX_CONF_ERROR);
   }
   return NGX_CONF_OK;
 }

@@ -6,6 +6,7 @@ zone still reads every session from Redis ($session_cache_status stays empty: th
 the request path yet, see CACHE_NOTES.md), across a reload that keeps the zone.
 """
 import re
+import time
 
 import pytest
 
@@ -130,3 +131,131 @@ def test_sessions_still_come_from_redis_with_a_zone(nginx, redis_factory):
     assert r.status_code == 200, r.text
     r = srv.get("/whoami", headers=cookie_header(session_cookie_value(r)))
     assert "bob" in r.text, r.text
+
+
+# ---------------------------------------------------------------------------------------------
+# The invalidation link (CACHE_NOTES.md step 2): seen from Redis's CLIENT LIST. Nothing is
+# served from the cache yet; these check the connections the cache will rely on.
+# ---------------------------------------------------------------------------------------------
+
+def _wait(cond, timeout=8.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = cond()
+        if last:
+            return last
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}: {last!r}")
+
+
+def _links(admin, me):
+    """(tracking data connections, invalidation subscribers) of nginx, from CLIENT LIST."""
+    clients = [c for c in admin.client_list() if int(c["id"]) != me]
+    data = [c for c in clients if "t" in c["flags"]]
+    subs = [c for c in clients if int(c["sub"]) == 1 and "P" in c["flags"]]
+    return data, subs
+
+
+def _linked(admin, me, workers):
+    """The link is complete: one subscriber and one data connection tracking to it per worker."""
+    data, subs = _links(admin, me)
+    if len(data) != workers or len(subs) != workers:
+        return None
+    ids = {int(s["id"]) for s in subs}
+    if {int(d["redir"]) for d in data} != ids or any("R" in d["flags"] for d in data):
+        return None
+    if admin.pubsub_numsub("__redis__:invalidate")[0][1] != workers:
+        return None
+    return data, subs
+
+
+CACHE_EXTRA = ("session_redis_cache sessions:1m max_age=10s; "
+               "add_header X-Cache-Status \"[$session_cache_status]\" always;")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_cache_makes_tracking_and_invalidation_connections(nginx, redis_factory, workers):
+    rd = redis_factory()
+    admin = rd.admin()
+    me = admin.client_id()
+    srv = nginx(redis_snippet("127.0.0.1:{rport}", REDIS_LOCATIONS, CACHE_EXTRA), rport=rd.port,
+                workers=workers)
+    data, subs = _wait(lambda: _linked(admin, me, workers), what="tracking + subscriber")
+    # Requests still work and read Redis; invalidations of keys nginx read (a DEL behind its
+    # back, then FLUSHALL: a nil message) are understood: the subscriber stays connected.
+    r = srv.get("/login?u=alice")
+    value = session_cookie_value(r)
+    r = srv.get("/whoami", headers=cookie_header(value))
+    assert "alice" in r.text and r.headers.get("X-Cache-Status") == "[]", r.text
+    admin.delete(*admin.keys("session:*"))
+    r = srv.get("/whoami", headers=cookie_header(value))
+    assert "alice" not in r.text, r.text
+    admin.flushall()
+    # The subscriber is pinged (its last command becomes "ping") and stays the same connection.
+    _wait(lambda: all(c["cmd"] == "ping" for c in _links(admin, me)[1]), what="PING")
+    data2, subs2 = _wait(lambda: _linked(admin, me, workers), what="link after invalidations")
+    assert {s["id"] for s in subs2} == {s["id"] for s in subs}
+    assert {d["id"] for d in data2} == {d["id"] for d in data}
+
+
+def test_killed_invalidation_connection_is_replaced_and_tracking_redirected(nginx, redis_factory):
+    rd = redis_factory()
+    admin = rd.admin()
+    me = admin.client_id()
+    srv = nginx(redis_snippet("127.0.0.1:{rport}", REDIS_LOCATIONS, CACHE_EXTRA), rport=rd.port)
+    data, subs = _wait(lambda: _linked(admin, me, 1), what="tracking + subscriber")
+    old_sub, old_data = subs[0]["id"], data[0]["id"]
+    assert admin.execute_command("CLIENT KILL TYPE pubsub") == 1
+
+    def relinked():
+        got = _linked(admin, me, 1)
+        return got if got and got[1][0]["id"] != old_sub else None
+
+    data, subs = _wait(relinked, what="a new subscriber with tracking redirected to it")
+    assert data[0]["id"] == old_data  # the same data connection, redirected (no OFF, no reconnect)
+    assert int(data[0]["redir"]) == int(subs[0]["id"])
+    r = srv.get("/login?u=bob")
+    r = srv.get("/whoami", headers=cookie_header(session_cookie_value(r)))
+    assert "bob" in r.text, r.text
+
+
+def test_unanswered_ping_replaces_the_invalidation_connection(nginx, redis_factory):
+    """A Redis that stops answering (SIGSTOP): the subscriber's PING misses its deadline, the
+    connection is replaced once Redis answers again, and tracking follows the new id."""
+    rd = redis_factory()
+    admin = rd.admin()
+    me = admin.client_id()
+    nginx(redis_snippet("127.0.0.1:{rport}", REDIS_LOCATIONS, CACHE_EXTRA), rport=rd.port)
+    data, subs = _wait(lambda: _linked(admin, me, 1), what="tracking + subscriber")
+    old_sub = subs[0]["id"]
+    rd.pause()
+    try:
+        time.sleep(3.0)
+    finally:
+        rd.resume()
+    admin = rd.admin()
+    me = admin.client_id()
+
+    def relinked():
+        got = _linked(admin, me, 1)
+        return got if got and got[1][0]["id"] != old_sub else None
+
+    _wait(relinked, timeout=10, what="a new subscriber after the missed PING")
+
+
+@pytest.mark.parametrize("directive", ["", "session_redis_cache off;"], ids=["absent", "off"])
+def test_no_link_without_the_cache(nginx, redis_factory, directive):
+    rd = redis_factory()
+    admin = rd.admin()
+    me = admin.client_id()
+    srv = nginx(redis_snippet("127.0.0.1:{rport}", REDIS_LOCATIONS, directive), rport=rd.port,
+                workers=2)
+    r = srv.get("/login?u=carol")
+    r = srv.get("/whoami", headers=cookie_header(session_cookie_value(r)))
+    assert "carol" in r.text, r.text
+    time.sleep(1.5)  # a ping interval: nothing else appears
+    data, subs = _links(admin, me)
+    assert data == [] and subs == [], (data, subs)
+    assert admin.pubsub_numsub("__redis__:invalidate")[0][1] == 0
+    assert len(admin.client_list()) >= 2  # nginx's data connections are there, untracked

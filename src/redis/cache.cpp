@@ -141,6 +141,35 @@ bool redis_cache_merge(ngx_conf_t* cf, loc_conf_t* conf) noexcept {
   return true;
 }
 
+bool redis_cache_attach(ngx_conf_t* cf, loc_conf_t* conf) noexcept {
+  if (conf->redis_cache == nullptr || conf->redis == nullptr) return true;
+  redis_endpoint_t* ep = conf->redis;
+  if (ep->cache_zones == nullptr) {
+    ep->cache_zones = ngx_array_create(cf->pool, 2, sizeof(ngx_shm_zone_t*));
+    if (ep->cache_zones == nullptr) return false;
+    ep->cache_min_max_age = conf->redis_cache->max_age;
+  }
+  ep->cache_min_max_age = ngx_min(ep->cache_min_max_age, conf->redis_cache->max_age);
+  auto** zones = static_cast<ngx_shm_zone_t**>(ep->cache_zones->elts);
+  for (ngx_uint_t i = 0; i < ep->cache_zones->nelts; i++) {
+    if (zones[i] == conf->redis_cache->zone) return true;
+  }
+  auto** slot = static_cast<ngx_shm_zone_t**>(ngx_array_push(ep->cache_zones));
+  if (slot == nullptr) return false;
+  *slot = conf->redis_cache->zone;
+  return true;
+}
+
+uint64_t redis_cache_epoch(const ngx_shm_zone_t* zone) {
+  auto* ctx = static_cast<const cache_zone_t*>(zone->data);
+  return ctx->sh != nullptr ? static_cast<uint64_t>(ctx->sh->epoch) : 0;
+}
+
+void redis_cache_flush(ngx_shm_zone_t* zone) {
+  auto* ctx = static_cast<cache_zone_t*>(zone->data);
+  if (ctx->sh != nullptr) ngx_atomic_fetch_add(&ctx->sh->epoch, 1);
+}
+
 ngx_int_t var_cache_status(ngx_http_request_t*, ngx_http_variable_value_t* v, uintptr_t) noexcept {
   // Nothing is served from the cache yet: the status is empty (see the top of this file).
   v->len = 0;

@@ -23,6 +23,43 @@
 
 namespace ngx_session {
 
+// The flush epoch of every cache zone of the endpoint (one counter per zone, all workers): a
+// flush bumps each, and the sum moves whenever any of them does.
+class EndpointEpoch final : public sess::SharedEpoch {
+ public:
+  explicit EndpointEpoch(const redis_endpoint_t* ep) : ep_(ep) {}
+  uint64_t load() const noexcept override {
+    uint64_t sum = 0;
+    auto** zones = static_cast<ngx_shm_zone_t**>(ep_->cache_zones->elts);
+    for (ngx_uint_t i = 0; i < ep_->cache_zones->nelts; i++) sum += redis_cache_epoch(zones[i]);
+    return sum;
+  }
+  void bump() noexcept override {
+    auto** zones = static_cast<ngx_shm_zone_t**>(ep_->cache_zones->elts);
+    for (ngx_uint_t i = 0; i < ep_->cache_zones->nelts; i++) redis_cache_flush(zones[i]);
+  }
+
+ private:
+  const redis_endpoint_t* ep_;
+};
+
+// The session cache's coherence link for one data node of a caching endpoint: an invalidation
+// node on the same Redis node (CLIENT ID, then SUBSCRIBE __redis__:invalidate, pinged), and the
+// data node's CLIENT TRACKING on REDIRECT <its id>, sent in the data node's handshake and again
+// whenever the id changes. Every event goes to the link's CacheCoherence (all links share the
+// endpoint's epoch: a flush on any of them empties the zones). Nothing reads the cache yet.
+struct cache_link_t {
+  redis_client_t* cl;
+  redis_node_t* data;
+  redis_node_t* inval;
+  int64_t id = 0;                 // the invalidation node's CLIENT ID on this connection
+  int64_t subscribed_id = 0;      // id, once the subscription is confirmed; 0: not subscribed
+  bool ping_out = false;
+  ngx_event_t ping;
+  std::unique_ptr<sess::CacheCoherence> coherence;
+  uint64_t invalidations = 0;
+};
+
 struct redis_client_t {
   redis_endpoint_t* ep;
   ngx_log_t* log;
@@ -51,6 +88,9 @@ struct redis_client_t {
 
   sess::LogLimiter unavailable_log;
   sess::LogLimiter node_limit_log;
+
+  std::unique_ptr<EndpointEpoch> epoch;  // the session cache (nullptr: the endpoint has none)
+  std::vector<cache_link_t*> links;      // one per data node that connected (owned)
 };
 
 namespace {
@@ -138,6 +178,149 @@ sess::NodeAddr addr_of(const redis_addr_t& a) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Session cache links (only for an endpoint with cache zones)
+
+constexpr ngx_msec_t kPingMax = 1000;
+constexpr ngx_msec_t kPingMin = 100;
+
+// Shorter than max_age (half of the shortest), at most 1 s. A PING unanswered for the stall
+// limit (client_stall_limit, at least 1 s) closes the connection: that is the deadline.
+ngx_msec_t ping_interval(const redis_client_t* cl) {
+  return ngx_max(kPingMin, ngx_min(kPingMax, cl->ep->cache_min_max_age / 2));
+}
+
+// A Sentinel switch, a cluster MOVED: every zone of the endpoint is emptied.
+void cache_topology_changed(redis_client_t* cl) {
+  if (!cl->links.empty()) {
+    cl->links.front()->coherence->topology_changed();
+  } else if (cl->epoch != nullptr) {
+    cl->epoch->bump();
+  }
+}
+
+// The configured address of a node (unix sockets included), for an invalidation node's name and
+// TLS name.
+const redis_addr_t* configured_for(redis_client_t* cl, const sess::NodeAddr& addr) {
+  auto* a = static_cast<redis_addr_t*>(cl->ep->spec->addrs.elts);
+  for (ngx_uint_t i = 0; i < cl->ep->spec->addrs.nelts; i++) {
+    if (addr_of(a[i]) == addr) return &a[i];
+  }
+  return nullptr;
+}
+
+void on_pong(redis_node_t* node, void*, const sess::RespValue* reply, bool) {
+  cache_link_t* link = node->link;
+  if (link == nullptr) return;
+  link->ping_out = false;
+  if (reply == nullptr ||
+      sess::parse_invalidation(*reply).kind != sess::Invalidation::Kind::Pong) {
+    node_close(node, "unexpected answer to PING on the invalidation connection");
+  }
+}
+
+void ping_handler(ngx_event_t* ev) noexcept {
+  auto* link = static_cast<cache_link_t*>(ev->data);
+  guard_void(link->cl->log, [&]() {
+    if (link->cl->exiting) return;
+    redis_node_t* n = link->inval;
+    if (n->state == NodeState::Ready && link->subscribed_id > 0 && !link->ping_out) {
+      sess::RedisArgs args(std::pmr::new_delete_resource());
+      args.emplace_back("PING");
+      if (node_send(n, args, internal_cmd(on_pong, link))) link->ping_out = true;
+    }
+    ngx_add_timer(&link->ping, ping_interval(link->cl));
+  });
+}
+
+void on_client_id(redis_node_t* node, void*, const sess::RespValue* reply, bool) {
+  cache_link_t* link = node->link;
+  if (link == nullptr || reply == nullptr) return;
+  if (reply->type != sess::RespType::Integer || reply->integer <= 0) {
+    node_close(node, "CLIENT ID refused on the invalidation connection");
+    return;
+  }
+  link->id = reply->integer;
+}
+
+void on_tracking(redis_node_t* node, void* data, const sess::RespValue* reply, bool) {
+  cache_link_t* link = node->link;
+  if (link == nullptr || reply == nullptr) return;  // closed: the loss is reported by down
+  auto id = static_cast<int64_t>(reinterpret_cast<intptr_t>(data));
+  bool ok = reply->type == sess::RespType::Status && reply->str == "OK";
+  if (!ok) {
+    ngx_str_t msg = ngx_str(std::string_view(reply->str).substr(0, 200));
+    ngx_log_error(NGX_LOG_ERR, link->cl->log, 0,
+                  "session redis \"%V\": CLIENT TRACKING on REDIRECT %L refused (%V), the "
+                  "session cache is bypassed",
+                  &node->name, id, &msg);
+  }
+  link->coherence->data_tracking(0, id, ok);
+}
+
+// CLIENT TRACKING on REDIRECT <the subscribed id> on the data node (in its handshake, or when
+// the id changed; Redis 7 accepts a new REDIRECT while tracking, no OFF first).
+void send_tracking(cache_link_t* link) {
+  if (link->subscribed_id <= 0) return;
+  sess::RedisArgs args(std::pmr::new_delete_resource());
+  args.emplace_back("CLIENT");
+  args.emplace_back("TRACKING");
+  args.emplace_back("on");
+  args.emplace_back("REDIRECT");
+  args.emplace_back(std::to_string(link->subscribed_id));
+  node_send(link->data, args,
+            internal_cmd(on_tracking,
+                         reinterpret_cast<void*>(static_cast<intptr_t>(link->subscribed_id))));
+}
+
+// The link of a data node, made when it first connects (or kept connected again).
+cache_link_t* link_for(redis_client_t* cl, redis_node_t* data) {
+  if (data->link != nullptr) {
+    data->link->inval->keep_connected = true;
+    node_connect(data->link->inval);
+    return data->link;
+  }
+  redis_node_t* inval = node_create(cl, NodeRole::Invalidation, data->addr,
+                                    configured_for(cl, data->addr));
+  if (inval == nullptr) return nullptr;
+  cl->all.push_back(inval);
+  auto* link = new cache_link_t();
+  link->cl = cl;
+  link->data = data;
+  link->inval = inval;
+  link->coherence = std::make_unique<sess::CacheCoherence>(*cl->epoch);
+  link->ping.handler = ping_handler;
+  link->ping.data = link;
+  link->ping.log = cl->log;
+  link->ping.cancelable = 1;
+  data->link = link;
+  inval->link = link;
+  cl->links.push_back(link);
+  inval->keep_connected = true;
+  node_connect(inval);
+  ngx_add_timer(&link->ping, ping_interval(cl));
+  return link;
+}
+
+// The data node is no longer kept connected (a former Sentinel master): neither is its link.
+void link_stop(cache_link_t* link) {
+  link->inval->keep_connected = false;
+  node_close(link->inval, nullptr);
+}
+
+// The data node is being destroyed (left the cluster's map).
+void link_destroy(redis_client_t* cl, cache_link_t* link) {
+  if (link->ping.timer_set) ngx_del_timer(&link->ping);
+  cl->links.erase(std::remove(cl->links.begin(), cl->links.end(), link), cl->links.end());
+  cl->all.erase(std::remove(cl->all.begin(), cl->all.end(), link->inval), cl->all.end());
+  link->data->link = nullptr;
+  link->inval->link = nullptr;
+  node_destroy(link->inval);
+  link->coherence->data_removed(0);
+  link->coherence->topology_changed();
+  delete link;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Sentinel
 
 void discover(redis_client_t* cl);
@@ -171,6 +354,8 @@ void set_master(redis_client_t* cl, const sess::NodeAddr& addr) {
   if (old != nullptr) {
     old->keep_connected = false;
     node_close(old, nullptr);  // its commands fail now; new ones go to the new master
+    if (old->link != nullptr) link_stop(old->link);
+    cache_topology_changed(cl);
   }
   node_connect(n);
   release_waiting(cl, n);
@@ -340,6 +525,7 @@ void prune_handler(ngx_event_t* ev) noexcept {
     kept.reserve(cl->all.size());
     std::vector<redis_node_t*> gone;
     for (redis_node_t* n : cl->all) {
+      // (An invalidation node goes with its data node's link.)
       bool used = n->role != NodeRole::Data || n == cl->master || in(cl->seeds, n) ||
                   in(cl->by_index, n);
       if (!used) n->keep_connected = false;
@@ -350,7 +536,16 @@ void prune_handler(ngx_event_t* ev) noexcept {
       }
     }
     cl->all.swap(kept);
-    for (redis_node_t* n : gone) node_destroy(n);
+    for (redis_node_t* n : gone) {
+      if (n->link != nullptr) link_destroy(cl, n->link);
+      node_destroy(n);
+    }
+    for (redis_node_t* n : cl->all) {
+      if (n->role == NodeRole::Data && !n->keep_connected && n->link != nullptr &&
+          n->link->inval->keep_connected) {
+        link_stop(n->link);
+      }
+    }
   });
 }
 
@@ -453,6 +648,7 @@ void op_reply(redis_op_t* op, redis_node_t* node, sess::RespValue* reply, bool t
         redis_node_t* target = node_for(cl, NodeRole::Data, rd.node);
         if (rd.kind == sess::RedirectKind::Moved) {
           if (target != nullptr) target->keep_connected = true;  // an owner now
+          cache_topology_changed(cl);
           if (cl->map.move(rd.slot, rd.node)) {
             cl->by_index.resize(cl->map.nodes().size(), nullptr);
             for (size_t i = 0; i < cl->map.nodes().size(); i++) {
@@ -486,7 +682,9 @@ void client_node_handshake(redis_node_t* node) {
   redis_client_t* cl = node->client;
   const redis_spec_t* spec = cl->ep->spec;
   sess::RedisArgs args(std::pmr::new_delete_resource());
-  bool sentinel_side = node->role != NodeRole::Data;
+  bool sentinel_side = node->role == NodeRole::Sentinel || node->role == NodeRole::Subscriber;
+  cache_link_t* link = nullptr;
+  if (node->role == NodeRole::Data && cl->epoch != nullptr) link = link_for(cl, node);
   const ngx_str_t& user = sentinel_side ? spec->sentinel_username : spec->username;
   const ngx_str_t& pass = sentinel_side ? spec->sentinel_password : spec->password;
   if (pass.len) {
@@ -506,6 +704,7 @@ void client_node_handshake(redis_node_t* node) {
     args.emplace_back("ROLE");
     node_send(node, args, internal_cmd(nullptr, nullptr, CmdPurpose::Role));
   }
+  if (link != nullptr) send_tracking(link);  // before any request's command
   if (node->role == NodeRole::Subscriber) {
     args.clear();
     args.emplace_back("SUBSCRIBE");
@@ -513,13 +712,62 @@ void client_node_handshake(redis_node_t* node) {
     node_send(node, args, internal_cmd(nullptr, nullptr, CmdPurpose::Subscribe));
     node->subscribed = true;
   }
+  if (node->role == NodeRole::Invalidation && node->link != nullptr) {
+    node->link->id = 0;
+    node->link->subscribed_id = 0;
+    node->link->ping_out = false;
+    args.clear();
+    args.emplace_back("CLIENT");
+    args.emplace_back("ID");
+    node_send(node, args, internal_cmd(on_client_id, nullptr));
+    args.clear();
+    args.emplace_back("SUBSCRIBE");
+    args.emplace_back(sess::kInvalidateChannel);
+    node_send(node, args, internal_cmd(nullptr, nullptr, CmdPurpose::Subscribe));
+    node->subscribed = true;
+  }
 }
 
-void client_node_ready(redis_node_t*) {}
+void client_node_ready(redis_node_t* node) {
+  if (node->role == NodeRole::Data && node->link != nullptr) node->link->coherence->data_up(0);
+}
+
+void client_node_subscribed(redis_node_t* node) {
+  cache_link_t* link = node->link;
+  if (link == nullptr) return;
+  if (link->id <= 0) {
+    node_close(node, "no CLIENT ID before the invalidation subscription");
+    return;
+  }
+  link->subscribed_id = link->id;
+  link->coherence->subscriber_up(link->id);
+  ngx_log_error(NGX_LOG_INFO, node->client->log, 0,
+                "session redis \"%V\": invalidation connection subscribed (client id %L)",
+                &node->name, link->id);
+  if (node_usable(link->data)) send_tracking(link);
+}
+
+void client_node_invalidation(redis_node_t* node, const sess::Invalidation& inv) {
+  cache_link_t* link = node->link;
+  if (link == nullptr) return;
+  link->invalidations++;
+  // Entries are erased here once the cache holds any (CACHE_NOTES.md, step 3).
+  link->coherence->on_invalidation(inv);
+}
 
 void client_node_down(redis_node_t* node) {
   redis_client_t* cl = node->client;
   if (cl->exiting) return;
+  if (cache_link_t* link = node->link) {
+    if (node->role == NodeRole::Invalidation) {
+      link->id = 0;
+      link->subscribed_id = 0;
+      link->ping_out = false;
+      link->coherence->subscriber_lost();
+    } else if (node->role == NodeRole::Data) {
+      link->coherence->data_lost(0);
+    }
+  }
   switch (cl->ep->spec->topology) {
     case Topology::Sentinel:
       if (node == cl->master) discover(cl);
@@ -529,7 +777,7 @@ void client_node_down(redis_node_t* node) {
       }
       break;
     case Topology::Cluster:
-      schedule_refresh(cl);
+      if (node->role == NodeRole::Data) schedule_refresh(cl);
       break;
     case Topology::Standalone:
       break;
@@ -664,6 +912,7 @@ ngx_int_t redis_init_process(ngx_cycle_t* cycle) noexcept {
       cl->prune.handler = prune_handler;
       cl->prune.data = cl;
       cl->prune.log = cycle->log;
+      if (eps[i]->cache_zones != nullptr) cl->epoch = std::make_unique<EndpointEpoch>(eps[i]);
       const redis_spec_t* spec = eps[i]->spec;
       auto* addrs = static_cast<redis_addr_t*>(spec->addrs.elts);
       switch (spec->topology) {
@@ -712,6 +961,14 @@ void redis_exit_process(ngx_cycle_t* cycle) noexcept {
       if (cl->prune.posted) {
         ngx_delete_posted_event(&cl->prune);
       }
+      for (cache_link_t* link : cl->links) {
+        if (link->ping.timer_set) ngx_del_timer(&link->ping);
+        link->coherence->shutdown();  // nobody receives invalidations for this worker now
+        link->data->link = nullptr;
+        link->inval->link = nullptr;
+        delete link;
+      }
+      cl->links.clear();
       for (redis_node_t* n : cl->all) node_destroy(n);
       cl->all.clear();
       eps[i]->client = nullptr;

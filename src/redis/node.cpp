@@ -85,9 +85,38 @@ void flush(redis_node_t* node) {
   node->out_pos = 0;
 }
 
+// An invalidation node's push: true if it was a message (handled), false for a command's reply
+// (the SUBSCRIBE confirmation, PING's ["pong", ""]) or anything else for the FIFO. Invalidation
+// payloads are arrays of keys (or nil after FLUSHALL), hence the core's parse_invalidation.
+bool invalidation_message(redis_node_t* node, const sess::RespValue& reply) {
+  if (reply.type != sess::RespType::Array) return false;
+  sess::Invalidation inv = sess::parse_invalidation(reply);
+  switch (inv.kind) {
+    case sess::Invalidation::Kind::Keys:
+    case sess::Invalidation::Kind::All:
+      client_node_invalidation(node, inv);
+      return true;
+    case sess::Invalidation::Kind::Malformed:
+      // Invalidations could be lost: closing reports the link lost, which flushes the cache.
+      node_close(node, "malformed invalidation message");
+      return true;
+    case sess::Invalidation::Kind::Other: {
+      const auto& e = reply.elements;
+      // A message of another channel (never subscribed): dropped.
+      return !e.empty() && e[0].type == sess::RespType::Bulk && e[0].str == "message";
+    }
+    case sess::Invalidation::Kind::Subscribed:
+    case sess::Invalidation::Kind::Pong:
+      break;
+  }
+  return false;
+}
+
 // A reply for the oldest command (or a pub/sub message).
 void dispatch(redis_node_t* node, sess::RespValue* reply, bool too_large) {
-  if (node->subscribed && reply != nullptr) {
+  if (node->subscribed && reply != nullptr && node->role == NodeRole::Invalidation) {
+    if (invalidation_message(node, *reply)) return;
+  } else if (node->subscribed && reply != nullptr) {
     std::string_view channel, payload;
     if (sess::parse_pubsub_message(*reply, &channel, &payload)) {
       client_node_message(node, channel, payload);
@@ -151,7 +180,16 @@ void dispatch(redis_node_t* node, sess::RespValue* reply, bool too_large) {
       if (cmd.internal != nullptr) cmd.internal(node, cmd.data, reply, too_large);
       break;
     case CmdPurpose::Subscribe:
-      if (error) node_close(node, "SUBSCRIBE refused");
+      if (error) {
+        node_close(node, "SUBSCRIBE refused");
+      } else if (node->role == NodeRole::Invalidation) {
+        if (reply == nullptr ||
+            sess::parse_invalidation(*reply).kind != sess::Invalidation::Kind::Subscribed) {
+          node_close(node, "unexpected answer to SUBSCRIBE __redis__:invalidate");
+        } else {
+          client_node_subscribed(node);
+        }
+      }
       break;
   }
 }

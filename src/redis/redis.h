@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "../core/cluster.h"
+#include "../core/redis_cache.h"
 #include "../core/resp.h"
 #include "../core/sentinel.h"
 
@@ -63,7 +64,15 @@ struct redis_endpoint_t {
 #endif
   redis_client_t* client;         // this worker's (init_process)
   ngx_msec_t max_timeout;         // the longest session_redis_timeout of its locations
+  // session_redis_cache zones of its locations (ngx_shm_zone_t*); nullptr: no location caches,
+  // and the client makes no invalidation connections and sends no CLIENT TRACKING.
+  ngx_array_t* cache_zones;
+  ngx_msec_t cache_min_max_age;   // the shortest max_age of those locations
 };
+
+// The cache's zones (cache.cpp): their flush epochs (CacheCoherence's SharedEpoch).
+uint64_t redis_cache_epoch(const ngx_shm_zone_t* zone);
+void redis_cache_flush(ngx_shm_zone_t* zone);
 
 // Configuration (conf.cpp).
 char* session_redis_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
@@ -87,7 +96,10 @@ enum class CmdPurpose : uint8_t {
   Subscribe,     // SUBSCRIBE on a pub/sub connection
 };
 
-enum class NodeRole : uint8_t { Data, Sentinel, Subscriber };
+// Subscriber: a Sentinel's +switch-master. Invalidation: the session cache's link to one data
+// node (CLIENT ID, SUBSCRIBE __redis__:invalidate; the data node's CLIENT TRACKING redirects to
+// it); its messages are routed through the core's parse_invalidation.
+enum class NodeRole : uint8_t { Data, Sentinel, Subscriber, Invalidation };
 
 struct redis_node_t;
 using node_reply_pt = void (*)(redis_node_t* node, void* data, const sess::RespValue* reply,
@@ -137,6 +149,8 @@ struct redis_node_t {
   ngx_ssl_session_t* ssl_pending = nullptr;  // announced during a handshake not yet verified
 #endif
   void* storage = nullptr;        // the strings behind name and tls_name (node.cpp)
+  struct cache_link_t* link = nullptr;  // the session cache's link (client.cpp): data and
+                                        // invalidation nodes of a caching endpoint
 };
 
 // Creates a node (not connected). nullptr on failure (logged).
@@ -191,6 +205,10 @@ void client_node_handshake(redis_node_t* node);
 void client_node_ready(redis_node_t* node);
 void client_node_down(redis_node_t* node);
 void client_node_message(redis_node_t* node, std::string_view channel, std::string_view payload);
+// An invalidation node: its SUBSCRIBE __redis__:invalidate is confirmed; an invalidation
+// message (Keys or All) arrived.
+void client_node_subscribed(redis_node_t* node);
+void client_node_invalidation(redis_node_t* node, const sess::Invalidation& inv);
 
 ngx_msec_t client_connect_timeout(const redis_client_t* client);
 // How long the oldest command may wait before the connection counts as stuck: the longest
