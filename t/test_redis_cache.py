@@ -151,7 +151,8 @@ def _wait(cond, timeout=8.0, what="condition"):
 
 def _links(admin, me):
     """(tracking data connections, invalidation subscribers) of nginx, from CLIENT LIST."""
-    clients = [c for c in admin.client_list() if int(c["id"]) != me]
+    clients = [c for c in admin.client_list()
+               if int(c["id"]) != me and not c["name"].startswith("sentinel-")]
     data = [c for c in clients if "t" in c["flags"]]
     subs = [c for c in clients if int(c["sub"]) == 1 and "P" in c["flags"]]
     return data, subs
@@ -259,3 +260,40 @@ def test_no_link_without_the_cache(nginx, redis_factory, directive):
     assert data == [] and subs == [], (data, subs)
     assert admin.pubsub_numsub("__redis__:invalidate")[0][1] == 0
     assert len(admin.client_list()) >= 2  # nginx's data connections are there, untracked
+
+
+def test_cluster_link_per_node(nginx, redis_cluster):
+    """Cluster: every node gets its own subscriber, and the data connection to a node redirects
+    its tracking to the subscriber on that same node (Redis only redirects within a node)."""
+    topo = redis_cluster
+    directive = "cluster " + " ".join(topo.addresses)
+    srv = nginx(redis_snippet(directive, REDIS_LOCATIONS, CACHE_EXTRA))
+    for node in topo.nodes:
+        admin = node.admin()
+        me = admin.client_id()
+        _wait(lambda: _linked(admin, me, 1), what=f"link on node {node.port}")
+    r = srv.get("/login?u=dave")
+    r = srv.get("/whoami", headers=cookie_header(session_cookie_value(r)))
+    assert "dave" in r.text, r.text
+
+
+def test_sentinel_link_follows_the_master(nginx, redis_sentinel):
+    """Sentinel: the link is on the master only, and moves to the new master after a failover."""
+    topo = redis_sentinel
+    directive = f"sentinel={topo.name} " + " ".join(topo.addresses)
+    srv = nginx(redis_snippet(directive, REDIS_LOCATIONS, CACHE_EXTRA))
+    old, new = topo.master, topo.replica
+    admin = old.admin()
+    me = admin.client_id()
+    _wait(lambda: _linked(admin, me, 1), what="link on the master")
+    radmin = new.admin()
+    assert _links(radmin, radmin.client_id()) == ([], [])
+    r = srv.get("/login?u=erin")
+    assert r.status_code == 200, r.text
+    topo.failover(timeout=30)
+    radmin = new.admin()
+    me = radmin.client_id()
+    _wait(lambda: _linked(radmin, me, 1), timeout=20, what="link on the new master")
+    r = srv.get("/login?u=frank")
+    r = srv.get("/whoami", headers=cookie_header(session_cookie_value(r)))
+    assert "frank" in r.text, r.text

@@ -275,8 +275,13 @@ void send_tracking(cache_link_t* link) {
 // The link of a data node, made when it first connects (or kept connected again).
 cache_link_t* link_for(redis_client_t* cl, redis_node_t* data) {
   if (data->link != nullptr) {
-    data->link->inval->keep_connected = true;
-    node_connect(data->link->inval);
+    redis_node_t* inval = data->link->inval;
+    inval->keep_connected = true;
+    // Stopped before (link_stop schedules no reconnect): in backoff, retry when it ends.
+    if (!node_connect(inval) && !inval->reconnect.timer_set) {
+      ngx_add_timer(&inval->reconnect,
+                    inval->retry_at > ngx_current_msec ? inval->retry_at - ngx_current_msec : 1);
+    }
     return data->link;
   }
   redis_node_t* inval = node_create(cl, NodeRole::Invalidation, data->addr,
