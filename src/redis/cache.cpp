@@ -4,10 +4,11 @@
 //
 // This file holds what is configured and allocated so far: the directive, the zone (nginx slab,
 // shared by all workers) and its header with the flush epoch of the core's CacheCoherence
-// (src/core/redis_cache.h). Nothing reads or fills the zone yet: lookups and writes do not use
-// it, and $session_cache_status is empty, until the invalidation link (CLIENT TRACKING REDIRECT
-// towards a SUBSCRIBE __redis__:invalidate connection per node and worker) is wired and tested.
-// See CACHE_NOTES.md.
+// (src/core/redis_cache.h), and the zones' attachment to their endpoint: a caching endpoint's
+// client keeps the invalidation link in each worker (client.cpp: CLIENT TRACKING REDIRECT
+// towards a SUBSCRIBE __redis__:invalidate connection per node). Nothing reads or fills the zone
+// yet: lookups and writes do not use it, and $session_cache_status is empty, until entries are
+// stored (CACHE_NOTES.md).
 
 #include "redis.h"
 

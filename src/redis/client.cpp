@@ -12,6 +12,12 @@
 //   and retries, ASK sends ASKING and retries, at most kMaxRedirects times; the whole map is
 //   refreshed after a MOVED or a lost node, at most once a second.
 //
+// Session cache (an endpoint with session_redis_cache zones): every data node gets a link, an
+// invalidation connection to the same node (CLIENT ID, SUBSCRIBE __redis__:invalidate, PING at
+// min(1 s, max_age / 2) answered within the stall limit or the connection is replaced), and the
+// data connection sends CLIENT TRACKING on REDIRECT <that id> in its handshake and again for
+// each new id. Link events feed a CacheCoherence per link; all links share the zones' epoch.
+//
 // Operations: one per request command, owned by the request (its pool cleanup cancels it), with
 // a timer of the location's session_redis_timeout: a command never waits longer than that,
 // whatever is ahead of it on the connection (its reply is then read and dropped). Results reach
