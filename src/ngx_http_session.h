@@ -27,6 +27,7 @@ extern "C" {
 #include "core/record.h"
 #include "core/redis_cmd.h"
 #include "core/resp.h"
+#include "core/redis_cache.h"
 #include "core/session_data.h"
 #include "core/write_plan.h"
 
@@ -243,6 +244,8 @@ struct loaded_t {
   unsigned store_error : 1;       // the store could not be asked
   unsigned reading_v1 : 1;        // the lookup reads a v1 record (GETRANGE)
   unsigned retried : 1;           // ... and read it as v2 once more
+  unsigned cache_miss : 1;        // session_redis_cache missed: the read fills the zone
+  unsigned cache_status : 2;      // a sess::CacheStatus ($session_cache_status)
 
   explicit loaded_t(std::pmr::memory_resource* mr);
   void reset(const loc_conf_t* binding);
@@ -389,6 +392,16 @@ bool redis_cache_merge(ngx_conf_t* cf, loc_conf_t* conf) noexcept;
 bool redis_cache_attach(ngx_conf_t* cf, loc_conf_t* conf) noexcept;
 ngx_int_t var_cache_status(ngx_http_request_t* r, ngx_http_variable_value_t* v,
                            uintptr_t) noexcept;
+// The request path (src/redis/client.cpp). redis_cache_lookup: the record of key in lcf's zone
+// (lcf->redis_cache set): Hit fills *out (no Redis command); Miss: read it with
+// redis_cache_read; Bypass: the cache cannot be trusted now (read with redis_send as without
+// it). redis_cache_read reads the record for the zone (HGETALL and PTTL, pipelined, tracked);
+// concurrent misses of one key in a worker share it; done gets the HGETALL reply as from
+// redis_send. False when it could not be sent (done is then never called).
+uint8_t redis_cache_lookup(ngx_http_request_t* r, const loc_conf_t* lcf, std::string_view key,
+                           sess::SessionData* out) noexcept;  // a sess::CacheStatus
+bool redis_cache_read(ngx_http_request_t* r, const loc_conf_t* lcf, std::string_view key,
+                      redis_done_pt done, void* data, const sess::RespLimits* limits) noexcept;
 
 // The endpoint's name for log lines.
 const ngx_str_t* redis_name(const loc_conf_t* lcf);

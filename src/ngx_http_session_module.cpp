@@ -126,6 +126,8 @@ loaded_t::loaded_t(std::pmr::memory_resource* mr)
   store_error = 0;
   reading_v1 = 0;
   retried = 0;
+  cache_miss = 0;
+  cache_status = 0;
 }
 
 void loaded_t::reset(const loc_conf_t* binding) {
@@ -146,6 +148,8 @@ void loaded_t::reset(const loc_conf_t* binding) {
   store_error = 0;
   reading_v1 = 0;
   retried = 0;
+  cache_miss = 0;
+  cache_status = 0;
 }
 
 ctx_t::ctx_t(ngx_http_request_t* req)
@@ -324,6 +328,12 @@ bool start_read(ngx_http_request_t* r, loaded_t* s, bool v1) {
     sess::record_cmd_read(key, args);
   }
   s->reading_v1 = v1;
+  if (!v1 && s->cache_miss) {
+    // The first read after a session_redis_cache miss (shared with the worker's other misses of
+    // the key; a v1 record is not cached, its second read goes alone).
+    s->cache_miss = 0;
+    return redis_cache_read(r, s->conf, key, lookup_done, s, &kLookupLimits);
+  }
   s->op = redis_send(r, s->conf, args, key, lookup_done, s, &kLookupLimits);
   return s->op != nullptr;
 }
@@ -523,6 +533,18 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
   s->payload.clear();
   s->shared_payload.reset();
   s->retried = 0;
+  if (lcf->redis_cache != nullptr) {
+    sess::pstring key(s->payload.get_allocator().resource());
+    if (!redis_key_of(r, lcf, s->id, key)) return NGX_ERROR;
+    auto st = static_cast<sess::CacheStatus>(redis_cache_lookup(r, lcf, key, &s->data));
+    s->cache_status = static_cast<unsigned>(st);
+    if (st == sess::CacheStatus::Hit) {
+      s->status = sess::LoadStatus::Valid;
+      s->decoded = 1;  // the record's fields are the data
+      return NGX_OK;
+    }
+    s->cache_miss = st == sess::CacheStatus::Miss;
+  }
   if (!start_read(r, s, false)) {
     s->status = sess::LoadStatus::Error;
     s->store_error = 1;

@@ -198,4 +198,68 @@ void CacheCoherence::shutdown() {
   flush();
 }
 
+// ---------------------------------------------------------------------------------------------
+// Entries' records
+
+bool cache_record_encode(const SessionData& data, std::string& out) {
+  out.clear();
+  const auto& values = data.values();
+  if (values.size() > 0xffff) return false;
+  size_t total = 2;
+  for (const auto& v : values) {
+    if (v.key.empty() || v.key.size() > 0xff || v.text.size() > 0xffffffffu) return false;
+    total += 6 + v.key.size() + v.text.size();
+  }
+  out.reserve(total);
+  auto put = [&](uint64_t n, int bytes) {
+    for (int i = 0; i < bytes; i++) out.push_back(static_cast<char>((n >> (8 * i)) & 0xff));
+  };
+  put(values.size(), 2);
+  for (const auto& v : values) {
+    put(v.is_string ? 1 : 0, 1);
+    put(v.key.size(), 1);
+    put(v.text.size(), 4);
+    out.append(v.key.data(), v.key.size());
+    out.append(v.text.data(), v.text.size());
+  }
+  return true;
+}
+
+bool cache_record_decode(std::string_view bytes, SessionData* out) {
+  out->clear();
+  size_t pos = 0;
+  auto get = [&](int n, uint64_t* v) {
+    if (bytes.size() - pos < static_cast<size_t>(n)) return false;
+    *v = 0;
+    for (int i = 0; i < n; i++) {
+      *v |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[pos + i])) << (8 * i);
+    }
+    pos += static_cast<size_t>(n);
+    return true;
+  };
+  uint64_t count = 0;
+  if (!get(2, &count)) return false;
+  for (uint64_t i = 0; i < count; i++) {
+    uint64_t is_string = 0, key_len = 0, text_len = 0;
+    if (!get(1, &is_string) || !get(1, &key_len) || !get(4, &text_len) || is_string > 1 ||
+        key_len == 0 || bytes.size() - pos < key_len + text_len) {
+      out->clear();
+      return false;
+    }
+    std::string_view key = bytes.substr(pos, key_len);
+    std::string_view text = bytes.substr(pos + key_len, text_len);
+    pos += key_len + text_len;
+    if (is_string) {
+      out->set_string(key, text);
+    } else {
+      out->set_json(key, text);
+    }
+  }
+  if (pos != bytes.size()) {
+    out->clear();
+    return false;
+  }
+  return true;
+}
+
 }  // namespace sess

@@ -27,6 +27,7 @@
 #pragma once
 
 #include "resp.h"
+#include "session_data.h"
 
 #include <optional>
 #include <string>
@@ -75,6 +76,17 @@ struct CacheEntryMeta {
 // as Redis answers it: -1 (no TTL) gives max_age, -2 (no such key), 0 or any other negative
 // value: not to be stored (nullopt). max_age_ms 0: not to be stored.
 std::optional<uint64_t> cache_expiry(uint64_t now_ms, uint64_t max_age_ms, int64_t pttl_ms) noexcept;
+
+// An entry's record as the zone keeps it: the decoded session (what record_read gave), in a
+// flat form that is copied out under the zone's lock and decoded without parsing JSON:
+//   u16 count, then per value: u8 is_string, u8 key length, u32 text length (little endian),
+//   the key bytes, the text bytes.
+// cache_record_encode: false if the data cannot be kept (more than 65535 values, a key longer
+// than 255 bytes, a text longer than 4 GiB; none of which record_read gives). decode: false on
+// anything malformed (truncated, trailing bytes, an empty key, a flag other than 0 or 1),
+// leaving *out empty.
+bool cache_record_encode(const SessionData& data, std::string& out);
+bool cache_record_decode(std::string_view bytes, SessionData* out);
 
 // The flush counter shared by all workers (the glue: an atomic in the shared zone).
 class SharedEpoch {

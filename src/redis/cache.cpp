@@ -18,43 +18,146 @@ namespace {
 char* conf_error() { return static_cast<char*>(NGX_CONF_ERROR); }
 
 // The zone's header, first in its slab pool. A reload that keeps the zone starts from an empty
-// one all the same (DESIGN.md: "Reload starts from an empty zone"): the epoch moves on.
+// one all the same (DESIGN.md: "Reload starts from an empty zone"): the epoch moves on, and the
+// generation too, so that workers of the previous configuration (still finishing their requests,
+// or killed without exiting) neither serve nor store entries from then on.
 struct cache_shm_t {
   ngx_atomic_t epoch;        // CacheCoherence's SharedEpoch: entries of other epochs are dead
+  ngx_atomic_t generation;   // bumped by every configuration (re)load that uses the zone
+  ngx_rbtree_t tree;         // entries by key (node.key: a hash of it, ties by the key bytes)
+  ngx_rbtree_node_t sentinel;
+  ngx_queue_t lru;           // most recently used first
+  ngx_atomic_t entries;      // for tests and logs
+};
+
+// One entry: its key and record bytes follow the struct.
+struct cache_node_t {
+  ngx_rbtree_node_t node;
+  ngx_queue_t lru;
+  uint64_t epoch;            // the fill's ticket epoch
+  uint64_t expires_ms;       // ngx_current_msec scale (monotonic, the same in every worker)
+  uint32_t key_len;
+  uint32_t data_len;
+  u_char bytes[1];
 };
 
 struct cache_zone_t {
   ngx_slab_pool_t* shpool;
   cache_shm_t* sh;
+  ngx_atomic_uint_t generation;  // the zone's generation when this configuration was loaded
+  const redis_endpoint_t* endpoint;  // the one Redis deployment whose records it holds
 };
+
+ngx_rbtree_key_t key_hash(std::string_view key) {
+  return ngx_crc32_short(reinterpret_cast<u_char*>(const_cast<char*>(key.data())), key.size());
+}
+
+int compare(std::string_view key, ngx_rbtree_key_t hash, const cache_node_t* n) {
+  if (hash != n->node.key) return hash < n->node.key ? -1 : 1;
+  std::string_view other(reinterpret_cast<const char*>(n->bytes), n->key_len);
+  return key.compare(other);
+}
+
+void insert_value(ngx_rbtree_node_t* temp, ngx_rbtree_node_t* node,
+                  ngx_rbtree_node_t* sentinel) {
+  auto* n = reinterpret_cast<cache_node_t*>(node);
+  std::string_view key(reinterpret_cast<const char*>(n->bytes), n->key_len);
+  for (;;) {
+    auto* t = reinterpret_cast<cache_node_t*>(temp);
+    ngx_rbtree_node_t** p = compare(key, node->key, t) < 0 ? &temp->left : &temp->right;
+    if (*p == sentinel) {
+      *p = node;
+      break;
+    }
+    temp = *p;
+  }
+  node->parent = temp;
+  node->left = sentinel;
+  node->right = sentinel;
+  ngx_rbt_red(node);
+}
+
+cache_node_t* find(cache_shm_t* sh, std::string_view key, ngx_rbtree_key_t hash) {
+  ngx_rbtree_node_t* node = sh->tree.root;
+  ngx_rbtree_node_t* sentinel = sh->tree.sentinel;
+  while (node != sentinel) {
+    auto* n = reinterpret_cast<cache_node_t*>(node);
+    int c = compare(key, hash, n);
+    if (c == 0) return n;
+    node = c < 0 ? node->left : node->right;
+  }
+  return nullptr;
+}
+
+// (Under the zone's lock.)
+void remove_node(cache_zone_t* ctx, cache_node_t* n) {
+  ngx_rbtree_delete(&ctx->sh->tree, &n->node);
+  ngx_queue_remove(&n->lru);
+  ngx_slab_free_locked(ctx->shpool, n);
+  ctx->sh->entries--;
+}
+
+void init_header(cache_shm_t* sh) {
+  ngx_rbtree_init(&sh->tree, &sh->sentinel, insert_value);
+  ngx_queue_init(&sh->lru);
+  sh->entries = 0;
+}
+
+// Empties a zone kept from the previous configuration (its memory is reused as it is).
+void empty_zone(cache_zone_t* ctx) {
+  ngx_shmtx_lock(&ctx->shpool->mutex);
+  while (!ngx_queue_empty(&ctx->sh->lru)) {
+    ngx_queue_t* q = ngx_queue_last(&ctx->sh->lru);
+    remove_node(ctx, ngx_queue_data(q, cache_node_t, lru));
+  }
+  ngx_shmtx_unlock(&ctx->shpool->mutex);
+}
 
 ngx_int_t init_zone(ngx_shm_zone_t* zone, void* data) noexcept {
   auto* ctx = static_cast<cache_zone_t*>(zone->data);
   auto* old = static_cast<cache_zone_t*>(data);
   if (old != nullptr) {
-    // Kept across a reload: the entries are dead from now on.
+    // Kept across a reload: the entries are dead from now on (workers of the old configuration
+    // may still run, and store, until they exit: the generation shuts them out).
     ctx->shpool = old->shpool;
     ctx->sh = old->sh;
     ngx_atomic_fetch_add(&ctx->sh->epoch, 1);
+    ctx->generation = ngx_atomic_fetch_add(&ctx->sh->generation, 1) + 1;
+    empty_zone(ctx);
     return NGX_OK;
   }
   ctx->shpool = reinterpret_cast<ngx_slab_pool_t*>(zone->shm.addr);
   if (zone->shm.exists) {
     ctx->sh = static_cast<cache_shm_t*>(ctx->shpool->data);
     ngx_atomic_fetch_add(&ctx->sh->epoch, 1);
+    ctx->generation = ngx_atomic_fetch_add(&ctx->sh->generation, 1) + 1;
+    empty_zone(ctx);
     return NGX_OK;
   }
   ctx->sh = static_cast<cache_shm_t*>(ngx_slab_calloc(ctx->shpool, sizeof(cache_shm_t)));
   if (ctx->sh == nullptr) return NGX_ERROR;
   ctx->shpool->data = ctx->sh;
   ctx->sh->epoch = 1;
+  ctx->sh->generation = 1;
+  ctx->generation = 1;
+  init_header(ctx->sh);
   static const char kLog[] = " in session_redis_cache zone \"";
   const size_t len = sizeof(kLog) - 1 + zone->shm.name.len + 2;
   auto* p = static_cast<u_char*>(ngx_slab_alloc(ctx->shpool, len));
   if (p == nullptr) return NGX_ERROR;
   ctx->shpool->log_ctx = p;
   ngx_sprintf(p, "%s%V\"%Z", kLog, &zone->shm.name);
+  // A full zone evicts (least recently used first) rather than logging "no memory".
+  ctx->shpool->log_nomem = 0;
   return NGX_OK;
+}
+
+cache_zone_t* usable(const ngx_shm_zone_t* zone) {
+  auto* ctx = static_cast<cache_zone_t*>(zone->data);
+  if (ctx == nullptr || ctx->sh == nullptr || ctx->sh->generation != ctx->generation) {
+    return nullptr;
+  }
+  return ctx;
 }
 
 }  // namespace
@@ -151,6 +254,17 @@ bool redis_cache_attach(ngx_conf_t* cf, loc_conf_t* conf) noexcept {
     ep->cache_min_max_age = conf->redis_cache->max_age;
   }
   ep->cache_min_max_age = ngx_min(ep->cache_min_max_age, conf->redis_cache->max_age);
+  auto* ctx = static_cast<cache_zone_t*>(conf->redis_cache->zone->data);
+  if (ctx->endpoint != nullptr && ctx->endpoint != ep) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "session_redis_cache zone \"%V\" is used with two different "
+                       "\"session_redis\" configurations (\"%V\" and \"%V\"): give each "
+                       "its own zone",
+                       &conf->redis_cache->zone->shm.name, redis_endpoint_name(ctx->endpoint),
+                       redis_endpoint_name(ep));
+    return false;
+  }
+  ctx->endpoint = ep;
   auto** zones = static_cast<ngx_shm_zone_t**>(ep->cache_zones->elts);
   for (ngx_uint_t i = 0; i < ep->cache_zones->nelts; i++) {
     if (zones[i] == conf->redis_cache->zone) return true;
@@ -171,10 +285,88 @@ void redis_cache_flush(ngx_shm_zone_t* zone) {
   if (ctx->sh != nullptr) ngx_atomic_fetch_add(&ctx->sh->epoch, 1);
 }
 
-ngx_int_t var_cache_status(ngx_http_request_t*, ngx_http_variable_value_t* v, uintptr_t) noexcept {
-  // Nothing is served from the cache yet: the status is empty (see the top of this file).
-  v->len = 0;
-  v->data = const_cast<u_char*>(reinterpret_cast<const u_char*>(""));
+bool redis_cache_zone_current(const ngx_shm_zone_t* zone) { return usable(zone) != nullptr; }
+
+bool redis_cache_zone_get(ngx_shm_zone_t* zone, std::string_view key, uint64_t epoch,
+                          uint64_t now_ms, std::string* out) {
+  cache_zone_t* ctx = usable(zone);
+  if (ctx == nullptr) return false;
+  ngx_rbtree_key_t hash = key_hash(key);
+  bool hit = false;
+  ngx_shmtx_lock(&ctx->shpool->mutex);
+  cache_node_t* n = find(ctx->sh, key, hash);
+  if (n != nullptr) {
+    if (n->epoch != epoch || now_ms >= n->expires_ms) {
+      remove_node(ctx, n);  // dead: flushed, or ended
+    } else {
+      try {
+        out->assign(reinterpret_cast<const char*>(n->bytes) + n->key_len, n->data_len);
+        hit = true;
+        ngx_queue_remove(&n->lru);
+        ngx_queue_insert_head(&ctx->sh->lru, &n->lru);
+      } catch (...) {
+        hit = false;  // (out of memory in this worker: read from Redis instead)
+      }
+    }
+  }
+  ngx_shmtx_unlock(&ctx->shpool->mutex);
+  return hit;
+}
+
+void redis_cache_zone_erase(ngx_shm_zone_t* zone, std::string_view key) {
+  auto* ctx = static_cast<cache_zone_t*>(zone->data);
+  if (ctx == nullptr || ctx->sh == nullptr) return;  // (any generation: erasing is always safe)
+  ngx_rbtree_key_t hash = key_hash(key);
+  ngx_shmtx_lock(&ctx->shpool->mutex);
+  if (cache_node_t* n = find(ctx->sh, key, hash)) remove_node(ctx, n);
+  ngx_shmtx_unlock(&ctx->shpool->mutex);
+}
+
+bool redis_cache_zone_put(ngx_shm_zone_t* zone, std::string_view key, uint64_t epoch,
+                          uint64_t expires_ms, std::string_view record) {
+  cache_zone_t* ctx = usable(zone);
+  if (ctx == nullptr) return false;
+  size_t size = offsetof(cache_node_t, bytes) + key.size() + record.size();
+  ngx_rbtree_key_t hash = key_hash(key);
+  ngx_shmtx_lock(&ctx->shpool->mutex);
+  if (cache_node_t* old = find(ctx->sh, key, hash)) remove_node(ctx, old);
+  void* p = ngx_slab_alloc_locked(ctx->shpool, size);
+  // Full: evict from the least recently used end until it fits (a few at a time: entries are
+  // of similar sizes, and a record larger than the zone can hold is not stored at all).
+  while (p == nullptr && !ngx_queue_empty(&ctx->sh->lru)) {
+    for (int i = 0; i < 4 && !ngx_queue_empty(&ctx->sh->lru); i++) {
+      ngx_queue_t* q = ngx_queue_last(&ctx->sh->lru);
+      remove_node(ctx, ngx_queue_data(q, cache_node_t, lru));
+    }
+    p = ngx_slab_alloc_locked(ctx->shpool, size);
+  }
+  if (p != nullptr) {
+    auto* n = static_cast<cache_node_t*>(p);
+    n->node.key = hash;
+    n->epoch = epoch;
+    n->expires_ms = expires_ms;
+    n->key_len = static_cast<uint32_t>(key.size());
+    n->data_len = static_cast<uint32_t>(record.size());
+    ngx_memcpy(n->bytes, key.data(), key.size());
+    ngx_memcpy(n->bytes + key.size(), record.data(), record.size());
+    ngx_rbtree_insert(&ctx->sh->tree, &n->node);
+    ngx_queue_insert_head(&ctx->sh->lru, &n->lru);
+    ctx->sh->entries++;
+  }
+  ngx_shmtx_unlock(&ctx->shpool->mutex);
+  return p != nullptr;
+}
+
+ngx_int_t var_cache_status(ngx_http_request_t* r, ngx_http_variable_value_t* v,
+                           uintptr_t) noexcept {
+  // The request's own session (a subrequest under another binding has its own; nginx shows the
+  // main request's here, as $session_* do for a request that did not load one).
+  ctx_t* ctx = get_ctx(r, false);
+  auto st = ctx != nullptr ? static_cast<sess::CacheStatus>(ctx->s.cache_status)
+                           : sess::CacheStatus::Empty;
+  std::string_view name = sess::cache_status_name(st);
+  v->len = name.size();
+  v->data = const_cast<u_char*>(reinterpret_cast<const u_char*>(name.data()));
   v->valid = 1;
   v->no_cacheable = 1;
   v->not_found = 0;

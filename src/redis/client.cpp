@@ -26,6 +26,9 @@
 #include "redis.h"
 
 #include <algorithm>
+#include <unordered_map>
+
+#include "../core/record.h"
 
 namespace ngx_session {
 
@@ -97,6 +100,39 @@ struct redis_client_t {
 
   std::unique_ptr<EndpointEpoch> epoch;  // the session cache (nullptr: the endpoint has none)
   std::vector<cache_link_t*> links;      // one per data node that connected (owned)
+  std::unordered_map<std::string, struct cache_fill_t*> fills;  // reads for the zone, by key
+};
+
+// A request waiting for a read of the zone (its first requester included); lives in the
+// request's pool, removed from its fill by the pool's cleanup if the request goes first.
+struct cache_waiter_t {
+  ngx_http_request_t* r;
+  redis_done_pt done;
+  void* data;
+  struct cache_fill_t* fill;
+  ngx_queue_t q;
+};
+
+// One read of a record for the zone (HGETALL and PTTL pipelined on the node the key lives on,
+// which tracks it), shared by every request of this worker that missed the key meanwhile. Not
+// owned by a request: its operations are detached and end within the first requester's
+// session_redis_timeout; a fill nobody waits for any more still stores what it read.
+struct cache_fill_t {
+  redis_client_t* cl;
+  cache_link_t* link;             // whose coherence holds the ticket (nullptr: link destroyed)
+  std::optional<sess::CacheCoherence::FillTicket> ticket;
+  std::string key;
+  ngx_shm_zone_t* zone;
+  ngx_msec_t max_age;
+  redis_op_t* get = nullptr;
+  int outstanding = 0;
+  sess::RespValue reply;
+  bool has_reply = false;
+  bool too_large = false;
+  bool redirected = false;        // MOVED/ASK: the read was answered by another node's link
+  bool has_pttl = false;
+  int64_t pttl = 0;
+  ngx_queue_t waiters;
 };
 
 namespace {
@@ -325,6 +361,9 @@ void link_destroy(redis_client_t* cl, cache_link_t* link) {
   cl->all.erase(std::remove(cl->all.begin(), cl->all.end(), link->inval), cl->all.end());
   link->data->link = nullptr;
   link->inval->link = nullptr;
+  for (auto& f : cl->fills) {
+    if (f.second->link == link) f.second->link = nullptr;  // (its ticket dies with the link)
+  }
   node_destroy(link->inval);
   link->coherence->data_removed(0);
   link->coherence->topology_changed();
@@ -620,6 +659,11 @@ void op_cancel(void* data) noexcept {
 
 void op_post_handler(ngx_event_t* ev) noexcept {
   auto* op = static_cast<redis_op_t*>(ev->data);
+  if (op->detached != nullptr) {
+    guard_void(op->client->log, [&]() { op->detached(op); });
+    delete op;
+    return;
+  }
   ngx_http_request_t* r = op->r;
   if (op->cln != nullptr) op->cln->handler = nullptr;  // the request's pool no longer knows it
   ngx_connection_t* c = r->connection;
@@ -762,8 +806,20 @@ void client_node_invalidation(redis_node_t* node, const sess::Invalidation& inv)
   cache_link_t* link = node->link;
   if (link == nullptr) return;
   link->invalidations++;
-  // Entries are erased here once the cache holds any (CACHE_NOTES.md, step 3).
-  link->coherence->on_invalidation(inv);
+  redis_client_t* cl = link->cl;
+  if (inv.kind != sess::Invalidation::Kind::Keys) {
+    link->coherence->on_invalidation(inv);  // a flush (the epoch moves for every worker)
+    return;
+  }
+  // A read redirected by ASK is tracked by another node's link: every link cancels its fills
+  // of these keys (only this node's link had them tracked, but cancelling more is harmless).
+  for (cache_link_t* l : cl->links) l->coherence->on_invalidation(inv);
+  auto** zones = static_cast<ngx_shm_zone_t**>(cl->ep->cache_zones->elts);
+  for (std::string_view key : inv.keys) {
+    for (ngx_uint_t i = 0; i < cl->ep->cache_zones->nelts; i++) {
+      redis_cache_zone_erase(zones[i], key);
+    }
+  }
 }
 
 void client_node_down(redis_node_t* node) {
@@ -826,6 +882,144 @@ const sess::RespLimits kDefaultLimits{};
 
 }  // namespace
 
+namespace {
+
+// A new operation of args for key (not queued yet).
+redis_op_t* new_op(redis_client_t* cl, const sess::RedisArgs& args, std::string_view key,
+                   ngx_msec_t timeout, const sess::RespLimits* limits, ngx_log_t* log) {
+  auto* op = new redis_op_t();
+  op->r = nullptr;
+  op->detached = nullptr;
+  op->cln = nullptr;
+  op->client = cl;
+  op->node = nullptr;
+  op->redirects = 0;
+  op->limits = limits != nullptr ? limits : &kDefaultLimits;
+  op->has_reply = false;
+  op->too_large = false;
+  sess::pstring bytes(std::pmr::new_delete_resource());
+  sess::resp_command(args, bytes);
+  op->command.assign(bytes.data(), bytes.size());
+  op->slot = cl->ep->spec->topology == Topology::Cluster ? sess::key_slot(key) : -1;
+  op->deadline = ngx_current_msec + timeout;
+  op->post.handler = op_post_handler;
+  op->post.data = op;
+  op->post.log = log;
+  op->timeout.handler = op_timeout_handler;
+  op->timeout.data = op;
+  op->timeout.log = log;
+  // Not cancelable: a worker that shuts down gracefully still answers the requests waiting.
+  op->timeout.cancelable = 0;
+  return op;
+}
+
+// Queues op on the node its key lives on (or waits for the first Sentinel master) and starts its
+// timer. False (op not queued, not deleted) when there is nowhere to send it.
+bool dispatch_op(redis_client_t* cl, redis_op_t* op, ngx_msec_t timeout) {
+  redis_node_t* node = route(cl, op->slot);
+  if (node == nullptr && cl->ep->spec->topology == Topology::Sentinel && cl->discovering) {
+    // A worker just started (or reloaded): the sentinels are being asked for the master.
+    op->waiting = true;
+    ngx_queue_insert_tail(&cl->waiting, &op->wait_link);
+  } else if (!send_op(op, node)) {
+    return false;
+  }
+  ngx_add_timer(&op->timeout, timeout);
+  return true;
+}
+
+// The commands the module reads records with; anything else may change its key.
+bool is_read(const sess::RedisArgs& args) {
+  std::string_view cmd = args[0];
+  return cmd == "HGETALL" || cmd == "GETRANGE" || cmd == "PTTL";
+}
+
+// This nginx changes key: its entry goes, and fills of it in flight are not stored (Redis
+// stops tracking a key once a write to it was invalidated: only a later read tracks it again).
+void cache_own_write(redis_client_t* cl, std::string_view key) {
+  for (cache_link_t* l : cl->links) l->coherence->own_write(key);
+  auto** zones = static_cast<ngx_shm_zone_t**>(cl->ep->cache_zones->elts);
+  for (ngx_uint_t i = 0; i < cl->ep->cache_zones->nelts; i++) {
+    redis_cache_zone_erase(zones[i], key);
+  }
+}
+
+// Every link of the client is active (its subscriber subscribed, its data connection tracking
+// for it): only then may an entry be served or a fill begin.
+bool cache_active(const redis_client_t* cl) {
+  if (cl->epoch == nullptr || cl->links.empty()) return false;
+  for (const cache_link_t* l : cl->links) {
+    if (!l->coherence->active()) return false;
+  }
+  return true;
+}
+
+void waiter_cleanup(void* data) noexcept {
+  auto* w = static_cast<cache_waiter_t*>(data);
+  if (w->fill != nullptr) {
+    ngx_queue_remove(&w->q);
+  }
+}
+
+// Both replies are in: store the record if its ticket still allows it, then answer the waiters.
+void fill_finish(cache_fill_t* f) {
+  redis_client_t* cl = f->cl;
+  auto it = cl->fills.find(f->key);
+  if (it != cl->fills.end() && it->second == f) cl->fills.erase(it);
+  if (f->ticket && f->link != nullptr) {
+    bool storable = false;
+    std::string bytes;
+    std::optional<uint64_t> expires;
+    if (f->has_reply && !f->too_large && !f->redirected && f->has_pttl) {
+      sess::SessionData d(std::pmr::new_delete_resource());
+      if (sess::record_read(&f->reply, false, &d) == sess::RecordRead::Found) {
+        expires = sess::cache_expiry(ngx_current_msec, f->max_age, f->pttl);
+        storable = expires.has_value() && sess::cache_record_encode(d, bytes);
+      }
+    }
+    if (!storable) {
+      f->link->coherence->abandon_fill(*f->ticket);
+    } else if (f->link->coherence->end_fill(*f->ticket)) {
+      redis_cache_zone_put(f->zone, f->key, f->ticket->epoch, *expires, bytes);
+    }
+  }
+  // Answer every waiter (each resumes from a posted request), then run each connection's posted
+  // requests once.
+  std::vector<ngx_connection_t*> conns;
+  while (!ngx_queue_empty(&f->waiters)) {
+    ngx_queue_t* q = ngx_queue_head(&f->waiters);
+    ngx_queue_remove(q);
+    cache_waiter_t* w = ngx_queue_data(q, cache_waiter_t, q);
+    w->fill = nullptr;
+    ngx_connection_t* c = w->r->connection;
+    guard_void(c->log, [&]() {
+      w->done(w->r, w->data, f->has_reply ? &f->reply : nullptr, f->too_large);
+    });
+    if (std::find(conns.begin(), conns.end(), c) == conns.end()) conns.push_back(c);
+  }
+  delete f;
+  for (ngx_connection_t* c : conns) ngx_http_run_posted_requests(c);
+}
+
+void fill_op_done(redis_op_t* op) {
+  auto* f = static_cast<cache_fill_t*>(op->data);
+  if (op->redirects > 0) f->redirected = true;
+  if (op == f->get) {
+    f->get = nullptr;
+    if (op->has_reply) {
+      f->reply = std::move(op->reply);
+      f->has_reply = true;
+    }
+    f->too_large = op->too_large;
+  } else if (op->has_reply && op->reply.type == sess::RespType::Integer) {
+    f->pttl = op->reply.integer;
+    f->has_pttl = true;
+  }
+  if (--f->outstanding == 0) fill_finish(f);
+}
+
+}  // namespace
+
 redis_op_t* redis_send(ngx_http_request_t* r, const loc_conf_t* lcf, const sess::RedisArgs& args,
                        std::string_view key, redis_done_pt done, void* data,
                        const sess::RespLimits* limits) noexcept {
@@ -845,43 +1039,120 @@ redis_op_t* redis_send(ngx_http_request_t* r, const loc_conf_t* lcf, const sess:
   return guard<redis_op_t*>(r->connection->log, nullptr, [&]() -> redis_op_t* {
     ngx_pool_cleanup_t* cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == nullptr) return unavailable();
-    auto* op = new redis_op_t();
+    // (Before the command is queued: a fill of the key read after it would be fine, one read
+    // before it must not be stored.)
+    if (cl->epoch != nullptr && !is_read(args)) cache_own_write(cl, key);
+    redis_op_t* op = new_op(cl, args, key, lcf->redis_timeout, limits, r->connection->log);
     op->r = r;
     op->cln = cln;
     op->done = done;
     op->data = data;
-    op->client = cl;
-    op->node = nullptr;
-    op->redirects = 0;
-    op->limits = limits != nullptr ? limits : &kDefaultLimits;
-    op->has_reply = false;
-    op->too_large = false;
-    sess::pstring bytes(std::pmr::new_delete_resource());
-    sess::resp_command(args, bytes);
-    op->command.assign(bytes.data(), bytes.size());
-    op->slot = cl->ep->spec->topology == Topology::Cluster ? sess::key_slot(key) : -1;
-    op->deadline = ngx_current_msec + lcf->redis_timeout;
-    op->post.handler = op_post_handler;
-    op->post.data = op;
-    op->post.log = r->connection->log;
-    op->timeout.handler = op_timeout_handler;
-    op->timeout.data = op;
-    op->timeout.log = r->connection->log;
-    // Not cancelable: a worker that shuts down gracefully still answers the requests waiting.
-    op->timeout.cancelable = 0;
-    redis_node_t* node = route(cl, op->slot);
-    if (node == nullptr && cl->ep->spec->topology == Topology::Sentinel && cl->discovering) {
-      // A worker just started (or reloaded): the sentinels are being asked for the master.
-      op->waiting = true;
-      ngx_queue_insert_tail(&cl->waiting, &op->wait_link);
-    } else if (!send_op(op, node)) {
+    if (!dispatch_op(cl, op, lcf->redis_timeout)) {
       delete op;
       return unavailable();
     }
-    ngx_add_timer(&op->timeout, lcf->redis_timeout);
     cln->handler = op_cancel;
     cln->data = op;
     return op;
+  });
+}
+
+uint8_t redis_cache_lookup(ngx_http_request_t* r, const loc_conf_t* lcf, std::string_view key,
+                           sess::SessionData* out) noexcept {
+  const auto bypass = static_cast<uint8_t>(sess::CacheStatus::Bypass);
+  redis_client_t* cl = lcf->redis != nullptr ? lcf->redis->client : nullptr;
+  if (cl == nullptr || lcf->redis_cache == nullptr || cl->exiting || !cache_active(cl) ||
+      !redis_cache_zone_current(lcf->redis_cache->zone)) {
+    return bypass;
+  }
+  return guard<uint8_t>(r->connection->log, bypass, [&]() -> uint8_t {
+    static std::string bytes;  // (one worker, one event loop: reused, no allocation per hit)
+    if (!redis_cache_zone_get(lcf->redis_cache->zone, key, cl->epoch->load(), ngx_current_msec,
+                              &bytes)) {
+      return static_cast<uint8_t>(sess::CacheStatus::Miss);
+    }
+    if (!sess::cache_record_decode(bytes, out) || out->empty()) {
+      redis_cache_zone_erase(lcf->redis_cache->zone, key);
+      return static_cast<uint8_t>(sess::CacheStatus::Miss);
+    }
+    return static_cast<uint8_t>(sess::CacheStatus::Hit);
+  });
+}
+
+bool redis_cache_read(ngx_http_request_t* r, const loc_conf_t* lcf, std::string_view key,
+                      redis_done_pt done, void* data, const sess::RespLimits* limits) noexcept {
+  redis_client_t* cl = lcf->redis != nullptr ? lcf->redis->client : nullptr;
+  if (cl == nullptr || cl->epoch == nullptr || lcf->redis_cache == nullptr || cl->exiting) {
+    return false;
+  }
+  return guard<bool>(r->connection->log, false, [&]() -> bool {
+    ngx_pool_cleanup_t* cln = ngx_pool_cleanup_add(r->pool, sizeof(cache_waiter_t));
+    if (cln == nullptr) return false;
+    auto* w = static_cast<cache_waiter_t*>(cln->data);
+    w->r = r;
+    w->done = done;
+    w->data = data;
+    w->fill = nullptr;
+    std::string k(key);
+    auto it = cl->fills.find(k);
+    if (it != cl->fills.end()) {
+      // Another request of this worker is reading the key: wait for its answer.
+      w->fill = it->second;
+      ngx_queue_insert_tail(&w->fill->waiters, &w->q);
+      cln->handler = waiter_cleanup;
+      cln->data = w;
+      return true;
+    }
+    int slot = cl->ep->spec->topology == Topology::Cluster ? sess::key_slot(key) : -1;
+    redis_node_t* node = route(cl, slot);
+    cache_link_t* link = node != nullptr ? node->link : nullptr;
+    auto f = std::make_unique<cache_fill_t>();
+    f->cl = cl;
+    f->link = link;
+    f->key = k;
+    f->zone = lcf->redis_cache->zone;
+    f->max_age = lcf->redis_cache->max_age;
+    ngx_queue_init(&f->waiters);
+    if (link != nullptr && cache_active(cl)) f->ticket = link->coherence->begin_fill(key);
+    if (!f->ticket) {
+      // Not trackable now: an ordinary read, nothing stored.
+      cln->handler = nullptr;
+      return redis_send(r, lcf, [&] {
+        sess::RedisArgs a(std::pmr::new_delete_resource());
+        sess::record_cmd_read(key, a);
+        return a;
+      }(), key, done, data, limits) != nullptr;
+    }
+    sess::RedisArgs args(std::pmr::new_delete_resource());
+    sess::record_cmd_read(key, args);
+    redis_op_t* get = new_op(cl, args, key, lcf->redis_timeout, limits, cl->log);
+    get->detached = fill_op_done;
+    get->data = f.get();
+    if (!dispatch_op(cl, get, lcf->redis_timeout)) {
+      delete get;
+      link->coherence->abandon_fill(*f->ticket);
+      cln->handler = nullptr;
+      return false;
+    }
+    f->get = get;
+    f->outstanding = 1;
+    args.clear();
+    args.emplace_back("PTTL");
+    args.emplace_back(key);
+    redis_op_t* ttl = new_op(cl, args, key, lcf->redis_timeout, nullptr, cl->log);
+    ttl->detached = fill_op_done;
+    ttl->data = f.get();
+    if (dispatch_op(cl, ttl, lcf->redis_timeout)) {
+      f->outstanding++;
+    } else {
+      delete ttl;  // (without the TTL the record is not stored; the read still answers)
+    }
+    w->fill = f.get();
+    ngx_queue_insert_tail(&w->fill->waiters, &w->q);
+    cln->handler = waiter_cleanup;
+    cln->data = w;
+    cl->fills.emplace(std::move(k), f.release());
+    return true;
   });
 }
 

@@ -73,6 +73,16 @@ struct redis_endpoint_t {
 // The cache's zones (cache.cpp): their flush epochs (CacheCoherence's SharedEpoch).
 uint64_t redis_cache_epoch(const ngx_shm_zone_t* zone);
 void redis_cache_flush(ngx_shm_zone_t* zone);
+// Entries. A zone is usable by this worker only while its configuration is the zone's latest
+// (a reload shuts the previous generation's workers out). get: a live entry of key (its epoch
+// equal to epoch, not ended at now_ms) copies its record to *out; a dead one is removed. put:
+// stores (evicting least recently used entries when full); false if it could not.
+bool redis_cache_zone_current(const ngx_shm_zone_t* zone);
+bool redis_cache_zone_get(ngx_shm_zone_t* zone, std::string_view key, uint64_t epoch,
+                          uint64_t now_ms, std::string* out);
+bool redis_cache_zone_put(ngx_shm_zone_t* zone, std::string_view key, uint64_t epoch,
+                          uint64_t expires_ms, std::string_view record);
+void redis_cache_zone_erase(ngx_shm_zone_t* zone, std::string_view key);
 
 // Configuration (conf.cpp).
 char* session_redis_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
@@ -176,7 +186,9 @@ bool node_usable(const redis_node_t* node);  // connected or connecting
 
 // One request's command, owned by the request through a pool cleanup that cancels it.
 struct redis_op_t {
-  ngx_http_request_t* r;          // nullptr once the request is gone
+  ngx_http_request_t* r;          // nullptr once the request is gone (or a detached operation)
+  void (*detached)(redis_op_t* op);  // a detached operation's handler (no request: the
+                                     // session cache's reads); called once, then deleted
   ngx_pool_cleanup_t* cln;
   redis_done_pt done;
   void* data;

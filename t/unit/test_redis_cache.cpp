@@ -503,3 +503,58 @@ TEST(RedisCacheModel, NoStaleHitOnceTheInvalidationCouldHaveArrived) {
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Entries' records
+
+TEST(RedisCacheRecord, RoundTripKeepsOrderAndKinds) {
+  sess::SessionData d;
+  ASSERT_TRUE(d.decode(R"({"user":"alice","n":3,"o":{"a":[1,2]},"s":"","u":"\u00e9\n"})"));
+  std::string bytes;
+  ASSERT_TRUE(sess::cache_record_encode(d, bytes));
+  sess::SessionData back;
+  ASSERT_TRUE(sess::cache_record_decode(bytes, &back));
+  sess::pstring a, b;
+  d.encode(a);
+  back.encode(b);
+  EXPECT_EQ(a, b);
+  ASSERT_NE(back.get("n"), nullptr);
+  EXPECT_FALSE(back.get("n")->is_string);
+  EXPECT_TRUE(back.get("user")->is_string);
+  EXPECT_EQ(back.size(), d.size());
+}
+
+TEST(RedisCacheRecord, EmptyData) {
+  sess::SessionData d, back;
+  std::string bytes;
+  ASSERT_TRUE(sess::cache_record_encode(d, bytes));
+  EXPECT_EQ(bytes.size(), 2u);
+  EXPECT_TRUE(sess::cache_record_decode(bytes, &back));
+  EXPECT_TRUE(back.empty());
+}
+
+TEST(RedisCacheRecord, MalformedIsRefusedAndLeavesNothing) {
+  sess::SessionData d;
+  ASSERT_TRUE(d.decode(R"({"user":"alice","n":3})"));
+  std::string bytes;
+  ASSERT_TRUE(sess::cache_record_encode(d, bytes));
+  sess::SessionData back;
+  // Every truncation, and a trailing byte.
+  for (size_t n = 0; n < bytes.size(); n++) {
+    EXPECT_FALSE(sess::cache_record_decode(std::string_view(bytes).substr(0, n), &back)) << n;
+    EXPECT_TRUE(back.empty());
+  }
+  EXPECT_FALSE(sess::cache_record_decode(bytes + "x", &back));
+  EXPECT_TRUE(back.empty());
+  // A flag other than 0/1, an empty key, a length past the end.
+  std::string bad = bytes;
+  bad[2] = 2;
+  EXPECT_FALSE(sess::cache_record_decode(bad, &back));
+  bad = bytes;
+  bad[3] = 0;
+  EXPECT_FALSE(sess::cache_record_decode(bad, &back));
+  bad = bytes;
+  bad[7] = static_cast<char>(0xff);
+  EXPECT_FALSE(sess::cache_record_decode(bad, &back));
+  EXPECT_TRUE(back.empty());
+}
