@@ -239,6 +239,8 @@ bool cache_record_decode(std::string_view bytes, SessionData* out) {
   };
   uint64_t count = 0;
   if (!get(2, &count)) return false;
+  if (count > (bytes.size() - pos) / 7) return false;  // each value takes 7 bytes at least
+  out->reserve(static_cast<size_t>(count));
   for (uint64_t i = 0; i < count; i++) {
     uint64_t is_string = 0, key_len = 0, text_len = 0;
     if (!get(1, &is_string) || !get(1, &key_len) || !get(4, &text_len) || is_string > 1 ||

@@ -1,6 +1,8 @@
 // Redis keys and command argument vectors (see redis_cmd.h).
 #include "redis_cmd.h"
 
+#include <cstring>
+
 #include <charconv>
 
 namespace sess {
@@ -20,11 +22,14 @@ void push_uint(RedisArgs& out, uint64_t v) {
 }  // namespace
 
 void redis_key(std::string_view prefix, const unsigned char* id, size_t id_len, pstring& out) {
-  out.reserve(out.size() + prefix.size() + 2 * id_len);
-  out.append(prefix.data(), prefix.size());
+  const size_t start = out.size();
+  out.resize(start + prefix.size() + 2 * id_len);
+  char* p = out.data() + start;
+  if (!prefix.empty()) std::memcpy(p, prefix.data(), prefix.size());
+  p += prefix.size();
   for (size_t i = 0; i < id_len; i++) {
-    out.push_back(kHexLower[id[i] >> 4]);
-    out.push_back(kHexLower[id[i] & 0x0f]);
+    *p++ = kHexLower[id[i] >> 4];
+    *p++ = kHexLower[id[i] & 0x0f];
   }
 }
 

@@ -48,8 +48,15 @@ struct cache_zone_t {
   const redis_endpoint_t* endpoint;  // the one Redis deployment whose records it holds
 };
 
+// FNV-1a over the key's last 16 bytes: a session key ends in 32 hex digits of a random id (and
+// entries with equal hashes are still told apart by the whole key).
 ngx_rbtree_key_t key_hash(std::string_view key) {
-  return ngx_crc32_short(reinterpret_cast<u_char*>(const_cast<char*>(key.data())), key.size());
+  uint32_t h = 2166136261u;
+  size_t from = key.size() > 16 ? key.size() - 16 : 0;
+  for (size_t i = from; i < key.size(); i++) {
+    h = (h ^ static_cast<unsigned char>(key[i])) * 16777619u;
+  }
+  return h;
 }
 
 int compare(std::string_view key, ngx_rbtree_key_t hash, const cache_node_t* n) {
