@@ -1,16 +1,16 @@
 // Unit tests for redis_cache.h: the invalidation push parser, expiry, the coherence state
 // machine event by event, and a model of Redis client-side caching (tracking table, redirect,
 // invalidations racing replies on another socket, quiet link death, reconnects) driven by random
-// event sequences: a Hit is never stale once the invalidation could have arrived.
+// event sequences (the model is cache_model.h, shared with fuzz/fuzz_cache.cpp): a Hit is never
+// stale once the invalidation could have arrived.
 #include "redis_cache.h"
+
+#include "cache_model.h"
 
 #include <gtest/gtest.h>
 
-#include <deque>
-#include <map>
 #include <optional>
 #include <random>
-#include <set>
 #include <string>
 
 using sess::CacheCoherence;
@@ -50,12 +50,7 @@ RespValue message(RespValue keys, std::string channel = "__redis__:invalidate") 
   return array({bulk("message"), bulk(std::move(channel)), std::move(keys)});
 }
 
-class Epoch final : public sess::SharedEpoch {
- public:
-  uint64_t load() const noexcept override { return n; }
-  void bump() noexcept override { n++; }
-  uint64_t n = 100;
-};
+using cache_model::Epoch;
 
 // ---------------------------------------------------------------------------------------------
 // parse_invalidation
@@ -323,177 +318,25 @@ TEST(RedisCacheCoherence, AnotherWorkersFlushKillsThisWorkersEntriesAndFills) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Model: one worker, one data connection, a Redis with client tracking, random event orders.
+// Model (cache_model.h): one worker, one data connection, a Redis with client tracking, random
+// event orders.
 
-struct Model {
+class Rng final : public cache_model::Choices {
+ public:
+  explicit Rng(uint64_t seed) : rng(seed) {}
+  uint64_t pick(uint64_t n) override { return rng() % n; }
   std::mt19937_64 rng;
-  Epoch epoch;
-  CacheCoherence c{epoch};
-  uint64_t now = 0;
-  const uint64_t max_age = 50;
-
-  // Redis
-  std::map<std::string, uint64_t> version;
-  std::set<std::string> tracked;       // the data connection's tracking table
-  int64_t redirect = 0;                // tracking on, redirecting to this client id; 0: off
-  int64_t next_id = 10;
-
-  // the subscriber
-  int64_t sub_id = 0;                  // alive with this id; 0: dead
-  bool sub_known_lost = true;          // the worker knows it is down
-  std::deque<std::optional<std::string>> pushes;  // in flight: a key, or nullopt (all)
-
-  // the data connection
-  bool data_up = false;
-  struct Get {
-    std::string key;
-    uint64_t version;
-    std::optional<CacheCoherence::FillTicket> ticket;
-    uint64_t pttl;
-  };
-  std::deque<Get> fifo;
-
-  // the zone
-  struct Entry {
-    uint64_t version;
-    CacheEntryMeta meta;
-  };
-  std::map<std::string, Entry> zone;
-  uint64_t hits = 0;
-
-  explicit Model(uint64_t seed) : rng(seed) {}
-
-  std::string key() { return "k" + std::to_string(rng() % 4); }
-
-  void invalidate_in_redis(const std::string& k) {
-    if (tracked.erase(k) == 0 || redirect == 0) return;
-    if (sub_id != 0 && sub_id == redirect) pushes.emplace_back(k);  // else: lost
-  }
-
-  void step() {
-    switch (rng() % 14) {
-      case 0:  // another client writes (or deletes) a key
-      case 1: {
-        std::string k = key();
-        version[k]++;
-        invalidate_in_redis(k);
-        break;
-      }
-      case 2: {  // this nginx writes: never a fill
-        if (!data_up) break;
-        std::string k = key();
-        c.own_write(k);
-        zone.erase(k);
-        version[k]++;
-        invalidate_in_redis(k);
-        break;
-      }
-      case 3:  // FLUSHALL
-        if (rng() % 4 != 0) break;
-        for (auto& [k, v] : version) v++;
-        if (redirect != 0 && !tracked.empty()) {
-          if (sub_id != 0 && sub_id == redirect) pushes.emplace_back(std::nullopt);
-        }
-        tracked.clear();
-        break;
-      case 4:  // deliver an invalidation
-      case 5: {
-        if (pushes.empty()) break;
-        Invalidation inv;
-        std::optional<std::string> p = pushes.front();
-        pushes.pop_front();
-        if (p) {
-          inv.kind = Kind::Keys;
-          inv.keys = {*p};
-          if (c.on_invalidation(inv)) zone.erase(*p);
-        } else {
-          inv.kind = Kind::All;
-          c.on_invalidation(inv);
-        }
-        break;
-      }
-      case 6: {  // a lookup misses: GET sent (the fill is marked pending first)
-        if (!data_up) break;
-        std::string k = key();
-        Get g{k, version[k], c.begin_fill(k), 1 + rng() % 100};
-        if (redirect != 0) tracked.insert(k);
-        fifo.push_back(std::move(g));
-        break;
-      }
-      case 7:  // a GET reply arrives
-      case 8: {
-        if (fifo.empty()) break;
-        Get g = std::move(fifo.front());
-        fifo.pop_front();
-        if (g.ticket && c.end_fill(*g.ticket)) {
-          auto exp = sess::cache_expiry(now, max_age, static_cast<int64_t>(g.pttl));
-          if (exp) zone[g.key] = {g.version, {g.ticket->epoch, *exp}};
-        }
-        break;
-      }
-      case 9:  // the subscriber dies quietly (its pushes are lost)
-        if (rng() % 3 != 0 || sub_id == 0) break;
-        sub_id = 0;
-        pushes.clear();
-        break;
-      case 10:  // the PING times out / the close is seen; then it reconnects
-        if (sub_id == 0 && !sub_known_lost) {
-          c.subscriber_lost();
-          sub_known_lost = true;
-        } else if (sub_known_lost) {
-          sub_id = next_id++;
-          sub_known_lost = false;
-          c.subscriber_up(sub_id);
-        }
-        break;
-      case 11:  // the data connection: lost, or reconnected (CLIENT TRACKING first)
-        if (data_up && rng() % 3 == 0) {
-          data_up = false;
-          for (Get& g : fifo) {
-            if (g.ticket) c.abandon_fill(*g.ticket);
-          }
-          fifo.clear();
-          tracked.clear();
-          redirect = 0;
-          c.data_lost(0);
-        } else if (!data_up) {
-          data_up = true;
-          c.data_up(0);
-        } else if (sub_id != 0 && redirect != sub_id) {
-          redirect = sub_id;  // CLIENT TRACKING on REDIRECT <sub_id>: +OK
-          c.data_tracking(0, sub_id, true);
-        }
-        break;
-      case 12:
-        now += rng() % 10;
-        break;
-      case 13: {  // a lookup
-        std::string k = key();
-        auto it = zone.find(k);
-        CacheStatus s = c.lookup(it == zone.end() ? nullptr : &it->second.meta, now);
-        if (s != CacheStatus::Hit) break;
-        hits++;
-        if (it->second.version == version[k]) break;
-        // Stale: allowed only while its invalidation is on the way, or while the subscriber
-        // is dead and nobody noticed yet (the PING interval is the bound).
-        bool in_flight = false;
-        for (const auto& p : pushes) in_flight |= !p || *p == k;
-        bool undetected = sub_id == 0 && !sub_known_lost;
-        EXPECT_TRUE(in_flight || undetected) << "stale hit on " << k << " at step " << now;
-        break;
-      }
-    }
-  }
 };
 
 TEST(RedisCacheModel, NoStaleHitOnceTheInvalidationCouldHaveArrived) {
   uint64_t hits = 0;
   for (uint64_t seed = 1; seed <= 300; seed++) {
-    Model m(seed);
+    Rng rng(seed);
+    cache_model::Model m(rng);
+    m.via_resp = seed % 2 == 0;  // half of the runs: pushes through RespParser
     for (int i = 0; i < 3000; i++) {
-      m.step();
-      if (HasFailure()) {
-        ADD_FAILURE() << "seed " << seed << " step " << i;
+      if (!m.step()) {
+        ADD_FAILURE() << m.failure << " (seed " << seed << " step " << i << ")";
         return;
       }
     }
