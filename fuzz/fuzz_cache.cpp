@@ -57,6 +57,9 @@ Expected reference(const RespValue& r) {
   if (r.type != RespType::Array || r.elements.empty()) return {Kind::Malformed, {}};
   const std::vector<RespValue>& e = r.elements;
   const char* channel = "__redis__:invalidate";
+  if (bulk_is(e[0], "message") && (e.size() != 3 || e[1].type != RespType::Bulk)) {
+    return {Kind::Malformed, {}};
+  }
   if (e.size() == 3 && bulk_is(e[0], "message") && bulk_is(e[1], channel)) {
     const RespValue& k = e[2];
     if (k.type == RespType::Nil || k.type == RespType::NilArray) return {Kind::All, {}};

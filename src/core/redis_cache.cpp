@@ -28,6 +28,12 @@ Invalidation parse_invalidation(const RespValue& reply) {
     return out;
   }
   const auto& e = reply.elements;
+  if (is_bulk(e[0], "message") && (e.size() != 3 || e[1].type != RespType::Bulk)) {
+    // A message of an unknown shape: the only subscription is ours, so it may be an
+    // invalidation this parser cannot read. Fail closed (the glue closes the link: a flush).
+    out.kind = Invalidation::Kind::Malformed;
+    return out;
+  }
   if (e.size() == 3 && is_bulk(e[0], "message") && e[1].type == RespType::Bulk) {
     if (e[1].str != kInvalidateChannel) return out;  // Other
     const RespValue& keys = e[2];

@@ -88,7 +88,12 @@ TEST(RedisCacheParse, Table) {
       {"not an array", bulk("message"), Kind::Malformed, {}},
       {"empty array", array({}), Kind::Malformed, {}},
       {"status", of(RespType::Status), Kind::Malformed, {}},
-      {"short message", array({bulk("message"), bulk("__redis__:invalidate")}), Kind::Other, {}},
+      {"short message", array({bulk("message"), bulk("__redis__:invalidate")}), Kind::Malformed,
+       {}},
+      {"long message", array({bulk("message"), bulk("__redis__:invalidate"), array({bulk("k")}),
+                              bulk("x")}), Kind::Malformed, {}},
+      {"message without a channel", array({bulk("message"), integer(1), array({bulk("k")})}),
+       Kind::Malformed, {}},
   };
   for (const PushCase& c : cases) {
     SCOPED_TRACE(c.name);
