@@ -534,8 +534,11 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
   s->shared_payload.reset();
   s->retried = 0;
   if (lcf->redis_cache != nullptr) {
-    sess::pstring key(s->payload.get_allocator().resource());
-    if (!redis_key_of(r, lcf, s->id, key)) return NGX_ERROR;
+    // (The key on the stack: a hit builds nothing else. Prefixes are at most
+    // kMaxPrefixLen, checked by nginx -t.)
+    char buf[sess::kMaxPrefixLen + 2 * sess::kSessionIdLen];
+    std::string_view key(buf, sess::redis_key_to(sv(lcf->prefix), s->id, sess::kSessionIdLen,
+                                                 buf));
     auto st = static_cast<sess::CacheStatus>(redis_cache_lookup(r, lcf, key, &s->data));
     s->cache_status = static_cast<unsigned>(st);
     if (st == sess::CacheStatus::Hit) {

@@ -21,16 +21,22 @@ void push_uint(RedisArgs& out, uint64_t v) {
 
 }  // namespace
 
-void redis_key(std::string_view prefix, const unsigned char* id, size_t id_len, pstring& out) {
-  const size_t start = out.size();
-  out.resize(start + prefix.size() + 2 * id_len);
-  char* p = out.data() + start;
+size_t redis_key_to(std::string_view prefix, const unsigned char* id, size_t id_len, char* buf) {
+  char* p = buf;
   if (!prefix.empty()) std::memcpy(p, prefix.data(), prefix.size());
   p += prefix.size();
   for (size_t i = 0; i < id_len; i++) {
-    *p++ = kHexLower[id[i] >> 4];
-    *p++ = kHexLower[id[i] & 0x0f];
+    p[0] = kHexLower[id[i] >> 4];
+    p[1] = kHexLower[id[i] & 0x0f];
+    p += 2;
   }
+  return static_cast<size_t>(p - buf);
+}
+
+void redis_key(std::string_view prefix, const unsigned char* id, size_t id_len, pstring& out) {
+  const size_t start = out.size();
+  out.resize(start + prefix.size() + 2 * id_len);
+  redis_key_to(prefix, id, id_len, out.data() + start);
 }
 
 void redis_cmd_lookup(std::string_view key, RedisArgs& out) {
