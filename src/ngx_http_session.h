@@ -390,6 +390,8 @@ bool redis_cache_merge(ngx_conf_t* cf, loc_conf_t* conf) noexcept;
 // A merged location with a cache and its endpoint (conf->redis): the endpoint keeps the zone, so
 // its client in each worker keeps the invalidation link (src/redis/client.cpp).
 bool redis_cache_attach(ngx_conf_t* cf, loc_conf_t* conf) noexcept;
+// A new configuration is in place: its zones start empty (src/redis/cache.cpp).
+void redis_cache_init_module(ngx_cycle_t* cycle);
 ngx_int_t var_cache_status(ngx_http_request_t* r, ngx_http_variable_value_t* v,
                            uintptr_t) noexcept;
 // The request path (src/redis/client.cpp). redis_cache_lookup: the record of key in lcf's zone

@@ -890,6 +890,7 @@ ngx_int_t postconfiguration(ngx_conf_t* cf) noexcept {
 // The phase engine is built after every module's postconfiguration: read its layout once.
 ngx_int_t init_module(ngx_cycle_t* cycle) noexcept {
   if (cycle->conf_ctx[ngx_http_module.index] == nullptr) return NGX_OK;
+  redis_cache_init_module(cycle);
   auto* cmcf = static_cast<ngx_http_core_main_conf_t*>(
       ngx_http_cycle_get_module_main_conf(cycle, ngx_http_core_module));
   size_t counts[sess::kPhaseCount];

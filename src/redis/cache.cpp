@@ -21,9 +21,16 @@ char* conf_error() { return static_cast<char*>(NGX_CONF_ERROR); }
 // one all the same (DESIGN.md: "Reload starts from an empty zone"): the epoch moves on, and the
 // generation too, so that workers of the previous configuration (still finishing their requests,
 // or killed without exiting) neither serve nor store entries from then on.
+constexpr ngx_uint_t kMaxWorkers = 256;     // workers with a higher number do not fill
+constexpr ngx_msec_t kHeartbeatLimit = 300;  // an entry whose filler's heartbeat is older: dead
+
 struct cache_shm_t {
   ngx_atomic_t epoch;        // CacheCoherence's SharedEpoch: entries of other epochs are dead
   ngx_atomic_t generation;   // bumped by every configuration (re)load that uses the zone
+  // When each worker (ngx_worker) last ran its event loop (redis_cache_heartbeat, every
+  // 100 ms): Redis sends a key's invalidation only to the worker whose connection read it, so
+  // an entry is served by the others only while that worker is seen running.
+  ngx_atomic_t heartbeat[kMaxWorkers];
   ngx_rbtree_t tree;         // entries by key (node.key: a hash of it, ties by the key bytes)
   ngx_rbtree_node_t sentinel;
   ngx_queue_t lru;           // most recently used first
@@ -36,6 +43,7 @@ struct cache_node_t {
   ngx_queue_t lru;
   uint64_t epoch;            // the fill's ticket epoch
   uint64_t expires_ms;       // ngx_current_msec scale (monotonic, the same in every worker)
+  uint16_t filler;           // the worker whose connection read it (ngx_worker)
   uint32_t key_len;
   uint32_t data_len;
   u_char bytes[1];
@@ -46,6 +54,8 @@ struct cache_zone_t {
   cache_shm_t* sh;
   ngx_atomic_uint_t generation;  // the zone's generation when this configuration was loaded
   const redis_endpoint_t* endpoint;  // the one Redis deployment whose records it holds
+  ngx_msec_t max_age;        // the shortest max_age of the locations naming the zone
+  size_t max_record;         // larger records are not stored (an eighth of the zone)
 };
 
 // FNV-1a over the key's last 16 bytes: a session key ends in 32 hex digits of a random id (and
@@ -123,22 +133,17 @@ void empty_zone(cache_zone_t* ctx) {
 ngx_int_t init_zone(ngx_shm_zone_t* zone, void* data) noexcept {
   auto* ctx = static_cast<cache_zone_t*>(zone->data);
   auto* old = static_cast<cache_zone_t*>(data);
+  ctx->max_record = zone->shm.size / 8;
   if (old != nullptr) {
-    // Kept across a reload: the entries are dead from now on (workers of the old configuration
-    // may still run, and store, until they exit: the generation shuts them out).
+    // Kept across a reload: emptied once the new configuration is in place (redis_cache_
+    // init_module; a reload that fails leaves the running workers their cache).
     ctx->shpool = old->shpool;
     ctx->sh = old->sh;
-    ngx_atomic_fetch_add(&ctx->sh->epoch, 1);
-    ctx->generation = ngx_atomic_fetch_add(&ctx->sh->generation, 1) + 1;
-    empty_zone(ctx);
     return NGX_OK;
   }
   ctx->shpool = reinterpret_cast<ngx_slab_pool_t*>(zone->shm.addr);
   if (zone->shm.exists) {
     ctx->sh = static_cast<cache_shm_t*>(ctx->shpool->data);
-    ngx_atomic_fetch_add(&ctx->sh->epoch, 1);
-    ctx->generation = ngx_atomic_fetch_add(&ctx->sh->generation, 1) + 1;
-    empty_zone(ctx);
     return NGX_OK;
   }
   ctx->sh = static_cast<cache_shm_t*>(ngx_slab_calloc(ctx->shpool, sizeof(cache_shm_t)));
@@ -157,6 +162,12 @@ ngx_int_t init_zone(ngx_shm_zone_t* zone, void* data) noexcept {
   // A full zone evicts (least recently used first) rather than logging "no memory".
   ctx->shpool->log_nomem = 0;
   return NGX_OK;
+}
+
+bool filler_alive(const cache_shm_t* sh, const cache_node_t* n, ngx_msec_t now) {
+  if (n->filler == ngx_worker) return true;  // (this worker is running)
+  auto beat = static_cast<ngx_msec_t>(sh->heartbeat[n->filler]);
+  return static_cast<ngx_msec_int_t>(now - beat) <= static_cast<ngx_msec_int_t>(kHeartbeatLimit);
 }
 
 cache_zone_t* usable(const ngx_shm_zone_t* zone) {
@@ -272,6 +283,8 @@ bool redis_cache_attach(ngx_conf_t* cf, loc_conf_t* conf) noexcept {
     return false;
   }
   ctx->endpoint = ep;
+  ctx->max_age = ctx->max_age == 0 ? conf->redis_cache->max_age
+                                   : ngx_min(ctx->max_age, conf->redis_cache->max_age);
   auto** zones = static_cast<ngx_shm_zone_t**>(ep->cache_zones->elts);
   for (ngx_uint_t i = 0; i < ep->cache_zones->nelts; i++) {
     if (zones[i] == conf->redis_cache->zone) return true;
@@ -294,6 +307,39 @@ void redis_cache_flush(ngx_shm_zone_t* zone) {
 
 bool redis_cache_zone_current(const ngx_shm_zone_t* zone) { return usable(zone) != nullptr; }
 
+ngx_msec_t redis_cache_zone_max_age(const ngx_shm_zone_t* zone) {
+  return static_cast<const cache_zone_t*>(zone->data)->max_age;
+}
+
+void redis_cache_heartbeat(ngx_shm_zone_t* zone) {
+  cache_zone_t* ctx = usable(zone);
+  if (ctx != nullptr && ngx_worker < kMaxWorkers) {
+    ctx->sh->heartbeat[ngx_worker] = ngx_current_msec;
+  }
+}
+
+void redis_cache_init_module(ngx_cycle_t* cycle) {
+  // The configuration is in place (init_module runs once nginx opened everything): its zones
+  // start empty (DESIGN.md: "Reload starts from an empty zone"), and workers of the previous
+  // configuration (finishing their requests, or killed without exiting) are shut out.
+  ngx_list_part_t* part = &cycle->shared_memory.part;
+  auto* zones = static_cast<ngx_shm_zone_t*>(part->elts);
+  for (ngx_uint_t i = 0;; i++) {
+    if (i >= part->nelts) {
+      if (part->next == nullptr) break;
+      part = part->next;
+      zones = static_cast<ngx_shm_zone_t*>(part->elts);
+      i = 0;
+    }
+    if (zones[i].tag != &ngx_http_session_module || zones[i].init != init_zone) continue;
+    auto* ctx = static_cast<cache_zone_t*>(zones[i].data);
+    if (ctx == nullptr || ctx->sh == nullptr) continue;
+    ngx_atomic_fetch_add(&ctx->sh->epoch, 1);
+    ctx->generation = ngx_atomic_fetch_add(&ctx->sh->generation, 1) + 1;
+    empty_zone(ctx);
+  }
+}
+
 bool redis_cache_zone_get(ngx_shm_zone_t* zone, std::string_view key, uint64_t epoch,
                           uint64_t now_ms, std::string* out) {
   cache_zone_t* ctx = usable(zone);
@@ -305,6 +351,9 @@ bool redis_cache_zone_get(ngx_shm_zone_t* zone, std::string_view key, uint64_t e
   if (n != nullptr) {
     if (n->epoch != epoch || now_ms >= n->expires_ms) {
       remove_node(ctx, n);  // dead: flushed, or ended
+    } else if (!filler_alive(ctx->sh, n, static_cast<ngx_msec_t>(now_ms))) {
+      // Its invalidations go to a worker that is not running: not served (this worker's read
+      // replaces it).
     } else {
       try {
         out->assign(reinterpret_cast<const char*>(n->bytes) + n->key_len, n->data_len);
@@ -332,16 +381,19 @@ void redis_cache_zone_erase(ngx_shm_zone_t* zone, std::string_view key) {
 bool redis_cache_zone_put(ngx_shm_zone_t* zone, std::string_view key, uint64_t epoch,
                           uint64_t expires_ms, std::string_view record) {
   cache_zone_t* ctx = usable(zone);
-  if (ctx == nullptr) return false;
+  if (ctx == nullptr || ngx_worker >= kMaxWorkers) return false;
   size_t size = offsetof(cache_node_t, bytes) + key.size() + record.size();
   ngx_rbtree_key_t hash = key_hash(key);
   ngx_shmtx_lock(&ctx->shpool->mutex);
+  ctx->sh->heartbeat[ngx_worker] = ngx_current_msec;
   if (cache_node_t* old = find(ctx->sh, key, hash)) remove_node(ctx, old);
-  void* p = ngx_slab_alloc_locked(ctx->shpool, size);
-  // Full: evict from the least recently used end until it fits (a few at a time: entries are
-  // of similar sizes, and a record larger than the zone can hold is not stored at all).
-  while (p == nullptr && !ngx_queue_empty(&ctx->sh->lru)) {
-    for (int i = 0; i < 4 && !ngx_queue_empty(&ctx->sh->lru); i++) {
+  // A record larger than an eighth of the zone is not stored: it would evict everything else.
+  void* p = size <= ctx->max_record ? ngx_slab_alloc_locked(ctx->shpool, size) : nullptr;
+  // Full: evict from the least recently used end until it fits, a bounded number of entries
+  // (slab pages of other sizes may still be held by live entries).
+  for (int evicted = 0; p == nullptr && size <= ctx->max_record && evicted < 64 &&
+                        !ngx_queue_empty(&ctx->sh->lru);) {
+    for (int i = 0; i < 4 && !ngx_queue_empty(&ctx->sh->lru); i++, evicted++) {
       ngx_queue_t* q = ngx_queue_last(&ctx->sh->lru);
       remove_node(ctx, ngx_queue_data(q, cache_node_t, lru));
     }
@@ -352,6 +404,7 @@ bool redis_cache_zone_put(ngx_shm_zone_t* zone, std::string_view key, uint64_t e
     n->node.key = hash;
     n->epoch = epoch;
     n->expires_ms = expires_ms;
+    n->filler = static_cast<uint16_t>(ngx_worker);
     n->key_len = static_cast<uint32_t>(key.size());
     n->data_len = static_cast<uint32_t>(record.size());
     ngx_memcpy(n->bytes, key.data(), key.size());

@@ -64,7 +64,10 @@ struct cache_link_t {
   int64_t id = 0;                 // the invalidation node's CLIENT ID on this connection
   int64_t subscribed_id = 0;      // id, once the subscription is confirmed; 0: not subscribed
   bool ping_out = false;
+  bool stopped = false;           // its data node is not kept connected (a former Sentinel
+                                  // master, a cluster seed outside the map): not counted
   ngx_event_t ping;
+  sess::LogLimiter refused_log;   // CLIENT TRACKING refusals
   std::unique_ptr<sess::CacheCoherence> coherence;
   uint64_t invalidations = 0;
 };
@@ -99,6 +102,7 @@ struct redis_client_t {
   sess::LogLimiter node_limit_log;
 
   std::unique_ptr<EndpointEpoch> epoch;  // the session cache (nullptr: the endpoint has none)
+  ngx_event_t heartbeat;                 // this worker's heartbeat in the zones
   std::vector<cache_link_t*> links;      // one per data node that connected (owned)
   std::unordered_map<std::string, struct cache_fill_t*> fills;  // reads for the zone, by key
 };
@@ -111,6 +115,7 @@ struct cache_waiter_t {
   void* data;
   struct cache_fill_t* fill;
   ngx_queue_t q;
+  ngx_event_t timeout;            // its own location's session_redis_timeout
 };
 
 // One read of a record for the zone (HGETALL and PTTL pipelined on the node the key lives on,
@@ -124,6 +129,7 @@ struct cache_fill_t {
   std::string key;
   ngx_shm_zone_t* zone;
   ngx_msec_t max_age;
+  ngx_msec_t timeout;             // its operations' (the first requester's session_redis_timeout)
   redis_op_t* get = nullptr;
   int outstanding = 0;
   sess::RespValue reply;
@@ -232,6 +238,16 @@ ngx_msec_t ping_interval(const redis_client_t* cl) {
 }
 
 // A Sentinel switch, a cluster MOVED: every zone of the endpoint is emptied.
+constexpr ngx_msec_t kHeartbeat = 100;
+
+void heartbeat_handler(ngx_event_t* ev) noexcept {
+  auto* cl = static_cast<redis_client_t*>(ev->data);
+  if (cl->exiting) return;
+  auto** zones = static_cast<ngx_shm_zone_t**>(cl->ep->cache_zones->elts);
+  for (ngx_uint_t i = 0; i < cl->ep->cache_zones->nelts; i++) redis_cache_heartbeat(zones[i]);
+  ngx_add_timer(ev, kHeartbeat);
+}
+
 void cache_topology_changed(redis_client_t* cl) {
   if (!cl->links.empty()) {
     cl->links.front()->coherence->topology_changed();
@@ -268,7 +284,11 @@ void ping_handler(ngx_event_t* ev) noexcept {
     if (n->state == NodeState::Ready && link->subscribed_id > 0 && !link->ping_out) {
       sess::RedisArgs args(std::pmr::new_delete_resource());
       args.emplace_back("PING");
-      if (node_send(n, args, internal_cmd(on_pong, link))) link->ping_out = true;
+      // Its own deadline (not the stall limit, which follows the longest
+      // session_redis_timeout): a quietly dead link is found within two intervals.
+      redis_cmd_t cmd = internal_cmd(on_pong, link);
+      cmd.deadline = ngx_current_msec + ping_interval(link->cl);
+      if (node_send(n, args, cmd)) link->ping_out = true;
     }
     ngx_add_timer(&link->ping, ping_interval(link->cl));
   });
@@ -289,12 +309,13 @@ void on_tracking(redis_node_t* node, void* data, const sess::RespValue* reply, b
   if (link == nullptr || reply == nullptr) return;  // closed: the loss is reported by down
   auto id = static_cast<int64_t>(reinterpret_cast<intptr_t>(data));
   bool ok = reply->type == sess::RespType::Status && reply->str == "OK";
-  if (!ok) {
+  uint64_t more = 0;
+  if (!ok && link->refused_log.allow(static_cast<uint64_t>(ngx_time()), &more)) {
     ngx_str_t msg = ngx_str(std::string_view(reply->str).substr(0, 200));
     ngx_log_error(NGX_LOG_ERR, link->cl->log, 0,
                   "session redis \"%V\": CLIENT TRACKING on REDIRECT %L refused (%V), the "
-                  "session cache is bypassed",
-                  &node->name, id, &msg);
+                  "session cache is bypassed (%uL more since the last such line)",
+                  &node->name, id, &msg, more);
   }
   link->coherence->data_tracking(0, id, ok);
 }
@@ -319,6 +340,7 @@ cache_link_t* link_for(redis_client_t* cl, redis_node_t* data) {
   if (data->link != nullptr) {
     redis_node_t* inval = data->link->inval;
     inval->keep_connected = true;
+    data->link->stopped = false;
     // Stopped before (link_stop schedules no reconnect): in backoff, retry when it ends.
     if (!node_connect(inval) && !inval->reconnect.timer_set) {
       ngx_add_timer(&inval->reconnect,
@@ -350,6 +372,7 @@ cache_link_t* link_for(redis_client_t* cl, redis_node_t* data) {
 
 // The data node is no longer kept connected (a former Sentinel master): neither is its link.
 void link_stop(cache_link_t* link) {
+  link->stopped = true;
   link->inval->keep_connected = false;
   node_close(link->inval, nullptr);
 }
@@ -947,18 +970,35 @@ void cache_own_write(redis_client_t* cl, std::string_view key) {
 // Every link of the client is active (its subscriber subscribed, its data connection tracking
 // for it): only then may an entry be served or a fill begin.
 bool cache_active(const redis_client_t* cl) {
-  if (cl->epoch == nullptr || cl->links.empty()) return false;
+  if (cl->epoch == nullptr) return false;
+  bool any = false;
   for (const cache_link_t* l : cl->links) {
+    if (l->stopped) continue;
     if (!l->coherence->active()) return false;
+    any = true;
   }
-  return true;
+  return any;
 }
 
 void waiter_cleanup(void* data) noexcept {
   auto* w = static_cast<cache_waiter_t*>(data);
+  if (w->timeout.timer_set) ngx_del_timer(&w->timeout);
   if (w->fill != nullptr) {
     ngx_queue_remove(&w->q);
+    w->fill = nullptr;
   }
+}
+
+// A waiter's own timeout: it leaves the shared read (which goes on, and may still store) and
+// is answered "no reply", as its own command would have been.
+void waiter_timeout_handler(ngx_event_t* ev) noexcept {
+  auto* w = static_cast<cache_waiter_t*>(ev->data);
+  if (w->fill == nullptr) return;
+  ngx_queue_remove(&w->q);
+  w->fill = nullptr;
+  ngx_connection_t* c = w->r->connection;
+  guard_void(c->log, [&]() { w->done(w->r, w->data, nullptr, false); });
+  ngx_http_run_posted_requests(c);
 }
 
 // Both replies are in: store the record if its ticket still allows it, then answer the waiters.
@@ -991,6 +1031,7 @@ void fill_finish(cache_fill_t* f) {
     ngx_queue_remove(q);
     cache_waiter_t* w = ngx_queue_data(q, cache_waiter_t, q);
     w->fill = nullptr;
+    if (w->timeout.timer_set) ngx_del_timer(&w->timeout);
     ngx_connection_t* c = w->r->connection;
     guard_void(c->log, [&]() {
       w->done(w->r, w->data, f->has_reply ? &f->reply : nullptr, f->too_large);
@@ -1089,16 +1130,22 @@ bool redis_cache_read(ngx_http_request_t* r, const loc_conf_t* lcf, std::string_
     ngx_pool_cleanup_t* cln = ngx_pool_cleanup_add(r->pool, sizeof(cache_waiter_t));
     if (cln == nullptr) return false;
     auto* w = static_cast<cache_waiter_t*>(cln->data);
+    ngx_memzero(w, sizeof(*w));
     w->r = r;
     w->done = done;
     w->data = data;
-    w->fill = nullptr;
+    w->timeout.handler = waiter_timeout_handler;
+    w->timeout.data = w;
+    w->timeout.log = r->connection->log;
     std::string k(key);
     auto it = cl->fills.find(k);
-    if (it != cl->fills.end()) {
+    // Joined only if it was begun under a timeout at least as long as this request's (a read
+    // that gives up sooner is left to its own waiters: a new one takes its place).
+    if (it != cl->fills.end() && it->second->timeout >= lcf->redis_timeout) {
       // Another request of this worker is reading the key: wait for its answer.
       w->fill = it->second;
       ngx_queue_insert_tail(&w->fill->waiters, &w->q);
+      ngx_add_timer(&w->timeout, lcf->redis_timeout);
       cln->handler = waiter_cleanup;
       cln->data = w;
       return true;
@@ -1111,7 +1158,8 @@ bool redis_cache_read(ngx_http_request_t* r, const loc_conf_t* lcf, std::string_
     f->link = link;
     f->key = k;
     f->zone = lcf->redis_cache->zone;
-    f->max_age = lcf->redis_cache->max_age;
+    f->max_age = redis_cache_zone_max_age(f->zone);
+    f->timeout = lcf->redis_timeout;
     ngx_queue_init(&f->waiters);
     if (link != nullptr && cache_active(cl)) f->ticket = link->coherence->begin_fill(key);
     if (!f->ticket) {
@@ -1149,9 +1197,10 @@ bool redis_cache_read(ngx_http_request_t* r, const loc_conf_t* lcf, std::string_
     }
     w->fill = f.get();
     ngx_queue_insert_tail(&w->fill->waiters, &w->q);
+    ngx_add_timer(&w->timeout, lcf->redis_timeout);
     cln->handler = waiter_cleanup;
     cln->data = w;
-    cl->fills.emplace(std::move(k), f.release());
+    cl->fills[std::move(k)] = f.release();
     return true;
   });
 }
@@ -1194,7 +1243,14 @@ ngx_int_t redis_init_process(ngx_cycle_t* cycle) noexcept {
       cl->prune.handler = prune_handler;
       cl->prune.data = cl;
       cl->prune.log = cycle->log;
-      if (eps[i]->cache_zones != nullptr) cl->epoch = std::make_unique<EndpointEpoch>(eps[i]);
+      if (eps[i]->cache_zones != nullptr) {
+        cl->epoch = std::make_unique<EndpointEpoch>(eps[i]);
+        cl->heartbeat.handler = heartbeat_handler;
+        cl->heartbeat.data = cl;
+        cl->heartbeat.log = cycle->log;
+        cl->heartbeat.cancelable = 1;
+        heartbeat_handler(&cl->heartbeat);
+      }
       const redis_spec_t* spec = eps[i]->spec;
       auto* addrs = static_cast<redis_addr_t*>(spec->addrs.elts);
       switch (spec->topology) {
@@ -1240,6 +1296,7 @@ void redis_exit_process(ngx_cycle_t* cycle) noexcept {
       cl->exiting = true;
       if (cl->poll.timer_set) ngx_del_timer(&cl->poll);
       if (cl->refresh.timer_set) ngx_del_timer(&cl->refresh);
+      if (cl->heartbeat.timer_set) ngx_del_timer(&cl->heartbeat);
       if (cl->prune.posted) {
         ngx_delete_posted_event(&cl->prune);
       }

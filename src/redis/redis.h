@@ -78,6 +78,9 @@ void redis_cache_flush(ngx_shm_zone_t* zone);
 // equal to epoch, not ended at now_ms) copies its record to *out; a dead one is removed. put:
 // stores (evicting least recently used entries when full); false if it could not.
 bool redis_cache_zone_current(const ngx_shm_zone_t* zone);
+// The zone's max_age (the shortest of its locations'); this worker's heartbeat (a timer).
+ngx_msec_t redis_cache_zone_max_age(const ngx_shm_zone_t* zone);
+void redis_cache_heartbeat(ngx_shm_zone_t* zone);
 bool redis_cache_zone_get(ngx_shm_zone_t* zone, std::string_view key, uint64_t epoch,
                           uint64_t now_ms, std::string* out);
 bool redis_cache_zone_put(ngx_shm_zone_t* zone, std::string_view key, uint64_t epoch,
