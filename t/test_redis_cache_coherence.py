@@ -383,3 +383,29 @@ def test_bypass_when_tracking_is_refused(nginx, redis_factory, tmp_path):
     assert "user=alice " not in r.text
     log = srv.error_log.read_text()
     assert "session cache is bypassed" in log or "CLIENT ID refused" in log, log[-3000:]
+
+
+def test_least_privilege_user_with_the_cache(nginx, redis_factory, tmp_path):
+    """README's least-privilege user plus what the cache needs (+client|id +client|tracking
+    +subscribe +ping, channel &__redis__:invalidate): hits, and coherence."""
+    rd = redis_factory()
+    admin = rd.admin()
+    admin.execute_command(
+        "ACL", "SETUSER", "nginx", "on", ">pw", "~session:*", "resetchannels",
+        "&__redis__:invalidate", "-@all", "+select", "+hgetall", "+getrange", "+eval", "+del",
+        "+exists", "+type", "+get", "+set", "+hset", "+hdel", "+hget", "+hlen", "+expire",
+        "+pexpire", "+pttl", "+client|id", "+client|tracking", "+subscribe", "+ping")
+    pw = tmp_path / "redis.pass"
+    pw.write_text("pw\n")
+    srv = nginx(redis_snippet(f"127.0.0.1:{{rport}} username=nginx password_file={pw}",
+                              REDIS_LOCATIONS, EXTRA), rport=rd.port, workers=1)
+    value = _wait(lambda: session_cookie_value(r) if (r := srv.get("/login?u=alice")).status_code
+                  == 200 else None, 8.0, "a login")
+    _wait(lambda: _status(srv.get("/whoami", headers=cookie_header(value))) == "hit", 8.0,
+          "a hit")
+    admin.delete(*admin.keys("session:*"))
+    barrier(admin)
+    r = srv.get("/whoami", headers=cookie_header(value))
+    assert "user=alice " not in r.text, r.text
+    log = srv.error_log.read_text()
+    assert "NOPERM" not in log and "refused" not in log, log[-2000:]
