@@ -175,6 +175,7 @@ struct redis_cache_t {
 
 struct main_conf_t {
   ngx_array_t endpoints;  // of redis_endpoint_t*: one Redis client per entry in each worker
+  ngx_array_t bindings;   // of loc_conf_t*: one per distinct binding (loc_conf_t::binding)
 };
 
 struct loc_conf_t {
@@ -191,6 +192,8 @@ struct loc_conf_t {
   ngx_str_t prefix;
   ngx_msec_t redis_timeout;
   redis_cache_t* redis_cache;     // session_redis_cache; nullptr: off
+  const loc_conf_t* binding;      // the first merged conf with the same binding (same_binding:
+                                  // one pointer compare); nullptr: not merged
   ngx_uint_t fail;
   ngx_array_t* actions;   // of action_t
   ngx_int_t require;      // 0 off, 1 on
@@ -296,6 +299,7 @@ loc_conf_t* loc_conf(ngx_http_request_t* r);
 
 // True if both configurations make and read the same sessions (see loaded_t).
 bool same_binding(const loc_conf_t* a, const loc_conf_t* b);
+bool binding_equal(const loc_conf_t* a, const loc_conf_t* b);  // field by field
 
 // The session of r under lcf: loads it if needed (cookie store: now; Redis store: starts the
 // lookup and returns NGX_AGAIN, the request is resumed through its write_event_handler when the

@@ -470,6 +470,9 @@ ngx_command_t commands[] = {
 void* create_main_conf(ngx_conf_t* cf) noexcept {
   auto* mcf = static_cast<main_conf_t*>(ngx_pcalloc(cf->pool, sizeof(main_conf_t)));
   if (mcf == nullptr) return nullptr;
+  if (ngx_array_init(&mcf->bindings, cf->pool, 4, sizeof(loc_conf_t*)) != NGX_OK) {
+    return nullptr;
+  }
   if (ngx_array_init(&mcf->endpoints, cf->pool, 2, sizeof(redis_endpoint_t*)) != NGX_OK) {
     return nullptr;
   }
@@ -600,6 +603,19 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept {
     if (conf->redis == nullptr) return static_cast<char*>(NGX_CONF_ERROR);
     redis_note_timeout(conf->redis, conf->redis_timeout);
     if (!redis_cache_attach(cf, conf)) return static_cast<char*>(NGX_CONF_ERROR);
+  }
+  // Interned: requests compare bindings several times each (same_binding).
+  auto* mcf = static_cast<main_conf_t*>(
+      ngx_http_conf_get_module_main_conf(cf, ngx_http_session_module));
+  auto** known = static_cast<loc_conf_t**>(mcf->bindings.elts);
+  for (ngx_uint_t i = 0; i < mcf->bindings.nelts && conf->binding == nullptr; i++) {
+    if (binding_equal(known[i], conf)) conf->binding = known[i];
+  }
+  if (conf->binding == nullptr) {
+    auto** slot = static_cast<loc_conf_t**>(ngx_array_push(&mcf->bindings));
+    if (slot == nullptr) return static_cast<char*>(NGX_CONF_ERROR);
+    *slot = conf;
+    conf->binding = conf;
   }
   return NGX_CONF_OK;
 }

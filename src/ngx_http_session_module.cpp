@@ -87,6 +87,11 @@ sess::Kind cookie_kind(const loc_conf_t* lcf) {
 
 bool same_binding(const loc_conf_t* a, const loc_conf_t* b) {
   if (a == b) return true;
+  if (a->binding != nullptr && b->binding != nullptr) return a->binding == b->binding;
+  return binding_equal(a, b);
+}
+
+bool binding_equal(const loc_conf_t* a, const loc_conf_t* b) {
   return a->secrets == b->secrets && sv(a->cookie.name) == sv(b->cookie.name) &&
          cookie_kind(a) == cookie_kind(b) && a->store == b->store && a->redis == b->redis &&
          (a->store != STORE_REDIS || sv(a->prefix) == sv(b->prefix)) &&
