@@ -7,6 +7,8 @@ PACKAGES=(
   # build
   build-essential dpkg-dev libssl-dev rapidjson-dev libcrypt-dev libpcre2-dev
   zlib1g-dev nginx-dev clang
+  # make deb: Debian's packaging tools (dh_nginx itself comes with nginx-dev)
+  debhelper
   # the packaged nginx the dynamic module is loaded into
   nginx-core
   # tests, demo, benchmark
