@@ -401,7 +401,7 @@ char* login_limit_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noex
     if (spec.zone_size < min) {
       ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                          "\"%V\": zone \"%*s\" is too small (%uL bytes; at least %uz, e.g. 1m "
-                         "for about 8000 entries)",
+                         "for about 4000 entries)",
                          &cmd->name, spec.zone.size(), spec.zone.data(), spec.zone_size, min);
       return static_cast<char*>(NGX_CONF_ERROR);
     }
