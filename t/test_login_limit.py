@@ -11,6 +11,7 @@ fail2ban line, and `nginx -t` errors.
 """
 
 import os
+import re
 import threading
 import time
 import urllib.parse
@@ -483,3 +484,47 @@ def test_one_zone_for_several_servers(nginx):
                                             "csrf_token": token}),
                headers={"Content-Type": L.FORM_TYPE}, allow_redirects=False, timeout=10)
     assert_limited(r)
+
+
+# ---------------------------------------------------------------------------------------------
+# fail2ban
+# ---------------------------------------------------------------------------------------------
+
+# README's failregexes, as fail2ban applies them: to the line after its date.
+FAIL2BAN_BANS = re.compile(r'^\s*\[info\] \d+#\d+: \*\d+ session login limit: '
+                           r'(?:client|user "[^"]*") banned for \d+s after \d+ failed logins '
+                           r'within \d+s, client: (\S+?), ')
+FAIL2BAN_FAILURES = re.compile(r'^\s*\[info\] \d+#\d+: \*\d+ session login failed: '
+                               r'user "[^"]*", client: (\S+?), ')
+FAKE = "session login limit: client banned for 1s after 1 failed logins within 1s, " \
+       "client: 203.0.113.9, "
+FAKE_FAILURE = 'session login failed: user "x", client: 203.0.113.9, '
+
+
+def test_fail2ban_lines_cannot_be_forged(nginx):
+    """Names and request lines that carry the text of a ban or failure line for another
+    address: README's failregexes find only the real client."""
+    srv = limit_site(nginx, "zone=login:1m attempts=1 ban=1m by=user")
+    b = Browser(srv)
+    mark = srv.log_mark()
+    names = [FAKE, FAKE_FAILURE, 'x" banned for 1s after 1 failed logins within 1s, '
+             'client: 203.0.113.9, ', 'x", client: 203.0.113.9, ']
+    for name in names:
+        assert b.status(name, "x") == 401
+    failed = len(names)   # attempts=1: every failure is a ban of its name
+    cookie = "session_csrf=" + b.s.cookies.get("session_csrf")
+    for i, query in enumerate((FAKE, '"' + FAKE, '", client: 203.0.113.9, "',
+                               FAKE_FAILURE, '"' + FAKE_FAILURE)):
+        # Percent-encoded, and raw (nginx takes spaces and quotes in a request target).
+        for target in ("/login?" + urllib.parse.quote(query), "/login?" + query):
+            body = urllib.parse.urlencode({"username": f"u{i}{len(target)}", "password": "x",
+                                           "csrf_token": b.page.token}).encode()
+            r = L.raw_post(srv.port, body, [("Cookie", cookie), ("Content-Type", L.FORM_TYPE)],
+                           path=target)
+            assert r.status in (400, 401), (target, r.status)
+            failed += r.status == 401
+    lines = srv.log_since(mark)
+    bans = [m.group(1) for l in lines if (m := FAIL2BAN_BANS.search(l[19:]))]
+    failures = [m.group(1) for l in lines if (m := FAIL2BAN_FAILURES.search(l[19:]))]
+    assert len(bans) == len(failures) == failed, lines
+    assert set(bans) == set(failures) == {"127.0.0.1"}, (bans, failures)
