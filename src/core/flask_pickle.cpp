@@ -516,22 +516,26 @@ class Writer {
     memo_count_++;
   }
 
-  // Lists and dicts: batches of 1000; one item with APPEND/SETITEM, more with MARK ... APPENDS.
+  // Lists and dicts as CPython's batch_list_exact / batch_dict_exact: one item with
+  // APPEND/SETITEM; more in batches of 1000, each MARK ... APPENDS/SETITEMS (a last batch of one
+  // included; pickle.py's _batch_appends would write APPEND there, _pickle.c does not).
   bool batch(const FlaskValue& v, size_t depth) {
     const bool dict = v.type == Type::Dict;
     const size_t n = v.items.size();
+    if (n == 1) {
+      if (dict && !save_counted(v.keys[0], true)) return false;
+      if (!save(v.items[0], depth + 1)) return false;
+      op(dict ? SETITEM : APPEND);
+      return true;
+    }
     for (size_t at = 0; at < n; at += kBatch) {
       const size_t k = std::min(kBatch, n - at);
-      if (k > 1) op(MARK);
+      op(MARK);
       for (size_t i = at; i < at + k; i++) {
         if (dict && !save_counted(v.keys[i], true)) return false;
         if (!save(v.items[i], depth + 1)) return false;
       }
-      if (dict) {
-        op(k > 1 ? SETITEMS : SETITEM);
-      } else {
-        op(k > 1 ? APPENDS : APPEND);
-      }
+      op(dict ? SETITEMS : APPENDS);
     }
     return true;
   }

@@ -14,8 +14,8 @@
 // shared values count against the limits (no "billion laughs").
 //
 // Writer: the object-form dict as pickle.dumps(obj) (protocol 4) writes it: PROTO 4, one FRAME
-// (none under 4 bytes), EMPTY_DICT MEMOIZE, MARK ... SETITEMS (SETITEM for one item, batches of
-// 1000), strings SHORT_BINUNICODE/BINUNICODE, bytes SHORT_BINBYTES/BINBYTES, ints BININT1/
+// (none under 4 bytes), EMPTY_DICT MEMOIZE, MARK ... SETITEMS (SETITEM for a single item; batches
+// of 1000, each with its MARK, as _pickle.c writes them), strings SHORT_BINUNICODE/BINUNICODE, bytes SHORT_BINBYTES/BINBYTES, ints BININT1/
 // BININT2/BININT/LONG1, BINFLOAT, NEWTRUE/NEWFALSE, NONE, TUPLE1-3 or MARK TUPLE, MEMOIZE after
 // every str, bytes, list, dict and non-empty tuple. CPython shares one object for every empty
 // or one-character (latin-1) str and every empty or one-byte bytes, so the second occurrence of
