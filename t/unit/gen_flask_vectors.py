@@ -234,7 +234,8 @@ def flask_session_cases(out):
         return "ok"
 
     c = app.test_client()
-    r = c.get("/login")
+    with mock.patch("flask_session.sessions.uuid4", return_value=uuid.UUID(int=0xc0ffee)):
+        r = c.get("/login")
     value = r.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
     sid = Signer(S1, salt="flask-session", key_derivation="hmac").unsign(value).decode()
     record = app.config["SESSION_REDIS"].data["session:" + sid]
