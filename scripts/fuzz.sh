@@ -144,6 +144,8 @@ max_len_of() {
   case "$1" in
     envelope) echo 12288 ;;      # values up to envelope_open's 8192 default bound, and beyond
     session_data|form) echo 8192 ;;
+    flask_token|flask_json) echo 8192 ;;   # cookies up to 4096, and beyond
+    flask_pickle|flask_msgpack) echo 16384 ;;  # records past one SETITEMS batch
     *) echo 4096 ;;              # redirect_is_safe stops at 2048; cookies at 4096
   esac
 }

@@ -453,10 +453,11 @@ bool tag_value(const FlaskValue& in, FlaskValue& out, size_t depth) {
       if (in.items.size() != 1 || !(in.text == " u" || in.text == " d" || in.text == " m")) {
         return false;
       }
+      // The payload was untagged like any value (a " u" of a list of tuples, say): tag it back.
       out = FlaskValue(Type::Dict);
       out.keys.push_back(in.text);
-      out.items.push_back(in.items[0]);
-      return true;
+      out.items.emplace_back();
+      return tag_value(in.items[0], out.items.back(), depth + 1);
     }
     default:
       out = in;

@@ -338,3 +338,16 @@ TEST(FlaskMsgpack, IntsAndFloatsBothWays) {
             sess::MsgpackResult::Ok);
   EXPECT_EQ(back.items[0].text, "1.5");
 }
+
+TEST(FlaskValue, TagUntagKeepsTaggedPayloadsTagged) {
+  // Found by fuzz_flask_json: a " u" whose payload holds tuples (Flask would fail on it, but
+  // nginx must still carry it through untouched).
+  FlaskValue json, obj, back;
+  ASSERT_TRUE(sess::flask_json_parse(R"({" u":[0,{" t":[2]}]})", json));
+  ASSERT_TRUE(sess::flask_untag(json, obj));
+  ASSERT_TRUE(sess::flask_tag(obj, back));
+  pstring a, b;
+  ASSERT_TRUE(sess::flask_json_write(json, true, a));
+  ASSERT_TRUE(sess::flask_json_write(back, true, b));
+  EXPECT_EQ(a, b);
+}
