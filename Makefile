@@ -16,10 +16,10 @@ GLUE_SRCS := $(wildcard src/*.cpp src/*.h src/core/*.h src/redis/*.cpp src/redis
 UNIT_SRCS := $(wildcard t/unit/*.cpp)
 UNIT_BIN := $(BUILD)/unit/session_unit_tests
 UNIT_CXXFLAGS := -std=c++17 -O1 -g -Wall -Wextra -Werror -Wno-unused-parameter -Isrc/core
-UNIT_LIBS := -lgtest -lgtest_main -lssl -lcrypto -lcrypt -pthread
+UNIT_LIBS := -lgtest -lgtest_main -lssl -lcrypto -lcrypt -lz -pthread
 
-.PHONY: all bootstrap nginx dynamic unit test test-integration check-clang test-nginx-next fuzz \
-	test-asan valgrind \
+.PHONY: all bootstrap nginx dynamic deb unit test test-integration check-clang test-nginx-next \
+	fuzz test-asan valgrind \
 	demo demo-stop bench clean
 
 # Extra Debian packages for the test suite: Chromium for the browser test, clang/libFuzzer.
@@ -55,6 +55,20 @@ $(NGINX_BIN): $(NGINX_SRC)/Makefile $(CORE_SRCS) $(GLUE_SRCS)
 dynamic: $(BUILD)/.bootstrap
 	scripts/build-dynamic.sh $(BUILD)
 
+# The Debian package of the dynamic module (debhelper + dh_nginx from nginx-dev), under
+# build/deb/: libnginx-mod-http-session_<version>_<arch>.deb (and its -dbgsym). Rebuilt when the
+# module's sources or debian/ change.
+DEB_PACKAGE := libnginx-mod-http-session
+DEB_VERSION := $(shell dpkg-parsechangelog -l debian/changelog -S Version 2>/dev/null)
+DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null)
+DEB_FILE := $(BUILD)/deb/$(DEB_PACKAGE)_$(DEB_VERSION)_$(DEB_ARCH).deb
+
+deb: $(BUILD)/.bootstrap $(DEB_FILE)
+
+$(DEB_FILE): $(CORE_SRCS) $(GLUE_SRCS) $(wildcard debian/* debian/source/*) README.md \
+		scripts/build-deb.sh
+	scripts/build-deb.sh $(BUILD)
+
 unit: $(UNIT_BIN)
 	$(UNIT_BIN) --gtest_brief=1
 
@@ -68,15 +82,16 @@ $(UNIT_BIN): $(CORE_SRCS) $(UNIT_SRCS) $(wildcard src/core/*.h t/unit/*.h)
 record-scripts-check: $(UNIT_BIN)
 	$(PYTHON) t/unit/record_scripts_check.py $(UNIT_BIN)
 
-test-integration: nginx dynamic
+test-integration: nginx dynamic deb
 	$(PYTHON) -m pytest -q -p no:cacheprovider t
 
 # The module must build warning-free (nginx's -Werror) with clang too.
 check-clang: $(BUILD)/.bootstrap
 	$(MAKE) --no-print-directory BUILD=$(BUILD)/clang CC=clang $(BUILD)/clang/sbin/nginx
 
-# Everything CI runs: packages, g++ and clang builds, unit tests, the integration suite against
-# the static build and Debian's nginx with the dynamic module, and a short fuzzing pass.
+# Everything CI runs: packages, g++ and clang builds, unit tests, the Debian package, the
+# integration suite against the static build and Debian's nginx with the dynamic module (and the
+# package installed into it), and a short fuzzing pass.
 test:
 	@BOOTSTRAP_EXTRA="browser fuzz $(BOOTSTRAP_EXTRA)" scripts/bootstrap.sh
 	@mkdir -p $(BUILD) && touch $(BUILD)/.bootstrap

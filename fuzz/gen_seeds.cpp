@@ -16,6 +16,10 @@
 #include "base64url.h"
 #include "crypto.h"
 #include "envelope.h"
+#include "flask_signer.h"
+
+// Python-made Flask cookies, pickles and msgpack records: seeds for the fuzz_flask_* targets.
+#include "../t/unit/flask_vectors.h"
 
 namespace {
 
@@ -70,6 +74,41 @@ std::string sha1(std::string_view in) {
 }
 
 std::string byte(unsigned v) { return std::string(1, static_cast<char>(v)); }
+
+std::string unhex(std::string_view s) {
+  std::string o;
+  for (size_t i = 0; i + 1 < s.size(); i += 2) {
+    o.push_back(static_cast<char>(sess::hex_value(s[i]) << 4 | sess::hex_value(s[i + 1])));
+  }
+  return o;
+}
+
+// The fuzz_flask_* corpora: each vector's input (its last hex argument) goes to the target that
+// parses it.
+void flask_seeds() {
+  size_t n = 0;
+  for (const auto& v : kFlaskVectors) {
+    const std::string_view line(v.op);
+    const std::string_view op = line.substr(0, line.find(' '));
+    const std::string_view last = line.substr(line.rfind(' ') + 1);
+    std::string target;
+    if (op == "cookie_open") target = "flask_token";
+    if (op == "sid_unsign") target = "flask_token";
+    if (op == "cookie_roundtrip" || op == "json_pickle" || op == "json_msgpack") target = "flask_json";
+    if (op == "pickle_roundtrip") target = "flask_pickle";
+    if (op == "msgpack_roundtrip") target = "flask_msgpack";
+    if (target.empty()) continue;
+    put(target, "vector-" + std::to_string(n++), unhex(last));
+  }
+  sess::FlaskKeys keys(sess::kFlaskCookieSalt);
+  keys.add_secret("flask-secret-key-number-one");
+  sess::pstring tok;
+  sess::flask_cookie_seal(keys, std::string(300, 'a'), 1700000000, tok);
+  put("flask_token", "sealed-compressed", tok);
+  sess::pstring z;
+  sess::flask_zlib_compress(std::string(100000, '0'), z);
+  put("flask_token", "zlib-bomb", z);
+}
 
 }  // namespace
 
@@ -243,5 +282,7 @@ int main(int argc, char** argv) {
     }
     put("cache", "model-random-" + std::to_string(i), byte(i % 2 == 0 ? 1 : 3) + choices);
   }
+
+  flask_seeds();
   return 0;
 }

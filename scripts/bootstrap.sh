@@ -7,12 +7,16 @@ PACKAGES=(
   # build
   build-essential dpkg-dev libssl-dev rapidjson-dev libcrypt-dev libpcre2-dev
   zlib1g-dev nginx-dev clang
+  # make deb: Debian's packaging tools (dh_nginx itself comes with nginx-dev)
+  debhelper
   # the packaged nginx the dynamic module is loaded into
   nginx-core
   # tests, demo, benchmark
   libgtest-dev redis-server wrk apache2-utils curl openssl procps
   python3 python3-pytest python3-requests python3-redis python3-cryptography
   gnuplot-nox
+  # the Flask bridge's test vectors: Flask 2.2, Flask-Session 0.3 (pickle records), msgpack
+  python3-flask python3-flask-session python3-msgpack
 )
 # Extra groups selected by the caller, e.g. BOOTSTRAP_EXTRA="browser fuzz".
 for extra in ${BOOTSTRAP_EXTRA:-}; do

@@ -51,7 +51,7 @@ mkdir -p "$objdir" "$out/logs"
 common_flags=(-std=c++17 -g -O1 -fno-sanitize-recover=undefined -Isrc/core)
 obj_flags=("${common_flags[@]}" -fsanitize=fuzzer-no-link,address,undefined)
 link_flags=("${common_flags[@]}" -fsanitize=fuzzer,address,undefined)
-libs=(-lssl -lcrypto -lcrypt)
+libs=(-lssl -lcrypto -lcrypt -lz)
 
 mapfile -t core_srcs < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' src/core/SOURCES | sed 's#^#src/core/#')
 core_hdrs=(src/core/*.h)
@@ -144,6 +144,8 @@ max_len_of() {
   case "$1" in
     envelope) echo 12288 ;;      # values up to envelope_open's 8192 default bound, and beyond
     session_data|form) echo 8192 ;;
+    flask_token|flask_json) echo 8192 ;;   # cookies up to 4096, and beyond
+    flask_pickle|flask_msgpack) echo 16384 ;;  # records past one SETITEMS batch
     *) echo 4096 ;;              # redirect_is_safe stops at 2048; cookies at 4096
   esac
 }

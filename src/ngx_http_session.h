@@ -166,6 +166,7 @@ struct redis_tls_conf_t {
 };
 
 struct user_file_t;       // src/ngx_http_session_users.cpp
+struct login_limit_t;     // src/ngx_http_session_login_limit.cpp
 
 // session_redis_cache (src/redis/cache.cpp).
 struct redis_cache_t {
@@ -209,6 +210,7 @@ struct loc_conf_t {
   ngx_flag_t logout;
   ngx_str_t logout_uri;
   ngx_str_t login_thread_pool;
+  login_limit_t* login_limit;     // session_login_limit; nullptr: none
 #if (NGX_THREADS)
   ngx_thread_pool_t* login_pool;  // password hashing runs off the event loop
 #endif
@@ -442,6 +444,32 @@ user_file_t* users_open(ngx_conf_t* cf, const ngx_str_t& path);
 // when the pool's queue is full, NGX_ERROR.
 ngx_int_t users_check_async(ngx_http_request_t* r, loc_conf_t* lcf, ngx_str_t user,
                             ngx_str_t password, void (*done)(ngx_http_request_t*, int));
+
+// ---------------------------------------------------------------------------------------------
+// Failed-login regulation (src/ngx_http_session_login_limit.cpp)
+
+char* login_limit_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+
+// What a login attempt charged to the zone, for its outcome.
+struct login_limit_ticket_t {
+  login_limit_t* zone;            // nullptr: nothing charged (or already finished)
+  uint64_t token;                 // when it was charged (ms)
+  unsigned char client[16];       // the ids it was charged under (sess::kLimitIdLen)
+  unsigned char user[16];
+  unsigned charged_client : 1;
+  unsigned charged_user : 1;
+};
+
+enum login_outcome_e { LOGIN_FAILED, LOGIN_SUCCEEDED, LOGIN_NO_VERDICT };
+
+// Before a credential check of `user` by r: NGX_OK (allowed; the attempt is charged as a failure
+// in advance, *t says where), NGX_DECLINED (banned: *retry_after = seconds left), NGX_ERROR.
+// Without session_login_limit: NGX_OK and nothing charged.
+ngx_int_t login_limit_begin(ngx_http_request_t* r, const loc_conf_t* lcf, ngx_str_t user,
+                            login_limit_ticket_t* t, uint64_t* retry_after);
+// The check's outcome (once; later calls do nothing). A failure that completes a ban logs it.
+void login_limit_finish(ngx_http_request_t* r, login_limit_ticket_t* t, login_outcome_e outcome,
+                        ngx_str_t user);
 
 // ---------------------------------------------------------------------------------------------
 // Shared by the handlers and filters

@@ -464,6 +464,8 @@ ngx_command_t commands[] = {
     {ngx_string("session_login_thread_pool"), SESSION_ALL_CONF | NGX_CONF_TAKE1,
      ngx_conf_set_str_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, login_thread_pool),
      nullptr},
+    {ngx_string("session_login_limit"), SESSION_ALL_CONF | NGX_CONF_1MORE,
+     login_limit_directive, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     ngx_null_command,
 };
 
@@ -500,6 +502,7 @@ void* create_loc_conf(ngx_conf_t* cf) noexcept {
   conf->require = NGX_CONF_UNSET;
   conf->login = NGX_CONF_UNSET;
   conf->logout = NGX_CONF_UNSET;
+  conf->login_limit = static_cast<login_limit_t*>(NGX_CONF_UNSET_PTR);
   return conf;
 }
 
@@ -576,6 +579,7 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept {
   if (conf->logout == NGX_CONF_UNSET) conf->logout = 0;
   ngx_conf_merge_str_value(conf->logout_uri, prev->logout_uri, "/");
   ngx_conf_merge_str_value(conf->login_thread_pool, prev->login_thread_pool, "");
+  ngx_conf_merge_ptr_value(conf->login_limit, prev->login_limit, nullptr);
 
   if (!redis_cache_merge(cf, conf)) return static_cast<char*>(NGX_CONF_ERROR);
   if (conf->actions != nullptr && !check_own_cookies(cf, conf)) {

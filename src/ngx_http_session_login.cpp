@@ -3,7 +3,9 @@
 // GET /login renders session_login_page (an SSI template) by internal redirect, after setting a
 // short-lived CSRF cookie. POST /login refuses cross-origin requests (core/origin.h), reads the
 // form without blocking (from memory or from nginx's temporary file), checks the double-submit
-// CSRF token (core/csrf.h), then checks the password: in a thread pool against
+// CSRF token (core/csrf.h), asks session_login_limit (ngx_http_session_login_limit.cpp) whether
+// the client or user name is banned (429 with the page), then checks the password: in a thread
+// pool against
 // session_login_user_file (core/users.h: bcrypt is slow on purpose, the event loop must not wait
 // for it, and unknown users cost what known ones do), or by a session_login_auth subrequest.
 // Success starts a new, empty session (new id: no fixation, nothing carried over) holding the
@@ -28,6 +30,7 @@ struct login_t {
   ngx_str_t password;             // $session_login_password, only while the auth subrequest runs
   ngx_str_t error;                // $session_login_error
   ngx_uint_t page_status;         // status of the login page response (401, 403), 0 = as is
+  login_limit_ticket_t limit;     // what session_login_limit charged for this attempt
   ngx_array_t* auth_keys;         // ngx_keyval_t from the auth subrequest's X-Session-* headers
   ngx_int_t auth_status;
   unsigned auth_done : 1;
@@ -43,6 +46,7 @@ constexpr size_t kMaxUserLen = 256;
 constexpr size_t kMaxPasswordLen = 1024;
 
 const char* const kBadCredentials = "invalid username or password";
+const char* const kLimited = "too many failed logins, please try again later";
 
 sess::LogLimiter form_log_limit;
 
@@ -235,7 +239,18 @@ void login_resume(ngx_http_request_t* r) noexcept;
 
 ngx_int_t login_failure(ngx_http_request_t* r, ctx_t* ctx, login_t* L, const loc_conf_t* lcf) {
   log_login(r, false, L->user);
+  login_limit_finish(r, &L->limit, LOGIN_FAILED, L->user);
   return render_page(r, ctx, L, lcf, NGX_HTTP_UNAUTHORIZED, kBadCredentials);
+}
+
+// session_login_limit refused the attempt: 429 with the page, before any password check.
+ngx_int_t login_limited(ngx_http_request_t* r, ctx_t* ctx, login_t* L, const loc_conf_t* lcf,
+                        uint64_t retry_after) {
+  u_char buf[NGX_INT64_LEN];
+  u_char* end = ngx_sprintf(buf, "%uL", retry_after);
+  sess::pstring value(reinterpret_cast<const char*>(buf), end - buf, &ctx->mr);
+  if (push_header(r, "Retry-After", value) == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+  return render_page(r, ctx, L, lcf, NGX_HTTP_TOO_MANY_REQUESTS, kLimited);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -335,11 +350,13 @@ void login_resume(ngx_http_request_t* r) noexcept {
   ngx_int_t rc = guard<ngx_int_t>(r->connection->log, NGX_HTTP_INTERNAL_SERVER_ERROR,
                                   [&]() -> ngx_int_t {
     if (L->auth_status >= NGX_HTTP_OK && L->auth_status < 300) {
+      login_limit_finish(r, &L->limit, LOGIN_SUCCEEDED, L->user);
       return login_success(r, ctx, L, lcf);
     }
     if (L->auth_status == NGX_HTTP_UNAUTHORIZED || L->auth_status == NGX_HTTP_FORBIDDEN) {
       return login_failure(r, ctx, L, lcf);
     }
+    login_limit_finish(r, &L->limit, LOGIN_NO_VERDICT, L->user);
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                   "session login: credential check failed (status %i)", L->auth_status);
     return NGX_HTTP_SERVICE_UNAVAILABLE;
@@ -409,6 +426,12 @@ void log_bad_form(ngx_http_request_t* r, const char* what) {
                 "session login: %s (%uL more since the last such line)", what, more);
 }
 
+// The credential check could not start: 500, and the attempt is not counted.
+ngx_int_t no_verdict(ngx_http_request_t* r, login_t* L) {
+  login_limit_finish(r, &L->limit, LOGIN_NO_VERDICT, L->user);
+  return NGX_HTTP_INTERNAL_SERVER_ERROR;
+}
+
 ngx_int_t process_post(ngx_http_request_t* r, ctx_t* ctx, login_t* L, loc_conf_t* lcf) {
   if (!is_form(r)) return NGX_HTTP_UNSUPPORTED_MEDIA_TYPE;
   ngx_str_t body;
@@ -442,17 +465,31 @@ ngx_int_t process_post(ngx_http_request_t* r, ctx_t* ctx, login_t* L, loc_conf_t
                    sess::has_ctl(*user) || sess::has_ctl(*password) ||
                    user->find(':') != sess::pstring::npos);
 
+  // session_login_limit: a banned client or user name is refused here, before any hash runs;
+  // whether the user exists plays no part. Only attempts that reach this point count: a bad
+  // form, a CSRF failure or a cross-origin POST checks no password (and a forged cross-site
+  // POST must not count against the user name it names).
+  uint64_t retry_after = 0;
+  rc = login_limit_begin(r, lcf, L->user, &L->limit, &retry_after);
+  if (rc == NGX_DECLINED) return login_limited(r, ctx, L, lcf, retry_after);
+  if (rc != NGX_OK) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+
   if (lcf->login_auth.len) {
     if (!L->plausible) return login_failure(r, ctx, L, lcf);
-    if (!pool_str(r->pool, *password, &L->password)) return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    return start_auth_subrequest(r, L, lcf);
+    if (!pool_str(r->pool, *password, &L->password)) return no_verdict(r, L);
+    rc = start_auth_subrequest(r, L, lcf);
+    if (rc != NGX_AGAIN) login_limit_finish(r, &L->limit, LOGIN_NO_VERDICT, L->user);
+    return rc;
   }
   ngx_str_t pw;
-  if (!pool_str(r->pool, *password, &pw)) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+  if (!pool_str(r->pool, *password, &pw)) return no_verdict(r, L);
   rc = users_check_async(r, lcf, L->plausible ? L->user : ngx_str_t{0, nullptr}, pw,
                          user_file_done);
-  if (rc == NGX_DECLINED) return unavailable(r, "the login thread pool is busy");
-  if (rc != NGX_AGAIN) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+  if (rc == NGX_DECLINED) {
+    login_limit_finish(r, &L->limit, LOGIN_NO_VERDICT, L->user);
+    return unavailable(r, "the login thread pool is busy");
+  }
+  if (rc != NGX_AGAIN) return no_verdict(r, L);
   r->write_event_handler = ngx_http_request_empty_handler;
   return NGX_AGAIN;
 }

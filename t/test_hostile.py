@@ -560,8 +560,8 @@ FORGED_1LINE = ("x%20session%20login%20failed:%20user%20%22admin%22,%20client:%2
 def test_hostile_cookie_names_cannot_forge_log_lines(inject_srv):
     """cookie_set/cookie_delete log a refused name at warn. A name from the request must not
     forge error.log lines: no raw CR/LF (a line of its own), no text fail2ban's documented
-    failregex (README: `session login failed: user ".*", client: <HOST>`) would take for a
-    failed login from another address."""
+    failregex (README's, here in a looser unanchored form: `session login failed: user ".*",
+    client: <HOST>`) would take for a failed login from another address."""
     srv = inject_srv
     mark = srv.log_mark()
     for name in (FORGED, FORGED_1LINE, "a%0d%0aX-Injected:%20yes", "a%0dB"):

@@ -945,11 +945,15 @@ def test_bcrypt_login_does_not_block_the_worker(nginx):
                        f"({login_time * 1000:.0f} ms)"
 
 
-@pytest.mark.parametrize("fmt,cost", [("2y", 10), ("6", None)])
-def test_unknown_user_costs_like_a_wrong_password(nginx, fmt, cost):
+@pytest.mark.parametrize("fmt,cost,extra", [
+    ("2y", 10, ""), ("6", None, ""),
+    # With failed-login regulation counting both (t/test_login_limit.py): no difference either.
+    ("2y", 10, "session_login_limit zone=limit:1m attempts=100 by=both;"),
+])
+def test_unknown_user_costs_like_a_wrong_password(nginx, fmt, cost, extra):
     users = {"real": L.hash_password(fmt, "pw", cost=cost or 5),
              "other": L.hash_password(fmt, "pw2", cost=cost or 5)}
-    srv = nginx(L.user_file_site(), files=L.files_for(users), workers=1)
+    srv = nginx(L.user_file_site(login_extra=extra), files=L.files_for(users), workers=1)
     s = srv.session()
     page = L.get_login(srv, s)
 

@@ -1,0 +1,435 @@
+// ngx_http_session_module: session_login_limit - failed-login regulation in a shared memory zone.
+//
+//   session_login_limit zone=NAME:SIZE [attempts=5] [window=10m] [ban=15m] [by=client|user|both];
+//
+// The decisions are the core's (core/login_limit.h); this file keeps the entries in an nginx
+// slab zone shared by every worker, found through a red-black tree by their keyed id, and makes
+// the core's calls under the zone's lock. Entries live on one of two queues, most recently
+// updated first: `queue` (no active ban) and `bans`. When the zone is full, the tail of `queue`
+// (the least recently updated entry that is not a ban) is freed first, and a ban only when
+// `queue` is empty: a full zone never refuses everyone, and never forgets a ban while it can
+// forget something else. The zone keeps its entries across reloads (same name and size).
+//
+// The login flow (ngx_http_session_login.cpp) calls login_limit_begin() once the form and its
+// CSRF token are good, before any password hash, and login_limit_finish() with the outcome. A
+// check that never reports an outcome (the client went away during a subrequest) stays counted
+// as a failure.
+
+#include "ngx_http_session.h"
+
+#include "core/login_limit.h"
+
+namespace ngx_session {
+
+namespace {
+
+struct limit_sh_t {
+  ngx_rbtree_t rbtree;
+  ngx_rbtree_node_t sentinel;
+  ngx_queue_t queue;  // entries without an active ban, most recently updated first
+  ngx_queue_t bans;   // active bans, most recently started first
+  unsigned char key[sess::kLimitKeyLen];  // the zone's own key for the ids
+};
+
+// One entry; its ring of failure times (LimitEntry::cap of them) follows it in the allocation.
+struct limit_node_t {
+  ngx_rbtree_node_t rb;  // rb.key: the id's first bytes
+  ngx_queue_t q;
+  unsigned char id[sess::kLimitIdLen];
+  sess::LimitEntry e;
+};
+
+static_assert(sizeof(limit_node_t) % alignof(uint64_t) == 0, "the ring follows the node");
+static_assert(sizeof(login_limit_ticket_t::client) == sess::kLimitIdLen &&
+                  sizeof(login_limit_ticket_t::user) == sess::kLimitIdLen,
+              "ticket ids are core ids");
+static_assert(std::is_trivially_copyable<sess::LimitEntry>::value, "lives in shared memory");
+
+uint64_t* stamps_of(limit_node_t* n) {
+  return reinterpret_cast<uint64_t*>(reinterpret_cast<u_char*>(n) + sizeof(limit_node_t));
+}
+
+size_t node_size(uint32_t cap) { return sizeof(limit_node_t) + cap * sizeof(uint64_t); }
+
+ngx_rbtree_key_t rb_key(const unsigned char* id) {
+  ngx_rbtree_key_t k;
+  ngx_memcpy(&k, id, sizeof(k));
+  return k;
+}
+
+void rbtree_insert(ngx_rbtree_node_t* temp, ngx_rbtree_node_t* node,
+                   ngx_rbtree_node_t* sentinel) {
+  ngx_rbtree_node_t** p;
+  for (;;) {
+    if (node->key != temp->key) {
+      p = node->key < temp->key ? &temp->left : &temp->right;
+    } else {
+      auto* a = reinterpret_cast<limit_node_t*>(node);
+      auto* b = reinterpret_cast<limit_node_t*>(temp);
+      p = ngx_memcmp(a->id, b->id, sess::kLimitIdLen) < 0 ? &temp->left : &temp->right;
+    }
+    if (*p == sentinel) break;
+    temp = *p;
+  }
+  *p = node;
+  node->parent = temp;
+  node->left = sentinel;
+  node->right = sentinel;
+  ngx_rbt_red(node);
+}
+
+uint64_t now_ms() { return static_cast<uint64_t>(ngx_current_msec); }
+
+sess::LogLimiter refused_log_limit;
+
+}  // namespace
+
+// One session_login_limit: its parameters and its zone (shared by every directive naming it).
+struct login_limit_t {
+  sess::LimitSpec spec;
+  ngx_str_t name;
+  ngx_shm_zone_t* shm;
+  limit_sh_t* sh;
+  ngx_slab_pool_t* shpool;
+};
+
+namespace {
+
+ngx_int_t init_zone(ngx_shm_zone_t* shm_zone, void* data) noexcept {
+  auto* z = static_cast<login_limit_t*>(shm_zone->data);
+  auto* old = static_cast<login_limit_t*>(data);
+  if (old != nullptr) {  // a reload keeps the zone (same name and size): and its entries
+    z->sh = old->sh;
+    z->shpool = old->shpool;
+    return NGX_OK;
+  }
+  z->shpool = reinterpret_cast<ngx_slab_pool_t*>(shm_zone->shm.addr);
+  if (shm_zone->shm.exists) {
+    z->sh = static_cast<limit_sh_t*>(z->shpool->data);
+    return NGX_OK;
+  }
+  z->sh = static_cast<limit_sh_t*>(ngx_slab_alloc(z->shpool, sizeof(limit_sh_t)));
+  if (z->sh == nullptr) return NGX_ERROR;
+  z->shpool->data = z->sh;
+  ngx_rbtree_init(&z->sh->rbtree, &z->sh->sentinel, rbtree_insert);
+  ngx_queue_init(&z->sh->queue);
+  ngx_queue_init(&z->sh->bans);
+  if (!sess::random_bytes(z->sh->key, sizeof(z->sh->key))) return NGX_ERROR;
+  static const char ctx_fmt[] = " in session_login_limit zone \"\"";
+  size_t len = sizeof(ctx_fmt) + shm_zone->shm.name.len;
+  z->shpool->log_ctx = static_cast<u_char*>(ngx_slab_alloc(z->shpool, len));
+  if (z->shpool->log_ctx == nullptr) return NGX_ERROR;
+  ngx_sprintf(z->shpool->log_ctx, " in session_login_limit zone \"%V\"%Z", &shm_zone->shm.name);
+  // A full zone is handled here (eviction), not worth a [crit] line from the slab allocator.
+  z->shpool->log_nomem = 0;
+  return NGX_OK;
+}
+
+limit_node_t* find(limit_sh_t* sh, const unsigned char* id) {
+  ngx_rbtree_key_t key = rb_key(id);
+  ngx_rbtree_node_t* node = sh->rbtree.root;
+  ngx_rbtree_node_t* sentinel = sh->rbtree.sentinel;
+  while (node != sentinel) {
+    if (key != node->key) {
+      node = key < node->key ? node->left : node->right;
+      continue;
+    }
+    auto* n = reinterpret_cast<limit_node_t*>(node);
+    int rc = ngx_memcmp(id, n->id, sess::kLimitIdLen);
+    if (rc == 0) return n;
+    node = rc < 0 ? node->left : node->right;
+  }
+  return nullptr;
+}
+
+void drop(login_limit_t* z, limit_node_t* n) {
+  ngx_queue_remove(&n->q);
+  ngx_rbtree_delete(&z->sh->rbtree, &n->rb);
+  ngx_slab_free_locked(z->shpool, n);
+}
+
+limit_node_t* node_of(ngx_queue_t* q) {
+  return reinterpret_cast<limit_node_t*>(reinterpret_cast<u_char*>(q) -
+                                         offsetof(limit_node_t, q));
+}
+
+// After a change: to the head of the queue that matches its state.
+void touch(login_limit_t* z, limit_node_t* n, uint64_t now) {
+  ngx_queue_remove(&n->q);
+  ngx_queue_insert_head(sess::limit_banned(n->e, now) ? &z->sh->bans : &z->sh->queue, &n->q);
+}
+
+// Frees up to two entries with nothing left to remember from each queue's tail, as
+// limit_req does on every new entry.
+void expire(login_limit_t* z, uint64_t now) {
+  for (int i = 0; i < 2 && !ngx_queue_empty(&z->sh->queue); i++) {
+    limit_node_t* n = node_of(ngx_queue_last(&z->sh->queue));
+    if (n->e.cap != z->spec.attempts) {
+      if (sess::limit_banned(n->e, now)) break;
+    } else if (!sess::limit_idle(n->e, stamps_of(n), z->spec, now)) {
+      break;
+    }
+    drop(z, n);
+  }
+  for (int i = 0; i < 2 && !ngx_queue_empty(&z->sh->bans); i++) {
+    limit_node_t* n = node_of(ngx_queue_last(&z->sh->bans));
+    if (sess::limit_banned(n->e, now)) break;
+    drop(z, n);  // the ban has ended: a clean slate is an empty entry
+  }
+}
+
+// A new entry; when the zone is full, the core's eviction order makes room.
+limit_node_t* create(login_limit_t* z, const unsigned char* id, uint64_t now) {
+  size_t size = node_size(z->spec.attempts);
+  auto* n = static_cast<limit_node_t*>(ngx_slab_alloc_locked(z->shpool, size));
+  // First pass: the least recently updated entry that is not an active ban; then any.
+  for (int pass = 0; n == nullptr && pass < 2; pass++) {
+    ngx_queue_t* list = pass == 0 ? &z->sh->queue : &z->sh->bans;
+    while (n == nullptr && !ngx_queue_empty(list)) {
+      limit_node_t* victim = node_of(ngx_queue_last(list));
+      if (!sess::limit_evictable(victim->e, now, pass == 1)) {
+        // A ban on the first queue (its ban started with no later change): move it.
+        touch(z, victim, now);
+        continue;
+      }
+      drop(z, victim);
+      n = static_cast<limit_node_t*>(ngx_slab_alloc_locked(z->shpool, size));
+    }
+  }
+  if (n == nullptr) return nullptr;
+  ngx_memcpy(n->id, id, sess::kLimitIdLen);
+  n->rb.key = rb_key(id);
+  n->e = sess::LimitEntry();
+  n->e.cap = z->spec.attempts;
+  n->e.updated = now;
+  ngx_rbtree_insert(&z->sh->rbtree, &n->rb);
+  ngx_queue_insert_head(&z->sh->queue, &n->q);
+  return n;
+}
+
+// The entry of id, made if absent (or made anew, keeping an active ban, when a reload changed
+// `attempts`). nullptr when the zone cannot hold it.
+limit_node_t* entry(login_limit_t* z, const unsigned char* id, uint64_t now) {
+  limit_node_t* n = find(z->sh, id);
+  if (n != nullptr && n->e.cap != z->spec.attempts) {
+    uint64_t banned_until = n->e.banned_until;
+    uint32_t logged = n->e.logged;
+    drop(z, n);
+    n = create(z, id, now);
+    if (n != nullptr) {
+      n->e.banned_until = banned_until;
+      n->e.logged = logged;
+      touch(z, n, now);
+    }
+    return n;
+  }
+  if (n == nullptr) n = create(z, id, now);
+  if (n != nullptr) sess::limit_expire(n->e, now);
+  return n;
+}
+
+bool client_id(ngx_http_request_t* r, const unsigned char* key, unsigned char* id) {
+  const sockaddr* sa = r->connection->sockaddr;
+  switch (sa->sa_family) {
+    case AF_INET: {
+      auto* sin = reinterpret_cast<const sockaddr_in*>(sa);
+      return sess::limit_client_id(key, reinterpret_cast<const unsigned char*>(&sin->sin_addr),
+                                   4, id);
+    }
+#if (NGX_HAVE_INET6)
+    case AF_INET6: {
+      auto* sin6 = reinterpret_cast<const sockaddr_in6*>(sa);
+      return sess::limit_client_id(key, sin6->sin6_addr.s6_addr, 16, id);
+    }
+#endif
+    default:
+      return sess::limit_client_id(key, nullptr, 0, id);
+  }
+}
+
+bool by_client(const login_limit_t* z) {
+  return (static_cast<unsigned>(z->spec.by) & static_cast<unsigned>(sess::LimitBy::Client)) != 0;
+}
+
+bool by_user(const login_limit_t* z) {
+  return (static_cast<unsigned>(z->spec.by) & static_cast<unsigned>(sess::LimitBy::User)) != 0;
+}
+
+}  // namespace
+
+ngx_int_t login_limit_begin(ngx_http_request_t* r, const loc_conf_t* lcf, ngx_str_t user,
+                            login_limit_ticket_t* t, uint64_t* retry_after) {
+  login_limit_t* z = lcf->login_limit;
+  ngx_memzero(t, sizeof(*t));
+  *retry_after = 0;
+  if (z == nullptr) return NGX_OK;
+  if (by_client(z) && !client_id(r, z->sh->key, t->client)) return NGX_ERROR;
+  if (by_user(z) && !sess::limit_user_id(z->sh->key, sv(user), t->user)) return NGX_ERROR;
+  uint64_t now = now_ms();
+
+  ngx_shmtx_lock(&z->shpool->mutex);
+  expire(z, now);
+  limit_node_t* c = by_client(z) ? entry(z, t->client, now) : nullptr;
+  limit_node_t* u = by_user(z) ? entry(z, t->user, now) : nullptr;
+  if (c != nullptr && by_user(z)) {
+    c = find(z->sh, t->client);  // making room for the user's entry may have evicted it
+  }
+  uint64_t wait = 0;
+  if (c != nullptr) wait = sess::limit_retry_after(c->e, now);
+  if (u != nullptr) wait = ngx_max(wait, sess::limit_retry_after(u->e, now));
+  if (wait == 0) {
+    if (c != nullptr) {
+      sess::limit_charge(c->e, stamps_of(c), z->spec, now);
+      touch(z, c, now);
+      t->charged_client = 1;
+    }
+    if (u != nullptr) {
+      sess::limit_charge(u->e, stamps_of(u), z->spec, now);
+      touch(z, u, now);
+      t->charged_user = 1;
+    }
+  }
+  ngx_shmtx_unlock(&z->shpool->mutex);
+
+  if ((by_client(z) && c == nullptr) || (by_user(z) && u == nullptr)) {
+    // Not even eviction made room (an entry larger than the zone): the attempt is not counted.
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "session_login_limit zone \"%V\" has no room for an entry", &z->name);
+  }
+  if (wait != 0) {
+    *retry_after = wait;
+    uint64_t more = 0;
+    if (refused_log_limit.allow(static_cast<uint64_t>(ngx_time()), &more)) {
+      ngx_str_t safe = log_safe(r, sv(user));
+      ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                    "session login refused: banned, user \"%V\" (%uL more since the last such "
+                    "line)",
+                    &safe, more);
+    }
+    return NGX_DECLINED;
+  }
+  t->zone = z;
+  t->token = now;
+  return NGX_OK;
+}
+
+void login_limit_finish(ngx_http_request_t* r, login_limit_ticket_t* t, login_outcome_e outcome,
+                        ngx_str_t user) {
+  auto* z = static_cast<login_limit_t*>(t->zone);
+  if (z == nullptr) return;
+  t->zone = nullptr;  // once
+  uint64_t now = now_ms();
+  bool log_client = false, log_user = false;
+
+  ngx_shmtx_lock(&z->shpool->mutex);
+  limit_node_t* c = t->charged_client ? find(z->sh, t->client) : nullptr;
+  limit_node_t* u = t->charged_user ? find(z->sh, t->user) : nullptr;
+  switch (outcome) {
+    case LOGIN_FAILED:
+      if (c != nullptr) log_client = sess::limit_failed(c->e, now);
+      if (u != nullptr) log_user = sess::limit_failed(u->e, now);
+      break;
+    case LOGIN_SUCCEEDED:
+      // The address keeps its other failures; the account's password clears the account's.
+      if (c != nullptr) {
+        sess::limit_refund(c->e, stamps_of(c), z->spec, t->token, now);
+        touch(z, c, now);
+      }
+      if (u != nullptr) {
+        sess::limit_clear(u->e);
+        touch(z, u, now);
+      }
+      break;
+    case LOGIN_NO_VERDICT:  // the check could not run: it was no failure
+      if (c != nullptr) {
+        sess::limit_refund(c->e, stamps_of(c), z->spec, t->token, now);
+        touch(z, c, now);
+      }
+      if (u != nullptr) {
+        sess::limit_refund(u->e, stamps_of(u), z->spec, t->token, now);
+        touch(z, u, now);
+      }
+      break;
+  }
+  ngx_shmtx_unlock(&z->shpool->mutex);
+
+  // One line per ban, for fail2ban (nginx appends ", client: <address>, server: ...").
+  time_t ban = static_cast<time_t>(z->spec.ban_ms / 1000);
+  time_t window = static_cast<time_t>(z->spec.window_ms / 1000);
+  char* action = r->connection->log->action;
+  r->connection->log->action = nullptr;
+  if (log_client) {
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "session login limit: client banned for %Ts after %uD failed logins within "
+                  "%Ts",
+                  ban, z->spec.attempts, window);
+  }
+  if (log_user) {
+    ngx_str_t safe = log_safe(r, sv(user));
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "session login limit: user \"%V\" banned for %Ts after %uD failed logins "
+                  "within %Ts",
+                  &safe, ban, z->spec.attempts, window);
+  }
+  r->connection->log->action = action;
+}
+
+char* login_limit_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept {
+  return guard<char*>(cf->log, static_cast<char*>(NGX_CONF_ERROR), [&]() -> char* {
+    auto* lcf = static_cast<loc_conf_t*>(conf);
+    if (lcf->login_limit != NGX_CONF_UNSET_PTR) return const_cast<char*>("is duplicate");
+    auto* value = static_cast<ngx_str_t*>(cf->args->elts);
+    size_t n = cf->args->nelts - 1;
+    std::string_view args[8];
+    if (n > 8) {
+      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": too many parameters", &cmd->name);
+      return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    for (size_t i = 0; i < n; i++) args[i] = sv(value[i + 1]);
+    sess::LimitSpec spec;
+    sess::LimitParseError err;
+    if (!sess::login_limit_parse(args, n, &spec, &err)) {
+      if (err.index < n) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": %s: \"%V\"", &cmd->name, err.message,
+                           &value[err.index + 1]);
+      } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" %s", &cmd->name, err.message);
+      }
+      return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    size_t min = 8 * ngx_pagesize;
+    if (spec.zone_size < min) {
+      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                         "\"%V\": zone \"%*s\" is too small (%uL bytes; at least %uz, e.g. 1m "
+                         "for about 4000 entries)",
+                         &cmd->name, spec.zone.size(), spec.zone.data(), spec.zone_size, min);
+      return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    auto* z = static_cast<login_limit_t*>(ngx_pcalloc(cf->pool, sizeof(login_limit_t)));
+    if (z == nullptr) return static_cast<char*>(NGX_CONF_ERROR);
+    if (!pool_str(cf->pool, spec.zone, &z->name)) return static_cast<char*>(NGX_CONF_ERROR);
+    spec.zone = sv(z->name);
+    z->spec = spec;
+    z->shm = ngx_shared_memory_add(cf, &z->name, static_cast<size_t>(spec.zone_size),
+                                   &ngx_http_session_module);
+    if (z->shm == nullptr) return static_cast<char*>(NGX_CONF_ERROR);
+    if (z->shm->data != nullptr) {
+      // Another session_login_limit declared this zone: it must say the same.
+      auto* other = static_cast<login_limit_t*>(z->shm->data);
+      if (!other->spec.same(spec)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\": zone \"%V\" is already declared with other parameters",
+                           &cmd->name, &z->name);
+        return static_cast<char*>(NGX_CONF_ERROR);
+      }
+      lcf->login_limit = other;
+      return NGX_CONF_OK;
+    }
+    z->shm->init = init_zone;
+    z->shm->data = z;
+    lcf->login_limit = z;
+    return NGX_CONF_OK;
+  });
+}
+
+}  // namespace ngx_session
