@@ -115,8 +115,7 @@ def test_cache_status_is_reserved_session_key(nginx_t):
 
 
 # ---------------------------------------------------------------------------------------------
-# The invalidation link (CACHE_NOTES.md step 2): seen from Redis's CLIENT LIST. Nothing is
-# served from the cache yet; these check the connections the cache will rely on.
+# The invalidation link, seen from Redis's CLIENT LIST: the connections the cache relies on.
 # ---------------------------------------------------------------------------------------------
 
 def _wait(cond, timeout=8.0, what="condition"):

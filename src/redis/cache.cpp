@@ -2,13 +2,12 @@
 //
 //   session_redis_cache NAME:SIZE [max_age=T] | off;      (default off; max_age default 60s)
 //
-// This file holds what is configured and allocated so far: the directive, the zone (nginx slab,
-// shared by all workers) and its header with the flush epoch of the core's CacheCoherence
-// (src/core/redis_cache.h), and the zones' attachment to their endpoint: a caching endpoint's
-// client keeps the invalidation link in each worker (client.cpp: CLIENT TRACKING REDIRECT
-// towards a SUBSCRIBE __redis__:invalidate connection per node). Nothing reads or fills the zone
-// yet: lookups and writes do not use it, and $session_cache_status is empty, until entries are
-// stored (CACHE_NOTES.md).
+// This file holds the directive, the zone (nginx slab, shared by all workers: a red-black tree of
+// entries by key, an LRU list, the flush epoch of the core's CacheCoherence (src/core/
+// redis_cache.h), the generation that shuts out workers of a previous configuration, and each
+// worker's heartbeat), the zones' attachment to their endpoint, and $session_cache_status. What
+// reads and fills the zone, and the invalidation link that keeps it coherent, are in client.cpp;
+// README "The session cache" says what is guaranteed.
 
 #include "redis.h"
 

@@ -56,7 +56,17 @@ class EndpointEpoch final : public sess::SharedEpoch {
 // node on the same Redis node (CLIENT ID, then SUBSCRIBE __redis__:invalidate, pinged), and the
 // data node's CLIENT TRACKING on REDIRECT <its id>, sent in the data node's handshake and again
 // whenever the id changes. Every event goes to the link's CacheCoherence (all links share the
-// endpoint's epoch: a flush on any of them empties the zones). Nothing reads the cache yet.
+// endpoint's epoch: a flush on any of them empties the zones).
+//
+// Redis 7.0 as verified against redis-server (raw RESP2): CLIENT TRACKING on REDIRECT <b> on a
+// connection already redirecting to <a> is accepted (no OFF first) and takes effect for keys read
+// before; a REDIRECT to a client id that does not exist is refused (-ERR ... does not exist) and
+// the connection stays usable, untracked; the subscriber's confirmation is [subscribe, channel,
+// 1], a key change [message, channel, [key]] (an array of keys), FLUSHALL [message, channel,
+// nil]; PING in subscribed mode answers [pong, ""]; when the redirect target dies, the RESP2 data
+// connection is told nothing (no tracking-redir-broken: that is RESP3) and later writes are
+// reported nowhere: hence the PING with its own deadline. Redis writes a command's reply before
+// the invalidations it caused (the same event-loop turn).
 struct cache_link_t {
   redis_client_t* cl;
   redis_node_t* data;

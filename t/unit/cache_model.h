@@ -9,7 +9,7 @@
 // property breaks:
 //   stale     - a Hit whose entry is stale, unless its invalidation is still in flight or the
 //               subscriber died quietly and the PING has not detected it yet (the accepted
-//               window, CACHE_NOTES.md "Quiet subscriber death");
+//               window, README "The session cache");
 //   active    - CacheCoherence::active() is what the worker was told: its subscriber is up (as
 //               far as it knows) and its data connection, if it ever had one, is up and its last
 //               CLIENT TRACKING answer was +OK for that subscriber's id;
