@@ -257,11 +257,8 @@ bool cache_record_decode(std::string_view bytes, SessionData* out) {
     std::string_view key = bytes.substr(pos, key_len);
     std::string_view text = bytes.substr(pos + key_len, text_len);
     pos += key_len + text_len;
-    if (is_string) {
-      out->set_string(key, text);
-    } else {
-      out->set_json(key, text);
-    }
+    // (The bytes are cache_record_encode's, of a SessionData: its keys are distinct.)
+    out->append(key, text, is_string != 0);
   }
   if (pos != bytes.size()) {
     out->clear();

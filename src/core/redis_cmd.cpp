@@ -21,15 +21,23 @@ void push_uint(RedisArgs& out, uint64_t v) {
 
 }  // namespace
 
+// The two hex digits of every byte value (the key of every request with the Redis store).
+struct HexPairs {
+  char pair[256][2];
+  constexpr HexPairs() : pair() {
+    for (int i = 0; i < 256; i++) {
+      pair[i][0] = kHexLower[i >> 4];
+      pair[i][1] = kHexLower[i & 0x0f];
+    }
+  }
+};
+constexpr HexPairs kHexPairs;
+
 size_t redis_key_to(std::string_view prefix, const unsigned char* id, size_t id_len, char* buf) {
   char* p = buf;
   if (!prefix.empty()) std::memcpy(p, prefix.data(), prefix.size());
   p += prefix.size();
-  for (size_t i = 0; i < id_len; i++) {
-    p[0] = kHexLower[id[i] >> 4];
-    p[1] = kHexLower[id[i] & 0x0f];
-    p += 2;
-  }
+  for (size_t i = 0; i < id_len; i++, p += 2) std::memcpy(p, kHexPairs.pair[id[i]], 2);
   return static_cast<size_t>(p - buf);
 }
 
