@@ -170,6 +170,7 @@ def test_cache_makes_tracking_and_invalidation_connections(nginx, redis_factory,
     r = srv.get("/whoami", headers=cookie_header(value))
     assert "alice" in r.text and r.headers.get("X-Cache-Status") in ("[miss]", "[hit]"), r.text
     admin.delete(*admin.keys("session:*"))
+    admin.ping()  # (the invalidation is written after the DEL's reply: see barrier())
     r = srv.get("/whoami", headers=cookie_header(value))
     assert "alice" not in r.text, r.text
     admin.flushall()
