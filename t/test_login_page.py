@@ -341,6 +341,8 @@ def test_login_page_in_chromium(nginx, tmp_path):
                 r = _check_layout(d, f"error {scheme} {name}", True)
                 ratios[("error", scheme, name)] = r
                 _shot(d, tmp_path, f"login-error-{name}-{scheme}.png")
+            _set_size(d, (320, 640))        # the smallest phones: still no sideways scrolling
+            _check_layout(d, f"error {scheme} 320px", True)
         print("contrast ratios:", ratios)
 
         # Nothing but the documents themselves was requested, all from nginx (no favicon either:
@@ -418,3 +420,58 @@ def test_login_page_without_javascript(nginx, tmp_path):
         u = urllib.parse.urlsplit(d.current_url)
         assert (u.path, u.query) == ("/app/reports", "year=2024"), d.current_url
         _shot(d, tmp_path, "login-nojs-done.png")
+
+
+def style_hash(text=None):
+    """CSP source of the template's <style> element: 'sha256-<base64>'."""
+    import base64
+    import hashlib
+    text = TEMPLATE.read_text() if text is None else text
+    styles = re.findall(r"<style>(.*?)</style>", text, re.S)
+    assert len(styles) == 1, "one <style> element"
+    return "'sha256-" + base64.b64encode(hashlib.sha256(styles[0].encode()).digest()).decode() \
+        + "'"
+
+
+def test_readme_names_the_style_hash():
+    """README's strict Content-Security-Policy for the page carries the hash of today's CSS."""
+    readme = (REPO / "README.md").read_text()
+    assert style_hash() in readme, f"README should name style-src {style_hash()}"
+
+
+def test_login_page_under_a_strict_csp(nginx, tmp_path):
+    """With README's strict policy added on the template's location (default-src 'none', the
+    CSS allowed by its hash), the page looks the same and the browser reports no violation."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    csp = (f"default-src 'none'; style-src {style_hash()}; img-src data:; "
+           "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+    snippet = L.user_file_site().replace(
+        "location = /login.shtml { internal; ssi on; }",
+        "location = /login.shtml { internal; ssi on; "
+        f"add_header Content-Security-Policy \"{csp}\" always; }}")
+    assert csp in snippet
+    srv = nginx(snippet, files=L.files_for({"alice": L.hash_password("sha", "pw")}))
+    r = srv.get("/login")
+    assert csp in r.headers["Content-Security-Policy"], r.headers
+    with chromium(tmp_path) as d:
+        wait = WebDriverWait(d, 15)
+        _set_size(d, PHONE, page=False)
+        d.get(srv.url("/login?next=%2Fprivate"))
+        wait.until(EC.presence_of_element_located((By.ID, "username")))
+        d.find_element(By.ID, "username").send_keys("alice")
+        d.find_element(By.ID, "password").send_keys("nope")
+        d.find_element(By.ID, "submit").click()
+        wait.until(EC.presence_of_element_located((By.ID, "error")))
+        _set_scheme(d, "light")
+        # The style sheet applied: the button is the accent color, not the browser's grey.
+        assert _rgba(d.execute_script(
+            "return getComputedStyle(document.getElementById('submit')).backgroundColor"))[:3] \
+            == (0x1d, 0x4e, 0xd8)
+        _check_layout(d, "strict CSP", True)
+        _shot(d, tmp_path, "login-error-phone-strict-csp.png")
+        violations = [e for e in d.get_log("browser") if e.get("source") == "security" or
+                      "Content Security Policy" in e.get("message", "")]
+        assert not violations, violations
