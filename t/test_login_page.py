@@ -23,8 +23,6 @@ import shutil
 import urllib.parse
 from pathlib import Path
 
-import pytest
-
 import login_support as L
 from test_browser import APP, UPSTREAM, chromium
 
