@@ -495,3 +495,21 @@ def test_config(nginx_t, case, directives, secrets, expect):
         assert rc == 0 and "[warn]" in out and expect[5:] in out, out
     else:
         assert rc != 0 and "[emerg]" in out and expect[6:] in out, out
+
+
+def test_user_key_in_native_mode(nginx):
+    """session_user_key is not only for Flask: $session_user, session_require and the login
+    flow follow it in the native format too; the key `user` is then an ordinary key."""
+    files = L.files_for({"alice": L.hash_password("sha", "secret")})
+    srv = nginx(L.user_file_site(server_extra="session_user_key login_name;", locations=r'''
+        location = /setuser { session_set user $arg_u; return 200 "set\n"; }
+        location = /names { return 200 "user=[$session_user] login_name=[$session_login_name]\n"; }
+    '''), files=files)
+    s = srv.session()
+    srv.get("/setuser?u=mallory", s)
+    assert srv.get("/private", s).status_code == 401       # `user` no longer logs anyone in
+    assert srv.get("/names", s).text == "user=[] login_name=[]\n"
+    r = nginx_login(srv, s)
+    assert r.status_code == 303, r.text
+    assert srv.get("/private", s).text.startswith("private user=[alice] ")
+    assert srv.get("/names", s).text == "user=[alice] login_name=[alice]\n"
