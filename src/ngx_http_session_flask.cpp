@@ -309,8 +309,9 @@ bool flask_seal_cookie(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf,
     return sess::flask_cookie_seal(keys, ctx->s.payload_view(), now, value);
   }
   // A session nginx creates (a login, or a change without a session) is permanent, as the
-  // seeds' apps make theirs (session.permanent = True).
-  bool fresh = ctx->s.status != sess::LoadStatus::Valid || login_succeeded(ctx);
+  // seeds' apps make theirs (session.permanent = True). (A login's data is sealed once before
+  // it succeeds, to check that it fits: ctx->login counts already.)
+  bool fresh = ctx->s.status != sess::LoadStatus::Valid || ctx->login != nullptr;
   if (fresh && ctx->next->get("_permanent") == nullptr) ctx->next->set_json("_permanent", "true");
   sess::pstring json(&ctx->mr);
   if (!sess::flask_session_to_json(*ctx->next, json)) return false;

@@ -196,7 +196,9 @@ def test_flask_logs_in_nginx_sees_the_user(bridge):
 def test_nginx_logs_in_flask_sees_the_user(bridge):
     srv, _ = bridge()
     s = srv.session()
-    r = nginx_login(srv, s)
+    srv.get("/app/set?k=color&v=x", s)        # an anonymous, non-permanent Flask session
+    assert show(srv, s)["permanent"] is False
+    r = nginx_login(srv, s)                   # starts from an empty session
     assert r.status_code == 303 and r.headers["Location"].endswith("/app/show"), r.text
     (sc,) = session_cookies(r)
     # A permanent session, as Flask sends one: Expires = now + PERMANENT_SESSION_LIFETIME.
