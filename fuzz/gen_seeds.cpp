@@ -231,6 +231,58 @@ int main(int argc, char** argv) {
   put("htpasswd", "dummy-apr1", byte(3 | 2 << 2) + apr1.substr(6));
   put("htpasswd", "dummy-ssha", byte(3 | 1 << 2) + ssha.substr(6));
   put("htpasswd", "dummy-unknown", byte(3 | 3 << 2) + "plaintext");
+
+  // --- cache: MODE | REST. MODE 0: a RESP2 stream read on the invalidation subscriber (as Redis
+  // 7.0 writes it, src/redis/client.cpp); MODE 1 (3: pushes as RESP): the model's choices, one byte
+  // each (an event is its byte % 14, see t/unit/cache_model.h).
+  const std::string chan = "$20\r\n__redis__:invalidate\r\n";
+  const std::string subscribed = "*3\r\n$9\r\nsubscribe\r\n" + chan + ":1\r\n";
+  const std::string msg = "*3\r\n$7\r\nmessage\r\n" + chan;
+  const std::string key1 = msg + "*1\r\n$1\r\nk\r\n";
+  const std::string keys3 =
+      msg + "*3\r\n$4\r\ns:ab\r\n$0\r\n\r\n$4\r\n" + std::string("a\0\r\n", 4) + "\r\n";
+  const std::string flushall = msg + "$-1\r\n";
+  const std::string pong = "*2\r\n$4\r\npong\r\n$0\r\n\r\n";
+  put("cache", "subscribed", byte(0) + subscribed);
+  put("cache", "key", byte(0) + key1);
+  put("cache", "keys", byte(0) + keys3);
+  put("cache", "flushall-nil-bulk", byte(0) + flushall);
+  put("cache", "flushall-nil-array", byte(0) + msg + "*-1\r\n");
+  put("cache", "pong", byte(0) + pong);
+  put("cache", "pong-payload", byte(0) + "*2\r\n$4\r\npong\r\n$1\r\nx\r\n");
+  put("cache", "other-channel", byte(0) + "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n*1\r\n$1\r\nk\r\n");
+  put("cache", "subscribed-elsewhere", byte(0) + "*3\r\n$9\r\nsubscribe\r\n$1\r\nx\r\n:2\r\n");
+  put("cache", "pmessage", byte(0) + "*4\r\n$8\r\npmessage\r\n$1\r\n*\r\n" + chan + "*1\r\n$1\r\nk\r\n");
+  put("cache", "short-message", byte(0) + "*2\r\n$7\r\nmessage\r\n" + chan);
+  put("cache", "malformed-empty-keys", byte(0) + msg + "*0\r\n");
+  put("cache", "malformed-int-key", byte(0) + msg + "*2\r\n$1\r\na\r\n:1\r\n");
+  put("cache", "malformed-nested", byte(0) + msg + "*1\r\n*1\r\n$1\r\na\r\n");
+  put("cache", "malformed-bulk-keys", byte(0) + msg + "$1\r\nk\r\n");
+  put("cache", "not-arrays", byte(0) + "+OK\r\n-ERR x\r\n:1\r\n$1\r\nk\r\n$-1\r\n*-1\r\n*0\r\n");
+  put("cache", "session", byte(0) + subscribed + key1 + pong + keys3 + flushall + pong + key1);
+  // Scripted: subscriber up (10), data up (11), tracking (11, 1), fill k0 (6, 0, pttl 50),
+  // reply (7), hit (13, 0), another client writes k0 (0, 0), stale hit in the window (13, 0),
+  // delivery (4), miss (13, 0), refill and hit, quiet subscriber death (9, 0), write (1, 0),
+  // stale hit undetected (13, 0), PING detects (10), reconnect (10), tracking again (11, 1),
+  // time (12, 9), FLUSHALL (3, 0) ...
+  const std::string script = std::string(
+      "\x0a\x0b\x0b\x01\x06\x00\x32\x07\x0d\x00\x00\x00\x0d\x00\x04\x0d\x00"
+      "\x06\x00\x32\x08\x0d\x00\x09\x00\x01\x00\x0d\x00\x0a\x0a\x0b\x01\x0c\x09"
+      "\x06\x01\x05\x07\x0d\x01\x03\x00\x05\x0d\x01\x02\x01\x0b\x00\x0b\x0b\x01", 53);
+  put("cache", "model-script", byte(1) + script);
+  put("cache", "model-script-resp", byte(3) + script);
+  uint64_t x = 0x2545f4914f6cdd1dULL;
+  for (int i = 0; i < 4; i++) {
+    std::string choices;
+    for (int j = 0; j < 3000; j++) {
+      x ^= x >> 12;
+      x ^= x << 25;
+      x ^= x >> 27;
+      choices += static_cast<char>((x * 2685821657736338717ULL) >> 56);
+    }
+    put("cache", "model-random-" + std::to_string(i), byte(i % 2 == 0 ? 1 : 3) + choices);
+  }
+
   flask_seeds();
   return 0;
 }

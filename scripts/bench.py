@@ -99,6 +99,10 @@ MEM_REQUESTS = env_int("BENCH_MEM_REQUESTS", 1_000_000, 0)
 IR_PHASE = env_int("BENCH_CALLGRIND", 1, 0)
 IR_SHORT, IR_LONG = 200, 1200
 IR_TARGET = 1500        # issue 11: what the cookie check may add
+IR_CACHE_TARGET = 3000  # issue 11: what a session_redis_cache hit may add
+CACHE_SESSIONS = env_int("BENCH_CACHE_SESSIONS", 10_000, 1)  # distinct sessions, round-robin
+REVOCATION_TRIALS = env_int("BENCH_REVOCATION_TRIALS", 100, 0)
+REVOCATION_LIMIT_MS = 50  # issue 11: a logout elsewhere is seen within this (p99)
 THREADS = env_int("BENCH_THREADS", 1, 1)
 CONNECTIONS = env_int("BENCH_CONNECTIONS", 50, 1)
 WRK_TIMEOUT = 30          # seconds: a bcrypt login behind 50 connections takes ~2 s
@@ -603,6 +607,7 @@ def start_wrk(sc: dict, port: int, duration: int, stop_after: int = 0,
     env = dict(os.environ,
                BENCH_METHOD=sc.get("method", "GET"),
                BENCH_COOKIE=sc.get("cookie", ""),
+               BENCH_COOKIE_FILE=str(sc.get("cookie_path", "")),
                BENCH_BODY=sc.get("body", ""),
                BENCH_CTYPE=sc.get("ctype", ""),
                BENCH_EXPECT_STATUS=str(sc.get("expect_status", 200)),
@@ -656,6 +661,13 @@ SCENARIOS = [
          port="ENCRYPTED", valid=True, target=0.93, expect_body="ok alice\n"),
     dict(name="redis", title="Redis store, valid session", port="REDIS", valid=True,
          target=0.60, redis="plain", expect_body="ok alice\n"),
+    # session_redis_cache: one hot session, then CACHE_SESSIONS distinct sessions taken in turn
+    # (a zone that holds them all; every session read once before the run).
+    dict(name="redis_cache", title="Redis store + session_redis_cache, hot session",
+         port="REDIS_CACHE", valid=True, target=0.90, redis="plain", expect_body="ok alice\n"),
+    dict(name="redis_cache_many", title=f"Redis store + session_redis_cache, "
+         f"{CACHE_SESSIONS:,} sessions in turn", port="REDIS_CACHE", valid=True, target=0.85,
+         redis="plain", cookie_file=True, expect_body="ok alice\n"),
     # The same request to a TLS-only redis-server (certificate verified against a test CA made
     # for the run), and to a Cluster of three masters. ref: the plain-TCP standalone scenario
     # they are compared with in the same round (always run with them).
@@ -733,6 +745,40 @@ def prepare_files():
     return secret, users
 
 
+def cache_sessions(port: int) -> Path:
+    """CACHE_SESSIONS sessions of the cache server (made once per run), each read once now so
+    that the zone holds them all when the run starts (entries end after max_age, 60 s: before
+    every run, those that ended are read again here)."""
+    path = RUN / "cache_cookies.txt"
+    if not path.exists():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        lines = []
+        try:
+            for _ in range(CACHE_SESSIONS):
+                conn.request("GET", "/set")
+                resp = conn.getresponse()
+                resp.read()
+                m = re.search(r"(?:^|,\s*)(session=[^;]+)", resp.getheader("Set-Cookie") or "")
+                if resp.status != 200 or not m:
+                    raise HarnessError(f"cache sessions: /set answered {resp.status}")
+                lines.append(m.group(1))
+        finally:
+            conn.close()
+        path.write_text("\n".join(lines) + "\n")
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        for line in path.read_text().split("\n"):
+            if line:
+                conn.request("GET", "/", headers={"Cookie": line})
+                resp = conn.getresponse()
+                body = resp.read()
+                if resp.status != 200 or b"alice" not in body:
+                    raise HarnessError(f"cache sessions: a session answered {resp.status} {body!r}")
+    finally:
+        conn.close()
+    return path
+
+
 def prepare(sc, ports):
     """Gives the scenario a fresh cookie (or CSRF token) and checks it once by hand.
 
@@ -750,6 +796,9 @@ def prepare(sc, ports):
         csrf_cookie, token = fetch_login(ports["LOGIN"])
         sc["cookie"] = csrf_cookie
         sc["body"] = login_body(sc["user"], token)
+    elif sc.get("cookie_file"):
+        sc["cookie_path"] = cache_sessions(ports[sc["port"]])
+        sc["cookie"] = sc["cookie_path"].read_text().split("\n", 1)[0]
     elif name != "baseline":
         sc["cookie"] = fetch_session_cookie(ports[sc["port"]])
     headers = {"Cookie": sc["cookie"]} if sc.get("cookie") else {}
@@ -922,7 +971,7 @@ def run_count(sc: dict, ports: dict, count: int, limit: float) -> dict:
 
 # memory phase: (store key, scenario) in the order they run on the fresh worker
 MEM_STORES = (("cookie", "cookie_encrypted"), ("redis", "redis"), ("redis_tls", "redis_tls"),
-              ("redis_cluster", "redis_cluster"))
+              ("redis_cluster", "redis_cluster"), ("redis_cache", "redis_cache"))
 
 
 def memory_phase(scenarios, ports, nginx: Nginx) -> dict:
@@ -957,11 +1006,106 @@ def memory_phase(scenarios, ports, nginx: Nginx) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
+# Revocation lag: a logout on another nginx instance sharing the Redis, seen by the cache's nginx
+# ---------------------------------------------------------------------------------------------
+
+REVOKER_CONF = """daemon off;
+master_process on;
+worker_processes 1;
+pid @DIR@/nginx.pid;
+error_log @DIR@/error.log warn;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path @DIR@/tmp;
+    server {
+        listen 127.0.0.1:@PORT@;
+        session_secret_file @SECRET@;
+        session_store redis;
+        session_redis 127.0.0.1:@PORT_REDIS_SERVER@;
+        location = /logout { session_destroy; return 200 "bye\\n"; }
+    }
+}
+"""
+
+
+def revocation_phase(scenarios, ports, values) -> dict:
+    """REVOCATION_TRIALS times: a new session on the cache's server, read until it is a cache
+    hit; then a logout through a second nginx (its own process, no cache, same Redis and
+    secret); from the moment the logout's answer arrives, the cache's server is asked back to
+    back until the session is gone. The lag is that time (it includes one request's round trip:
+    a lag of one request means the first request after the logout already saw it)."""
+    if REVOCATION_TRIALS == 0 or not any(sc["name"] == "redis_cache" for sc in scenarios):
+        return {}
+    d = RUN / "revoker"
+    (d / "tmp").mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    conf = d / "nginx.conf"
+    text = REVOKER_CONF
+    for k, v in dict(DIR=d, PORT=port, SECRET=values["SECRET"],
+                     PORT_REDIS_SERVER=values["PORT_REDIS_SERVER"]).items():
+        text = text.replace(f"@{k}@", str(v))
+    conf.write_text(text)
+    proc = start_proc("nginx-revoker", [str(NGINX), "-p", f"{d}/", "-c", str(conf)])
+    cache_port = ports["REDIS_CACHE"]
+    lags, first_poll_gone, stale = [], 0, 0
+    try:
+        wait_port(port, proc)
+        c = http.client.HTTPConnection("127.0.0.1", cache_port, timeout=10)
+        o = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+
+        def get(conn, path, cookie=None):
+            conn.request("GET", path, headers={"Cookie": cookie} if cookie else {})
+            resp = conn.getresponse()
+            return resp, resp.read().decode()
+
+        for _ in range(REVOCATION_TRIALS):
+            resp, _ = get(c, "/set")
+            m = re.search(r"(session=[^;]+)", resp.getheader("Set-Cookie") or "")
+            if not m:
+                raise HarnessError("revocation phase: no session cookie")
+            cookie = m.group(1)
+            for _ in range(50):
+                _, body = get(c, "/status", cookie)
+                if body.startswith("hit alice"):
+                    break
+            else:
+                raise HarnessError(f"revocation phase: the session is not cached ({body!r})")
+            resp, body = get(o, "/logout", cookie)
+            if resp.status != 200:
+                raise HarnessError(f"revocation phase: logout answered {resp.status}")
+            t0 = time.monotonic()
+            polls = 0
+            while True:
+                polls += 1
+                _, body = get(c, "/status", cookie)
+                if "alice" not in body:
+                    break
+                stale += 1
+                if time.monotonic() - t0 > 5:
+                    raise HarnessError("revocation phase: the session was still served after 5 s")
+            lags.append((time.monotonic() - t0) * 1000)
+            first_poll_gone += polls == 1
+        c.close()
+        o.close()
+    finally:
+        stop_proc("nginx-revoker", signal.SIGQUIT)
+    lags.sort()
+    out = dict(trials=len(lags), p50_ms=lags[len(lags) // 2],
+               p99_ms=lags[min(len(lags) - 1, int(len(lags) * 0.99))], max_ms=lags[-1],
+               first_request_saw_it=first_poll_gone, stale_responses=stale)
+    log(f"revocation: {out['trials']} trials, lag p50 {out['p50_ms']:.2f} ms, p99 "
+        f"{out['p99_ms']:.2f} ms, max {out['max_ms']:.2f} ms; the first request after the "
+        f"logout already saw it in {first_poll_gone} trials; {stale} stale responses")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # Instructions per request (callgrind): deterministic where req/s ratios are not
 # ---------------------------------------------------------------------------------------------
 
 # Too slow under valgrind for 1,200 requests (a bcrypt hash each).
-IR_SKIP = {"login_bcrypt"}
+IR_SKIP = {"login_bcrypt", "redis_cache_many"}
 
 
 def callgrind_total(path: Path) -> int:
@@ -1039,9 +1183,14 @@ def instructions_phase(scenarios, ports, values, sections, nginx: Nginx) -> dict
         # The baseline again with a session cookie in its request (not used there): nginx's
         # own cost of receiving the Cookie header (~16 instructions a byte) is then not
         # counted as the module's.
+        # (Redis store scenarios send a shorter cookie, the session id: their own baseline.)
         with_cookie = next((sc for sc in plan if sc["name"].startswith("cookie_")), None)
-        if with_cookie is not None and plan and plan[0]["name"] == "baseline":
-            plan.insert(1, dict(plan[0], name="baseline_cookie", cookie_from=with_cookie))
+        with_id = next((sc for sc in plan if sc["name"] == "redis_cache"), None)
+        if plan and plan[0]["name"] == "baseline":
+            if with_id is not None:
+                plan.insert(1, dict(plan[0], name="baseline_idcookie", cookie_from=with_id))
+            if with_cookie is not None:
+                plan.insert(1, dict(plan[0], name="baseline_cookie", cookie_from=with_cookie))
         for sc in plan:
             if sc.get("cookie_from") is not None:
                 sc["cookie"] = sc["cookie_from"]["cookie"] if sc["cookie_from"].get("cookie") \
@@ -1068,11 +1217,13 @@ def instructions_phase(scenarios, ports, values, sections, nginx: Nginx) -> dict
         stop_proc("nginx-callgrind", signal.SIGQUIT, timeout=120)
         nginx.start()
     base, base_cookie = out.get("baseline"), out.get("baseline_cookie", out.get("baseline"))
+    base_id = out.get("baseline_idcookie", base_cookie)
     by = {sc["name"]: sc for sc in scenarios}
     res = {}
     for name, ir in out.items():
         sc = by.get(name, {})
-        ref = base_cookie if sc.get("cookie", "").startswith("session=") else base
+        ref = base if not sc.get("cookie", "").startswith("session=") else \
+            base_id if sc.get("redis") else base_cookie
         res[name] = dict(ir_per_req=ir, added=None if ref is None else ir - ref)
     return res
 
@@ -1178,7 +1329,7 @@ def summarize(scenarios, rounds) -> list[dict]:
     return rows
 
 
-def targets(rows, mem, paced) -> list[dict]:
+def targets(rows, mem, paced, revocation=None) -> list[dict]:
     by = {r["name"]: r for r in rows}
     out = []
 
@@ -1191,8 +1342,21 @@ def targets(rows, mem, paced) -> list[dict]:
         if r and r.get("added") is not None:
             add(f"{r['title']}: instructions added per request (callgrind)", f"<= {IR_TARGET:,}",
                 f"{r['added']:,}", r["added"] <= IR_TARGET)
-    for name in ("cookie_signed", "cookie_encrypted", "redis", "invalid_tampered",
-                 "invalid_garbage"):
+    r = by.get("redis_cache")
+    if r and r.get("added") is not None:
+        add(f"{r['title']}: instructions added per request (callgrind)",
+            f"<= {IR_CACHE_TARGET:,}", f"{r['added']:,}", r["added"] <= IR_CACHE_TARGET)
+    if r and r.get("redis_cmds_per_req") is not None:
+        add(f"{r['title']}: Redis commands per request", "<= 0.01",
+            f"{r['redis_cmds_per_req']:.4f}", r["redis_cmds_per_req"] <= 0.01)
+    if revocation:
+        add(f"revocation: a logout on another nginx seen by the cache's nginx "
+            f"({revocation['trials']} trials), p99", f"<= {REVOCATION_LIMIT_MS} ms",
+            f"{revocation['p99_ms']:.2f} ms", revocation["p99_ms"] <= REVOCATION_LIMIT_MS)
+        add("revocation: requests that served the session after the logout was answered", "0",
+            str(revocation["stale_responses"]), revocation["stale_responses"] == 0)
+    for name in ("cookie_signed", "cookie_encrypted", "redis", "redis_cache", "redis_cache_many",
+                 "invalid_tampered", "invalid_garbage"):
         r = by.get(name)
         if r and r["ratio"] is not None:
             c = r.get("cpu_ratio")
@@ -1386,6 +1550,10 @@ def write_report(info, rows, tgts, mem, settings, paced, instr=None) -> str:
                 if r["name"] == "baseline" and "baseline_cookie" in instr:
                     lines.append(f"| baseline, request with a session cookie (unused) | "
                                  f"{instr['baseline_cookie']['ir_per_req']:,} | |")
+                if r["name"] == "baseline" and "baseline_idcookie" in instr:
+                    lines.append(f"| baseline, request with a Redis store's (id) session "
+                                 f"cookie (unused) | {instr['baseline_idcookie']['ir_per_req']:,}"
+                                 " | |")
         lines += ["", f"nginx as one process under valgrind --tool=callgrind, instrumented only "
                   f"for the measured requests: per scenario ({IR_LONG:,}-request run − "
                   f"{IR_SHORT}-request run) ÷ {IR_LONG - IR_SHORT:,}, each on one fresh "
@@ -1393,7 +1561,8 @@ def write_report(info, rows, tgts, mem, settings, paced, instr=None) -> str:
                   "cancel. User-space instructions of nginx and its libraries only "
                   "(deterministic to about 0.1%; cache misses and syscalls are not in it). "
                   "The same cookie on every request: a cookie store's repeat case. \"added\" "
-                  "for scenarios that send a session cookie is against the baseline receiving "
+                  "for scenarios that send a session cookie (Redis store: an id cookie, shorter) "
+                  "is against the baseline receiving "
                   "a session cookie too.", ""]
     if mem:
         lines += ["## Memory (nginx worker VmRSS, fresh nginx, after a warm-up of "
@@ -1486,7 +1655,8 @@ def main() -> int:
                      if sc["name"] in wanted or sc["name"] == "baseline" or sc["name"] in refs]
     sections = {sc["section"] for sc in scenarios if sc.get("section")}
 
-    keys = ["BASELINE", "SIGNED", "ENCRYPTED", "REDIS", "WRITE_COOKIE", "WRITE_REDIS", "LOGIN"]
+    keys = ["BASELINE", "SIGNED", "ENCRYPTED", "REDIS", "REDIS_CACHE", "WRITE_COOKIE",
+            "WRITE_REDIS", "LOGIN"]
     keys += [k for s in sorted(sections) for k in SECTION_PORTS[s]]
     ports = {k: free_port() for k in keys}
     redis_port = free_port()
@@ -1542,6 +1712,7 @@ def main() -> int:
 
     paced = paced_phase(scenarios, rounds, ports, nginx, stores)
     mem = memory_phase(scenarios, ports, nginx)
+    revocation = revocation_phase(scenarios, ports, values)
     instr = instructions_phase(scenarios, ports, values, sections, nginx)
     nginx.stop()
     for nodes in stores.values():
@@ -1553,7 +1724,7 @@ def main() -> int:
     rows = summarize(runs, rounds)
     for r in rows:
         r.update(instr.get(r["name"], {}))
-    tgts = targets(rows, mem, paced)
+    tgts = targets(rows, mem, paced, revocation)
     settings = dict(rounds=ROUNDS, duration_s=DURATION, threads=THREADS,
                     connections=CONNECTIONS, mem_requests=MEM_REQUESTS,
                     error_log_level="warn", access_log="off", error_log=errlog)
@@ -1563,7 +1734,8 @@ def main() -> int:
     chart = write_chart(rows)
     with open(OUT / "results.json", "w") as f:
         json.dump(dict(machine=info, settings=settings, scenarios=rows, memory=mem,
-                       targets=tgts, rounds=rounds, tls_cost=paced, instructions=instr), f,
+                       targets=tgts, rounds=rounds, tls_cost=paced, instructions=instr,
+                       revocation=revocation), f,
                   indent=2)
     print(text)
     print(f"written: {OUT / 'results.md'}, {OUT / 'results.json'}"

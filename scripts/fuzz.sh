@@ -132,7 +132,7 @@ fi
 
 for t in "${targets[@]}"; do
   bin="$out/fuzz_$t"
-  if stale "$bin" "fuzz/fuzz_$t.cpp" "${core_objs[@]}" "${core_hdrs[@]}"; then
+  if stale "$bin" "fuzz/fuzz_$t.cpp" "${core_objs[@]}" "${core_hdrs[@]}" fuzz/*.h t/unit/*.h; then
     echo "fuzz.sh: LINK $bin"
     "$cxx" "${link_flags[@]}" "fuzz/fuzz_$t.cpp" "${core_objs[@]}" "${libs[@]}" -o "$bin"
   fi

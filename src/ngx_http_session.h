@@ -29,6 +29,7 @@ extern "C" {
 #include "core/record.h"
 #include "core/redis_cmd.h"
 #include "core/resp.h"
+#include "core/redis_cache.h"
 #include "core/session_data.h"
 #include "core/write_plan.h"
 
@@ -178,8 +179,15 @@ struct redis_tls_conf_t {
 struct user_file_t;       // src/ngx_http_session_users.cpp
 struct login_limit_t;     // src/ngx_http_session_login_limit.cpp
 
+// session_redis_cache (src/redis/cache.cpp).
+struct redis_cache_t {
+  ngx_shm_zone_t* zone;
+  ngx_msec_t max_age;
+};
+
 struct main_conf_t {
   ngx_array_t endpoints;  // of redis_endpoint_t*: one Redis client per entry in each worker
+  ngx_array_t bindings;   // of loc_conf_t*: one per distinct binding (loc_conf_t::binding)
 };
 
 struct loc_conf_t {
@@ -195,6 +203,9 @@ struct loc_conf_t {
   redis_endpoint_t* redis;        // made at merge for locations with the Redis store
   ngx_str_t prefix;
   ngx_msec_t redis_timeout;
+  redis_cache_t* redis_cache;     // session_redis_cache; nullptr: off
+  const loc_conf_t* binding;      // the first merged conf with the same binding (same_binding:
+                                  // one pointer compare); nullptr: not merged
   ngx_uint_t fail;
   ngx_uint_t format;      // FORMAT_*
   ngx_uint_t flask_serializer;    // FLASK_SER_*
@@ -253,6 +264,8 @@ struct loaded_t {
   unsigned store_error : 1;       // the store could not be asked
   unsigned reading_v1 : 1;        // the lookup reads a v1 record (GETRANGE)
   unsigned retried : 1;           // ... and read it as v2 once more
+  unsigned cache_miss : 1;        // session_redis_cache missed: the read fills the zone
+  unsigned cache_status : 2;      // a sess::CacheStatus ($session_cache_status)
 
   explicit loaded_t(std::pmr::memory_resource* mr);
   void reset(const loc_conf_t* binding);
@@ -303,6 +316,7 @@ loc_conf_t* loc_conf(ngx_http_request_t* r);
 
 // True if both configurations make and read the same sessions (see loaded_t).
 bool same_binding(const loc_conf_t* a, const loc_conf_t* b);
+bool binding_equal(const loc_conf_t* a, const loc_conf_t* b);  // field by field
 
 // The session of r under lcf: loads it if needed (cookie store: now; Redis store: starts the
 // lookup and returns NGX_AGAIN, the request is resumed through its write_event_handler when the
@@ -419,6 +433,28 @@ redis_op_t* redis_send(ngx_http_request_t* r, const loc_conf_t* lcf, const sess:
 
 // A location uses the endpoint with this timeout (for its stall limit, src/redis/node.cpp).
 void redis_note_timeout(redis_endpoint_t* ep, ngx_msec_t timeout);
+
+// session_redis_cache (src/redis/cache.cpp): the directive, its nginx -t checks of a merged
+// location, and $session_cache_status.
+char* session_redis_cache_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+bool redis_cache_merge(ngx_conf_t* cf, loc_conf_t* conf) noexcept;
+// A merged location with a cache and its endpoint (conf->redis): the endpoint keeps the zone, so
+// its client in each worker keeps the invalidation link (src/redis/client.cpp).
+bool redis_cache_attach(ngx_conf_t* cf, loc_conf_t* conf) noexcept;
+// A new configuration is in place: its zones start empty (src/redis/cache.cpp).
+void redis_cache_init_module(ngx_cycle_t* cycle);
+ngx_int_t var_cache_status(ngx_http_request_t* r, ngx_http_variable_value_t* v,
+                           uintptr_t) noexcept;
+// The request path (src/redis/client.cpp). redis_cache_lookup: the record of key in lcf's zone
+// (lcf->redis_cache set): Hit fills *out (no Redis command); Miss: read it with
+// redis_cache_read; Bypass: the cache cannot be trusted now (read with redis_send as without
+// it). redis_cache_read reads the record for the zone (HGETALL and PTTL, pipelined, tracked);
+// concurrent misses of one key in a worker share it; done gets the HGETALL reply as from
+// redis_send. False when it could not be sent (done is then never called).
+uint8_t redis_cache_lookup(ngx_http_request_t* r, const loc_conf_t* lcf, std::string_view key,
+                           sess::SessionData* out) noexcept;  // a sess::CacheStatus
+bool redis_cache_read(ngx_http_request_t* r, const loc_conf_t* lcf, std::string_view key,
+                      redis_done_pt done, void* data, const sess::RespLimits* limits) noexcept;
 
 // The endpoint's name for log lines.
 const ngx_str_t* redis_name(const loc_conf_t* lcf);

@@ -442,6 +442,8 @@ ngx_command_t commands[] = {
     {ngx_string("session_redis_timeout"), SESSION_ALL_CONF | NGX_CONF_TAKE1,
      ngx_conf_set_msec_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, redis_timeout),
      &positive_msec_post},
+    {ngx_string("session_redis_cache"), SESSION_ALL_CONF | NGX_CONF_TAKE12,
+     session_redis_cache_directive, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("session_store_fail"), SESSION_ALL_CONF | NGX_CONF_TAKE1, set_enum,
      NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, fail), fail_values},
     {ngx_string("session_set"), SESSION_ACTION_CONF | NGX_CONF_TAKE2, session_action_directive,
@@ -489,6 +491,9 @@ ngx_command_t commands[] = {
 void* create_main_conf(ngx_conf_t* cf) noexcept {
   auto* mcf = static_cast<main_conf_t*>(ngx_pcalloc(cf->pool, sizeof(main_conf_t)));
   if (mcf == nullptr) return nullptr;
+  if (ngx_array_init(&mcf->bindings, cf->pool, 4, sizeof(loc_conf_t*)) != NGX_OK) {
+    return nullptr;
+  }
   if (ngx_array_init(&mcf->endpoints, cf->pool, 2, sizeof(redis_endpoint_t*)) != NGX_OK) {
     return nullptr;
   }
@@ -511,6 +516,7 @@ void* create_loc_conf(ngx_conf_t* cf) noexcept {
   conf->redis_tls.enable = NGX_CONF_UNSET;
   conf->redis_tls.verify = NGX_CONF_UNSET;
   conf->redis_timeout = NGX_CONF_UNSET_MSEC;
+  conf->redis_cache = static_cast<redis_cache_t*>(NGX_CONF_UNSET_PTR);
   conf->fail = NGX_CONF_UNSET_UINT;
   conf->require = NGX_CONF_UNSET;
   conf->login = NGX_CONF_UNSET;
@@ -575,6 +581,7 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept {
   ngx_conf_merge_str_value(conf->redis_tls.certificate_key, prev->redis_tls.certificate_key, "");
   ngx_conf_merge_str_value(conf->prefix, prev->prefix, "session:");
   ngx_conf_merge_msec_value(conf->redis_timeout, prev->redis_timeout, 200);
+  ngx_conf_merge_ptr_value(conf->redis_cache, prev->redis_cache, nullptr);
   ngx_conf_merge_uint_value(conf->fail, prev->fail, FAIL_CLOSED);
   ngx_conf_merge_ptr_value(conf->actions, prev->actions, nullptr);
   ngx_conf_merge_value(conf->require, prev->require, 0);
@@ -595,6 +602,7 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept {
   ngx_conf_merge_str_value(conf->login_thread_pool, prev->login_thread_pool, "");
   ngx_conf_merge_ptr_value(conf->login_limit, prev->login_limit, nullptr);
 
+  if (!redis_cache_merge(cf, conf)) return static_cast<char*>(NGX_CONF_ERROR);
   if (conf->actions != nullptr && !check_own_cookies(cf, conf)) {
     return static_cast<char*>(NGX_CONF_ERROR);
   }
@@ -619,6 +627,20 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept {
     conf->redis = redis_endpoint(cf, conf->redis_spec, &conf->redis_tls);
     if (conf->redis == nullptr) return static_cast<char*>(NGX_CONF_ERROR);
     redis_note_timeout(conf->redis, conf->redis_timeout);
+    if (!redis_cache_attach(cf, conf)) return static_cast<char*>(NGX_CONF_ERROR);
+  }
+  // Interned: requests compare bindings several times each (same_binding).
+  auto* mcf = static_cast<main_conf_t*>(
+      ngx_http_conf_get_module_main_conf(cf, ngx_http_session_module));
+  auto** known = static_cast<loc_conf_t**>(mcf->bindings.elts);
+  for (ngx_uint_t i = 0; i < mcf->bindings.nelts && conf->binding == nullptr; i++) {
+    if (binding_equal(known[i], conf)) conf->binding = known[i];
+  }
+  if (conf->binding == nullptr) {
+    auto** slot = static_cast<loc_conf_t**>(ngx_array_push(&mcf->bindings));
+    if (slot == nullptr) return static_cast<char*>(NGX_CONF_ERROR);
+    *slot = conf;
+    conf->binding = conf;
   }
   return NGX_CONF_OK;
 }

@@ -87,6 +87,11 @@ sess::Kind cookie_kind(const loc_conf_t* lcf) {
 
 bool same_binding(const loc_conf_t* a, const loc_conf_t* b) {
   if (a == b) return true;
+  if (a->binding != nullptr && b->binding != nullptr) return a->binding == b->binding;
+  return binding_equal(a, b);
+}
+
+bool binding_equal(const loc_conf_t* a, const loc_conf_t* b) {
   return a->secrets == b->secrets && sv(a->cookie.name) == sv(b->cookie.name) &&
          cookie_kind(a) == cookie_kind(b) && a->store == b->store && a->redis == b->redis &&
          (a->store != STORE_REDIS || sv(a->prefix) == sv(b->prefix)) &&
@@ -127,6 +132,8 @@ loaded_t::loaded_t(std::pmr::memory_resource* mr)
   store_error = 0;
   reading_v1 = 0;
   retried = 0;
+  cache_miss = 0;
+  cache_status = 0;
 }
 
 void loaded_t::reset(const loc_conf_t* binding) {
@@ -147,6 +154,8 @@ void loaded_t::reset(const loc_conf_t* binding) {
   store_error = 0;
   reading_v1 = 0;
   retried = 0;
+  cache_miss = 0;
+  cache_status = 0;
 }
 
 ctx_t::ctx_t(ngx_http_request_t* req)
@@ -333,6 +342,12 @@ bool start_read(ngx_http_request_t* r, loaded_t* s, bool v1) {
     sess::record_cmd_read(key, args);
   }
   s->reading_v1 = v1;
+  if (!v1 && s->cache_miss) {
+    // The first read after a session_redis_cache miss (shared with the worker's other misses of
+    // the key; a v1 record is not cached, its second read goes alone).
+    s->cache_miss = 0;
+    return redis_cache_read(r, s->conf, key, lookup_done, s, &kLookupLimits);
+  }
   s->op = redis_send(r, s->conf, args, key, lookup_done, s, &kLookupLimits);
   return s->op != nullptr;
 }
@@ -533,6 +548,21 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
   s->payload.clear();
   s->shared_payload.reset();
   s->retried = 0;
+  if (lcf->redis_cache != nullptr) {
+    // (The key on the stack: a hit builds nothing else. Prefixes are at most
+    // kMaxPrefixLen, checked by nginx -t.)
+    char buf[sess::kMaxPrefixLen + 2 * sess::kSessionIdLen];
+    std::string_view key(buf, sess::redis_key_to(sv(lcf->prefix), s->id, sess::kSessionIdLen,
+                                                 buf));
+    auto st = static_cast<sess::CacheStatus>(redis_cache_lookup(r, lcf, key, &s->data));
+    s->cache_status = static_cast<unsigned>(st);
+    if (st == sess::CacheStatus::Hit) {
+      s->status = sess::LoadStatus::Valid;
+      s->decoded = 1;  // the record's fields are the data
+      return NGX_OK;
+    }
+    s->cache_miss = st == sess::CacheStatus::Miss;
+  }
   if (!start_read(r, s, false)) {
     s->status = sess::LoadStatus::Error;
     s->store_error = 1;
@@ -847,6 +877,8 @@ ngx_http_variable_t variables[] = {
     {ngx_string("session_status"), nullptr, var_status, 0, NGX_HTTP_VAR_NOCACHEABLE, 0},
     {ngx_string("session_expires"), nullptr, var_expires, 0, NGX_HTTP_VAR_NOCACHEABLE, 0},
     {ngx_string("session_id"), nullptr, var_id, 0, NGX_HTTP_VAR_NOCACHEABLE, 0},
+    {ngx_string("session_cache_status"), nullptr, var_cache_status, 0,
+     NGX_HTTP_VAR_NOCACHEABLE, 0},
     {ngx_string("session_csrf_token"), nullptr, var_csrf_token, 0, NGX_HTTP_VAR_NOCACHEABLE, 0},
     {ngx_string("session_login_error"), nullptr, var_login_str, LOGIN_VAR_ERROR,
      NGX_HTTP_VAR_NOCACHEABLE, 0},
@@ -888,6 +920,7 @@ ngx_int_t postconfiguration(ngx_conf_t* cf) noexcept {
 // The phase engine is built after every module's postconfiguration: read its layout once.
 ngx_int_t init_module(ngx_cycle_t* cycle) noexcept {
   if (cycle->conf_ctx[ngx_http_module.index] == nullptr) return NGX_OK;
+  redis_cache_init_module(cycle);
   auto* cmcf = static_cast<ngx_http_core_main_conf_t*>(
       ngx_http_cycle_get_module_main_conf(cycle, ngx_http_core_module));
   size_t counts[sess::kPhaseCount];

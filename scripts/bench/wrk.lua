@@ -3,6 +3,8 @@
 -- Parameters come from the environment (read in every wrk Lua state):
 --   BENCH_METHOD         GET (default) or POST
 --   BENCH_COOKIE         Cookie header value sent with every request (empty: none)
+--   BENCH_COOKIE_FILE    a file of Cookie header values, one a line: requests take them in
+--                        turn (each thread from its own starting line), instead of BENCH_COOKIE
 --   BENCH_BODY           request body (POST)
 --   BENCH_CTYPE          Content-Type header (POST)
 --   BENCH_EXPECT_STATUS  statuses that count as success, e.g. "200" or "303" (default 200)
@@ -20,6 +22,20 @@ local getenv = os.getenv
 wrk.method = getenv("BENCH_METHOD") or "GET"
 local cookie = getenv("BENCH_COOKIE") or ""
 if cookie ~= "" then wrk.headers["Cookie"] = cookie end
+local cookie_file = getenv("BENCH_COOKIE_FILE") or ""
+if cookie_file ~= "" then
+  local cookies = {}
+  for line in io.lines(cookie_file) do
+    if line ~= "" then cookies[#cookies + 1] = line end
+  end
+  -- a different starting line per thread (each thread's Lua state has its own table address)
+  local next_cookie = tonumber(tostring({}):match("0x(%x+)"), 16) % #cookies
+  function request()
+    next_cookie = next_cookie % #cookies + 1
+    wrk.headers["Cookie"] = cookies[next_cookie]
+    return wrk.format()
+  end
+end
 local body = getenv("BENCH_BODY") or ""
 if body ~= "" then wrk.body = body end
 local ctype = getenv("BENCH_CTYPE") or ""

@@ -1,6 +1,8 @@
 // Redis keys and command argument vectors (see redis_cmd.h).
 #include "redis_cmd.h"
 
+#include <cstring>
+
 #include <charconv>
 
 namespace sess {
@@ -19,13 +21,30 @@ void push_uint(RedisArgs& out, uint64_t v) {
 
 }  // namespace
 
-void redis_key(std::string_view prefix, const unsigned char* id, size_t id_len, pstring& out) {
-  out.reserve(out.size() + prefix.size() + 2 * id_len);
-  out.append(prefix.data(), prefix.size());
-  for (size_t i = 0; i < id_len; i++) {
-    out.push_back(kHexLower[id[i] >> 4]);
-    out.push_back(kHexLower[id[i] & 0x0f]);
+// The two hex digits of every byte value (the key of every request with the Redis store).
+struct HexPairs {
+  char pair[256][2];
+  constexpr HexPairs() : pair() {
+    for (int i = 0; i < 256; i++) {
+      pair[i][0] = kHexLower[i >> 4];
+      pair[i][1] = kHexLower[i & 0x0f];
+    }
   }
+};
+constexpr HexPairs kHexPairs;
+
+size_t redis_key_to(std::string_view prefix, const unsigned char* id, size_t id_len, char* buf) {
+  char* p = buf;
+  if (!prefix.empty()) std::memcpy(p, prefix.data(), prefix.size());
+  p += prefix.size();
+  for (size_t i = 0; i < id_len; i++, p += 2) std::memcpy(p, kHexPairs.pair[id[i]], 2);
+  return static_cast<size_t>(p - buf);
+}
+
+void redis_key(std::string_view prefix, const unsigned char* id, size_t id_len, pstring& out) {
+  const size_t start = out.size();
+  out.resize(start + prefix.size() + 2 * id_len);
+  redis_key_to(prefix, id, id_len, out.data() + start);
 }
 
 void redis_cmd_lookup(std::string_view key, RedisArgs& out) {

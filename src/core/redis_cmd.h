@@ -22,6 +22,8 @@ using RedisArgs = std::pmr::vector<pstring>;
 
 // Appends <prefix><hex(id)> to out (lowercase hex, 2 * id_len digits).
 void redis_key(std::string_view prefix, const unsigned char* id, size_t id_len, pstring& out);
+// The same key written to buf (room for prefix.size() + 2 * id_len bytes): its length.
+size_t redis_key_to(std::string_view prefix, const unsigned char* id, size_t id_len, char* buf);
 
 // Each replaces out with the command's arguments (renewals are record_cmd_touch: a script that
 // knows session_regenerate's marker).

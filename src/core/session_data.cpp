@@ -380,6 +380,13 @@ void SessionData::set_string(std::string_view key, std::string_view value) {
   values_.push_back(std::move(nv));
 }
 
+void SessionData::append(std::string_view key, std::string_view text, bool is_string) {
+  SessionValue& v = values_.emplace_back(mr_);
+  v.key.assign(key.data(), key.size());
+  v.text.assign(text.data(), text.size());
+  v.is_string = is_string;
+}
+
 void SessionData::set_json(std::string_view key, std::string_view json_text) {
   for (auto& v : values_) {
     if (std::string_view(v.key) == key) {

@@ -46,6 +46,9 @@ class SessionData {
   // Replaces the contents with a copy of other's values, allocated from this object's resource.
   void assign(const SessionData& other);
   void clear() noexcept;
+  void reserve(size_t n) { values_.reserve(n); }
+  // Appends a value whose key is not in the data yet (the caller knows: no search).
+  void append(std::string_view key, std::string_view text, bool is_string);
   bool empty() const noexcept { return values_.empty(); }
   size_t size() const noexcept { return values_.size(); }
   const std::pmr::vector<SessionValue>& values() const noexcept { return values_; }

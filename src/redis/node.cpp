@@ -53,7 +53,12 @@ void arm_timer(redis_node_t* node) {
     if (node->timer.timer_set) ngx_del_timer(&node->timer);
     return;
   }
-  ngx_msec_t stuck = node->fifo.front().queued + client_stall_limit(node->client);
+  const redis_cmd_t& front = node->fifo.front();
+  ngx_msec_t stuck = front.queued + client_stall_limit(node->client);
+  // The client's own commands may carry a shorter deadline of their own (the cache's PING).
+  if (front.purpose != CmdPurpose::User && front.deadline != 0) {
+    stuck = ngx_min(stuck, front.deadline);
+  }
   ngx_msec_t delay = stuck > ngx_current_msec ? stuck - ngx_current_msec : 1;
   ngx_add_timer(&node->timer, delay);
 }
@@ -85,9 +90,38 @@ void flush(redis_node_t* node) {
   node->out_pos = 0;
 }
 
+// An invalidation node's push: true if it was a message (handled), false for a command's reply
+// (the SUBSCRIBE confirmation, PING's ["pong", ""]) or anything else for the FIFO. Invalidation
+// payloads are arrays of keys (or nil after FLUSHALL), hence the core's parse_invalidation.
+bool invalidation_message(redis_node_t* node, const sess::RespValue& reply) {
+  if (reply.type != sess::RespType::Array) return false;
+  sess::Invalidation inv = sess::parse_invalidation(reply);
+  switch (inv.kind) {
+    case sess::Invalidation::Kind::Keys:
+    case sess::Invalidation::Kind::All:
+      client_node_invalidation(node, inv);
+      return true;
+    case sess::Invalidation::Kind::Malformed:
+      // Invalidations could be lost: closing reports the link lost, which flushes the cache.
+      node_close(node, "malformed invalidation message");
+      return true;
+    case sess::Invalidation::Kind::Other: {
+      const auto& e = reply.elements;
+      // A message of another channel (never subscribed): dropped.
+      return !e.empty() && e[0].type == sess::RespType::Bulk && e[0].str == "message";
+    }
+    case sess::Invalidation::Kind::Subscribed:
+    case sess::Invalidation::Kind::Pong:
+      break;
+  }
+  return false;
+}
+
 // A reply for the oldest command (or a pub/sub message).
 void dispatch(redis_node_t* node, sess::RespValue* reply, bool too_large) {
-  if (node->subscribed && reply != nullptr) {
+  if (node->subscribed && reply != nullptr && node->role == NodeRole::Invalidation) {
+    if (invalidation_message(node, *reply)) return;
+  } else if (node->subscribed && reply != nullptr) {
     std::string_view channel, payload;
     if (sess::parse_pubsub_message(*reply, &channel, &payload)) {
       client_node_message(node, channel, payload);
@@ -107,6 +141,11 @@ void dispatch(redis_node_t* node, sess::RespValue* reply, bool too_large) {
   bool handshake = cmd.purpose == CmdPurpose::Handshake ||
                    (cmd.purpose == CmdPurpose::Role &&
                     (reply == nullptr || sess::parse_role(*reply) != sess::Role::Master));
+  // (An invalidation connection is healthy once subscribed: a Redis user refused SUBSCRIBE
+  // answers CLIENT ID first, and must not reset the backoff on every attempt.)
+  if (node->role == NodeRole::Invalidation && cmd.purpose != CmdPurpose::Subscribe) {
+    handshake = true;
+  }
   if (reply != nullptr && !error && !handshake && !node->healthy) {
     node->healthy = true;
     node->backoff = kBackoffMin;
@@ -151,7 +190,25 @@ void dispatch(redis_node_t* node, sess::RespValue* reply, bool too_large) {
       if (cmd.internal != nullptr) cmd.internal(node, cmd.data, reply, too_large);
       break;
     case CmdPurpose::Subscribe:
-      if (error) node_close(node, "SUBSCRIBE refused");
+      if (error) {
+        if (failure_log_now(node)) {
+          ngx_str_t msg = ngx_str(std::string_view(reply->str).substr(0, 200));
+          ngx_log_error(NGX_LOG_ERR, log_of(node), 0, "session redis \"%V\": SUBSCRIBE refused "
+                        "(%V)%s", &node->name, &msg,
+                        node->role == NodeRole::Invalidation
+                            ? ", the session cache is bypassed (the Redis user needs the "
+                              "channel __redis__:invalidate)"
+                            : "");
+        }
+        node_close(node, nullptr);
+      } else if (node->role == NodeRole::Invalidation) {
+        if (reply == nullptr ||
+            sess::parse_invalidation(*reply).kind != sess::Invalidation::Kind::Subscribed) {
+          node_close(node, "unexpected answer to SUBSCRIBE __redis__:invalidate");
+        } else {
+          client_node_subscribed(node);
+        }
+      }
       break;
   }
 }
@@ -380,7 +437,10 @@ void node_timer_handler(ngx_event_t* ev) noexcept {
         return;
       case NodeState::Ready:
         if (!node->fifo.empty() &&
-            node->fifo.front().queued + client_stall_limit(node->client) <= ngx_current_msec) {
+            (node->fifo.front().queued + client_stall_limit(node->client) <= ngx_current_msec ||
+             (node->fifo.front().purpose != CmdPurpose::User &&
+              node->fifo.front().deadline != 0 &&
+              node->fifo.front().deadline <= ngx_current_msec))) {
           ngx_log_error(NGX_LOG_ERR, log_of(node), 0,
                         "session redis \"%V\": no answer in time, %uz command(s) failed, "
                         "reconnecting",

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "../core/cluster.h"
+#include "../core/redis_cache.h"
 #include "../core/resp.h"
 #include "../core/sentinel.h"
 
@@ -63,7 +64,28 @@ struct redis_endpoint_t {
 #endif
   redis_client_t* client;         // this worker's (init_process)
   ngx_msec_t max_timeout;         // the longest session_redis_timeout of its locations
+  // session_redis_cache zones of its locations (ngx_shm_zone_t*); nullptr: no location caches,
+  // and the client makes no invalidation connections and sends no CLIENT TRACKING.
+  ngx_array_t* cache_zones;
+  ngx_msec_t cache_min_max_age;   // the shortest max_age of those locations
 };
+
+// The cache's zones (cache.cpp): their flush epochs (CacheCoherence's SharedEpoch).
+uint64_t redis_cache_epoch(const ngx_shm_zone_t* zone);
+void redis_cache_flush(ngx_shm_zone_t* zone);
+// Entries. A zone is usable by this worker only while its configuration is the zone's latest
+// (a reload shuts the previous generation's workers out). get: a live entry of key (its epoch
+// equal to epoch, not ended at now_ms) copies its record to *out; a dead one is removed. put:
+// stores (evicting least recently used entries when full); false if it could not.
+bool redis_cache_zone_current(const ngx_shm_zone_t* zone);
+// The zone's max_age (the shortest of its locations'); this worker's heartbeat (a timer).
+ngx_msec_t redis_cache_zone_max_age(const ngx_shm_zone_t* zone);
+void redis_cache_heartbeat(ngx_shm_zone_t* zone);
+bool redis_cache_zone_get(ngx_shm_zone_t* zone, std::string_view key, uint64_t epoch,
+                          uint64_t now_ms, std::string* out);
+bool redis_cache_zone_put(ngx_shm_zone_t* zone, std::string_view key, uint64_t epoch,
+                          uint64_t expires_ms, std::string_view record);
+void redis_cache_zone_erase(ngx_shm_zone_t* zone, std::string_view key);
 
 // Configuration (conf.cpp).
 char* session_redis_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
@@ -87,7 +109,10 @@ enum class CmdPurpose : uint8_t {
   Subscribe,     // SUBSCRIBE on a pub/sub connection
 };
 
-enum class NodeRole : uint8_t { Data, Sentinel, Subscriber };
+// Subscriber: a Sentinel's +switch-master. Invalidation: the session cache's link to one data
+// node (CLIENT ID, SUBSCRIBE __redis__:invalidate; the data node's CLIENT TRACKING redirects to
+// it); its messages are routed through the core's parse_invalidation.
+enum class NodeRole : uint8_t { Data, Sentinel, Subscriber, Invalidation };
 
 struct redis_node_t;
 using node_reply_pt = void (*)(redis_node_t* node, void* data, const sess::RespValue* reply,
@@ -137,6 +162,8 @@ struct redis_node_t {
   ngx_ssl_session_t* ssl_pending = nullptr;  // announced during a handshake not yet verified
 #endif
   void* storage = nullptr;        // the strings behind name and tls_name (node.cpp)
+  struct cache_link_t* link = nullptr;  // the session cache's link (client.cpp): data and
+                                        // invalidation nodes of a caching endpoint
 };
 
 // Creates a node (not connected). nullptr on failure (logged).
@@ -162,7 +189,9 @@ bool node_usable(const redis_node_t* node);  // connected or connecting
 
 // One request's command, owned by the request through a pool cleanup that cancels it.
 struct redis_op_t {
-  ngx_http_request_t* r;          // nullptr once the request is gone
+  ngx_http_request_t* r;          // nullptr once the request is gone (or a detached operation)
+  void (*detached)(redis_op_t* op);  // a detached operation's handler (no request: the
+                                     // session cache's reads); called once, then deleted
   ngx_pool_cleanup_t* cln;
   redis_done_pt done;
   void* data;
@@ -191,6 +220,10 @@ void client_node_handshake(redis_node_t* node);
 void client_node_ready(redis_node_t* node);
 void client_node_down(redis_node_t* node);
 void client_node_message(redis_node_t* node, std::string_view channel, std::string_view payload);
+// An invalidation node: its SUBSCRIBE __redis__:invalidate is confirmed; an invalidation
+// message (Keys or All) arrived.
+void client_node_subscribed(redis_node_t* node);
+void client_node_invalidation(redis_node_t* node, const sess::Invalidation& inv);
 
 ngx_msec_t client_connect_timeout(const redis_client_t* client);
 // How long the oldest command may wait before the connection counts as stuck: the longest

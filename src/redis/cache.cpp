@@ -1,0 +1,435 @@
+// ngx_http_session_module: session_redis_cache - the shared-memory zone and its configuration.
+//
+//   session_redis_cache NAME:SIZE [max_age=T] | off;      (default off; max_age default 60s)
+//
+// This file holds the directive, the zone (nginx slab, shared by all workers: a red-black tree of
+// entries by key, an LRU list, the flush epoch of the core's CacheCoherence (src/core/
+// redis_cache.h), the generation that shuts out workers of a previous configuration, and each
+// worker's heartbeat), the zones' attachment to their endpoint, and $session_cache_status. What
+// reads and fills the zone, and the invalidation link that keeps it coherent, are in client.cpp;
+// README "The session cache" says what is guaranteed.
+
+#include "redis.h"
+
+namespace ngx_session {
+namespace {
+
+char* conf_error() { return static_cast<char*>(NGX_CONF_ERROR); }
+
+// The zone's header, first in its slab pool. A reload that keeps the zone starts from an empty
+// one all the same (DESIGN.md: "Reload starts from an empty zone"): the epoch moves on, and the
+// generation too, so that workers of the previous configuration (still finishing their requests,
+// or killed without exiting) neither serve nor store entries from then on.
+constexpr ngx_uint_t kMaxWorkers = 256;     // workers with a higher number do not fill
+constexpr ngx_msec_t kHeartbeatLimit = 300;  // an entry whose filler's heartbeat is older: dead
+
+struct cache_shm_t {
+  ngx_atomic_t epoch;        // CacheCoherence's SharedEpoch: entries of other epochs are dead
+  ngx_atomic_t generation;   // bumped by every configuration (re)load that uses the zone
+  // When each worker (ngx_worker) last ran its event loop (redis_cache_heartbeat, every
+  // 100 ms): Redis sends a key's invalidation only to the worker whose connection read it, so
+  // an entry is served by the others only while that worker is seen running.
+  ngx_atomic_t heartbeat[kMaxWorkers];
+  ngx_rbtree_t tree;         // entries by key (node.key: a hash of it, ties by the key bytes)
+  ngx_rbtree_node_t sentinel;
+  ngx_queue_t lru;           // most recently used first
+  ngx_atomic_t entries;      // for tests and logs
+};
+
+// One entry: its key and record bytes follow the struct.
+struct cache_node_t {
+  ngx_rbtree_node_t node;
+  ngx_queue_t lru;
+  uint64_t epoch;            // the fill's ticket epoch
+  uint64_t expires_ms;       // ngx_current_msec scale (monotonic, the same in every worker)
+  uint16_t filler;           // the worker whose connection read it (ngx_worker)
+  uint32_t key_len;
+  uint32_t data_len;
+  u_char bytes[1];
+};
+
+struct cache_zone_t {
+  ngx_slab_pool_t* shpool;
+  cache_shm_t* sh;
+  ngx_atomic_uint_t generation;  // the zone's generation when this configuration was loaded
+  const redis_endpoint_t* endpoint;  // the one Redis deployment whose records it holds
+  ngx_msec_t max_age;        // the shortest max_age of the locations naming the zone
+  size_t max_record;         // larger records are not stored (an eighth of the zone)
+};
+
+// FNV-1a over the key's last 16 bytes: a session key ends in 32 hex digits of a random id (and
+// entries with equal hashes are still told apart by the whole key).
+ngx_rbtree_key_t key_hash(std::string_view key) {
+  uint32_t h = 2166136261u;
+  size_t from = key.size() > 16 ? key.size() - 16 : 0;
+  for (size_t i = from; i < key.size(); i++) {
+    h = (h ^ static_cast<unsigned char>(key[i])) * 16777619u;
+  }
+  return h;
+}
+
+int compare(std::string_view key, ngx_rbtree_key_t hash, const cache_node_t* n) {
+  if (hash != n->node.key) return hash < n->node.key ? -1 : 1;
+  std::string_view other(reinterpret_cast<const char*>(n->bytes), n->key_len);
+  return key.compare(other);
+}
+
+void insert_value(ngx_rbtree_node_t* temp, ngx_rbtree_node_t* node,
+                  ngx_rbtree_node_t* sentinel) {
+  auto* n = reinterpret_cast<cache_node_t*>(node);
+  std::string_view key(reinterpret_cast<const char*>(n->bytes), n->key_len);
+  for (;;) {
+    auto* t = reinterpret_cast<cache_node_t*>(temp);
+    ngx_rbtree_node_t** p = compare(key, node->key, t) < 0 ? &temp->left : &temp->right;
+    if (*p == sentinel) {
+      *p = node;
+      break;
+    }
+    temp = *p;
+  }
+  node->parent = temp;
+  node->left = sentinel;
+  node->right = sentinel;
+  ngx_rbt_red(node);
+}
+
+cache_node_t* find(cache_shm_t* sh, std::string_view key, ngx_rbtree_key_t hash) {
+  ngx_rbtree_node_t* node = sh->tree.root;
+  ngx_rbtree_node_t* sentinel = sh->tree.sentinel;
+  while (node != sentinel) {
+    auto* n = reinterpret_cast<cache_node_t*>(node);
+    int c = compare(key, hash, n);
+    if (c == 0) return n;
+    node = c < 0 ? node->left : node->right;
+  }
+  return nullptr;
+}
+
+// (Under the zone's lock.)
+void remove_node(cache_zone_t* ctx, cache_node_t* n) {
+  ngx_rbtree_delete(&ctx->sh->tree, &n->node);
+  ngx_queue_remove(&n->lru);
+  ngx_slab_free_locked(ctx->shpool, n);
+  ctx->sh->entries--;
+}
+
+void init_header(cache_shm_t* sh) {
+  ngx_rbtree_init(&sh->tree, &sh->sentinel, insert_value);
+  ngx_queue_init(&sh->lru);
+  sh->entries = 0;
+}
+
+// Empties a zone kept from the previous configuration (its memory is reused as it is).
+void empty_zone(cache_zone_t* ctx) {
+  ngx_shmtx_lock(&ctx->shpool->mutex);
+  while (!ngx_queue_empty(&ctx->sh->lru)) {
+    ngx_queue_t* q = ngx_queue_last(&ctx->sh->lru);
+    remove_node(ctx, ngx_queue_data(q, cache_node_t, lru));
+  }
+  ngx_shmtx_unlock(&ctx->shpool->mutex);
+}
+
+ngx_int_t init_zone(ngx_shm_zone_t* zone, void* data) noexcept {
+  auto* ctx = static_cast<cache_zone_t*>(zone->data);
+  auto* old = static_cast<cache_zone_t*>(data);
+  ctx->max_record = zone->shm.size / 8;
+  if (old != nullptr) {
+    // Kept across a reload: emptied once the new configuration is in place (redis_cache_
+    // init_module; a reload that fails leaves the running workers their cache).
+    ctx->shpool = old->shpool;
+    ctx->sh = old->sh;
+    return NGX_OK;
+  }
+  ctx->shpool = reinterpret_cast<ngx_slab_pool_t*>(zone->shm.addr);
+  if (zone->shm.exists) {
+    ctx->sh = static_cast<cache_shm_t*>(ctx->shpool->data);
+    return NGX_OK;
+  }
+  ctx->sh = static_cast<cache_shm_t*>(ngx_slab_calloc(ctx->shpool, sizeof(cache_shm_t)));
+  if (ctx->sh == nullptr) return NGX_ERROR;
+  ctx->shpool->data = ctx->sh;
+  ctx->sh->epoch = 1;
+  ctx->sh->generation = 1;
+  ctx->generation = 1;
+  init_header(ctx->sh);
+  static const char kLog[] = " in session_redis_cache zone \"";
+  const size_t len = sizeof(kLog) - 1 + zone->shm.name.len + 2;
+  auto* p = static_cast<u_char*>(ngx_slab_alloc(ctx->shpool, len));
+  if (p == nullptr) return NGX_ERROR;
+  ctx->shpool->log_ctx = p;
+  ngx_sprintf(p, "%s%V\"%Z", kLog, &zone->shm.name);
+  // A full zone evicts (least recently used first) rather than logging "no memory".
+  ctx->shpool->log_nomem = 0;
+  return NGX_OK;
+}
+
+bool filler_alive(const cache_shm_t* sh, const cache_node_t* n, ngx_msec_t now) {
+  if (n->filler == ngx_worker) return true;  // (this worker is running)
+  auto beat = static_cast<ngx_msec_t>(sh->heartbeat[n->filler]);
+  return static_cast<ngx_msec_int_t>(now - beat) <= static_cast<ngx_msec_int_t>(kHeartbeatLimit);
+}
+
+cache_zone_t* usable(const ngx_shm_zone_t* zone) {
+  auto* ctx = static_cast<cache_zone_t*>(zone->data);
+  if (ctx == nullptr || ctx->sh == nullptr || ctx->sh->generation != ctx->generation) {
+    return nullptr;
+  }
+  return ctx;
+}
+
+}  // namespace
+
+// The smallest zone: eight pages (as nginx's own zones), room for the slab's own tables.
+static size_t min_zone_size() { return 8 * ngx_pagesize; }
+
+char* session_redis_cache_directive(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+  auto* lcf = static_cast<loc_conf_t*>(conf);
+  return guard<char*>(cf->log, conf_error(), [&]() -> char* {
+    if (lcf->redis_cache != NGX_CONF_UNSET_PTR) return const_cast<char*>("is duplicate");
+    auto* value = static_cast<ngx_str_t*>(cf->args->elts);
+    if (cf->args->nelts == 2 && sv(value[1]) == "off") {
+      lcf->redis_cache = nullptr;
+      return NGX_CONF_OK;
+    }
+
+    // NAME:SIZE
+    const ngx_str_t& spec = value[1];
+    u_char* colon = static_cast<u_char*>(ngx_strlchr(spec.data, spec.data + spec.len, ':'));
+    if (colon == nullptr || colon == spec.data) {
+      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                         "invalid zone \"%V\" in \"session_redis_cache\" (use NAME:SIZE or off)",
+                         &spec);
+      return conf_error();
+    }
+    ngx_str_t name = {static_cast<size_t>(colon - spec.data), spec.data};
+    ngx_str_t size_text = {static_cast<size_t>(spec.data + spec.len - colon - 1), colon + 1};
+    ssize_t size = ngx_parse_size(&size_text);
+    if (size == NGX_ERROR) {
+      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                         "invalid zone size \"%V\" in \"session_redis_cache\"", &size_text);
+      return conf_error();
+    }
+    if (static_cast<size_t>(size) < min_zone_size()) {
+      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                         "session_redis_cache zone \"%V\" is too small (%V; at least %uzk)",
+                         &name, &size_text, min_zone_size() / 1024);
+      return conf_error();
+    }
+
+    ngx_msec_t max_age = 60000;
+    for (ngx_uint_t i = 2; i < cf->args->nelts; i++) {
+      std::string_view arg = sv(value[i]);
+      if (arg.substr(0, 8) == "max_age=") {
+        ngx_str_t t = {value[i].len - 8, value[i].data + 8};
+        ngx_int_t ms = ngx_parse_time(&t, 0);
+        if (ms == NGX_ERROR || ms <= 0 || ms > 86400000) {
+          ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                             "invalid max_age \"%V\" in \"session_redis_cache\" "
+                             "(a time from 1ms to 1d)", &t);
+          return conf_error();
+        }
+        max_age = static_cast<ngx_msec_t>(ms);
+        continue;
+      }
+      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                         "invalid parameter \"%V\" in \"session_redis_cache\"", &value[i]);
+      return conf_error();
+    }
+
+    auto* cache = static_cast<redis_cache_t*>(ngx_pcalloc(cf->pool, sizeof(redis_cache_t)));
+    auto* ctx = static_cast<cache_zone_t*>(ngx_pcalloc(cf->pool, sizeof(cache_zone_t)));
+    if (cache == nullptr || ctx == nullptr) return conf_error();
+    cache->zone = ngx_shared_memory_add(cf, &name, static_cast<size_t>(size),
+                                        &ngx_http_session_module);
+    if (cache->zone == nullptr) return conf_error();
+    if (cache->zone->data == nullptr) {  // else: named by another location already (same size:
+      cache->zone->init = init_zone;     // nginx checked); max_age is each location's own
+      cache->zone->data = ctx;
+    }
+    cache->max_age = max_age;
+    lcf->redis_cache = cache;
+    return NGX_CONF_OK;
+  });
+}
+
+bool redis_cache_merge(ngx_conf_t* cf, loc_conf_t* conf) noexcept {
+  if (conf->redis_cache == nullptr) return true;
+  if (conf->store != STORE_REDIS) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"session_redis_cache\" requires \"session_store redis\"");
+    return false;
+  }
+  return true;
+}
+
+bool redis_cache_attach(ngx_conf_t* cf, loc_conf_t* conf) noexcept {
+  if (conf->redis_cache == nullptr || conf->redis == nullptr) return true;
+  redis_endpoint_t* ep = conf->redis;
+  if (ep->cache_zones == nullptr) {
+    ep->cache_zones = ngx_array_create(cf->pool, 2, sizeof(ngx_shm_zone_t*));
+    if (ep->cache_zones == nullptr) return false;
+    ep->cache_min_max_age = conf->redis_cache->max_age;
+  }
+  ep->cache_min_max_age = ngx_min(ep->cache_min_max_age, conf->redis_cache->max_age);
+  auto* ctx = static_cast<cache_zone_t*>(conf->redis_cache->zone->data);
+  if (ctx->endpoint != nullptr && ctx->endpoint != ep) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "session_redis_cache zone \"%V\" is used with two different "
+                       "\"session_redis\" configurations (\"%V\" and \"%V\"): give each "
+                       "its own zone",
+                       &conf->redis_cache->zone->shm.name, redis_endpoint_name(ctx->endpoint),
+                       redis_endpoint_name(ep));
+    return false;
+  }
+  ctx->endpoint = ep;
+  ctx->max_age = ctx->max_age == 0 ? conf->redis_cache->max_age
+                                   : ngx_min(ctx->max_age, conf->redis_cache->max_age);
+  auto** zones = static_cast<ngx_shm_zone_t**>(ep->cache_zones->elts);
+  for (ngx_uint_t i = 0; i < ep->cache_zones->nelts; i++) {
+    if (zones[i] == conf->redis_cache->zone) return true;
+  }
+  auto** slot = static_cast<ngx_shm_zone_t**>(ngx_array_push(ep->cache_zones));
+  if (slot == nullptr) return false;
+  *slot = conf->redis_cache->zone;
+  return true;
+}
+
+uint64_t redis_cache_epoch(const ngx_shm_zone_t* zone) {
+  auto* ctx = static_cast<const cache_zone_t*>(zone->data);
+  return ctx->sh != nullptr ? static_cast<uint64_t>(ctx->sh->epoch) : 0;
+}
+
+void redis_cache_flush(ngx_shm_zone_t* zone) {
+  auto* ctx = static_cast<cache_zone_t*>(zone->data);
+  if (ctx->sh != nullptr) ngx_atomic_fetch_add(&ctx->sh->epoch, 1);
+}
+
+bool redis_cache_zone_current(const ngx_shm_zone_t* zone) { return usable(zone) != nullptr; }
+
+ngx_msec_t redis_cache_zone_max_age(const ngx_shm_zone_t* zone) {
+  return static_cast<const cache_zone_t*>(zone->data)->max_age;
+}
+
+void redis_cache_heartbeat(ngx_shm_zone_t* zone) {
+  cache_zone_t* ctx = usable(zone);
+  if (ctx != nullptr && ngx_worker < kMaxWorkers) {
+    ctx->sh->heartbeat[ngx_worker] = ngx_current_msec;
+  }
+}
+
+void redis_cache_init_module(ngx_cycle_t* cycle) {
+  // The configuration is in place (init_module runs once nginx opened everything): its zones
+  // start empty (DESIGN.md: "Reload starts from an empty zone"), and workers of the previous
+  // configuration (finishing their requests, or killed without exiting) are shut out.
+  ngx_list_part_t* part = &cycle->shared_memory.part;
+  auto* zones = static_cast<ngx_shm_zone_t*>(part->elts);
+  for (ngx_uint_t i = 0;; i++) {
+    if (i >= part->nelts) {
+      if (part->next == nullptr) break;
+      part = part->next;
+      zones = static_cast<ngx_shm_zone_t*>(part->elts);
+      i = 0;
+    }
+    if (zones[i].tag != &ngx_http_session_module || zones[i].init != init_zone) continue;
+    auto* ctx = static_cast<cache_zone_t*>(zones[i].data);
+    if (ctx == nullptr || ctx->sh == nullptr) continue;
+    ngx_atomic_fetch_add(&ctx->sh->epoch, 1);
+    ctx->generation = ngx_atomic_fetch_add(&ctx->sh->generation, 1) + 1;
+    empty_zone(ctx);
+  }
+}
+
+bool redis_cache_zone_get(ngx_shm_zone_t* zone, std::string_view key, uint64_t epoch,
+                          uint64_t now_ms, std::string* out) {
+  cache_zone_t* ctx = usable(zone);
+  if (ctx == nullptr) return false;
+  ngx_rbtree_key_t hash = key_hash(key);
+  bool hit = false;
+  ngx_shmtx_lock(&ctx->shpool->mutex);
+  cache_node_t* n = find(ctx->sh, key, hash);
+  if (n != nullptr) {
+    if (n->epoch != epoch || now_ms >= n->expires_ms) {
+      remove_node(ctx, n);  // dead: flushed, or ended
+    } else if (!filler_alive(ctx->sh, n, static_cast<ngx_msec_t>(now_ms))) {
+      // Its invalidations go to a worker that is not running: not served (this worker's read
+      // replaces it).
+    } else {
+      try {
+        out->assign(reinterpret_cast<const char*>(n->bytes) + n->key_len, n->data_len);
+        hit = true;
+        ngx_queue_remove(&n->lru);
+        ngx_queue_insert_head(&ctx->sh->lru, &n->lru);
+      } catch (...) {
+        hit = false;  // (out of memory in this worker: read from Redis instead)
+      }
+    }
+  }
+  ngx_shmtx_unlock(&ctx->shpool->mutex);
+  return hit;
+}
+
+void redis_cache_zone_erase(ngx_shm_zone_t* zone, std::string_view key) {
+  auto* ctx = static_cast<cache_zone_t*>(zone->data);
+  if (ctx == nullptr || ctx->sh == nullptr) return;  // (any generation: erasing is always safe)
+  ngx_rbtree_key_t hash = key_hash(key);
+  ngx_shmtx_lock(&ctx->shpool->mutex);
+  if (cache_node_t* n = find(ctx->sh, key, hash)) remove_node(ctx, n);
+  ngx_shmtx_unlock(&ctx->shpool->mutex);
+}
+
+bool redis_cache_zone_put(ngx_shm_zone_t* zone, std::string_view key, uint64_t epoch,
+                          uint64_t expires_ms, std::string_view record) {
+  cache_zone_t* ctx = usable(zone);
+  if (ctx == nullptr || ngx_worker >= kMaxWorkers) return false;
+  size_t size = offsetof(cache_node_t, bytes) + key.size() + record.size();
+  ngx_rbtree_key_t hash = key_hash(key);
+  ngx_shmtx_lock(&ctx->shpool->mutex);
+  ctx->sh->heartbeat[ngx_worker] = ngx_current_msec;
+  if (cache_node_t* old = find(ctx->sh, key, hash)) remove_node(ctx, old);
+  // A record larger than an eighth of the zone is not stored: it would evict everything else.
+  void* p = size <= ctx->max_record ? ngx_slab_alloc_locked(ctx->shpool, size) : nullptr;
+  // Full: evict from the least recently used end until it fits, a bounded number of entries
+  // (slab pages of other sizes may still be held by live entries).
+  for (int evicted = 0; p == nullptr && size <= ctx->max_record && evicted < 64 &&
+                        !ngx_queue_empty(&ctx->sh->lru);) {
+    for (int i = 0; i < 4 && !ngx_queue_empty(&ctx->sh->lru); i++, evicted++) {
+      ngx_queue_t* q = ngx_queue_last(&ctx->sh->lru);
+      remove_node(ctx, ngx_queue_data(q, cache_node_t, lru));
+    }
+    p = ngx_slab_alloc_locked(ctx->shpool, size);
+  }
+  if (p != nullptr) {
+    auto* n = static_cast<cache_node_t*>(p);
+    n->node.key = hash;
+    n->epoch = epoch;
+    n->expires_ms = expires_ms;
+    n->filler = static_cast<uint16_t>(ngx_worker);
+    n->key_len = static_cast<uint32_t>(key.size());
+    n->data_len = static_cast<uint32_t>(record.size());
+    ngx_memcpy(n->bytes, key.data(), key.size());
+    ngx_memcpy(n->bytes + key.size(), record.data(), record.size());
+    ngx_rbtree_insert(&ctx->sh->tree, &n->node);
+    ngx_queue_insert_head(&ctx->sh->lru, &n->lru);
+    ctx->sh->entries++;
+  }
+  ngx_shmtx_unlock(&ctx->shpool->mutex);
+  return p != nullptr;
+}
+
+ngx_int_t var_cache_status(ngx_http_request_t* r, ngx_http_variable_value_t* v,
+                           uintptr_t) noexcept {
+  // The request's own session (a subrequest under another binding has its own; nginx shows the
+  // main request's here, as $session_* do for a request that did not load one).
+  ctx_t* ctx = get_ctx(r, false);
+  auto st = ctx != nullptr ? static_cast<sess::CacheStatus>(ctx->s.cache_status)
+                           : sess::CacheStatus::Empty;
+  std::string_view name = sess::cache_status_name(st);
+  v->len = name.size();
+  v->data = const_cast<u_char*>(reinterpret_cast<const u_char*>(name.data()));
+  v->valid = 1;
+  v->no_cacheable = 1;
+  v->not_found = 0;
+  return NGX_OK;
+}
+
+}  // namespace ngx_session
