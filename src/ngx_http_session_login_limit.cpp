@@ -397,6 +397,18 @@ char* login_limit_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noex
       }
       return static_cast<char*>(NGX_CONF_ERROR);
     }
+    // The size again through nginx's own parser (its bound is size_t's on this platform): the
+    // zone is as large as nginx would make it for limit_req, or the directive fails.
+    ngx_str_t size_text{spec.zone_size_text.size(),
+                        reinterpret_cast<u_char*>(const_cast<char*>(spec.zone_size_text.data()))};
+    ssize_t parsed = ngx_parse_size(&size_text);
+    if (parsed == NGX_ERROR || parsed <= 0) {
+      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                         "\"%V\": invalid zone size (use e.g. zone=NAME:1m): \"%V\"",
+                         &cmd->name, &size_text);
+      return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    spec.zone_size = static_cast<uint64_t>(parsed);
     size_t min = 8 * ngx_pagesize;
     if (spec.zone_size < min) {
       ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

@@ -422,6 +422,8 @@ def test_nginx_t_accepts(nginx_t, limit):
     ("zone=login:", "invalid zone size"),
     ("zone=login:1q", 'invalid zone size (use e.g. zone=NAME:1m): "zone=login:1q"'),
     ("zone=login:4k", 'zone "login" is too small'),
+    # 2^64 + 1g would wrap to 1g in 64 bits: refused, as nginx's own size parser refuses it.
+    ("zone=login:17179869185g", 'invalid zone size (use e.g. zone=NAME:1m): "zone=login:'),
     ("zone=login:1m attempts=0", 'invalid attempts (a number from 1 to 100): "attempts=0"'),
     ("zone=login:1m attempts=101", "invalid attempts"),
     ("zone=login:1m attempts=many", "invalid attempts"),

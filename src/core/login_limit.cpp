@@ -54,6 +54,8 @@ bool parse_size(std::string_view s, uint64_t* out) noexcept {
     if (c < '0' || c > '9') return false;
     v = v * 10 + static_cast<uint64_t>(c - '0');
   }
+  // ngx_parse_size's bound (the largest ssize_t): a size that overflows is refused, not wrapped.
+  if (v > kLimitMaxZoneSize / scale) return false;
   *out = v * scale;
   return true;
 }
@@ -145,6 +147,7 @@ bool login_limit_parse(const std::string_view* args, size_t n, LimitSpec* out,
         return false;
       }
       spec.zone = value.substr(0, colon);
+      spec.zone_size_text = value.substr(colon + 1);
     } else if (seen == &has_attempts) {
       uint64_t v = 0;
       if (!parse_uint(value, kLimitMaxAttempts, &v) || v == 0) {

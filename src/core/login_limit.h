@@ -32,10 +32,13 @@ enum class LimitBy : uint8_t { Client = 1, User = 2, Both = 3 };
 constexpr uint32_t kLimitMaxAttempts = 100;
 constexpr uint64_t kLimitMaxTime = 366ull * 86400;  // longest window or ban, in seconds
 constexpr size_t kLimitMaxZoneName = 64;
+constexpr uint64_t kLimitMaxZoneSize = 0x7fffffffffffffffull;  // ngx_parse_size's bound (64-bit)
 
 struct LimitSpec {
   std::string_view zone;     // view into the arguments
   uint64_t zone_size = 0;    // bytes
+  std::string_view zone_size_text;  // SIZE as written (the glue parses it again with nginx's own
+                                    // ngx_parse_size)
   uint32_t attempts = 5;
   uint64_t window_ms = 600 * 1000;
   uint64_t ban_ms = 900 * 1000;
@@ -54,8 +57,8 @@ struct LimitParseError {
 
 // Parses the words after the directive name:
 //   zone=NAME:SIZE [attempts=N] [window=T] [ban=T] [by=client|user|both]
-// NAME: 1..64 bytes of [A-Za-z0-9_-]; SIZE: digits with an optional k/K/m/M/g/G suffix (the
-// glue checks the minimum); attempts 1..100; window and ban durations (duration.h) of 1 s to
+// NAME: 1..64 bytes of [A-Za-z0-9_-]; SIZE: digits with an optional k/K/m/M/g/G suffix, at most
+// 2^63-1 bytes once scaled (a size that overflows is refused; the glue checks the minimum); attempts 1..100; window and ban durations (duration.h) of 1 s to
 // 366 days; each parameter at most once, zone= required. False with err filled on error.
 bool login_limit_parse(const std::string_view* args, size_t n, LimitSpec* out,
                        LimitParseError* err) noexcept;

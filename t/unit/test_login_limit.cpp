@@ -55,6 +55,14 @@ INSTANTIATE_TEST_SUITE_P(
         ParseCase{{"zone=login:0"}, false, 0, "invalid zone size"},
         ParseCase{{"zone=login:1x"}, false, 0, "invalid zone size"},
         ParseCase{{"zone=login:-1m"}, false, 0, "invalid zone size"},
+        // Sizes that overflow 64 bits once scaled are refused, not wrapped (2^64 + 1g, 2^64 +
+        // 32g), as is anything beyond ngx_parse_size's bound.
+        ParseCase{{"zone=login:17179869185g"}, false, 0, "invalid zone size"},
+        ParseCase{{"zone=login:17179869216g"}, false, 0, "invalid zone size"},
+        ParseCase{{"zone=login:8589934592g"}, false, 0, "invalid zone size"},
+        ParseCase{{"zone=login:999999999999g"}, false, 0, "invalid zone size"},
+        ParseCase{{"zone=login:999999999999m"}, true, 0, ""},
+        ParseCase{{"zone=login:8589934591g"}, true, 0, ""},
         ParseCase{{"zone=login:1m", "zone=other:1m"}, false, 1, "duplicate"},
         ParseCase{{"zone=login:1m", "attempts=0"}, false, 1, "invalid attempts"},
         ParseCase{{"zone=login:1m", "attempts=101"}, false, 1, "invalid attempts"},
