@@ -81,6 +81,7 @@ void rbtree_insert(ngx_rbtree_node_t* temp, ngx_rbtree_node_t* node,
 uint64_t now_ms() { return static_cast<uint64_t>(ngx_current_msec); }
 
 sess::LogLimiter refused_log_limit;
+sess::LogLimiter no_room_log_limit;
 
 }  // namespace
 
@@ -178,15 +179,27 @@ void expire(login_limit_t* z, uint64_t now) {
   }
 }
 
-// A new entry; when the zone is full, the core's eviction order makes room.
-limit_node_t* create(login_limit_t* z, const unsigned char* id, uint64_t now) {
+// The least recently updated entry of list other than keep; nullptr if none.
+limit_node_t* lru(ngx_queue_t* list, const limit_node_t* keep) {
+  for (ngx_queue_t* q = ngx_queue_last(list); q != ngx_queue_sentinel(list);
+       q = ngx_queue_prev(q)) {
+    limit_node_t* n = node_of(q);
+    if (n != keep) return n;
+  }
+  return nullptr;
+}
+
+// A new entry; when the zone is full, the core's eviction order makes room. `keep` (the other
+// entry of the same request, by=both) is never evicted: its request is about to charge it.
+limit_node_t* create(login_limit_t* z, const unsigned char* id, uint64_t now,
+                     const limit_node_t* keep) {
   size_t size = node_size(z->spec.attempts);
   auto* n = static_cast<limit_node_t*>(ngx_slab_alloc_locked(z->shpool, size));
   // First pass: the least recently updated entry that is not an active ban; then any.
   for (int pass = 0; n == nullptr && pass < 2; pass++) {
     ngx_queue_t* list = pass == 0 ? &z->sh->queue : &z->sh->bans;
-    while (n == nullptr && !ngx_queue_empty(list)) {
-      limit_node_t* victim = node_of(ngx_queue_last(list));
+    limit_node_t* victim;
+    while (n == nullptr && (victim = lru(list, keep)) != nullptr) {
       if (!sess::limit_evictable(victim->e, now, pass == 1)) {
         // A ban on the first queue (its ban started with no later change): move it.
         touch(z, victim, now);
@@ -208,14 +221,15 @@ limit_node_t* create(login_limit_t* z, const unsigned char* id, uint64_t now) {
 }
 
 // The entry of id, made if absent (or made anew, keeping an active ban, when a reload changed
-// `attempts`). nullptr when the zone cannot hold it.
-limit_node_t* entry(login_limit_t* z, const unsigned char* id, uint64_t now) {
+// `attempts`), never evicting `keep`. nullptr when the zone cannot hold it.
+limit_node_t* entry(login_limit_t* z, const unsigned char* id, uint64_t now,
+                    const limit_node_t* keep) {
   limit_node_t* n = find(z->sh, id);
   if (n != nullptr && n->e.cap != z->spec.attempts) {
     uint64_t banned_until = n->e.banned_until;
     uint32_t logged = n->e.logged;
     drop(z, n);
-    n = create(z, id, now);
+    n = create(z, id, now, keep);
     if (n != nullptr) {
       n->e.banned_until = banned_until;
       n->e.logged = logged;
@@ -223,7 +237,7 @@ limit_node_t* entry(login_limit_t* z, const unsigned char* id, uint64_t now) {
     }
     return n;
   }
-  if (n == nullptr) n = create(z, id, now);
+  if (n == nullptr) n = create(z, id, now, keep);
   if (n != nullptr) sess::limit_expire(n->e, now);
   return n;
 }
@@ -269,13 +283,19 @@ ngx_int_t login_limit_begin(ngx_http_request_t* r, const loc_conf_t* lcf, ngx_st
 
   ngx_shmtx_lock(&z->shpool->mutex);
   expire(z, now);
-  limit_node_t* c = by_client(z) ? entry(z, t->client, now) : nullptr;
-  limit_node_t* u = by_user(z) ? entry(z, t->user, now) : nullptr;
-  if (c != nullptr && by_user(z)) {
-    c = find(z->sh, t->client);  // making room for the user's entry may have evicted it
-  }
+  limit_node_t* c = by_client(z) ? entry(z, t->client, now, nullptr) : nullptr;
   uint64_t wait = 0;
   if (c != nullptr) wait = sess::limit_retry_after(c->e, now);
+  limit_node_t* u = nullptr;
+  if (by_user(z)) {
+    // Making room for the name's entry never evicts the address's (it is charged below). An
+    // address already refused makes no entry for the name: a refused attempt evicts nothing.
+    if (wait == 0) {
+      u = entry(z, t->user, now, c);
+    } else if ((u = find(z->sh, t->user)) != nullptr) {
+      sess::limit_expire(u->e, now);
+    }
+  }
   if (u != nullptr) wait = ngx_max(wait, sess::limit_retry_after(u->e, now));
   if (wait == 0) {
     if (c != nullptr) {
@@ -291,10 +311,17 @@ ngx_int_t login_limit_begin(ngx_http_request_t* r, const loc_conf_t* lcf, ngx_st
   }
   ngx_shmtx_unlock(&z->shpool->mutex);
 
-  if ((by_client(z) && c == nullptr) || (by_user(z) && u == nullptr)) {
-    // Not even eviction made room (an entry larger than the zone): the attempt is not counted.
-    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                  "session_login_limit zone \"%V\" has no room for an entry", &z->name);
+  if ((by_client(z) && c == nullptr) || (by_user(z) && u == nullptr && wait == 0)) {
+    // Eviction freed every entry it could (all but this request's other one) and the slab
+    // still had no block of the size (its pages held by entries of another size, e.g. made
+    // before a reload changed `attempts`): the attempt is not counted for that key.
+    uint64_t more = 0;
+    if (no_room_log_limit.allow(static_cast<uint64_t>(ngx_time()), &more)) {
+      ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                    "session_login_limit zone \"%V\" has no room for an entry (%uL more "
+                    "since the last such line)",
+                    &z->name, more);
+    }
   }
   if (wait != 0) {
     *retry_after = wait;

@@ -372,6 +372,29 @@ def test_zone_full_of_bans_never_refuses_everyone(nginx):
     assert srv.count_log("session login limit: user") == 601
 
 
+def _post_from(srv, b, ip, user, password):
+    """One attempt from address ip with b's CSRF cookie and token (not bound to an address)."""
+    s = client(srv, ip)
+    s.cookies.update(b.s.cookies)
+    return L.post_login(srv, s, {"username": user, "password": password,
+                                 "csrf_token": b.page.token}).status_code
+
+
+def test_by_both_zone_full_of_bans_still_counts_new_addresses(nginx):
+    """by=both, a zone full of bans: making room for a new name's entry never evicts the
+    address's entry the same attempt just made, so an address spraying new names is banned
+    after `attempts` like any other; and nothing says "no room"."""
+    srv = limit_site(nginx, "zone=tiny:32k attempts=1 ban=1m by=both")
+    b = Browser(srv)
+    for i in range(300):   # two bans per attempt: far more than a 32k zone holds
+        assert _post_from(srv, b, f"127.0.{1 + i // 250}.{1 + i % 250}", f"fill{i}", "x") == 401
+    mark = srv.log_mark()
+    statuses = [_post_from(srv, b, "127.0.9.9", f"spray{i}", "x") for i in range(5)]
+    assert statuses == [401] + [429] * 4, statuses
+    assert srv.count_log("has no room for an entry", mark) == 0
+    assert srv.count_log("session login limit: client banned", mark) == 1
+
+
 # ---------------------------------------------------------------------------------------------
 # session_login_auth
 # ---------------------------------------------------------------------------------------------
