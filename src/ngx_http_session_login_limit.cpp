@@ -4,11 +4,16 @@
 //
 // The decisions are the core's (core/login_limit.h); this file keeps the entries in an nginx
 // slab zone shared by every worker, found through a red-black tree by their keyed id, and makes
-// the core's calls under the zone's lock. Entries live on one of two queues, most recently
-// updated first: `queue` (no active ban) and `bans`. When the zone is full, the tail of `queue`
-// (the least recently updated entry that is not a ban) is freed first, and a ban only when
-// `queue` is empty: a full zone never refuses everyone, and never forgets a ban while it can
-// forget something else. The zone keeps its entries across reloads (same name and size).
+// the core's calls under the zone's lock. Entries without an active ban live on `queue[k]`, k
+// the failures they remember (LimitEntry::count), most recently updated first; active bans on
+// `bans`. When the zone is full (core/login_limit.h, "Evictable"): first an entry that holds
+// nothing worth keeping (the tail of a queue whose failures have all left the window, or whose
+// ban has ended), then the least recently updated entry of the lowest non-empty `queue[k]`
+// (fewest failures first, so junk names with one failure each cannot flush a name's partial
+// count), and an active ban only when no other entry is left: a full zone never refuses
+// everyone, and never forgets a ban while it can forget something else. The entry the same
+// request made or uses for its other key is never evicted. The zone keeps its entries across
+// reloads (same name and size).
 //
 // The login flow (ngx_http_session_login.cpp) calls login_limit_begin() once the form and its
 // CSRF token are good, before any password hash, and login_limit_finish() with the outcome. A
@@ -26,7 +31,8 @@ namespace {
 struct limit_sh_t {
   ngx_rbtree_t rbtree;
   ngx_rbtree_node_t sentinel;
-  ngx_queue_t queue;  // entries without an active ban, most recently updated first
+  // entries without an active ban, by the failures they remember, most recently updated first
+  ngx_queue_t queue[sess::kLimitMaxAttempts + 1];
   ngx_queue_t bans;   // active bans, most recently started first
   unsigned char key[sess::kLimitKeyLen];  // the zone's own key for the ids
 };
@@ -113,7 +119,9 @@ ngx_int_t init_zone(ngx_shm_zone_t* shm_zone, void* data) noexcept {
   if (z->sh == nullptr) return NGX_ERROR;
   z->shpool->data = z->sh;
   ngx_rbtree_init(&z->sh->rbtree, &z->sh->sentinel, rbtree_insert);
-  ngx_queue_init(&z->sh->queue);
+  for (ngx_queue_t& q : z->sh->queue) {
+    ngx_queue_init(&q);
+  }
   ngx_queue_init(&z->sh->bans);
   if (!sess::random_bytes(z->sh->key, sizeof(z->sh->key))) return NGX_ERROR;
   static const char ctx_fmt[] = " in session_login_limit zone \"\"";
@@ -154,29 +162,15 @@ limit_node_t* node_of(ngx_queue_t* q) {
                                          offsetof(limit_node_t, q));
 }
 
+// The queue for an entry that is not an active ban.
+ngx_queue_t* queue_of(login_limit_t* z, const limit_node_t* n) {
+  return &z->sh->queue[sess::limit_evict_class(n->e)];
+}
+
 // After a change: to the head of the queue that matches its state.
 void touch(login_limit_t* z, limit_node_t* n, uint64_t now) {
   ngx_queue_remove(&n->q);
-  ngx_queue_insert_head(sess::limit_banned(n->e, now) ? &z->sh->bans : &z->sh->queue, &n->q);
-}
-
-// Frees up to two entries with nothing left to remember from each queue's tail, as
-// limit_req does on every new entry.
-void expire(login_limit_t* z, uint64_t now) {
-  for (int i = 0; i < 2 && !ngx_queue_empty(&z->sh->queue); i++) {
-    limit_node_t* n = node_of(ngx_queue_last(&z->sh->queue));
-    if (n->e.cap != z->spec.attempts) {
-      if (sess::limit_banned(n->e, now)) break;
-    } else if (!sess::limit_idle(n->e, stamps_of(n), z->spec, now)) {
-      break;
-    }
-    drop(z, n);
-  }
-  for (int i = 0; i < 2 && !ngx_queue_empty(&z->sh->bans); i++) {
-    limit_node_t* n = node_of(ngx_queue_last(&z->sh->bans));
-    if (sess::limit_banned(n->e, now)) break;
-    drop(z, n);  // the ban has ended: a clean slate is an empty entry
-  }
+  ngx_queue_insert_head(sess::limit_banned(n->e, now) ? &z->sh->bans : queue_of(z, n), &n->q);
 }
 
 // The least recently updated entry of list other than keep; nullptr if none.
@@ -189,25 +183,65 @@ limit_node_t* lru(ngx_queue_t* list, const limit_node_t* keep) {
   return nullptr;
 }
 
-// A new entry; when the zone is full, the core's eviction order makes room. `keep` (the other
-// entry of the same request, by=both) is never evicted: its request is about to charge it.
+// Nothing left to remember: no active ban, and no failure within the window (or an entry of
+// another `attempts`, which would be made anew, keeping only a ban).
+bool forgettable(login_limit_t* z, limit_node_t* n, uint64_t now) {
+  if (sess::limit_banned(n->e, now)) return false;
+  return n->e.cap != z->spec.attempts || sess::limit_idle(n->e, stamps_of(n), z->spec, now);
+}
+
+// Frees up to `max` entries with nothing left to remember from the queues' tails (as limit_req
+// does on every new entry); true if it freed one.
+bool expire(login_limit_t* z, uint64_t now, int max, const limit_node_t* keep) {
+  int freed = 0;
+  for (ngx_queue_t& q : z->sh->queue) {
+    if (freed == max) return true;
+    limit_node_t* n = ngx_queue_empty(&q) ? nullptr : lru(&q, keep);
+    if (n != nullptr && forgettable(z, n, now)) {
+      drop(z, n);
+      freed++;
+    }
+  }
+  while (freed < max) {
+    limit_node_t* n = lru(&z->sh->bans, keep);
+    if (n == nullptr || sess::limit_banned(n->e, now)) break;
+    drop(z, n);  // the ban has ended: a clean slate is an empty entry
+    freed++;
+  }
+  return freed != 0;
+}
+
+// Frees one entry, in the eviction order: one with nothing to remember, then the one with the
+// fewest failures (least recently updated first), then the oldest ban. Never keep. False when
+// nothing but keep is left.
+bool evict_one(login_limit_t* z, uint64_t now, const limit_node_t* keep) {
+  if (expire(z, now, 1, keep)) return true;
+  for (ngx_queue_t& q : z->sh->queue) {
+    limit_node_t* n;
+    while ((n = lru(&q, keep)) != nullptr) {
+      if (sess::limit_banned(n->e, now)) {
+        // A ban on a non-ban queue (its ban started with no later change): move it.
+        touch(z, n, now);
+        continue;
+      }
+      drop(z, n);
+      return true;
+    }
+  }
+  limit_node_t* n = lru(&z->sh->bans, keep);
+  if (n == nullptr) return false;
+  drop(z, n);
+  return true;
+}
+
+// A new entry; when the zone is full, evict_one() makes room. `keep` (the other entry of the
+// same request, by=both) is never evicted: its request is about to charge it.
 limit_node_t* create(login_limit_t* z, const unsigned char* id, uint64_t now,
                      const limit_node_t* keep) {
   size_t size = node_size(z->spec.attempts);
   auto* n = static_cast<limit_node_t*>(ngx_slab_alloc_locked(z->shpool, size));
-  // First pass: the least recently updated entry that is not an active ban; then any.
-  for (int pass = 0; n == nullptr && pass < 2; pass++) {
-    ngx_queue_t* list = pass == 0 ? &z->sh->queue : &z->sh->bans;
-    limit_node_t* victim;
-    while (n == nullptr && (victim = lru(list, keep)) != nullptr) {
-      if (!sess::limit_evictable(victim->e, now, pass == 1)) {
-        // A ban on the first queue (its ban started with no later change): move it.
-        touch(z, victim, now);
-        continue;
-      }
-      drop(z, victim);
-      n = static_cast<limit_node_t*>(ngx_slab_alloc_locked(z->shpool, size));
-    }
+  while (n == nullptr && evict_one(z, now, keep)) {
+    n = static_cast<limit_node_t*>(ngx_slab_alloc_locked(z->shpool, size));
   }
   if (n == nullptr) return nullptr;
   ngx_memcpy(n->id, id, sess::kLimitIdLen);
@@ -216,7 +250,7 @@ limit_node_t* create(login_limit_t* z, const unsigned char* id, uint64_t now,
   n->e.cap = z->spec.attempts;
   n->e.updated = now;
   ngx_rbtree_insert(&z->sh->rbtree, &n->rb);
-  ngx_queue_insert_head(&z->sh->queue, &n->q);
+  ngx_queue_insert_head(queue_of(z, n), &n->q);
   return n;
 }
 
@@ -282,7 +316,7 @@ ngx_int_t login_limit_begin(ngx_http_request_t* r, const loc_conf_t* lcf, ngx_st
   uint64_t now = now_ms();
 
   ngx_shmtx_lock(&z->shpool->mutex);
-  expire(z, now);
+  expire(z, now, 2, nullptr);
   limit_node_t* c = by_client(z) ? entry(z, t->client, now, nullptr) : nullptr;
   uint64_t wait = 0;
   if (c != nullptr) wait = sess::limit_retry_after(c->e, now);

@@ -358,6 +358,19 @@ def test_full_zone_evicts_non_bans_first(nginx):
     assert b.status("alice", "secret") == 303
 
 
+def test_full_zone_evicts_fewest_failures_first(nginx):
+    """by=user: two guesses at a name, then one failure each with 600 junk names (a 32k zone
+    holds a few hundred): the junk goes, not the name's partial count - its third guess within
+    the window is the last one checked."""
+    srv = limit_site(nginx, "zone=tiny:32k attempts=3 window=10m ban=1m by=user")
+    b = Browser(srv)
+    assert [b.status("alice", "x") for _ in range(2)] == [401, 401]
+    assert _flood(srv, [f"junk{i}" for i in range(600)]) == [401] * 600
+    assert b.status("alice", "x") == 401
+    assert_limited(b.post("alice", "secret"))
+    assert b.status("fresh", "x") == 401
+
+
 def test_zone_full_of_bans_never_refuses_everyone(nginx):
     """attempts=1: every failure is a ban. When the zone holds nothing but bans, the oldest
     ban goes: new names are still checked, the most recent bans hold."""

@@ -18,9 +18,13 @@
 //   failures of an address, or anyone with an account of their own could launder guesses at
 //   other accounts), or clears the entry (user entries: only the account's password can do
 //   that). A refund that leaves fewer than `attempts` failures lifts a ban the charge started.
-// - Evictable when the zone is full: first an entry that is not an active ban, the least
-//   recently updated one first; only when every entry is an active ban, the oldest ban (a full
-//   zone never refuses everyone).
+// - Evictable when the zone is full: first an entry with nothing to remember (limit_idle, or a
+//   ban that has ended); then an entry that is not an active ban, the one with the fewest
+//   failures first (limit_evict_class), and among those the least recently updated; only when
+//   every entry is an active ban, the oldest ban (a full zone never refuses everyone). Fewest
+//   failures first: otherwise one failure each with junk names flushes the partial count of the
+//   name being guessed (by=user), and its guesses start over; now flushing a count of k costs k
+//   failures per entry of the zone.
 #pragma once
 
 #include "common.h"
@@ -121,10 +125,10 @@ void limit_clear(LimitEntry& e) noexcept;
 bool limit_idle(const LimitEntry& e, const uint64_t* stamps, const LimitSpec& spec,
                 uint64_t now) noexcept;
 
-// Eviction when the zone is full, walking from the least recently updated entry: in the first
-// pass (bans_too = false) only entries that are not an active ban; in the second any.
-inline bool limit_evictable(const LimitEntry& e, uint64_t now, bool bans_too) noexcept {
-  return bans_too || !limit_banned(e, now);
+// Which eviction class an entry that is not an active ban belongs to when it changes: the
+// failures it remembers (0 to kLimitMaxAttempts). Lower classes are evicted first.
+inline uint32_t limit_evict_class(const LimitEntry& e) noexcept {
+  return e.count < kLimitMaxAttempts ? e.count : kLimitMaxAttempts;
 }
 
 // Failures within the window at now.

@@ -357,13 +357,28 @@ TEST(LimitEntry, IdleAndEvictable) {
   EXPECT_TRUE(x.fail(s, 1000));
   EXPECT_FALSE(sess::limit_idle(x.e, x.stamps.data(), s, 10999));
   EXPECT_TRUE(sess::limit_idle(x.e, x.stamps.data(), s, 11000));
-  EXPECT_TRUE(sess::limit_evictable(x.e, 2000, false));
+  EXPECT_EQ(sess::limit_evict_class(x.e), 1u);  // one failure: evicted before two
   EXPECT_TRUE(x.fail(s, 2000));  // banned until 32000
   EXPECT_FALSE(sess::limit_idle(x.e, x.stamps.data(), s, 31999));
-  EXPECT_FALSE(sess::limit_evictable(x.e, 31999, false));  // first pass keeps active bans
-  EXPECT_TRUE(sess::limit_evictable(x.e, 31999, true));    // second pass: anything
-  EXPECT_TRUE(sess::limit_evictable(x.e, 32000, false));   // an ended ban is no ban
-  EXPECT_TRUE(sess::limit_idle(x.e, x.stamps.data(), s, 32000));
+  EXPECT_TRUE(sess::limit_idle(x.e, x.stamps.data(), s, 32000));  // an ended ban is no ban
+}
+
+TEST(LimitEntry, EvictionClassIsTheFailuresRemembered) {
+  LimitSpec s = spec_of(5, 10, 30);
+  Entry x(5);
+  EXPECT_EQ(sess::limit_evict_class(x.e), 0u);
+  x.fail(s, 1000);
+  x.fail(s, 2000);
+  EXPECT_EQ(sess::limit_evict_class(x.e), 2u);
+  sess::limit_refund(x.e, x.stamps.data(), s, 2000, 2500);
+  EXPECT_EQ(sess::limit_evict_class(x.e), 1u);
+  sess::limit_clear(x.e);
+  EXPECT_EQ(sess::limit_evict_class(x.e), 0u);
+  LimitSpec big = spec_of(100, 10, 30);
+  Entry y(100);
+  for (uint64_t t = 1; t <= 99; t++) y.fail(big, t);
+  EXPECT_EQ(sess::limit_evict_class(y.e), 99u);
+  EXPECT_LE(sess::limit_evict_class(y.e), sess::kLimitMaxAttempts);
 }
 
 TEST(LimitEntry, ClockReadingsSlightlyAhead) {
