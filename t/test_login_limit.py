@@ -183,6 +183,20 @@ def test_by_user_refuses_the_name_from_every_address_and_only_it(nginx):
         in lines[0], lines[0]
 
 
+def test_spellings_of_a_name_share_its_allowance(nginx):
+    """by=user: the spellings a canonicalising credential service takes for one name (white
+    space at the ends, Unicode spaces, fullwidth letters, case) are one name to the limit."""
+    srv = limit_site(nginx, "zone=login:1m attempts=3 ban=1m by=user")
+    b = Browser(srv)
+    assert [b.status(v, "x") for v in (" alice", "ALICE\u00a0", "\uff41\uff4c\uff49\uff43\uff45")] \
+        == [401, 401, 401]
+    for v in ("alice", "\u2000Alice", "\u3000alice\t", "\U0001d41alice"):
+        assert_limited(b.post(v, "secret"))
+    # Other names are not: an inner space, another letter.
+    assert b.status("al ice", "x") == 401
+    assert b.status("bob", "hunter2") == 303
+
+
 def test_unknown_users_are_counted_and_refused_like_known_ones(nginx):
     """A 429 must not tell which users exist: same count, same answer."""
     srv = limit_site(nginx, "zone=login:1m attempts=2 ban=1m by=user")

@@ -78,9 +78,27 @@ constexpr size_t kLimitIdLen = 16;
 bool limit_client_id(const unsigned char* key, const unsigned char* addr, size_t len,
                      unsigned char* id) noexcept;
 
-// A user name, ASCII case-folded (an application that canonicalises names must not give "Alice"
-// and "alice" an allowance each). Whether the user exists plays no part.
+// A user name, by its canonical form: a credential service that canonicalises names (Django's
+// form strips white space and NFKC-normalises, and lookups often ignore case) must not give
+// "alice", " alice", "ALICE" and fullwidth "ａｌｉｃｅ" an allowance each. Whether the user exists
+// plays no part. Folding too much only makes two names share one allowance; folding too little
+// gives guesses, so the form errs on the side of folding. No ICU: a fixed list (README):
+// - white space (Unicode White_Space: ASCII's, U+001C-001F, U+0085, U+00A0, U+1680,
+//   U+2000-200A, U+2028, U+2029, U+202F, U+205F, U+3000) and the invisible U+00AD, U+200B-200D,
+//   U+2060, U+FEFF are trimmed from both ends; inside, white space becomes one ASCII space each
+//   and the invisible ones are dropped;
+// - compatibility forms become the letters they stand for: fullwidth ASCII U+FF01-FF5E,
+//   mathematical letters and digits U+1D400-1D6A3 and U+1D7CE-1D7FF, circled letters
+//   U+24B6-24E9, the ligatures U+FB00-FB06 and U+0132/0133 (ij), long s U+017F;
+// - case: upper to lower in ASCII, Latin-1, Latin Extended-A, Greek (final sigma to sigma) and
+//   Cyrillic; U+0130 and U+0131 become i, sharp s (U+00DF, U+1E9E) becomes ss;
+// - everything else (other scripts, accents as combining marks vs precomposed, bytes that are
+//   not UTF-8) is kept as it is.
 bool limit_user_id(const unsigned char* key, std::string_view user, unsigned char* id) noexcept;
+
+// The canonical form itself, into out (room for user.size() bytes: it is never longer);
+// returns its length. For tests and tools.
+size_t limit_user_canonical(std::string_view user, char* out) noexcept;
 
 // One entry. `stamps` (kept beside it by the caller) has room for `cap` times.
 struct LimitEntry {
