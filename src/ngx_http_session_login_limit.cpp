@@ -91,8 +91,8 @@ sess::LogLimiter no_room_log_limit;
 
 }  // namespace
 
-// One session_login_limit: its parameters and its zone (shared by every directive naming it).
-struct login_limit_t {
+// One zone: its parameters and its shared memory (shared by every directive naming it).
+struct limit_zone_t {
   sess::LimitSpec spec;
   ngx_str_t name;
   ngx_shm_zone_t* shm;
@@ -100,11 +100,19 @@ struct login_limit_t {
   ngx_slab_pool_t* shpool;
 };
 
+// One session_login_limit directive: its zone, and where it was written (for nginx -t).
+struct login_limit_t {
+  limit_zone_t* zone;
+  ngx_str_t file;
+  ngx_uint_t line;
+  bool in_location;  // written in a location block itself (not http, server or an `if`)
+};
+
 namespace {
 
 ngx_int_t init_zone(ngx_shm_zone_t* shm_zone, void* data) noexcept {
-  auto* z = static_cast<login_limit_t*>(shm_zone->data);
-  auto* old = static_cast<login_limit_t*>(data);
+  auto* z = static_cast<limit_zone_t*>(shm_zone->data);
+  auto* old = static_cast<limit_zone_t*>(data);
   if (old != nullptr) {  // a reload keeps the zone (same name and size): and its entries
     z->sh = old->sh;
     z->shpool = old->shpool;
@@ -151,7 +159,7 @@ limit_node_t* find(limit_sh_t* sh, const unsigned char* id) {
   return nullptr;
 }
 
-void drop(login_limit_t* z, limit_node_t* n) {
+void drop(limit_zone_t* z, limit_node_t* n) {
   ngx_queue_remove(&n->q);
   ngx_rbtree_delete(&z->sh->rbtree, &n->rb);
   ngx_slab_free_locked(z->shpool, n);
@@ -163,12 +171,12 @@ limit_node_t* node_of(ngx_queue_t* q) {
 }
 
 // The queue for an entry that is not an active ban.
-ngx_queue_t* queue_of(login_limit_t* z, const limit_node_t* n) {
+ngx_queue_t* queue_of(limit_zone_t* z, const limit_node_t* n) {
   return &z->sh->queue[sess::limit_evict_class(n->e)];
 }
 
 // After a change: to the head of the queue that matches its state.
-void touch(login_limit_t* z, limit_node_t* n, uint64_t now) {
+void touch(limit_zone_t* z, limit_node_t* n, uint64_t now) {
   ngx_queue_remove(&n->q);
   ngx_queue_insert_head(sess::limit_banned(n->e, now) ? &z->sh->bans : queue_of(z, n), &n->q);
 }
@@ -185,14 +193,14 @@ limit_node_t* lru(ngx_queue_t* list, const limit_node_t* keep) {
 
 // Nothing left to remember: no active ban, and no failure within the window (or an entry of
 // another `attempts`, which would be made anew, keeping only a ban).
-bool forgettable(login_limit_t* z, limit_node_t* n, uint64_t now) {
+bool forgettable(limit_zone_t* z, limit_node_t* n, uint64_t now) {
   if (sess::limit_banned(n->e, now)) return false;
   return n->e.cap != z->spec.attempts || sess::limit_idle(n->e, stamps_of(n), z->spec, now);
 }
 
 // Frees up to `max` entries with nothing left to remember from the queues' tails (as limit_req
 // does on every new entry); true if it freed one.
-bool expire(login_limit_t* z, uint64_t now, int max, const limit_node_t* keep) {
+bool expire(limit_zone_t* z, uint64_t now, int max, const limit_node_t* keep) {
   int freed = 0;
   for (ngx_queue_t& q : z->sh->queue) {
     if (freed == max) return true;
@@ -214,7 +222,7 @@ bool expire(login_limit_t* z, uint64_t now, int max, const limit_node_t* keep) {
 // Frees one entry, in the eviction order: one with nothing to remember, then the one with the
 // fewest failures (least recently updated first), then the oldest ban. Never keep. False when
 // nothing but keep is left.
-bool evict_one(login_limit_t* z, uint64_t now, const limit_node_t* keep) {
+bool evict_one(limit_zone_t* z, uint64_t now, const limit_node_t* keep) {
   if (expire(z, now, 1, keep)) return true;
   for (ngx_queue_t& q : z->sh->queue) {
     limit_node_t* n;
@@ -236,7 +244,7 @@ bool evict_one(login_limit_t* z, uint64_t now, const limit_node_t* keep) {
 
 // A new entry; when the zone is full, evict_one() makes room. `keep` (the other entry of the
 // same request, by=both) is never evicted: its request is about to charge it.
-limit_node_t* create(login_limit_t* z, const unsigned char* id, uint64_t now,
+limit_node_t* create(limit_zone_t* z, const unsigned char* id, uint64_t now,
                      const limit_node_t* keep) {
   size_t size = node_size(z->spec.attempts);
   auto* n = static_cast<limit_node_t*>(ngx_slab_alloc_locked(z->shpool, size));
@@ -256,7 +264,7 @@ limit_node_t* create(login_limit_t* z, const unsigned char* id, uint64_t now,
 
 // The entry of id, made if absent (or made anew, keeping an active ban, when a reload changed
 // `attempts`), never evicting `keep`. nullptr when the zone cannot hold it.
-limit_node_t* entry(login_limit_t* z, const unsigned char* id, uint64_t now,
+limit_node_t* entry(limit_zone_t* z, const unsigned char* id, uint64_t now,
                     const limit_node_t* keep) {
   limit_node_t* n = find(z->sh, id);
   if (n != nullptr && n->e.cap != z->spec.attempts) {
@@ -295,11 +303,11 @@ bool client_id(ngx_http_request_t* r, const unsigned char* key, unsigned char* i
   }
 }
 
-bool by_client(const login_limit_t* z) {
+bool by_client(const limit_zone_t* z) {
   return (static_cast<unsigned>(z->spec.by) & static_cast<unsigned>(sess::LimitBy::Client)) != 0;
 }
 
-bool by_user(const login_limit_t* z) {
+bool by_user(const limit_zone_t* z) {
   return (static_cast<unsigned>(z->spec.by) & static_cast<unsigned>(sess::LimitBy::User)) != 0;
 }
 
@@ -307,10 +315,10 @@ bool by_user(const login_limit_t* z) {
 
 ngx_int_t login_limit_begin(ngx_http_request_t* r, const loc_conf_t* lcf, ngx_str_t user,
                             login_limit_ticket_t* t, uint64_t* retry_after) {
-  login_limit_t* z = lcf->login_limit;
   ngx_memzero(t, sizeof(*t));
   *retry_after = 0;
-  if (z == nullptr) return NGX_OK;
+  if (lcf->login_limit == nullptr) return NGX_OK;
+  limit_zone_t* z = lcf->login_limit->zone;
   if (by_client(z) && !client_id(r, z->sh->key, t->client)) return NGX_ERROR;
   if (by_user(z) && !sess::limit_user_id(z->sh->key, sv(user), t->user)) return NGX_ERROR;
   uint64_t now = now_ms();
@@ -369,15 +377,15 @@ ngx_int_t login_limit_begin(ngx_http_request_t* r, const loc_conf_t* lcf, ngx_st
     }
     return NGX_DECLINED;
   }
-  t->zone = z;
+  t->zone = lcf->login_limit;
   t->token = now;
   return NGX_OK;
 }
 
 void login_limit_finish(ngx_http_request_t* r, login_limit_ticket_t* t, login_outcome_e outcome,
                         ngx_str_t user) {
-  auto* z = static_cast<login_limit_t*>(t->zone);
-  if (z == nullptr) return;
+  if (t->zone == nullptr) return;
+  limit_zone_t* z = t->zone->zone;
   t->zone = nullptr;  // once
   uint64_t now = now_ms();
   bool log_client = false, log_user = false;
@@ -478,7 +486,13 @@ char* login_limit_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noex
                          &cmd->name, spec.zone.size(), spec.zone.data(), spec.zone_size, min);
       return static_cast<char*>(NGX_CONF_ERROR);
     }
-    auto* z = static_cast<login_limit_t*>(ngx_pcalloc(cf->pool, sizeof(login_limit_t)));
+    auto* use = static_cast<login_limit_t*>(ngx_pcalloc(cf->pool, sizeof(login_limit_t)));
+    if (use == nullptr) return static_cast<char*>(NGX_CONF_ERROR);
+    use->file = cf->conf_file->file.name;
+    use->line = cf->conf_file->line;
+    use->in_location = cf->cmd_type == NGX_HTTP_LOC_CONF;
+    lcf->login_limit = use;
+    auto* z = static_cast<limit_zone_t*>(ngx_pcalloc(cf->pool, sizeof(limit_zone_t)));
     if (z == nullptr) return static_cast<char*>(NGX_CONF_ERROR);
     if (!pool_str(cf->pool, spec.zone, &z->name)) return static_cast<char*>(NGX_CONF_ERROR);
     spec.zone = sv(z->name);
@@ -488,21 +502,40 @@ char* login_limit_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noex
     if (z->shm == nullptr) return static_cast<char*>(NGX_CONF_ERROR);
     if (z->shm->data != nullptr) {
       // Another session_login_limit declared this zone: it must say the same.
-      auto* other = static_cast<login_limit_t*>(z->shm->data);
+      auto* other = static_cast<limit_zone_t*>(z->shm->data);
       if (!other->spec.same(spec)) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"%V\": zone \"%V\" is already declared with other parameters",
                            &cmd->name, &z->name);
         return static_cast<char*>(NGX_CONF_ERROR);
       }
-      lcf->login_limit = other;
+      use->zone = other;
       return NGX_CONF_OK;
     }
     z->shm->init = init_zone;
     z->shm->data = z;
-    lcf->login_limit = z;
+    use->zone = z;
     return NGX_CONF_OK;
   });
+}
+
+void login_limit_merge(ngx_conf_t* cf, loc_conf_t* conf, const loc_conf_t* prev) {
+  login_limit_t* own = conf->login_limit;  // written at this level: not yet merged
+  ngx_conf_merge_ptr_value(conf->login_limit, prev->login_limit, nullptr);
+  if (own == NGX_CONF_UNSET_PTR || own == nullptr || !own->in_location || conf->login == 1) {
+    return;
+  }
+  // While locations merge, the context's core configuration is the location's own.
+  auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(
+      ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
+  if (clcf->locations != nullptr && !ngx_queue_empty(clcf->locations)) {
+    return;  // a nested location may have session_login and inherit the limit
+  }
+  ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                "\"session_login_limit\" in %V:%ui applies to no login: location \"%V\" has "
+                "no \"session_login\" (set the limit in the location that has it, or in its "
+                "server)",
+                &own->file, own->line, &clcf->name);
 }
 
 }  // namespace ngx_session

@@ -518,6 +518,37 @@ def test_nginx_t_rejects_zone_conflicts(nginx_t, extra, expect):
     assert expect in out, out
 
 
+def test_nginx_t_warns_about_a_limit_that_applies_to_no_login(nginx_t):
+    """A limit written in a location without session_login (and without nested locations) is
+    a slip that leaves the login unlimited: nginx -t warns, naming the file and line; a limit in
+    the login location, at server level, or in a location around the login location does
+    not."""
+    files = {"users": b"alice:{SHA}x\n"}
+    site = L.user_file_site().replace(
+        "location = /login.shtml { internal; ssi on; }",
+        "location = /login.shtml { internal; ssi on; session_login_limit zone=z:1m; }")
+    rc, out = nginx_t(site, files=files)
+    assert rc == 0, out
+    assert re.search(r'\[warn\] "session_login_limit" in \S+nginx\.conf:\d+ applies to no login: '
+                     r'location "/login.shtml" has no "session_login"', out), out
+    quiet = [
+        _conf("zone=z:1m"),                                       # the login location
+        L.user_file_site(server_extra="session_login_limit zone=z:1m;"),   # its server
+        L.site("session_login_user_file {prefix}/users;", locations="""
+    location /app/ {
+        session_login_limit zone=z:1m;
+        location = /app/login {
+            session_login;
+            session_login_page /login.shtml;
+            session_login_user_file {prefix}/users;
+        }
+    }"""),
+    ]
+    for conf in quiet:
+        rc, out = nginx_t(conf, files=files)
+        assert rc == 0 and "[warn]" not in out, out
+
+
 def test_one_zone_for_several_servers(nginx):
     """The same declaration in two servers is one zone: a ban on one is a ban on the other."""
     site = L.user_file_site(login_extra="session_login_limit zone=shared:1m attempts=2 ban=1m;")
