@@ -325,16 +325,17 @@ ngx_int_t login_limit_begin(ngx_http_request_t* r, const loc_conf_t* lcf, ngx_st
 
   ngx_shmtx_lock(&z->shpool->mutex);
   expire(z, now, 2, nullptr);
-  limit_node_t* c = by_client(z) ? entry(z, t->client, now, nullptr) : nullptr;
+  // by=both: making room for one of the attempt's two entries never evicts the other (the name's
+  // count, or the address's entry just made, which is charged below).
+  limit_node_t* u = by_user(z) ? find(z->sh, t->user) : nullptr;
+  limit_node_t* c = by_client(z) ? entry(z, t->client, now, u) : nullptr;
   uint64_t wait = 0;
   if (c != nullptr) wait = sess::limit_retry_after(c->e, now);
-  limit_node_t* u = nullptr;
   if (by_user(z)) {
-    // Making room for the name's entry never evicts the address's (it is charged below). An
-    // address already refused makes no entry for the name: a refused attempt evicts nothing.
+    // An address already refused makes no entry for the name: a refused attempt evicts nothing.
     if (wait == 0) {
       u = entry(z, t->user, now, c);
-    } else if ((u = find(z->sh, t->user)) != nullptr) {
+    } else if (u != nullptr) {
       sess::limit_expire(u->e, now);
     }
   }
