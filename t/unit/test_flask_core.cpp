@@ -241,6 +241,27 @@ TEST(FlaskJson, StringsAndValuesInSessionData) {
   EXPECT_FALSE(sess::flask_session_from_json(many + "}", d));
 }
 
+// Issue 12: an unknown tag makes the session invalid. An unknown tag is an object with exactly
+// one key, a space followed by one or more characters, that is none of Flask's tags.
+TEST(FlaskJson, UnknownTagIsInvalid) {
+  sess::SessionData d;
+  for (std::string_view bad :
+       {R"({"x":{" zz":1}})", R"({" zz":1})", R"({"x":[1,{" t2":[1]}]})", R"({"x":{" T":1}})",
+        R"({"x":{" t":[{" q":null}]}})", R"({"x":{" di":{" t__":{" zz":1}}}})",
+        R"({"x":{" di":{" t__":1}},"y":{"a":{"  ":1}}})", R"({"x":{" \u00e9":1}})"}) {
+    EXPECT_FALSE(sess::flask_session_from_json(bad, d)) << bad;
+    EXPECT_TRUE(d.empty());
+  }
+  for (std::string_view good :
+       {R"({"x":{" t":[1]}})", R"({"x":{" b":"AA=="}})", R"({"x":{" u":"00"}})",
+        R"({"x":{" d":"Thu, 01 Jan 1970 00:00:00 GMT"}})", R"({"x":{" m":"<b>"}})",
+        R"({"x":{" di":{" t__":1}}})",  // {" t": 1} as Flask's TagDict writes it
+        R"({"x":{" ":1}})",             // a lone space: no tag name, a plain dict
+        R"({"x":{"zz":1}})", R"({"x":{" zz":1,"a":2}})", R"({"x":{}})", R"({"x":" zz"})"}) {
+    EXPECT_TRUE(sess::flask_session_from_json(good, d)) << good;
+  }
+}
+
 TEST(FlaskJson, PlainJsonRecordsOfFlaskSession07) {
   sess::SessionData d;
   // A dict that looks like a tag is a plain dict in a msgspec JSON record.
