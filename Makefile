@@ -16,7 +16,7 @@ GLUE_SRCS := $(wildcard src/*.cpp src/*.h src/core/*.h src/redis/*.cpp src/redis
 UNIT_SRCS := $(wildcard t/unit/*.cpp)
 UNIT_BIN := $(BUILD)/unit/session_unit_tests
 UNIT_CXXFLAGS := -std=c++17 -O1 -g -Wall -Wextra -Werror -Wno-unused-parameter -Isrc/core
-UNIT_LIBS := -lgtest -lgtest_main -lssl -lcrypto -lcrypt -lz -pthread
+UNIT_LIBS := -lgtest -lgtest_main -lssl -lcrypto -lcrypt -lz -lmsgpackc -pthread
 
 .PHONY: all bootstrap nginx dynamic deb unit test test-integration check-clang test-nginx-next \
 	fuzz test-asan valgrind \
