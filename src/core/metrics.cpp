@@ -35,7 +35,8 @@ constexpr MetricFamily histogram(sv name, sv help, const uint64_t (&bounds)[N]) 
 
 const MetricFamily kFamilies[] = {
     counter("nginx_session_requests_total",
-            "Requests whose session was read, by $session_status at the end of the request.",
+            "Requests in locations with a session configuration, by $session_status at the end of "
+            "the request.",
             label("status", kStatus)),
     counter("nginx_session_cookies_rejected_total",
             "Session cookies (or the records they name) that did not give a valid session, by "
