@@ -501,3 +501,25 @@ def test_redis_timeouts_and_reconnects(nginx, redis_factory):
     assert d.get(key("nginx_session_redis_commands_total", command="read", result="timeout")) \
         == 1, d
     assert d.get(key("nginx_session_requests_total", status="error")) == 1, d
+
+
+def test_cache_evictions(nginx, redis_factory):
+    """A zone too small for the sessions read: entries are evicted, and every one counted."""
+    rd = redis_factory()
+    global CACHE_EXTRA
+    saved, CACHE_EXTRA = CACHE_EXTRA, CACHE_EXTRA.replace("sessions:1m", "sessions:32k")
+    try:
+        srv, login, whoami = redis_site(nginx, rd, workers=1)
+    finally:
+        CACHE_EXTRA = saved
+    before = scrape(srv)
+    statuses = collections.Counter()
+    for i in range(400):
+        value = login(f"user{i}")
+        statuses[_cache_status(whoami(value))] += 1
+    d = scrape(srv).delta(before)
+    evicted = d.get(key("nginx_session_cache_evictions_total"), 0)
+    stored = d.get(key("nginx_session_cache_stores_total"), 0)
+    assert statuses["miss"] == 400, statuses
+    assert stored == 400, d
+    assert 0 < evicted < stored, d
