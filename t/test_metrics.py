@@ -480,6 +480,9 @@ def test_redis_timeouts_and_reconnects(nginx, redis_factory):
     srv = nginx(snippet, rport=rd.port, workers=2)
     value = session_cookie_value(_wait(lambda: (lambda r: r if r.status_code == 200 else None)(
         srv.get("/login?u=carol")), what="a login"))
+    # Both workers have their connection (each connects at start, on its own time).
+    _wait(lambda: scrape(srv)("nginx_session_redis_connections_total") >= 2,
+          what="both workers' connections")
     before = scrape(srv)
     # Every normal connection of nginx's workers is killed: each reconnects once.
     killed = admin.client_kill_filter(_type="normal", skipme=True)
