@@ -124,7 +124,7 @@ valgrind: nginx
 	@BOOTSTRAP_EXTRA=fuzz scripts/bootstrap.sh
 	scripts/valgrind-run.sh
 
-# make demo DEMO=cookie|redis|redis-tls (scripts/demo.sh)
+# make demo DEMO=cookie|redis|redis-tls|flask (scripts/demo.sh)
 DEMO ?= cookie
 demo: nginx
 	scripts/demo.sh start $(DEMO)

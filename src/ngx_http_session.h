@@ -15,7 +15,9 @@ extern "C" {
 #include <memory>
 #include <memory_resource>
 #include <new>
+#include <string>
 #include <type_traits>
+#include <vector>
 
 #include "core/candidates.h"
 #include "core/cookie.h"
@@ -109,10 +111,19 @@ class pool_resource final : public std::pmr::memory_resource {
 enum : ngx_uint_t { STORE_COOKIE = 1, STORE_REDIS = 2 };
 enum : ngx_uint_t { FAIL_CLOSED = 1, FAIL_OPEN = 2 };
 enum : ngx_uint_t { SECURE_OFF = 0, SECURE_ON = 1, SECURE_AUTO = 2 };
+enum : ngx_uint_t { FORMAT_NATIVE = 1, FORMAT_FLASK = 2 };
+// session_format flask serializer= (Flask-Session records); 0: not given.
+enum : ngx_uint_t { FLASK_SER_NONE = 0, FLASK_SER_MSGPACK, FLASK_SER_JSON, FLASK_SER_PICKLE };
+
+struct flask_keys_t;      // src/ngx_http_session_flask.cpp
 
 struct secrets_t {
   sess::KeyRing* ring;
   ngx_str_t path;
+  flask_keys_t* flask;    // the same secrets as Flask's SECRET_KEY (itsdangerous' derivation)
+  size_t short_line;      // the first line shorter than KeyRing::kMinSecretLen (0: none)
+  size_t short_count;     // ... and how many are
+  ngx_flag_t short_reported;  // flask mode warned about them once
 };
 
 struct cookie_conf_t {
@@ -196,6 +207,10 @@ struct loc_conf_t {
   const loc_conf_t* binding;      // the first merged conf with the same binding (same_binding:
                                   // one pointer compare); nullptr: not merged
   ngx_uint_t fail;
+  ngx_uint_t format;      // FORMAT_*
+  ngx_uint_t flask_serializer;    // FLASK_SER_*
+  ngx_flag_t flask_signer;
+  ngx_str_t user_key;     // session_user_key
   ngx_array_t* actions;   // of action_t
   ngx_int_t require;      // 0 off, 1 on
   ngx_str_t require_uri;
@@ -352,6 +367,36 @@ void* create_loc_conf(ngx_conf_t* cf) noexcept;
 char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept;
 
 // ---------------------------------------------------------------------------------------------
+// Flask bridge (src/ngx_http_session_flask.cpp)
+
+char* session_format_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+char* session_user_key_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+// Derives Flask's keys of the secrets (at session_secret_file). False on failure (logged).
+bool flask_secrets_init(ngx_conf_t* cf, secrets_t* secrets,
+                        const std::vector<std::string>& raw);
+// session_format, session_user_key and the secrets' lengths of a merged location (nginx -t
+// errors and warnings). False on error.
+bool flask_merge(ngx_conf_t* cf, loc_conf_t* conf, loc_conf_t* prev) noexcept;
+// Reads Flask's session cookie of r under lcf into s (flask mode, cookie store).
+ngx_int_t flask_load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf);
+// The cookie value of the session being written (flask mode): the data, with `_permanent` for a
+// session nginx creates, as Flask's signed cookie stamped now. False on failure.
+bool flask_seal_cookie(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf,
+                       sess::pstring& value);
+// Expires = now + session_lifetime for a permanent session (as Flask does), unless session_cookie
+// has max_age=.
+void flask_cookie_attrs(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf,
+                        sess::CookieAttrs* attrs);
+// The response (a Flask upstream) sets the session cookie itself: flask mode does not renew it.
+bool flask_upstream_set_cookie(ngx_http_request_t* r, const loc_conf_t* lcf);
+// The text $session_<key> shows for a value of a Flask session (flask_value_text). False on
+// failure.
+bool flask_var_text(const sess::SessionValue& v, sess::pstring& out);
+
+// A rejected session cookie: one info line, rate-limited (src/ngx_http_session_module.cpp).
+void reject_cookie(ngx_http_request_t* r, const loc_conf_t* lcf, const char* why);
+
+// ---------------------------------------------------------------------------------------------
 // Filters (src/ngx_http_session_filter.cpp)
 
 ngx_int_t filter_init(ngx_conf_t* cf) noexcept;
@@ -449,6 +494,9 @@ ngx_int_t users_check_async(ngx_http_request_t* r, loc_conf_t* lcf, ngx_str_t us
 // Failed-login regulation (src/ngx_http_session_login_limit.cpp)
 
 char* login_limit_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+// Merges session_login_limit; nginx -t warns about one written in a location that has no
+// session_login and no nested location (it regulates nothing).
+void login_limit_merge(ngx_conf_t* cf, loc_conf_t* conf, const loc_conf_t* prev);
 
 // What a login attempt charged to the zone, for its outcome.
 struct login_limit_ticket_t {

@@ -101,7 +101,7 @@ char* session_secret_file_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* co
   secrets->ring = ring;
 
   sess::SecretFile parsed;
-  if (!sess::secret_file_parse(text, sess::KeyRing::kMinSecretLen, false, &parsed)) {
+  if (!sess::secret_file_parse(text, sess::KeyRing::kMinSecretLen, true, &parsed)) {
     switch (parsed.error) {
       case sess::SecretFileError::TooShort:
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -127,13 +127,28 @@ char* session_secret_file_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* co
     }
     return conf_error();
   }
+  // Short secrets are Flask's (session_format flask accepts them with a warning, native fails:
+  // decided at merge, where the format is known). The ring - which also signs CSRF tokens in
+  // flask mode - gets them behind a fixed 32-byte prefix, so that HKDF has its minimum input;
+  // they keep only the strength they have.
+  static constexpr std::string_view kShortPrefix = "ngx_http_session_module/short-k:";
+  static_assert(kShortPrefix.size() == sess::KeyRing::kMinSecretLen);
   for (size_t i = 0; i < parsed.secrets.size(); i++) {
-    if (!ring->add_secret(parsed.secrets[i])) {
+    std::string stretched;
+    std::string_view secret = parsed.secrets[i];
+    if (secret.size() < sess::KeyRing::kMinSecretLen) {
+      if (secrets->short_line == 0) secrets->short_line = parsed.lines[i];
+      secrets->short_count++;
+      stretched.append(kShortPrefix).append(secret);
+      secret = stretched;
+    }
+    if (!ring->add_secret(secret)) {
       ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" \"%V\": line %uz: key derivation failed",
                          &cmd->name, &secrets->path, parsed.lines[i]);
       return conf_error();
     }
   }
+  if (!flask_secrets_init(cf, secrets, parsed.secrets)) return conf_error();
   struct stat st;
   if (stat(reinterpret_cast<const char*>(secrets->path.data), &st) == 0 &&
       (st.st_mode & S_IROTH)) {
@@ -469,6 +484,10 @@ ngx_command_t commands[] = {
      login_limit_directive, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("session_metrics"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
      session_metrics_directive, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("session_format"), SESSION_ALL_CONF | NGX_CONF_TAKE123,
+     session_format_directive, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("session_user_key"), SESSION_ALL_CONF | NGX_CONF_TAKE1,
+     session_user_key_directive, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     ngx_null_command,
 };
 
@@ -487,8 +506,8 @@ void* create_main_conf(ngx_conf_t* cf) noexcept {
 void* create_loc_conf(ngx_conf_t* cf) noexcept {
   auto* conf = static_cast<loc_conf_t*>(ngx_pcalloc(cf->pool, sizeof(loc_conf_t)));
   if (conf == nullptr) return nullptr;
-  // ngx_pcalloc() zeroed: cookie (name.data == NULL means unset), prefix, require_uri and the
-  // login strings.
+  // ngx_pcalloc() zeroed: cookie (name.data == NULL means unset), prefix, require_uri, the
+  // login strings and user_key.
   conf->actions = static_cast<ngx_array_t*>(NGX_CONF_UNSET_PTR);
   conf->secrets = static_cast<secrets_t*>(NGX_CONF_UNSET_PTR);
   conf->store = NGX_CONF_UNSET_UINT;
@@ -506,6 +525,7 @@ void* create_loc_conf(ngx_conf_t* cf) noexcept {
   conf->login = NGX_CONF_UNSET;
   conf->logout = NGX_CONF_UNSET;
   conf->login_limit = static_cast<login_limit_t*>(NGX_CONF_UNSET_PTR);
+  conf->format = NGX_CONF_UNSET_UINT;  // (flask_serializer, flask_signer: set with it)
   return conf;
 }
 
@@ -549,10 +569,11 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept {
     }
   }
   ngx_conf_merge_uint_value(conf->store, prev->store, STORE_COOKIE);
-  ngx_conf_merge_value(conf->encrypt, prev->encrypt, 1);
   ngx_conf_merge_sec_value(conf->lifetime, prev->lifetime, 31 * 86400);
   ngx_conf_merge_sec_value(conf->idle, prev->idle, 0);
   ngx_conf_merge_sec_value(conf->renew, prev->renew, 60);
+  // session_format, session_user_key, and session_encrypt's default, which depends on the format.
+  if (!flask_merge(cf, conf, prev)) return static_cast<char*>(NGX_CONF_ERROR);
   ngx_conf_merge_ptr_value(conf->redis_spec, prev->redis_spec, nullptr);
   ngx_conf_merge_value(conf->redis_tls.enable, prev->redis_tls.enable, 0);
   ngx_conf_merge_value(conf->redis_tls.verify, prev->redis_tls.verify, 1);
@@ -582,7 +603,7 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept {
   if (conf->logout == NGX_CONF_UNSET) conf->logout = 0;
   ngx_conf_merge_str_value(conf->logout_uri, prev->logout_uri, "/");
   ngx_conf_merge_str_value(conf->login_thread_pool, prev->login_thread_pool, "");
-  ngx_conf_merge_ptr_value(conf->login_limit, prev->login_limit, nullptr);
+  login_limit_merge(cf, conf, prev);
 
   if (!redis_cache_merge(cf, conf)) return static_cast<char*>(NGX_CONF_ERROR);
   if (conf->actions != nullptr && !check_own_cookies(cf, conf)) {

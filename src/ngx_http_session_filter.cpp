@@ -260,6 +260,7 @@ const sess::SessionData* data_to_write(ngx_http_request_t* r, ctx_t* ctx) {
 bool seal_cookie(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf, write_t* w,
                  sess::pstring& value) {
   std::string_view name = sv(lcf->cookie.name);
+  if (lcf->format == FORMAT_FLASK) return flask_seal_cookie(r, ctx, lcf, value);
   if (lcf->store == STORE_REDIS) {
     std::string_view id(reinterpret_cast<const char*>(w->id), sess::kSessionIdLen);
     return sess::envelope_seal(*lcf->secrets->ring, sess::Kind::Id, name, w->times, id, value);
@@ -279,6 +280,7 @@ bool write_cookie(ngx_http_request_t* r, ctx_t* ctx, write_t* w) {
   sess::pstring buf(&ctx->mr);
   std::string_view name = sv(lcf->cookie.name);
   sess::CookieAttrs attrs = session_attrs(r, lcf);
+  if (lcf->format == FORMAT_FLASK) flask_cookie_attrs(r, ctx, lcf, &attrs);
   if (w->plan.cookie == sess::CookieWrite::Expire) {
     delete_cookie(r, name, attrs, buf);
     return true;
@@ -498,7 +500,7 @@ ngx_int_t start_record_write(ngx_http_request_t* r, ctx_t* ctx, write_t* w,
   } else {
     uint64_t ttl = 0;
     if (rw != sess::RecordWrite::Delete) {
-      bool user = sess::session_user_logged_in(data->get("user"));
+      bool user = sess::session_user_logged_in(data->get(sv(lcf->user_key)));
       ttl = sess::expiry_record_ttl(policy_of(lcf), w->times, clock_now, user);
       if (ttl == 0) rw = w->plan.record = sess::RecordWrite::Delete;
     }
@@ -689,7 +691,8 @@ ngx_int_t main_header(ngx_http_request_t* r, loc_conf_t* lcf) {
   in.logout = ctx->logout;
   in.renew_due = s->status == sess::LoadStatus::Valid &&
                  sess::expiry_needs_renew(policy_of(lcf), s->times, clock_now) &&
-                 ensure_decoded(r, s);
+                 ensure_decoded(r, s) &&
+                 !(lcf->format == FORMAT_FLASK && flask_upstream_set_cookie(r, lcf));
   if (in.login || in.logout || ctx->destroy) ctx->read = 1;
   sess::WritePlan plan = sess::plan_write(in);
   if (plan.refuse) return refuse_response(r, ctx);

@@ -96,7 +96,8 @@ bool binding_equal(const loc_conf_t* a, const loc_conf_t* b) {
   return a->secrets == b->secrets && sv(a->cookie.name) == sv(b->cookie.name) &&
          cookie_kind(a) == cookie_kind(b) && a->store == b->store && a->redis == b->redis &&
          (a->store != STORE_REDIS || sv(a->prefix) == sv(b->prefix)) &&
-         a->lifetime == b->lifetime && a->idle == b->idle;
+         a->lifetime == b->lifetime && a->idle == b->idle && a->format == b->format &&
+         a->flask_serializer == b->flask_serializer && a->flask_signer == b->flask_signer;
 }
 
 namespace {
@@ -272,7 +273,7 @@ bool ensure_decoded(ngx_http_request_t* r, loaded_t* s) {
 
 bool logged_in(ngx_http_request_t* r, loaded_t* s) {
   if (s == nullptr || s->status != sess::LoadStatus::Valid || !ensure_decoded(r, s)) return false;
-  return sess::session_user_logged_in(s->view().get("user"));
+  return sess::session_user_logged_in(s->view().get(sv(loc_conf(r)->user_key)));
 }
 
 void collect_cookie(ngx_http_request_t* r, std::string_view name, sess::CookieCandidates& acc) {
@@ -309,6 +310,14 @@ void reject(ngx_http_request_t* r, const loc_conf_t* lcf, const char* why) {
                   &lcf->cookie.name, why);
   }
 }
+
+}  // namespace
+
+void reject_cookie(ngx_http_request_t* r, const loc_conf_t* lcf, const char* why) {
+  reject(r, lcf, why);
+}
+
+namespace {
 
 sess::RespLimits make_lookup_limits() {
   sess::RespLimits l;
@@ -439,6 +448,7 @@ void lookup_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply
 // Reads and verifies the session cookie(s) of r under lcf into s. For the Redis store, starts the
 // lookup (NGX_AGAIN).
 ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
+  if (lcf->format == FORMAT_FLASK) return flask_load(r, s, lcf);  // src/ngx_http_session_flask.cpp
   s->reset(lcf);
   sess::CookieCandidates acc;
   collect_cookie(r, sv(lcf->cookie.name), acc);
@@ -790,6 +800,7 @@ ngx_int_t var_key(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t
   return guard<ngx_int_t>(r->connection->log, NGX_ERROR, [&]() -> ngx_int_t {
     auto* name = reinterpret_cast<ngx_str_t*>(data);
     std::string_view key = sv(*name).substr(sizeof("session_") - 1);
+    if (key == "user") key = sv(loc_conf(r)->user_key);  // session_user_key
     loaded_t* s = current_session(r);
     if (s == nullptr || s->status != sess::LoadStatus::Valid || !ensure_decoded(r, s)) {
       return not_found(v);
@@ -807,6 +818,20 @@ ngx_int_t var_key(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t
       return not_found(v);
     }
     if (val == nullptr) return not_found(v);
+    if (s->conf->format == FORMAT_FLASK && !val->is_string) {
+      // Flask's tagged values: tuple as a JSON array, bytes as base64, uuid as hex, ...
+      sess::pstring text(&get_ctx(r, false)->mr);
+      if (!flask_var_text(*val, text)) return not_found(v);
+      if (sess::has_ctl(text)) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "session key \"%V\" holds a control byte, $%V is empty", name, name);
+        return not_found(v);
+      }
+      ngx_str_t copy;  // (text's bytes may be inside the string object itself)
+      if (!pool_str(r->pool, text, &copy)) return NGX_ERROR;
+      set_var(v, copy.data, copy.len);
+      return NGX_OK;
+    }
     if (sess::has_ctl(val->text)) {
       ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                     "session key \"%V\" holds a control byte, $%V is empty", name, name);

@@ -157,7 +157,7 @@ def form_inputs(page: str) -> dict:
 
 
 def page_error(page: str) -> Optional[str]:
-    m = re.search(r'<p class="error" id="error">(.*?)</p>', page, re.S)
+    m = re.search(r'<p\b[^>]*\bid="error"[^>]*>(.*?)</p>', page, re.S)
     return html.unescape(m.group(1)) if m else None
 
 

@@ -5,6 +5,7 @@ receives X-User), logout ends the session. Screenshots go to <repo>/build/browse
 Missing chromium / chromedriver / selenium fail the test unless SESSION_ALLOW_SKIP=1.
 """
 
+import contextlib
 import os
 import signal
 import urllib.parse
@@ -81,8 +82,13 @@ def _kill_pids(pids):
             pass
 
 
-@pytest.fixture
-def browser(tmp_path):
+@contextlib.contextmanager
+def chromium(tmp_path, *, performance_log=False, javascript=True):
+    """A headless Chromium under chromedriver; every process it started is gone afterwards.
+
+    performance_log: DevTools network events readable with driver.get_log("performance").
+    javascript: False disables scripts in pages (the browser's content setting; WebDriver's own
+    commands still work)."""
     for path in (CHROMIUM, CHROMEDRIVER):
         if not (os.path.exists(path) and os.access(path, os.X_OK)):
             _missing(f"{path} not found")
@@ -105,6 +111,11 @@ def browser(tmp_path):
               "--disable-crash-reporter", "--window-size=1000,700",
               f"--user-data-dir={profile}"):
         opts.add_argument(a)
+    if performance_log:
+        opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    if not javascript:
+        opts.add_experimental_option(
+            "prefs", {"profile.managed_default_content_settings.javascript": 2})
     service = Service(CHROMEDRIVER, log_path=str(tmp_path / "chromedriver.log"))
     driver = webdriver.Chrome(service=service, options=opts)
     driver_pid = service.process.pid
@@ -125,6 +136,12 @@ def browser(tmp_path):
             _kill_pids(sorted(p for p in leftovers if os.path.exists(f"/proc/{p}")))
             if service.process is not None and service.process.poll() is None:
                 _kill_pids([driver_pid])
+
+
+@pytest.fixture
+def browser(tmp_path):
+    with chromium(tmp_path) as driver:
+        yield driver
 
 
 def shot(driver, name):

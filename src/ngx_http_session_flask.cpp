@@ -1,0 +1,344 @@
+// ngx_http_session_module: the Flask bridge glue - session_format, session_user_key, and the
+// cookie store in flask mode (Flask's own signed session cookie, read and written by nginx).
+//
+// The bytes are the core's (src/core/flask_signer.h, flask_json.h): this file only gathers the
+// inputs and applies the results. What flask mode changes against the native format:
+//   - the cookie is itsdangerous' URLSafeTimedSerializer token (salt "cookie-session", HMAC-SHA1)
+//     over Flask's tagged JSON: signed, not encrypted, the cookie name not bound into it;
+//   - the first secret line signs, every line verifies (Flask's SECRET_KEY and its fallbacks);
+//     secrets shorter than 32 bytes are accepted with a warning;
+//   - the cookie carries one timestamp, reset by every write: session_lifetime counts from the
+//     last write (PERMANENT_SESSION_LIFETIME), a future timestamp is expired as in itsdangerous;
+//   - sessions nginx creates are permanent (`_permanent: true`) and their cookie gets
+//     Expires = now + session_lifetime, as Flask sends it;
+//   - values keep their Flask types: untouched keys are written back as they came.
+
+#include "ngx_http_session.h"
+
+#include "core/flask_json.h"
+#include "core/flask_signer.h"
+#include "core/flask_value.h"
+#include "core/session_data.h"
+
+namespace ngx_session {
+
+struct flask_keys_t {
+  sess::FlaskKeys cookie{sess::kFlaskCookieSalt};         // Flask's session cookie
+  sess::FlaskKeys sid{sess::kFlaskSessionSignerSalt};     // Flask-Session's SESSION_USE_SIGNER
+};
+
+namespace {
+
+char* conf_error() { return static_cast<char*>(NGX_CONF_ERROR); }
+char* conf_msg(const char* m) { return const_cast<char*>(m); }
+
+void delete_flask_keys(void* data) noexcept { delete static_cast<flask_keys_t*>(data); }
+
+}  // namespace
+
+bool flask_secrets_init(ngx_conf_t* cf, secrets_t* secrets, const std::vector<std::string>& raw) {
+  ngx_pool_cleanup_t* cln = ngx_pool_cleanup_add(cf->pool, 0);
+  if (cln == nullptr) return false;
+  auto* keys = new (std::nothrow) flask_keys_t();
+  if (keys == nullptr) return false;
+  cln->handler = delete_flask_keys;
+  cln->data = keys;
+  secrets->flask = keys;
+  for (const std::string& s : raw) {
+    // In file order: the first line signs, as the first key added to FlaskKeys does.
+    if (!keys->cookie.add_secret(s) || !keys->sid.add_secret(s)) {
+      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                         "\"session_secret_file\" \"%V\": Flask key derivation failed",
+                         &secrets->path);
+      return false;
+    }
+  }
+  return true;
+}
+
+// session_format native | flask [serializer=msgpack|json|pickle] [signer=on|off];
+char* session_format_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept {
+  auto* lcf = static_cast<loc_conf_t*>(conf);
+  if (lcf->format != NGX_CONF_UNSET_UINT) return conf_msg("is duplicate");
+  auto* value = static_cast<ngx_str_t*>(cf->args->elts);
+  std::string_view fmt = sv(value[1]);
+  ngx_uint_t format;
+  if (fmt == "native") {
+    format = FORMAT_NATIVE;
+  } else if (fmt == "flask") {
+    format = FORMAT_FLASK;
+  } else {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"%V\": invalid value \"%V\" (use \"native\" or \"flask\")", &cmd->name,
+                       &value[1]);
+    return conf_error();
+  }
+  ngx_uint_t serializer = FLASK_SER_NONE;
+  ngx_int_t signer = -1;
+  for (ngx_uint_t i = 2; i < cf->args->nelts; i++) {
+    std::string_view a = sv(value[i]);
+    if (format != FORMAT_FLASK) {
+      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": \"%V\" applies to \"flask\" only",
+                         &cmd->name, &value[i]);
+      return conf_error();
+    }
+    if (a.substr(0, 11) == "serializer=" && serializer == FLASK_SER_NONE) {
+      std::string_view v = a.substr(11);
+      serializer = v == "msgpack" ? FLASK_SER_MSGPACK
+                   : v == "json"  ? FLASK_SER_JSON
+                   : v == "pickle" ? FLASK_SER_PICKLE
+                                   : FLASK_SER_NONE;
+      if (serializer != FLASK_SER_NONE) continue;
+      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                         "\"%V\": invalid \"%V\" (use serializer=msgpack, json or pickle)",
+                         &cmd->name, &value[i]);
+      return conf_error();
+    }
+    if (a.substr(0, 7) == "signer=" && signer == -1) {
+      std::string_view v = a.substr(7);
+      if (v == "on" || v == "off") {
+        signer = v == "on";
+        continue;
+      }
+      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": invalid \"%V\" (use signer=on or off)",
+                         &cmd->name, &value[i]);
+      return conf_error();
+    }
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": invalid or duplicate parameter \"%V\"",
+                       &cmd->name, &value[i]);
+    return conf_error();
+  }
+  lcf->format = format;
+  lcf->flask_serializer = serializer;
+  lcf->flask_signer = signer == 1;
+  return NGX_CONF_OK;
+}
+
+// session_user_key key;
+char* session_user_key_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept {
+  auto* lcf = static_cast<loc_conf_t*>(conf);
+  if (lcf->user_key.data != nullptr) return conf_msg("is duplicate");
+  auto* value = static_cast<ngx_str_t*>(cf->args->elts);
+  if (!sess::session_key_valid(sv(value[1]))) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"%V\": invalid session key \"%V\" (use 1-64 of A-Z a-z 0-9 _)",
+                       &cmd->name, &value[1]);
+    return conf_error();
+  }
+  if (is_reserved_key(sv(value[1]))) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"%V\": session key \"%V\" is reserved ($session_%V is a variable of the "
+                       "module)",
+                       &cmd->name, &value[1], &value[1]);
+    return conf_error();
+  }
+  lcf->user_key = value[1];
+  return NGX_CONF_OK;
+}
+
+bool flask_merge(ngx_conf_t* cf, loc_conf_t* conf, loc_conf_t* prev) noexcept {
+  if (conf->format == NGX_CONF_UNSET_UINT) {  // the directive sets all three together
+    conf->format = prev->format;
+    conf->flask_serializer = prev->flask_serializer;
+    conf->flask_signer = prev->flask_signer;
+  }
+  if (conf->format == NGX_CONF_UNSET_UINT) {
+    conf->format = FORMAT_NATIVE;
+    conf->flask_serializer = FLASK_SER_NONE;
+    conf->flask_signer = 0;
+  }
+  ngx_conf_merge_str_value(conf->user_key, prev->user_key, "user");
+  bool flask = conf->format == FORMAT_FLASK;
+  // Flask's cookies are signed: encryption is off in flask mode unless asked for (which fails).
+  ngx_conf_merge_value(conf->encrypt, prev->encrypt, flask ? 0 : 1);
+
+  secrets_t* secrets = conf->secrets;
+  if (!flask) {
+    if (secrets != nullptr && secrets->short_line != 0) {
+      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                         "\"session_secret_file\" \"%V\": line %uz is shorter than %uz bytes "
+                         "(use e.g. \"openssl rand -base64 48\"; Flask's shorter keys are "
+                         "accepted with \"session_format flask\" only)",
+                         &secrets->path, secrets->short_line, sess::KeyRing::kMinSecretLen);
+      return false;
+    }
+    return true;
+  }
+
+  if (conf->encrypt == 1) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"session_encrypt on\" cannot be used with \"session_format flask\" "
+                       "(Flask's session cookie is signed, not encrypted)");
+    return false;
+  }
+  if (conf->idle != 0) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"session_idle_timeout\" cannot be used with \"session_format flask\" "
+                       "(a Flask session has one timestamp, reset by every write: "
+                       "\"session_lifetime\" already counts from the last write)");
+    return false;
+  }
+  if (conf->store == STORE_REDIS) {
+    if (conf->flask_serializer == FLASK_SER_NONE) {
+      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                         "\"session_format flask\" with \"session_store redis\" needs "
+                         "\"serializer=\": pickle for Flask-Session 0.6 and older (Debian 12), "
+                         "msgpack for 0.7 and newer");
+      return false;
+    }
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"session_format flask\" with \"session_store redis\" (Flask-Session "
+                       "records) is not supported yet: use the cookie store");
+    return false;
+  }
+  if (conf->flask_serializer != FLASK_SER_NONE || conf->flask_signer) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"session_format flask\": serializer= and signer= apply to "
+                       "\"session_store redis\" (Flask-Session records); Flask's cookie session "
+                       "is always signed tagged JSON");
+    return false;
+  }
+  if (secrets != nullptr && secrets->short_count != 0 && !secrets->short_reported) {
+    secrets->short_reported = 1;
+    ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                       "\"session_secret_file\" \"%V\": %uz secret(s) shorter than %uz bytes "
+                       "(first on line %uz): accepted as Flask's SECRET_KEY, but anyone who "
+                       "guesses one can sign sessions; rotate to a longer key",
+                       &secrets->path, secrets->short_count, sess::KeyRing::kMinSecretLen,
+                       secrets->short_line);
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cookie store in flask mode
+
+ngx_int_t flask_load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
+  s->reset(lcf);
+  sess::CookieCandidates acc;
+  collect_cookie(r, sv(lcf->cookie.name), acc);
+  if (acc.count == 0) return NGX_OK;
+  s->had_cookie = 1;
+  if (acc.overflow) {
+    s->status = sess::LoadStatus::Invalid;
+    reject_cookie(r, lcf, "too many session cookies of this name (a cookie tossing attempt?)");
+    return NGX_OK;
+  }
+  const sess::FlaskKeys& keys = lcf->secrets->flask->cookie;
+  auto now = static_cast<uint64_t>(ngx_time());
+  auto max_age = static_cast<uint64_t>(lcf->lifetime);
+  sess::CandidateVerdict verdicts[sess::CookieCandidates::kMax];
+  sess::FlaskTokenResult first_bad = sess::FlaskTokenResult::Ok;
+  size_t valid = 0;
+  for (size_t i = 0; i < acc.count; i++) {
+    sess::pstring json(s->payload.get_allocator().resource());
+    uint64_t signed_at = 0;
+    sess::FlaskTokenResult res =
+        sess::flask_cookie_open(keys, acc.values[i], now, max_age, &json, &signed_at);
+    switch (res) {
+      case sess::FlaskTokenResult::Ok:
+        verdicts[i] = sess::CandidateVerdict::Valid;
+        if (valid++ == 0) {
+          s->payload.swap(json);
+          s->times.created = s->times.refreshed = signed_at;
+        }
+        break;
+      case sess::FlaskTokenResult::Expired:
+        verdicts[i] = sess::CandidateVerdict::Expired;
+        break;
+      case sess::FlaskTokenResult::BadSignature:
+        verdicts[i] = sess::CandidateVerdict::BadMac;
+        break;
+      case sess::FlaskTokenResult::Malformed:
+        verdicts[i] = sess::CandidateVerdict::Malformed;
+        break;
+      case sess::FlaskTokenResult::Error:
+        return NGX_ERROR;
+    }
+    if (i == 0) first_bad = res;
+  }
+  sess::Selection sel = sess::select_candidate(verdicts, acc.count);
+  s->status = sel.status;
+  if (sel.status != sess::LoadStatus::Valid) {
+    s->payload.clear();
+    s->times = sess::Times();
+    if (sel.tossing) {
+      reject_cookie(r, lcf,
+                    "two different valid session cookies (a cookie planted for a parent "
+                    "domain?)");
+    } else if (sel.status == sess::LoadStatus::Expired) {
+      reject_cookie(r, lcf, "expired (Flask cookie older than session_lifetime, or dated in "
+                            "the future)");
+    } else {
+      reject_cookie(r, lcf, first_bad == sess::FlaskTokenResult::Malformed
+                                ? "malformed Flask session cookie"
+                                : "bad signature or unknown key (Flask session cookie)");
+    }
+    return NGX_OK;
+  }
+  // Decoded now: the tags are checked once (a " b" that is no base64 or a " t" that is no list
+  // is what Flask itself fails on), and ensure_decoded finds the data ready.
+  s->decoded = 1;
+  sess::FlaskValue tree, obj;
+  if (!sess::flask_json_parse(s->payload_view(), tree) || !sess::flask_untag(tree, obj) ||
+      !sess::flask_session_from_json(s->payload_view(), s->data)) {
+    s->status = sess::LoadStatus::Invalid;
+    s->decode_failed = 1;
+    s->payload.clear();
+    s->data.clear();
+    reject_cookie(r, lcf, "the Flask session is not a JSON object of known tags");
+  }
+  return NGX_OK;
+}
+
+namespace {
+
+bool is_permanent(const sess::SessionData& d) {
+  const sess::SessionValue* p = d.get("_permanent");
+  return p != nullptr && !p->is_string && p->text == "true";
+}
+
+}  // namespace
+
+bool flask_seal_cookie(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf,
+                       sess::pstring& value) {
+  const sess::FlaskKeys& keys = lcf->secrets->flask->cookie;
+  auto now = static_cast<uint64_t>(ngx_time());
+  if (ctx->next == nullptr) {
+    // Renewal: the JSON received is signed again as it is (Flask's SESSION_REFRESH_EACH_REQUEST).
+    return sess::flask_cookie_seal(keys, ctx->s.payload_view(), now, value);
+  }
+  // A session nginx creates (a login, or a change without a session) is permanent, as the
+  // seeds' apps make theirs (session.permanent = True). (A login's data is sealed once before
+  // it succeeds, to check that it fits: ctx->login counts already.)
+  bool fresh = ctx->s.status != sess::LoadStatus::Valid || ctx->login != nullptr;
+  if (fresh && ctx->next->get("_permanent") == nullptr) ctx->next->set_json("_permanent", "true");
+  sess::pstring json(&ctx->mr);
+  if (!sess::flask_session_to_json(*ctx->next, json)) return false;
+  return sess::flask_cookie_seal(keys, json, now, value);
+}
+
+void flask_cookie_attrs(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf,
+                        sess::CookieAttrs* attrs) {
+  if (attrs->max_age >= 0) return;
+  const sess::SessionData& d = ctx->next != nullptr ? *ctx->next : ctx->s.view();
+  if (is_permanent(d)) attrs->expires = static_cast<int64_t>(ngx_time()) + lcf->lifetime;
+}
+
+bool flask_upstream_set_cookie(ngx_http_request_t* r, const loc_conf_t* lcf) {
+  std::string_view name = sv(lcf->cookie.name);
+  return find_header(&r->headers_out.headers, [&](const ngx_table_elt_t& h) {
+    if (h.hash == 0 || h.key.len != 10 ||
+        ngx_strncasecmp(h.key.data, (u_char*)"set-cookie", 10) != 0) {
+      return false;
+    }
+    std::string_view v = sess::trim_wsp(sv(h.value));
+    return v.size() > name.size() && v.substr(0, name.size()) == name && v[name.size()] == '=';
+  });
+}
+
+bool flask_var_text(const sess::SessionValue& v, sess::pstring& out) {
+  return sess::flask_value_text(v, out);
+}
+
+}  // namespace ngx_session
