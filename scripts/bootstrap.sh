@@ -17,6 +17,8 @@ PACKAGES=(
   gnuplot-nox
   # the Flask bridge's test vectors: Flask 2.2, Flask-Session 0.3 (pickle records), msgpack
   python3-flask python3-flask-session python3-msgpack
+  # the metrics tests parse the exposition with the Prometheus client's own parser
+  python3-prometheus-client
 )
 # Extra groups selected by the caller, e.g. BOOTSTRAP_EXTRA="browser fuzz".
 for extra in ${BOOTSTRAP_EXTRA:-}; do

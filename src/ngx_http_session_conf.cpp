@@ -1,6 +1,7 @@
 // ngx_http_session_module: directives, configuration creation and merging.
 
 #include "ngx_http_session.h"
+#include "ngx_http_session_metrics.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -481,6 +482,8 @@ ngx_command_t commands[] = {
      nullptr},
     {ngx_string("session_login_limit"), SESSION_ALL_CONF | NGX_CONF_1MORE,
      login_limit_directive, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("session_metrics"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
+     session_metrics_directive, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("session_format"), SESSION_ALL_CONF | NGX_CONF_TAKE123,
      session_format_directive, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("session_user_key"), SESSION_ALL_CONF | NGX_CONF_TAKE1,

@@ -18,6 +18,7 @@
 // Vary: Cookie from the variable's handler (note_read).
 
 #include "ngx_http_session.h"
+#include "ngx_http_session_metrics.h"
 
 #include "core/gate.h"
 
@@ -330,10 +331,12 @@ ngx_int_t finish(ngx_http_request_t* r, ctx_t* ctx, write_t* w, sess::AfterWrite
   switch (a) {
     case sess::AfterWrite::Proceed:
       wrote = write_cookie(r, ctx, w);
+      if (wrote) metric_session_written(ctx, w->plan);
       break;
     case sess::AfterWrite::DropCookie:
       break;
     case sess::AfterWrite::Refuse:
+      metric(sess::Metric::StoreRefusals);
       if (!replace_response(r, NGX_HTTP_SERVICE_UNAVAILABLE, nullptr)) {
         return from_filter ? NGX_ERROR : (r->connection->error = 1, NGX_ERROR);
       }
@@ -598,9 +601,11 @@ ngx_int_t server_level_response(ngx_http_request_t* r, const loc_conf_t* lcf) {
   ngx_int_t status = 0;
   ngx_str_t location = ngx_null_string;
   if (store_down && closed) {
+    metric(sess::Metric::StoreRefusals);
     status = NGX_HTTP_SERVICE_UNAVAILABLE;
   } else if (lcf->require == 1 && (store_down || !logged_in(r, s))) {
     status = require_denial(r, lcf, &location);
+    metric_denied(status);
     if (status == NGX_HTTP_INTERNAL_SERVER_ERROR) return NGX_ERROR;
   }
   if (status != 0) {
@@ -624,6 +629,7 @@ ngx_int_t refuse_response(ngx_http_request_t* r, ctx_t* ctx) {
                   more);
   }
   ctx->refused = 1;
+  metric(sess::Metric::StoreRefusals);
   if (!replace_response(r, NGX_HTTP_SERVICE_UNAVAILABLE, nullptr)) return NGX_ERROR;
   cache_headers(r, ctx, false);
   return next_header_filter(r);

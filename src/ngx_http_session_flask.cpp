@@ -14,6 +14,7 @@
 //   - values keep their Flask types: untouched keys are written back as they came.
 
 #include "ngx_http_session.h"
+#include "ngx_http_session_metrics.h"
 
 #include "core/flask_json.h"
 #include "core/flask_signer.h"
@@ -221,6 +222,7 @@ ngx_int_t flask_load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) 
   s->had_cookie = 1;
   if (acc.overflow) {
     s->status = sess::LoadStatus::Invalid;
+    metric(sess::Metric::CookiesRejected, sess::RejectReason::TooManyCookies);
     reject_cookie(r, lcf, "too many session cookies of this name (a cookie tossing attempt?)");
     return NGX_OK;
   }
@@ -263,13 +265,18 @@ ngx_int_t flask_load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) 
     s->payload.clear();
     s->times = sess::Times();
     if (sel.tossing) {
+      metric(sess::Metric::CookiesRejected, sess::RejectReason::CookieTossing);
       reject_cookie(r, lcf,
                     "two different valid session cookies (a cookie planted for a parent "
                     "domain?)");
     } else if (sel.status == sess::LoadStatus::Expired) {
+      metric(sess::Metric::CookiesRejected, sess::RejectReason::Expired);
       reject_cookie(r, lcf, "expired (Flask cookie older than session_lifetime, or dated in "
                             "the future)");
     } else {
+      metric(sess::Metric::CookiesRejected, first_bad == sess::FlaskTokenResult::Malformed
+                                                ? sess::RejectReason::Malformed
+                                                : sess::RejectReason::Signature);
       reject_cookie(r, lcf, first_bad == sess::FlaskTokenResult::Malformed
                                 ? "malformed Flask session cookie"
                                 : "bad signature or unknown key (Flask session cookie)");
@@ -286,6 +293,7 @@ ngx_int_t flask_load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) 
     s->decode_failed = 1;
     s->payload.clear();
     s->data.clear();
+    metric(sess::Metric::CookiesRejected, sess::RejectReason::BadData);
     reject_cookie(r, lcf, "the Flask session is not a JSON object of known tags");
   }
   return NGX_OK;

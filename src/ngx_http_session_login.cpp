@@ -13,6 +13,7 @@
 // the page and $session_login_error. The header filter writes the cookie (write_plan.h).
 
 #include "ngx_http_session.h"
+#include "ngx_http_session_metrics.h"
 
 #include "core/base64url.h"
 #include "core/csrf.h"
@@ -180,6 +181,7 @@ bool prepare_session(ngx_http_request_t* r, ctx_t* ctx, login_t* L) {
 
 ngx_int_t login_response(ngx_http_request_t* r, ctx_t* ctx, login_t* L, const loc_conf_t* lcf) {
   log_login(r, true, L->user);
+  metric_login(r, sess::LoginResult::Success);
   L->succeeded = 1;
   // The CSRF cookie has done its job.
   std::string_view name = csrf_cookie_name(r, lcf);
@@ -198,6 +200,7 @@ void store_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply,
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                   "session login: the store refused the new session: %V", &msg);
   }
+  if (!L->stored) metric_login(r, sess::LoginResult::StoreError);
   ctx_t* ctx = get_ctx(r, false);
   ngx_int_t rc = guard<ngx_int_t>(r->connection->log, NGX_HTTP_INTERNAL_SERVER_ERROR,
                                   [&]() -> ngx_int_t {
@@ -214,6 +217,7 @@ ngx_int_t login_success(ngx_http_request_t* r, ctx_t* ctx, login_t* L, const loc
   if (!prepare_session(r, ctx, L)) return NGX_HTTP_INTERNAL_SERVER_ERROR;
   if (lcf->store != STORE_REDIS) {
     if (!login_cookie_fits(r, ctx, lcf)) {
+      metric_login(r, sess::LoginResult::Error);
       return unavailable(r, "the new session does not fit in one cookie (see \"session_store "
                             "redis\")");
     }
@@ -229,6 +233,7 @@ ngx_int_t login_success(ngx_http_request_t* r, ctx_t* ctx, login_t* L, const loc
   sess::RedisArgs args(&ctx->mr);
   sess::record_cmd_create(key, *ctx->next, ttl, args);
   if (redis_send(r, lcf, args, key, store_done, L) == nullptr) {
+    metric_login(r, sess::LoginResult::StoreError);
     return unavailable(r, "the session store is unavailable");
   }
   r->write_event_handler = ngx_http_request_empty_handler;
@@ -239,6 +244,7 @@ void login_resume(ngx_http_request_t* r) noexcept;
 
 ngx_int_t login_failure(ngx_http_request_t* r, ctx_t* ctx, login_t* L, const loc_conf_t* lcf) {
   log_login(r, false, L->user);
+  metric_login(r, sess::LoginResult::Failure);
   login_limit_finish(r, &L->limit, LOGIN_FAILED, L->user);
   return render_page(r, ctx, L, lcf, NGX_HTTP_UNAUTHORIZED, kBadCredentials);
 }
@@ -246,6 +252,7 @@ ngx_int_t login_failure(ngx_http_request_t* r, ctx_t* ctx, login_t* L, const loc
 // session_login_limit refused the attempt: 429 with the page, before any password check.
 ngx_int_t login_limited(ngx_http_request_t* r, ctx_t* ctx, login_t* L, const loc_conf_t* lcf,
                         uint64_t retry_after) {
+  metric_login(r, sess::LoginResult::Limited);
   u_char buf[NGX_INT64_LEN];
   u_char* end = ngx_sprintf(buf, "%uL", retry_after);
   sess::pstring value(reinterpret_cast<const char*>(buf), end - buf, &ctx->mr);
@@ -357,6 +364,7 @@ void login_resume(ngx_http_request_t* r) noexcept {
       return login_failure(r, ctx, L, lcf);
     }
     login_limit_finish(r, &L->limit, LOGIN_NO_VERDICT, L->user);
+    metric_login(r, sess::LoginResult::Error);
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                   "session login: credential check failed (status %i)", L->auth_status);
     return NGX_HTTP_SERVICE_UNAVAILABLE;
@@ -428,6 +436,7 @@ void log_bad_form(ngx_http_request_t* r, const char* what) {
 
 // The credential check could not start: 500, and the attempt is not counted.
 ngx_int_t no_verdict(ngx_http_request_t* r, login_t* L) {
+  metric_login(r, sess::LoginResult::Error);
   login_limit_finish(r, &L->limit, LOGIN_NO_VERDICT, L->user);
   return NGX_HTTP_INTERNAL_SERVER_ERROR;
 }
@@ -449,6 +458,7 @@ ngx_int_t process_post(ngx_http_request_t* r, ctx_t* ctx, login_t* L, loc_conf_t
 
   if (!check_csrf(r, lcf, sess::form_get(fields, "csrf_token"))) {
     log_bad_form(r, "missing or mismatched CSRF token");
+    metric_login(r, sess::LoginResult::Csrf);
     return render_page(r, ctx, L, lcf, NGX_HTTP_FORBIDDEN,
                        "the form has expired, please try again");
   }
@@ -456,6 +466,7 @@ ngx_int_t process_post(ngx_http_request_t* r, ctx_t* ctx, login_t* L, loc_conf_t
   const sess::pstring* user = sess::form_get(fields, "username");
   const sess::pstring* password = sess::form_get(fields, "password");
   if (user == nullptr || password == nullptr || user->empty()) {
+    metric_login(r, sess::LoginResult::BadForm);
     return render_page(r, ctx, L, lcf, NGX_HTTP_UNAUTHORIZED, "enter a username and a password");
   }
   if (!pool_str(r->pool, *user, &L->user)) return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -478,6 +489,7 @@ ngx_int_t process_post(ngx_http_request_t* r, ctx_t* ctx, login_t* L, loc_conf_t
     if (!L->plausible) return login_failure(r, ctx, L, lcf);
     if (!pool_str(r->pool, *password, &L->password)) return no_verdict(r, L);
     rc = start_auth_subrequest(r, L, lcf);
+    if (rc != NGX_AGAIN) metric_login(r, sess::LoginResult::Error);
     if (rc != NGX_AGAIN) login_limit_finish(r, &L->limit, LOGIN_NO_VERDICT, L->user);
     return rc;
   }
@@ -486,6 +498,7 @@ ngx_int_t process_post(ngx_http_request_t* r, ctx_t* ctx, login_t* L, loc_conf_t
   rc = users_check_async(r, lcf, L->plausible ? L->user : ngx_str_t{0, nullptr}, pw,
                          user_file_done);
   if (rc == NGX_DECLINED) {
+    metric_login(r, sess::LoginResult::Error);
     login_limit_finish(r, &L->limit, LOGIN_NO_VERDICT, L->user);
     return unavailable(r, "the login thread pool is busy");
   }
@@ -502,6 +515,7 @@ void body_read(ngx_http_request_t* r) noexcept {
     return L ? process_post(r, ctx, L, loc_conf(r)) : NGX_HTTP_INTERNAL_SERVER_ERROR;
   });
   if (rc == NGX_AGAIN) return;  // the password check is running: resumed by login_resume
+  if (rc == 400 || rc == 413 || rc == 415) metric_login(r, sess::LoginResult::BadForm);
   ngx_http_finalize_request(r, rc);
 }
 
@@ -545,11 +559,13 @@ ngx_int_t login_handler(ngx_http_request_t* r) noexcept {
                                  header_view(r, "sec-fetch-site", &site_v)) !=
         sess::OriginVerdict::Allow) {
       log_bad_form(r, "cross-origin login refused");
+      metric_login(r, sess::LoginResult::CrossOrigin);
       if (ngx_http_discard_request_body(r) != NGX_OK) return NGX_HTTP_INTERNAL_SERVER_ERROR;
       return render_page(r, ctx, L, lcf, NGX_HTTP_FORBIDDEN,
                          "cross-site login refused: open the login page and try again");
     }
     if (r->headers_in.content_length_n > static_cast<off_t>(kMaxFormBody)) {
+      metric_login(r, sess::LoginResult::BadForm);
       return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
     }
     ngx_int_t rc = ngx_http_read_client_request_body(r, body_read);

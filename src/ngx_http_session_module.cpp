@@ -4,6 +4,7 @@
 // are in ngx_http_session_filter.cpp.
 
 #include "ngx_http_session.h"
+#include "ngx_http_session_metrics.h"
 
 #include "core/gate.h"
 #include "core/redirect.h"
@@ -250,6 +251,7 @@ bool ensure_decoded(ngx_http_request_t* r, loaded_t* s) {
       verified_cache()->attach_data(verified_binding(s->conf), s->cached_value, s->data);
     }
   } else {
+    metric(sess::Metric::CookiesRejected, sess::RejectReason::BadData);
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "session cookie \"%V\" rejected: the data is not a valid JSON object",
                   &s->conf->cookie.name);
@@ -258,6 +260,7 @@ bool ensure_decoded(ngx_http_request_t* r, loaded_t* s) {
     return false;
   }
   if (s->data.empty() && s->conf->store == STORE_REDIS) {
+    metric(sess::Metric::CookiesRejected, sess::RejectReason::BadRecord);
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "session cookie \"%V\" rejected: the record in the store is empty",
                   &s->conf->cookie.name);
@@ -392,15 +395,18 @@ void lookup_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply
       if (s->reading_v1) migrate(r, s, json);
       break;
     case sess::RecordRead::Missing:
+      metric(sess::Metric::CookiesRejected, sess::RejectReason::NotInStore);
       reject(r, s->conf, "no such session in the store");
       s->status = sess::LoadStatus::Invalid;
       break;
     case sess::RecordRead::TooLarge:
+      metric(sess::Metric::CookiesRejected, sess::RejectReason::BadRecord);
       reject(r, s->conf, "the record in the store is larger than 64 KiB");
       s->status = sess::LoadStatus::Invalid;
       break;
     case sess::RecordRead::Invalid:
     case sess::RecordRead::V1:
+      metric(sess::Metric::CookiesRejected, sess::RejectReason::BadRecord);
       reject(r, s->conf, "the record in the store is not a session");
       s->status = sess::LoadStatus::Invalid;
       break;
@@ -451,6 +457,7 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
   if (acc.overflow) {
     // More distinct cookies of this name than are tried: a valid one could hide among them.
     s->status = sess::LoadStatus::Invalid;
+    metric(sess::Metric::CookiesRejected, sess::RejectReason::TooManyCookies);
     reject(r, lcf, "too many session cookies of this name (a cookie tossing attempt?)");
     return NGX_OK;
   }
@@ -524,11 +531,14 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
     s->decoded = 0;
     s->cached_value = std::string_view();
     if (sel.tossing) {
+      metric(sess::Metric::CookiesRejected, sess::RejectReason::CookieTossing);
       reject(r, lcf, "two different valid session cookies (a cookie planted for a parent domain?)");
     } else if (sel.status == sess::LoadStatus::Expired) {
+      metric(sess::Metric::CookiesRejected, sess::RejectReason::Expired);
       reject(r, lcf, "expired");
     } else {
       sess::CandidateVerdict v = verdicts[0];
+      metric_rejected(lcf, v, acc.values[0]);
       reject(r, lcf, v == sess::CandidateVerdict::Malformed     ? "malformed"
                      : v == sess::CandidateVerdict::FutureDated ? "timestamps in the future"
                                                                 : "bad signature or unknown key");
@@ -540,6 +550,7 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
   std::string_view id = s->payload_view();
   if (id.size() != sess::kSessionIdLen) {
     s->status = sess::LoadStatus::Invalid;
+    metric(sess::Metric::CookiesRejected, sess::RejectReason::BadId);
     reject(r, lcf, "bad session id");
     return NGX_OK;
   }
@@ -556,6 +567,7 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
                                                  buf));
     auto st = static_cast<sess::CacheStatus>(redis_cache_lookup(r, lcf, key, &s->data));
     s->cache_status = static_cast<unsigned>(st);
+    metric(sess::Metric::CacheLookups, static_cast<size_t>(st) - 1);  // (Hit, Miss, Bypass)
     if (st == sess::CacheStatus::Hit) {
       s->status = sess::LoadStatus::Valid;
       s->decoded = 1;  // the record's fields are the data
@@ -696,11 +708,13 @@ namespace {
 ngx_int_t deny(ngx_http_request_t* r, const loc_conf_t* lcf) {
   ngx_str_t location;
   ngx_int_t rc = require_denial(r, lcf, &location);
+  metric_denied(rc);
   if (rc != NGX_HTTP_MOVED_TEMPORARILY) return rc;
   return send_redirect(r, NGX_HTTP_MOVED_TEMPORARILY, location);
 }
 
 ngx_int_t unavailable(ngx_http_request_t* r) {
+  metric(sess::Metric::StoreRefusals);
   if (push_header(r, "Retry-After", "1") == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
   return NGX_HTTP_SERVICE_UNAVAILABLE;
 }
@@ -914,6 +928,7 @@ ngx_int_t postconfiguration(ngx_conf_t* cf) noexcept {
       ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers));
   if (h == nullptr) return NGX_ERROR;
   *h = rewrite_handler;
+  if (metrics_postconfiguration(cf) != NGX_OK) return NGX_ERROR;
   return filter_init(cf);
 }
 
@@ -936,7 +951,10 @@ ngx_int_t init_module(ngx_cycle_t* cycle) noexcept {
   return NGX_OK;
 }
 
-ngx_int_t init_process(ngx_cycle_t* cycle) noexcept { return redis_init_process(cycle); }
+ngx_int_t init_process(ngx_cycle_t* cycle) noexcept {
+  metrics_init_process(cycle);
+  return redis_init_process(cycle);
+}
 
 void exit_process(ngx_cycle_t* cycle) noexcept { redis_exit_process(cycle); }
 

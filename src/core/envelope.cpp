@@ -170,4 +170,18 @@ OpenResult envelope_open(const KeyRing& ring, Kind kind, std::string_view cookie
   return OpenResult::Ok;
 }
 
+bool envelope_key_hint(std::string_view value, uint8_t* hint) noexcept {
+  if (value.size() < 4) return false;
+  char buf[8];
+  std::pmr::monotonic_buffer_resource mr(buf, sizeof(buf), std::pmr::null_memory_resource());
+  pstring raw(&mr);
+  try {
+    if (!base64url_decode(value.substr(0, 4), raw) || raw.size() != 3) return false;
+  } catch (...) {
+    return false;
+  }
+  *hint = static_cast<uint8_t>(raw[kOffHint]);
+  return true;
+}
+
 }  // namespace sess

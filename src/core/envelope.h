@@ -42,6 +42,12 @@ OpenResult envelope_open(const KeyRing& ring, Kind kind, std::string_view cookie
                          std::string_view value, Times* t, pstring* payload,
                          size_t max_len = 8192);
 
+// The key hint of a cookie value (its third byte, from the first four base64url characters; no
+// crypto, nothing verified): to tell a value no key of the ring could have made (BadMac with a
+// hint no key has) from a tampered one, for the metrics. False if the value is too short or not
+// base64url there.
+bool envelope_key_hint(std::string_view value, uint8_t* hint) noexcept;
+
 // Length of the base64url value envelope_seal produces for a payload of n bytes.
 size_t envelope_sealed_len(Kind kind, size_t n) noexcept;
 

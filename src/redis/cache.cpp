@@ -11,6 +11,8 @@
 
 #include "redis.h"
 
+#include "../ngx_http_session_metrics.h"
+
 namespace ngx_session {
 namespace {
 
@@ -302,6 +304,7 @@ uint64_t redis_cache_epoch(const ngx_shm_zone_t* zone) {
 void redis_cache_flush(ngx_shm_zone_t* zone) {
   auto* ctx = static_cast<cache_zone_t*>(zone->data);
   if (ctx->sh != nullptr) ngx_atomic_fetch_add(&ctx->sh->epoch, 1);
+  metric(sess::Metric::CacheFlushes);
 }
 
 bool redis_cache_zone_current(const ngx_shm_zone_t* zone) { return usable(zone) != nullptr; }
@@ -395,6 +398,7 @@ bool redis_cache_zone_put(ngx_shm_zone_t* zone, std::string_view key, uint64_t e
     for (int i = 0; i < 4 && !ngx_queue_empty(&ctx->sh->lru); i++, evicted++) {
       ngx_queue_t* q = ngx_queue_last(&ctx->sh->lru);
       remove_node(ctx, ngx_queue_data(q, cache_node_t, lru));
+      metric(sess::Metric::CacheEvictions);
     }
     p = ngx_slab_alloc_locked(ctx->shpool, size);
   }

@@ -25,6 +25,8 @@
 
 #include "redis.h"
 
+#include "../ngx_http_session_metrics.h"
+
 #include <algorithm>
 #include <unordered_map>
 
@@ -435,6 +437,7 @@ void set_master(redis_client_t* cl, const sess::NodeAddr& addr) {
   ngx_log_error(NGX_LOG_NOTICE, cl->log, 0, "session redis \"%V\": master is %V",
                 redis_endpoint_name(cl->ep), &n->name);
   if (old != nullptr) {
+    metric(sess::Metric::RedisFailovers);
     old->keep_connected = false;
     node_close(old, nullptr);  // its commands fail now; new ones go to the new master
     if (old->link != nullptr) link_stop(old->link);
@@ -692,6 +695,7 @@ void op_cancel(void* data) noexcept {
 
 void op_post_handler(ngx_event_t* ev) noexcept {
   auto* op = static_cast<redis_op_t*>(ev->data);
+  metric_redis_op(op);
   if (op->detached != nullptr) {
     guard_void(op->client->log, [&]() { op->detached(op); });
     delete op;
@@ -733,6 +737,7 @@ void op_reply(redis_op_t* op, redis_node_t* node, sess::RespValue* reply, bool t
       }
       if (rd.kind != sess::RedirectKind::None) {
         op->redirects++;
+        metric(sess::Metric::RedisRedirects, rd.kind == sess::RedirectKind::Moved ? 0 : 1);
         redis_node_t* target = node_for(cl, NodeRole::Data, rd.node);
         if (rd.kind == sess::RedirectKind::Moved) {
           if (target != nullptr) target->keep_connected = true;  // an owner now
@@ -839,6 +844,7 @@ void client_node_invalidation(redis_node_t* node, const sess::Invalidation& inv)
   cache_link_t* link = node->link;
   if (link == nullptr) return;
   link->invalidations++;
+  metric_add(sess::metric_slot(sess::Metric::CacheInvalidations), inv.keys.size());
   redis_client_t* cl = link->cl;
   if (inv.kind != sess::Invalidation::Kind::Keys) {
     link->coherence->on_invalidation(inv);  // a flush (the epoch moves for every worker)
@@ -930,6 +936,7 @@ redis_op_t* new_op(redis_client_t* cl, const sess::RedisArgs& args, std::string_
   op->limits = limits != nullptr ? limits : &kDefaultLimits;
   op->has_reply = false;
   op->too_large = false;
+  op->started_us = metric_now_us();
   sess::pstring bytes(std::pmr::new_delete_resource());
   sess::resp_command(args, bytes);
   op->command.assign(bytes.data(), bytes.size());
@@ -1030,7 +1037,9 @@ void fill_finish(cache_fill_t* f) {
     if (!storable) {
       f->link->coherence->abandon_fill(*f->ticket);
     } else if (f->link->coherence->end_fill(*f->ticket)) {
-      redis_cache_zone_put(f->zone, f->key, f->ticket->epoch, *expires, bytes);
+      if (redis_cache_zone_put(f->zone, f->key, f->ticket->epoch, *expires, bytes)) {
+        metric(sess::Metric::CacheStores);
+      }
     }
   }
   // Answer every waiter (each resumes from a posted request), then run each connection's posted

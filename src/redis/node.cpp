@@ -12,6 +12,8 @@
 
 #include "redis.h"
 
+#include "../ngx_http_session_metrics.h"
+
 #if (NGX_SSL)
 #include <openssl/x509v3.h>
 #endif
@@ -216,6 +218,8 @@ void dispatch(redis_node_t* node, sess::RespValue* reply, bool too_large) {
 void on_ready(redis_node_t* node) {
   ngx_connection_t* c = node->c;
   node->state = NodeState::Ready;
+  metric_redis_connected(node->connected_before);
+  node->connected_before = true;
   c->read->handler = node_read_handler;
   c->write->handler = node_write_handler;
   if (node->timer.timer_set) ngx_del_timer(&node->timer);

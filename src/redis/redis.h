@@ -157,6 +157,7 @@ struct redis_node_t {
   bool keep_connected = false;
   bool closing = false;
   bool healthy = false;           // a good answer arrived on this connection
+  bool connected_before = false;  // for the metrics: the next connection is a reconnect
 #if (NGX_SSL)
   ngx_ssl_session_t* ssl_session = nullptr;  // reused across reconnects (a verified peer's)
   ngx_ssl_session_t* ssl_pending = nullptr;  // announced during a handshake not yet verified
@@ -209,6 +210,7 @@ struct redis_op_t {
   sess::RespValue reply;
   bool has_reply;
   bool too_large;
+  uint64_t started_us;            // when it was made (metric_now_us; 0: not counting)
 };
 
 // Called by nodes: a reply (or failure: reply == nullptr) for a user command.
