@@ -148,6 +148,10 @@ FlaskRecordRead flask_record_decode(FlaskSerializer ser, std::string_view bytes,
         if (res != FlaskRecordRead::Ok) out.clear();
         return res;
       }
+      if (res == FlaskRecordRead::Forbidden && read == read_pickle &&
+          ser != FlaskSerializer::Pickle && (bytes.empty() || bytes[0] != '\x80')) {
+        res = FlaskRecordRead::Invalid;  // a fallback: only what starts as a pickle is one
+      }
       if (res == FlaskRecordRead::Forbidden ||
           (res == FlaskRecordRead::TooLarge && worst == FlaskRecordRead::Invalid)) {
         worst = res;
