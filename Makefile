@@ -16,7 +16,7 @@ GLUE_SRCS := $(wildcard src/*.cpp src/*.h src/core/*.h src/redis/*.cpp src/redis
 UNIT_SRCS := $(wildcard t/unit/*.cpp)
 UNIT_BIN := $(BUILD)/unit/session_unit_tests
 UNIT_CXXFLAGS := -std=c++17 -O1 -g -Wall -Wextra -Werror -Wno-unused-parameter -Isrc/core
-UNIT_LIBS := -lgtest -lgtest_main -lssl -lcrypto -lcrypt -lz -pthread
+UNIT_LIBS := -lgtest -lgtest_main -lssl -lcrypto -lcrypt -lz -lmsgpackc -pthread
 
 .PHONY: all bootstrap nginx dynamic deb unit test test-integration check-clang test-nginx-next \
 	fuzz test-asan valgrind \
@@ -124,7 +124,7 @@ valgrind: nginx
 	@BOOTSTRAP_EXTRA=fuzz scripts/bootstrap.sh
 	scripts/valgrind-run.sh
 
-# make demo DEMO=cookie|redis|redis-tls (scripts/demo.sh)
+# make demo DEMO=cookie|redis|redis-tls|flask (scripts/demo.sh)
 DEMO ?= cookie
 demo: nginx
 	scripts/demo.sh start $(DEMO)

@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   # build
   build-essential dpkg-dev libssl-dev rapidjson-dev libcrypt-dev libpcre2-dev
-  zlib1g-dev nginx-dev clang
+  zlib1g-dev libmsgpack-dev nginx-dev clang
   # make deb: Debian's packaging tools (dh_nginx itself comes with nginx-dev)
   debhelper
   # the packaged nginx the dynamic module is loaded into

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Runs the demo on 127.0.0.1:8080 in the foreground (Ctrl-C stops it), or stops it.
 #
-#   scripts/demo.sh start [cookie|redis|redis-tls]
+#   scripts/demo.sh start [cookie|redis|redis-tls|flask]
 #   scripts/demo.sh stop
 #
 # Runtime files live in build/demo: the secret, the users file (alice/secret, bob/hunter22),
 # logs, and for the Redis variant a redis-server on a unix socket of its own. The redis-tls
 # variant runs a redis-server that speaks TLS only, on 127.0.0.1:$DEMO_REDIS_TLS_PORT (6380),
 # with a test CA and a server certificate (IP 127.0.0.1, DNS localhost) made once in
-# build/demo/tls by openssl; nginx verifies the server against that CA.
+# build/demo/tls by openssl; nginx verifies the server against that CA. The flask variant runs
+# examples/flask/app.py (Debian's python3-flask) on 127.0.0.1:$DEMO_FLASK_PORT (8082), sharing
+# its session cookie with nginx (session_format flask; the secret file's line is its SECRET_KEY).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,6 +18,7 @@ prefix="$root/build/demo"
 nginx="$root/build/sbin/nginx"
 variant=${2:-${DEMO:-cookie}}
 tls_port=${DEMO_REDIS_TLS_PORT:-6380}
+flask_port=${DEMO_FLASK_PORT:-8082}
 tls_dir="$prefix/tls"
 
 stop() {
@@ -31,20 +34,25 @@ stop() {
     echo "demo: redis-server stopped"
   fi
   rm -f "$prefix/redis.pid"
+  if [ -f "$prefix/flask.pid" ] && kill -0 "$(cat "$prefix/flask.pid")" 2>/dev/null; then
+    kill "$(cat "$prefix/flask.pid")" && echo "demo: Flask app stopped"
+  fi
+  rm -f "$prefix/flask.pid"
   return $rc
 }
 
 case "${1:-start}" in
   stop) stop; exit 0 ;;
   start) ;;
-  *) echo "usage: $0 start [cookie|redis|redis-tls] | stop" >&2; exit 2 ;;
+  *) echo "usage: $0 start [cookie|redis|redis-tls|flask] | stop" >&2; exit 2 ;;
 esac
 
 case "$variant" in
   cookie) conf_in="$root/examples/demo.conf" ;;
   redis) conf_in="$root/examples/demo-redis.conf" ;;
   redis-tls) conf_in="$root/examples/demo-redis-tls.conf" ;;
-  *) echo "demo: unknown variant '$variant' (cookie, redis or redis-tls)" >&2; exit 2 ;;
+  flask) conf_in="$root/examples/demo-flask.conf" ;;
+  *) echo "demo: unknown variant '$variant' (cookie, redis, redis-tls or flask)" >&2; exit 2 ;;
 esac
 
 # The test PKI of the redis-tls variant: a CA and a server certificate for 127.0.0.1 and
@@ -98,7 +106,30 @@ if [ ! -s "$prefix/users" ]; then
   htpasswd -bm "$prefix/users" bob hunter22 2>/dev/null
 fi
 sed -e "s#@PREFIX@#$prefix#g" -e "s#@EXAMPLES@#$root/examples#g" \
-  -e "s#@REDIS_TLS_PORT@#$tls_port#g" "$conf_in" >"$prefix/nginx.conf"
+  -e "s#@REDIS_TLS_PORT@#$tls_port#g" -e "s#@FLASK_PORT@#$flask_port#g" \
+  "$conf_in" >"$prefix/nginx.conf"
+
+if [ "$variant" = flask ]; then
+  if (exec 3<>"/dev/tcp/127.0.0.1/$flask_port") 2>/dev/null; then
+    echo "demo: something already listens on 127.0.0.1:$flask_port (set DEMO_FLASK_PORT)" >&2
+    exit 1
+  fi
+  /usr/bin/python3 "$root/examples/flask/app.py" "$flask_port" "$prefix/secret" \
+    >"$prefix/flask.log" 2>&1 &
+  echo $! >"$prefix/flask.pid"
+  ok=
+  for _ in $(seq 100); do
+    kill -0 "$(cat "$prefix/flask.pid")" 2>/dev/null || break
+    if (exec 3<>"/dev/tcp/127.0.0.1/$flask_port") 2>/dev/null; then ok=1; break; fi
+    sleep 0.1
+  done
+  if [ -z "$ok" ]; then
+    echo "demo: the Flask app did not start on 127.0.0.1:$flask_port; $prefix/flask.log:" >&2
+    tail -5 "$prefix/flask.log" >&2 || true
+    stop >/dev/null 2>&1 || true
+    exit 1
+  fi
+fi
 
 if [ "$variant" = redis ]; then
   # nginx's workers run as an unprivileged user when the demo is started as root: let them in.
@@ -135,6 +166,8 @@ if [ "$variant" = redis-tls ]; then
 fi
 
 "$nginx" -p "$prefix" -c "$prefix/nginx.conf" -t -q
+protected=app/
+[ "$variant" = flask ] && protected=private/
 cat <<MSG
 demo ($variant store) on http://127.0.0.1:8080 — try, with a cookie jar:
   curl -c jar -b jar -i http://127.0.0.1:8080/cookie        set cookie name=waws
@@ -142,10 +175,19 @@ demo ($variant store) on http://127.0.0.1:8080 — try, with a cookie jar:
   curl -c jar -b jar -i http://127.0.0.1:8080/session       session['name'] = 'waws'
   curl -c jar -b jar    http://127.0.0.1:8080/getValue      shows it (SSI template)
   curl -c jar -b jar    http://127.0.0.1:8080/              hello + login link
-  curl -c jar -b jar -i -H 'Accept: text/html' http://127.0.0.1:8080/app/   302 to /login?next=/app/
+  curl -c jar -b jar -i -H 'Accept: text/html' http://127.0.0.1:8080/$protected   302 to /login?next=/$protected
   or open http://127.0.0.1:8080/ in a browser and log in as alice / secret.
 Ctrl-C (or make demo-stop) stops it. Logs: $prefix/error.log
 MSG
+if [ "$variant" = flask ]; then
+  cat <<MSG
+The Flask app (examples/flask/app.py) shares the session cookie, on 127.0.0.1:$flask_port:
+  curl -c jar -b jar    http://127.0.0.1:8080/app/              Flask: not logged in
+  curl -c jar -b jar -L http://127.0.0.1:8080/app/flask-login?u=carol   Flask logs carol in
+  curl -c jar -b jar    http://127.0.0.1:8080/private/          nginx lets carol in (X-User)
+  curl -c jar -b jar    http://127.0.0.1:8080/app/visits        Flask's own key, kept by nginx
+MSG
+fi
 if [ "$variant" = redis-tls ]; then
   cat <<MSG
 Redis speaks TLS only, on 127.0.0.1:$tls_port (test CA $tls_dir/ca.pem). The sessions in it:

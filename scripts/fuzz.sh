@@ -51,7 +51,7 @@ mkdir -p "$objdir" "$out/logs"
 common_flags=(-std=c++17 -g -O1 -fno-sanitize-recover=undefined -Isrc/core)
 obj_flags=("${common_flags[@]}" -fsanitize=fuzzer-no-link,address,undefined)
 link_flags=("${common_flags[@]}" -fsanitize=fuzzer,address,undefined)
-libs=(-lssl -lcrypto -lcrypt -lz)
+libs=(-lssl -lcrypto -lcrypt -lz -lmsgpackc)
 
 mapfile -t core_srcs < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' src/core/SOURCES | sed 's#^#src/core/#')
 core_hdrs=(src/core/*.h)

@@ -510,6 +510,9 @@ ngx_int_t users_check_async(ngx_http_request_t* r, loc_conf_t* lcf, ngx_str_t us
 // Failed-login regulation (src/ngx_http_session_login_limit.cpp)
 
 char* login_limit_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+// Merges session_login_limit; nginx -t warns about one written in a location that has no
+// session_login and no nested location (it regulates nothing).
+void login_limit_merge(ngx_conf_t* cf, loc_conf_t* conf, const loc_conf_t* prev);
 
 // What a login attempt charged to the zone, for its outcome.
 struct login_limit_ticket_t {

@@ -600,7 +600,7 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept {
   if (conf->logout == NGX_CONF_UNSET) conf->logout = 0;
   ngx_conf_merge_str_value(conf->logout_uri, prev->logout_uri, "/");
   ngx_conf_merge_str_value(conf->login_thread_pool, prev->login_thread_pool, "");
-  ngx_conf_merge_ptr_value(conf->login_limit, prev->login_limit, nullptr);
+  login_limit_merge(cf, conf, prev);
 
   if (!redis_cache_merge(cf, conf)) return static_cast<char*>(NGX_CONF_ERROR);
   if (conf->actions != nullptr && !check_own_cookies(cf, conf)) {

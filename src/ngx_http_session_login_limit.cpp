@@ -4,11 +4,16 @@
 //
 // The decisions are the core's (core/login_limit.h); this file keeps the entries in an nginx
 // slab zone shared by every worker, found through a red-black tree by their keyed id, and makes
-// the core's calls under the zone's lock. Entries live on one of two queues, most recently
-// updated first: `queue` (no active ban) and `bans`. When the zone is full, the tail of `queue`
-// (the least recently updated entry that is not a ban) is freed first, and a ban only when
-// `queue` is empty: a full zone never refuses everyone, and never forgets a ban while it can
-// forget something else. The zone keeps its entries across reloads (same name and size).
+// the core's calls under the zone's lock. Entries without an active ban live on `queue[k]`, k
+// the failures they remember (LimitEntry::count), most recently updated first; active bans on
+// `bans`. When the zone is full (core/login_limit.h, "Evictable"): first an entry that holds
+// nothing worth keeping (the tail of a queue whose failures have all left the window, or whose
+// ban has ended), then the least recently updated entry of the lowest non-empty `queue[k]`
+// (fewest failures first, so junk names with one failure each cannot flush a name's partial
+// count), and an active ban only when no other entry is left: a full zone never refuses
+// everyone, and never forgets a ban while it can forget something else. The entry the same
+// request made or uses for its other key is never evicted. The zone keeps its entries across
+// reloads (same name and size).
 //
 // The login flow (ngx_http_session_login.cpp) calls login_limit_begin() once the form and its
 // CSRF token are good, before any password hash, and login_limit_finish() with the outcome. A
@@ -26,7 +31,8 @@ namespace {
 struct limit_sh_t {
   ngx_rbtree_t rbtree;
   ngx_rbtree_node_t sentinel;
-  ngx_queue_t queue;  // entries without an active ban, most recently updated first
+  // entries without an active ban, by the failures they remember, most recently updated first
+  ngx_queue_t queue[sess::kLimitMaxAttempts + 1];
   ngx_queue_t bans;   // active bans, most recently started first
   unsigned char key[sess::kLimitKeyLen];  // the zone's own key for the ids
 };
@@ -81,11 +87,12 @@ void rbtree_insert(ngx_rbtree_node_t* temp, ngx_rbtree_node_t* node,
 uint64_t now_ms() { return static_cast<uint64_t>(ngx_current_msec); }
 
 sess::LogLimiter refused_log_limit;
+sess::LogLimiter no_room_log_limit;
 
 }  // namespace
 
-// One session_login_limit: its parameters and its zone (shared by every directive naming it).
-struct login_limit_t {
+// One zone: its parameters and its shared memory (shared by every directive naming it).
+struct limit_zone_t {
   sess::LimitSpec spec;
   ngx_str_t name;
   ngx_shm_zone_t* shm;
@@ -93,11 +100,19 @@ struct login_limit_t {
   ngx_slab_pool_t* shpool;
 };
 
+// One session_login_limit directive: its zone, and where it was written (for nginx -t).
+struct login_limit_t {
+  limit_zone_t* zone;
+  ngx_str_t file;
+  ngx_uint_t line;
+  bool in_location;  // written in a location block itself (not http, server or an `if`)
+};
+
 namespace {
 
 ngx_int_t init_zone(ngx_shm_zone_t* shm_zone, void* data) noexcept {
-  auto* z = static_cast<login_limit_t*>(shm_zone->data);
-  auto* old = static_cast<login_limit_t*>(data);
+  auto* z = static_cast<limit_zone_t*>(shm_zone->data);
+  auto* old = static_cast<limit_zone_t*>(data);
   if (old != nullptr) {  // a reload keeps the zone (same name and size): and its entries
     z->sh = old->sh;
     z->shpool = old->shpool;
@@ -112,7 +127,9 @@ ngx_int_t init_zone(ngx_shm_zone_t* shm_zone, void* data) noexcept {
   if (z->sh == nullptr) return NGX_ERROR;
   z->shpool->data = z->sh;
   ngx_rbtree_init(&z->sh->rbtree, &z->sh->sentinel, rbtree_insert);
-  ngx_queue_init(&z->sh->queue);
+  for (ngx_queue_t& q : z->sh->queue) {
+    ngx_queue_init(&q);
+  }
   ngx_queue_init(&z->sh->bans);
   if (!sess::random_bytes(z->sh->key, sizeof(z->sh->key))) return NGX_ERROR;
   static const char ctx_fmt[] = " in session_login_limit zone \"\"";
@@ -142,7 +159,7 @@ limit_node_t* find(limit_sh_t* sh, const unsigned char* id) {
   return nullptr;
 }
 
-void drop(login_limit_t* z, limit_node_t* n) {
+void drop(limit_zone_t* z, limit_node_t* n) {
   ngx_queue_remove(&n->q);
   ngx_rbtree_delete(&z->sh->rbtree, &n->rb);
   ngx_slab_free_locked(z->shpool, n);
@@ -153,48 +170,86 @@ limit_node_t* node_of(ngx_queue_t* q) {
                                          offsetof(limit_node_t, q));
 }
 
+// The queue for an entry that is not an active ban.
+ngx_queue_t* queue_of(limit_zone_t* z, const limit_node_t* n) {
+  return &z->sh->queue[sess::limit_evict_class(n->e)];
+}
+
 // After a change: to the head of the queue that matches its state.
-void touch(login_limit_t* z, limit_node_t* n, uint64_t now) {
+void touch(limit_zone_t* z, limit_node_t* n, uint64_t now) {
   ngx_queue_remove(&n->q);
-  ngx_queue_insert_head(sess::limit_banned(n->e, now) ? &z->sh->bans : &z->sh->queue, &n->q);
+  ngx_queue_insert_head(sess::limit_banned(n->e, now) ? &z->sh->bans : queue_of(z, n), &n->q);
 }
 
-// Frees up to two entries with nothing left to remember from each queue's tail, as
-// limit_req does on every new entry.
-void expire(login_limit_t* z, uint64_t now) {
-  for (int i = 0; i < 2 && !ngx_queue_empty(&z->sh->queue); i++) {
-    limit_node_t* n = node_of(ngx_queue_last(&z->sh->queue));
-    if (n->e.cap != z->spec.attempts) {
-      if (sess::limit_banned(n->e, now)) break;
-    } else if (!sess::limit_idle(n->e, stamps_of(n), z->spec, now)) {
-      break;
+// The least recently updated entry of list other than keep; nullptr if none.
+limit_node_t* lru(ngx_queue_t* list, const limit_node_t* keep) {
+  for (ngx_queue_t* q = ngx_queue_last(list); q != ngx_queue_sentinel(list);
+       q = ngx_queue_prev(q)) {
+    limit_node_t* n = node_of(q);
+    if (n != keep) return n;
+  }
+  return nullptr;
+}
+
+// Nothing left to remember: no active ban, and no failure within the window (or an entry of
+// another `attempts`, which would be made anew, keeping only a ban).
+bool forgettable(limit_zone_t* z, limit_node_t* n, uint64_t now) {
+  if (sess::limit_banned(n->e, now)) return false;
+  return n->e.cap != z->spec.attempts || sess::limit_idle(n->e, stamps_of(n), z->spec, now);
+}
+
+// Frees up to `max` entries with nothing left to remember from the queues' tails (as limit_req
+// does on every new entry); true if it freed one.
+bool expire(limit_zone_t* z, uint64_t now, int max, const limit_node_t* keep) {
+  int freed = 0;
+  for (ngx_queue_t& q : z->sh->queue) {
+    if (freed == max) return true;
+    limit_node_t* n = ngx_queue_empty(&q) ? nullptr : lru(&q, keep);
+    if (n != nullptr && forgettable(z, n, now)) {
+      drop(z, n);
+      freed++;
     }
-    drop(z, n);
   }
-  for (int i = 0; i < 2 && !ngx_queue_empty(&z->sh->bans); i++) {
-    limit_node_t* n = node_of(ngx_queue_last(&z->sh->bans));
-    if (sess::limit_banned(n->e, now)) break;
+  while (freed < max) {
+    limit_node_t* n = lru(&z->sh->bans, keep);
+    if (n == nullptr || sess::limit_banned(n->e, now)) break;
     drop(z, n);  // the ban has ended: a clean slate is an empty entry
+    freed++;
   }
+  return freed != 0;
 }
 
-// A new entry; when the zone is full, the core's eviction order makes room.
-limit_node_t* create(login_limit_t* z, const unsigned char* id, uint64_t now) {
-  size_t size = node_size(z->spec.attempts);
-  auto* n = static_cast<limit_node_t*>(ngx_slab_alloc_locked(z->shpool, size));
-  // First pass: the least recently updated entry that is not an active ban; then any.
-  for (int pass = 0; n == nullptr && pass < 2; pass++) {
-    ngx_queue_t* list = pass == 0 ? &z->sh->queue : &z->sh->bans;
-    while (n == nullptr && !ngx_queue_empty(list)) {
-      limit_node_t* victim = node_of(ngx_queue_last(list));
-      if (!sess::limit_evictable(victim->e, now, pass == 1)) {
-        // A ban on the first queue (its ban started with no later change): move it.
-        touch(z, victim, now);
+// Frees one entry, in the eviction order: one with nothing to remember, then the one with the
+// fewest failures (least recently updated first), then the oldest ban. Never keep. False when
+// nothing but keep is left.
+bool evict_one(limit_zone_t* z, uint64_t now, const limit_node_t* keep) {
+  if (expire(z, now, 1, keep)) return true;
+  for (ngx_queue_t& q : z->sh->queue) {
+    limit_node_t* n;
+    while ((n = lru(&q, keep)) != nullptr) {
+      if (sess::limit_banned(n->e, now)) {
+        // A ban on a non-ban queue (its ban started with no later change): move it.
+        touch(z, n, now);
         continue;
       }
-      drop(z, victim);
-      n = static_cast<limit_node_t*>(ngx_slab_alloc_locked(z->shpool, size));
+      drop(z, n);
+      return true;
     }
+  }
+  limit_node_t* n = lru(&z->sh->bans, keep);
+  if (n == nullptr) return false;
+  drop(z, n);
+  return true;
+}
+
+// A new entry; when the zone is full, evict_one() makes room. `keep` (the other entry of the
+// same request, by=both) is never evicted: its request is about to charge it.
+limit_node_t* create(limit_zone_t* z, const unsigned char* id, uint64_t now,
+                     const limit_node_t* keep) {
+  size_t size = node_size(z->spec.attempts);
+  auto* n = static_cast<limit_node_t*>(ngx_slab_alloc_locked(z->shpool, size));
+  while (n == nullptr && evict_one(z, now, keep)) {
+    n = static_cast<limit_node_t*>(ngx_slab_alloc_locked(z->shpool, size));
   }
   if (n == nullptr) return nullptr;
   ngx_memcpy(n->id, id, sess::kLimitIdLen);
@@ -203,19 +258,20 @@ limit_node_t* create(login_limit_t* z, const unsigned char* id, uint64_t now) {
   n->e.cap = z->spec.attempts;
   n->e.updated = now;
   ngx_rbtree_insert(&z->sh->rbtree, &n->rb);
-  ngx_queue_insert_head(&z->sh->queue, &n->q);
+  ngx_queue_insert_head(queue_of(z, n), &n->q);
   return n;
 }
 
 // The entry of id, made if absent (or made anew, keeping an active ban, when a reload changed
-// `attempts`). nullptr when the zone cannot hold it.
-limit_node_t* entry(login_limit_t* z, const unsigned char* id, uint64_t now) {
+// `attempts`), never evicting `keep`. nullptr when the zone cannot hold it.
+limit_node_t* entry(limit_zone_t* z, const unsigned char* id, uint64_t now,
+                    const limit_node_t* keep) {
   limit_node_t* n = find(z->sh, id);
   if (n != nullptr && n->e.cap != z->spec.attempts) {
     uint64_t banned_until = n->e.banned_until;
     uint32_t logged = n->e.logged;
     drop(z, n);
-    n = create(z, id, now);
+    n = create(z, id, now, keep);
     if (n != nullptr) {
       n->e.banned_until = banned_until;
       n->e.logged = logged;
@@ -223,7 +279,7 @@ limit_node_t* entry(login_limit_t* z, const unsigned char* id, uint64_t now) {
     }
     return n;
   }
-  if (n == nullptr) n = create(z, id, now);
+  if (n == nullptr) n = create(z, id, now, keep);
   if (n != nullptr) sess::limit_expire(n->e, now);
   return n;
 }
@@ -247,11 +303,11 @@ bool client_id(ngx_http_request_t* r, const unsigned char* key, unsigned char* i
   }
 }
 
-bool by_client(const login_limit_t* z) {
+bool by_client(const limit_zone_t* z) {
   return (static_cast<unsigned>(z->spec.by) & static_cast<unsigned>(sess::LimitBy::Client)) != 0;
 }
 
-bool by_user(const login_limit_t* z) {
+bool by_user(const limit_zone_t* z) {
   return (static_cast<unsigned>(z->spec.by) & static_cast<unsigned>(sess::LimitBy::User)) != 0;
 }
 
@@ -259,23 +315,30 @@ bool by_user(const login_limit_t* z) {
 
 ngx_int_t login_limit_begin(ngx_http_request_t* r, const loc_conf_t* lcf, ngx_str_t user,
                             login_limit_ticket_t* t, uint64_t* retry_after) {
-  login_limit_t* z = lcf->login_limit;
   ngx_memzero(t, sizeof(*t));
   *retry_after = 0;
-  if (z == nullptr) return NGX_OK;
+  if (lcf->login_limit == nullptr) return NGX_OK;
+  limit_zone_t* z = lcf->login_limit->zone;
   if (by_client(z) && !client_id(r, z->sh->key, t->client)) return NGX_ERROR;
   if (by_user(z) && !sess::limit_user_id(z->sh->key, sv(user), t->user)) return NGX_ERROR;
   uint64_t now = now_ms();
 
   ngx_shmtx_lock(&z->shpool->mutex);
-  expire(z, now);
-  limit_node_t* c = by_client(z) ? entry(z, t->client, now) : nullptr;
-  limit_node_t* u = by_user(z) ? entry(z, t->user, now) : nullptr;
-  if (c != nullptr && by_user(z)) {
-    c = find(z->sh, t->client);  // making room for the user's entry may have evicted it
-  }
+  expire(z, now, 2, nullptr);
+  // by=both: making room for one of the attempt's two entries never evicts the other (the name's
+  // count, or the address's entry just made, which is charged below).
+  limit_node_t* u = by_user(z) ? find(z->sh, t->user) : nullptr;
+  limit_node_t* c = by_client(z) ? entry(z, t->client, now, u) : nullptr;
   uint64_t wait = 0;
   if (c != nullptr) wait = sess::limit_retry_after(c->e, now);
+  if (by_user(z)) {
+    // An address already refused makes no entry for the name: a refused attempt evicts nothing.
+    if (wait == 0) {
+      u = entry(z, t->user, now, c);
+    } else if (u != nullptr) {
+      sess::limit_expire(u->e, now);
+    }
+  }
   if (u != nullptr) wait = ngx_max(wait, sess::limit_retry_after(u->e, now));
   if (wait == 0) {
     if (c != nullptr) {
@@ -291,10 +354,17 @@ ngx_int_t login_limit_begin(ngx_http_request_t* r, const loc_conf_t* lcf, ngx_st
   }
   ngx_shmtx_unlock(&z->shpool->mutex);
 
-  if ((by_client(z) && c == nullptr) || (by_user(z) && u == nullptr)) {
-    // Not even eviction made room (an entry larger than the zone): the attempt is not counted.
-    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                  "session_login_limit zone \"%V\" has no room for an entry", &z->name);
+  if ((by_client(z) && c == nullptr) || (by_user(z) && u == nullptr && wait == 0)) {
+    // Eviction freed every entry it could (all but this request's other one) and the slab
+    // still had no block of the size (its pages held by entries of another size, e.g. made
+    // before a reload changed `attempts`): the attempt is not counted for that key.
+    uint64_t more = 0;
+    if (no_room_log_limit.allow(static_cast<uint64_t>(ngx_time()), &more)) {
+      ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                    "session_login_limit zone \"%V\" has no room for an entry (%uL more "
+                    "since the last such line)",
+                    &z->name, more);
+    }
   }
   if (wait != 0) {
     *retry_after = wait;
@@ -308,15 +378,15 @@ ngx_int_t login_limit_begin(ngx_http_request_t* r, const loc_conf_t* lcf, ngx_st
     }
     return NGX_DECLINED;
   }
-  t->zone = z;
+  t->zone = lcf->login_limit;
   t->token = now;
   return NGX_OK;
 }
 
 void login_limit_finish(ngx_http_request_t* r, login_limit_ticket_t* t, login_outcome_e outcome,
                         ngx_str_t user) {
-  auto* z = static_cast<login_limit_t*>(t->zone);
-  if (z == nullptr) return;
+  if (t->zone == nullptr) return;
+  limit_zone_t* z = t->zone->zone;
   t->zone = nullptr;  // once
   uint64_t now = now_ms();
   bool log_client = false, log_user = false;
@@ -397,6 +467,18 @@ char* login_limit_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noex
       }
       return static_cast<char*>(NGX_CONF_ERROR);
     }
+    // The size again through nginx's own parser (its bound is size_t's on this platform): the
+    // zone is as large as nginx would make it for limit_req, or the directive fails.
+    ngx_str_t size_text{spec.zone_size_text.size(),
+                        reinterpret_cast<u_char*>(const_cast<char*>(spec.zone_size_text.data()))};
+    ssize_t parsed = ngx_parse_size(&size_text);
+    if (parsed == NGX_ERROR || parsed <= 0) {
+      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                         "\"%V\": invalid zone size (use e.g. zone=NAME:1m): \"%V\"",
+                         &cmd->name, &size_text);
+      return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    spec.zone_size = static_cast<uint64_t>(parsed);
     size_t min = 8 * ngx_pagesize;
     if (spec.zone_size < min) {
       ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -405,7 +487,13 @@ char* login_limit_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noex
                          &cmd->name, spec.zone.size(), spec.zone.data(), spec.zone_size, min);
       return static_cast<char*>(NGX_CONF_ERROR);
     }
-    auto* z = static_cast<login_limit_t*>(ngx_pcalloc(cf->pool, sizeof(login_limit_t)));
+    auto* use = static_cast<login_limit_t*>(ngx_pcalloc(cf->pool, sizeof(login_limit_t)));
+    if (use == nullptr) return static_cast<char*>(NGX_CONF_ERROR);
+    use->file = cf->conf_file->file.name;
+    use->line = cf->conf_file->line;
+    use->in_location = cf->cmd_type == NGX_HTTP_LOC_CONF;
+    lcf->login_limit = use;
+    auto* z = static_cast<limit_zone_t*>(ngx_pcalloc(cf->pool, sizeof(limit_zone_t)));
     if (z == nullptr) return static_cast<char*>(NGX_CONF_ERROR);
     if (!pool_str(cf->pool, spec.zone, &z->name)) return static_cast<char*>(NGX_CONF_ERROR);
     spec.zone = sv(z->name);
@@ -415,21 +503,40 @@ char* login_limit_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noex
     if (z->shm == nullptr) return static_cast<char*>(NGX_CONF_ERROR);
     if (z->shm->data != nullptr) {
       // Another session_login_limit declared this zone: it must say the same.
-      auto* other = static_cast<login_limit_t*>(z->shm->data);
+      auto* other = static_cast<limit_zone_t*>(z->shm->data);
       if (!other->spec.same(spec)) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"%V\": zone \"%V\" is already declared with other parameters",
                            &cmd->name, &z->name);
         return static_cast<char*>(NGX_CONF_ERROR);
       }
-      lcf->login_limit = other;
+      use->zone = other;
       return NGX_CONF_OK;
     }
     z->shm->init = init_zone;
     z->shm->data = z;
-    lcf->login_limit = z;
+    use->zone = z;
     return NGX_CONF_OK;
   });
+}
+
+void login_limit_merge(ngx_conf_t* cf, loc_conf_t* conf, const loc_conf_t* prev) {
+  login_limit_t* own = conf->login_limit;  // written at this level: not yet merged
+  ngx_conf_merge_ptr_value(conf->login_limit, prev->login_limit, nullptr);
+  if (own == NGX_CONF_UNSET_PTR || own == nullptr || !own->in_location || conf->login == 1) {
+    return;
+  }
+  // While locations merge, the context's core configuration is the location's own.
+  auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(
+      ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
+  if (clcf->locations != nullptr && !ngx_queue_empty(clcf->locations)) {
+    return;  // a nested location may have session_login and inherit the limit
+  }
+  ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                "\"session_login_limit\" in %V:%ui applies to no login: location \"%V\" has "
+                "no \"session_login\" (set the limit in the location that has it, or in its "
+                "server)",
+                &own->file, own->line, &clcf->name);
 }
 
 }  // namespace ngx_session

@@ -332,7 +332,7 @@ def whoami(srv, value: str):
     ("future", "expired"),
     ("bad-tag-payload", "invalid"),
     ("bad-tuple-tag", "invalid"),
-    ("unregistered-tag", "valid"),
+    ("unregistered-tag", "invalid"),
     ("not-a-dict", "invalid"),
     ("garbage", "invalid"),
 ])
@@ -359,8 +359,8 @@ def test_refused_cookies(bridge, case, status):
     elif case == "bad-tuple-tag":
         value = raw_json_cookie(OLD_KEY, {"username": "alice", "k": {" t": "not a list"}})
     elif case == "unregistered-tag":
-        # Flask's TaggedJSONSerializer reads a one-key dict whose key is no tag it knows as a
-        # plain dict (and writes it back so): so does nginx.
+        # Flask's TaggedJSONSerializer would read a one-key dict whose key is no tag it knows as
+        # a plain dict; issue 12 has the bridge take it for an unknown tag: invalid.
         value = raw_json_cookie(OLD_KEY, {"username": "alice", "k": {" zz": "x"}})
     elif case == "not-a-dict":
         value = raw_json_cookie(OLD_KEY, [1, 2])
@@ -372,6 +372,30 @@ def test_refused_cookies(bridge, case, status):
     if status != "valid":
         assert "user=[]" in r.text
         assert "session cookie \"session\" rejected" in srv.log_text()
+
+
+def test_unknown_tag_is_invalid_with_one_info_line(bridge):
+    """Issue 12: an unknown tag makes the session invalid, with one info line. The cookie is
+    Flask's own (its serializer writes {" zz": 1} as it is: " zz" is no tag of its)."""
+    srv, _ = bridge(lifetime=600)
+    value = flask_cookie(OLD_KEY, {"username": "alice", "_permanent": True,
+                                   "prefs": {" zz": 1}})
+    assert flask_loads(OLD_KEY, value)["prefs"] == {" zz": 1}
+    mark = srv.log_mark()
+    r = whoami(srv, value)
+    assert r.status_code == 200, r.text
+    assert r.text.startswith("status=invalid user=[] username=[]"), r.text
+    assert not session_cookies(r)
+    lines = srv.grep_log('session cookie "session" rejected:', mark)
+    assert len(lines) == 1, srv.log_since(mark)
+    assert "[info]" in lines[0] and "known tags" in lines[0], lines
+    # Protected locations treat it as no session at all.
+    r = srv.get("/private", headers={"Cookie": f"session={value}"})
+    assert r.status_code == 401, r.status_code                # no Accept: text/html
+    # The same session without the unknown tag is valid.
+    r = whoami(srv, flask_cookie(OLD_KEY, {"username": "alice", "_permanent": True,
+                                           "prefs": {"zz": 1}}))
+    assert r.text.startswith("status=valid user=[alice]"), r.text
 
 
 def test_lifetime_counts_from_the_last_write(bridge):

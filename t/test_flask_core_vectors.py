@@ -33,7 +33,7 @@ def cli(tmp_path_factory):
     out = tmp_path_factory.mktemp("flask_cli") / "flask_core_cli"
     cmd = [os.environ.get("CXX", "g++"), *CXXFLAGS, "-I" + str(REPO / "src" / "core"),
            "-I" + str(REPO / "t"), "-o", str(out), str(REPO / "t" / "flask_core_cli.cpp"), *srcs,
-           "-lssl", "-lcrypto", "-lcrypt", "-lz"]
+           "-lssl", "-lcrypto", "-lcrypt", "-lz", "-lmsgpackc"]
     subprocess.run(cmd, check=True)
 
     def run(lines):

@@ -183,6 +183,20 @@ def test_by_user_refuses_the_name_from_every_address_and_only_it(nginx):
         in lines[0], lines[0]
 
 
+def test_spellings_of_a_name_share_its_allowance(nginx):
+    """by=user: the spellings a canonicalising credential service takes for one name (white
+    space at the ends, Unicode spaces, fullwidth letters, case) are one name to the limit."""
+    srv = limit_site(nginx, "zone=login:1m attempts=3 ban=1m by=user")
+    b = Browser(srv)
+    assert [b.status(v, "x") for v in (" alice", "ALICE\u00a0", "\uff41\uff4c\uff49\uff43\uff45")] \
+        == [401, 401, 401]
+    for v in ("alice", "\u2000Alice", "\u3000alice\t", "\U0001d41alice"):
+        assert_limited(b.post(v, "secret"))
+    # Other names are not: an inner space, another letter.
+    assert b.status("al ice", "x") == 401
+    assert b.status("bob", "hunter2") == 303
+
+
 def test_unknown_users_are_counted_and_refused_like_known_ones(nginx):
     """A 429 must not tell which users exist: same count, same answer."""
     srv = limit_site(nginx, "zone=login:1m attempts=2 ban=1m by=user")
@@ -358,6 +372,19 @@ def test_full_zone_evicts_non_bans_first(nginx):
     assert b.status("alice", "secret") == 303
 
 
+def test_full_zone_evicts_fewest_failures_first(nginx):
+    """by=user: two guesses at a name, then one failure each with 600 junk names (a 32k zone
+    holds a few hundred): the junk goes, not the name's partial count - its third guess within
+    the window is the last one checked."""
+    srv = limit_site(nginx, "zone=tiny:32k attempts=3 window=10m ban=1m by=user")
+    b = Browser(srv)
+    assert [b.status("alice", "x") for _ in range(2)] == [401, 401]
+    assert _flood(srv, [f"junk{i}" for i in range(600)]) == [401] * 600
+    assert b.status("alice", "x") == 401
+    assert_limited(b.post("alice", "secret"))
+    assert b.status("fresh", "x") == 401
+
+
 def test_zone_full_of_bans_never_refuses_everyone(nginx):
     """attempts=1: every failure is a ban. When the zone holds nothing but bans, the oldest
     ban goes: new names are still checked, the most recent bans hold."""
@@ -370,6 +397,29 @@ def test_zone_full_of_bans_never_refuses_everyone(nginx):
     assert_limited(b.post(names[-1], "x"))       # recent bans hold
     assert b.status(names[0], "x") == 401        # the oldest was evicted
     assert srv.count_log("session login limit: user") == 601
+
+
+def _post_from(srv, b, ip, user, password):
+    """One attempt from address ip with b's CSRF cookie and token (not bound to an address)."""
+    s = client(srv, ip)
+    s.cookies.update(b.s.cookies)
+    return L.post_login(srv, s, {"username": user, "password": password,
+                                 "csrf_token": b.page.token}).status_code
+
+
+def test_by_both_zone_full_of_bans_still_counts_new_addresses(nginx):
+    """by=both, a zone full of bans: making room for a new name's entry never evicts the
+    address's entry the same attempt just made, so an address spraying new names is banned
+    after `attempts` like any other; and nothing says "no room"."""
+    srv = limit_site(nginx, "zone=tiny:32k attempts=1 ban=1m by=both")
+    b = Browser(srv)
+    for i in range(300):   # two bans per attempt: far more than a 32k zone holds
+        assert _post_from(srv, b, f"127.0.{1 + i // 250}.{1 + i % 250}", f"fill{i}", "x") == 401
+    mark = srv.log_mark()
+    statuses = [_post_from(srv, b, "127.0.9.9", f"spray{i}", "x") for i in range(5)]
+    assert statuses == [401] + [429] * 4, statuses
+    assert srv.count_log("has no room for an entry", mark) == 0
+    assert srv.count_log("session login limit: client banned", mark) == 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -422,6 +472,8 @@ def test_nginx_t_accepts(nginx_t, limit):
     ("zone=login:", "invalid zone size"),
     ("zone=login:1q", 'invalid zone size (use e.g. zone=NAME:1m): "zone=login:1q"'),
     ("zone=login:4k", 'zone "login" is too small'),
+    # 2^64 + 1g would wrap to 1g in 64 bits: refused, as nginx's own size parser refuses it.
+    ("zone=login:17179869185g", 'invalid zone size (use e.g. zone=NAME:1m): "zone=login:'),
     ("zone=login:1m attempts=0", 'invalid attempts (a number from 1 to 100): "attempts=0"'),
     ("zone=login:1m attempts=101", "invalid attempts"),
     ("zone=login:1m attempts=many", "invalid attempts"),
@@ -464,6 +516,37 @@ def test_nginx_t_rejects_zone_conflicts(nginx_t, extra, expect):
         rc, out = nginx_t(_conf("zone=login:1m", extra), files={"users": b"alice:{SHA}x\n"})
     assert rc != 0, out
     assert expect in out, out
+
+
+def test_nginx_t_warns_about_a_limit_that_applies_to_no_login(nginx_t):
+    """A limit written in a location without session_login (and without nested locations) is
+    a slip that leaves the login unlimited: nginx -t warns, naming the file and line; a limit in
+    the login location, at server level, or in a location around the login location does
+    not."""
+    files = {"users": b"alice:{SHA}x\n"}
+    site = L.user_file_site().replace(
+        "location = /login.shtml { internal; ssi on; }",
+        "location = /login.shtml { internal; ssi on; session_login_limit zone=z:1m; }")
+    rc, out = nginx_t(site, files=files)
+    assert rc == 0, out
+    assert re.search(r'\[warn\] "session_login_limit" in \S+nginx\.conf:\d+ applies to no login: '
+                     r'location "/login.shtml" has no "session_login"', out), out
+    quiet = [
+        _conf("zone=z:1m"),                                       # the login location
+        L.user_file_site(server_extra="session_login_limit zone=z:1m;"),   # its server
+        L.site("session_login_user_file {prefix}/users;", locations="""
+    location /app/ {
+        session_login_limit zone=z:1m;
+        location = /app/login {
+            session_login;
+            session_login_page /login.shtml;
+            session_login_user_file {prefix}/users;
+        }
+    }"""),
+    ]
+    for conf in quiet:
+        rc, out = nginx_t(conf, files=files)
+        assert rc == 0 and "[warn]" not in out, out
 
 
 def test_one_zone_for_several_servers(nginx):

@@ -74,6 +74,25 @@ bool to_plain(FlaskValue& v, size_t depth) {
   }
 }
 
+// True if the JSON-form tree holds a dict shaped like a tag whose tag Flask does not have:
+// exactly one key, that key a space followed by one or more characters, and not one of " t",
+// " b", " u", " d", " m", " di". The payload of a " di" is exempt: it is Flask's {"<tag>__": v}.
+bool has_unknown_tag(const FlaskValue& v, bool di_payload, size_t depth) {
+  if (depth > kFlaskMaxDepth + 2) return true;
+  if (v.type == Type::Dict && v.keys.size() == 1 && !di_payload) {
+    const std::string& k = v.keys[0];
+    if (k.size() >= 2 && k[0] == ' ' && k != " t" && k != " b" && k != " u" && k != " d" &&
+        k != " m" && k != " di") {
+      return true;
+    }
+  }
+  const bool di = v.type == Type::Dict && v.keys.size() == 1 && v.keys[0] == " di";
+  for (const auto& item : v.items) {
+    if (has_unknown_tag(item, di, depth + 1)) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 bool flask_session_from_json(std::string_view json, SessionData& out) noexcept {
@@ -83,7 +102,7 @@ bool flask_session_from_json(std::string_view json, SessionData& out) noexcept {
     // The JSON form of a cookie is also a valid object form: from_tree's tagging would wrap
     // tag-like dicts, so store each value's JSON form directly instead.
     if (!flask_json_parse(json, doc) || doc.type != Type::Dict ||
-        doc.keys.size() > SessionData::kMaxKeys) {
+        doc.keys.size() > SessionData::kMaxKeys || has_unknown_tag(doc, false, 0)) {
       out.clear();
       return false;
     }

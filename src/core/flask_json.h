@@ -21,6 +21,12 @@
 //
 // Refused (false, data left empty): malformed JSON, a top-level value that is not an object,
 // keys beyond SessionData::kMaxKeys, the limits of flask_value.h. Nothing here throws.
+// flask_session_from_json also refuses an unknown tag: anywhere in the session (the session
+// itself included), an object with exactly one key that is a space followed by one or more
+// characters but none of Flask's tags " t", " b", " u", " d", " m", " di" (the {"<tag>__": v}
+// payload of a " di" excepted). Flask would keep such an object as a plain dict; the bridge
+// takes it for a tag it does not know (a newer Flask's, or the app's own) and the session for
+// invalid rather than carry a value it may misread.
 #pragma once
 
 #include "common.h"

@@ -23,11 +23,6 @@ bool lower_equal(std::string_view a, std::string_view lower) noexcept {
   return true;
 }
 
-unsigned char fold(char ch) noexcept {
-  auto c = static_cast<unsigned char>(ch);
-  return (c >= 'A' && c <= 'Z') ? static_cast<unsigned char>(c - 'A' + 'a') : c;
-}
-
 bool zone_name_valid(std::string_view s) noexcept {
   if (s.empty() || s.size() > kLimitMaxZoneName) return false;
   for (char c : s) {
@@ -54,6 +49,8 @@ bool parse_size(std::string_view s, uint64_t* out) noexcept {
     if (c < '0' || c > '9') return false;
     v = v * 10 + static_cast<uint64_t>(c - '0');
   }
+  // ngx_parse_size's bound (the largest ssize_t): a size that overflows is refused, not wrapped.
+  if (v > kLimitMaxZoneSize / scale) return false;
   *out = v * scale;
   return true;
 }
@@ -95,6 +92,139 @@ bool keyed_id(const unsigned char* key, unsigned char tag, const unsigned char* 
   }
   std::memcpy(id, mac, kLimitIdLen);
   return true;
+}
+
+// --- User names: the canonical form (see login_limit.h) ---
+
+constexpr uint32_t kInvalid = 0x80000000u;  // | the byte: not UTF-8, kept as that byte
+
+// The code point at s[i] and its length; a byte that does not start a well-formed sequence
+// (overlong forms, surrogates and values above U+10FFFF included) is kInvalid | byte, length 1.
+uint32_t decode(std::string_view s, size_t i, size_t* len) noexcept {
+  auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  unsigned char c = b(i);
+  *len = 1;
+  if (c < 0x80) return c;
+  size_t n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0;
+  if (n == 0 || c > 0xF4 || i + n > s.size()) return kInvalid | c;
+  uint32_t cp = c & (0x7F >> n);
+  for (size_t k = 1; k < n; k++) {
+    if ((b(i + k) & 0xC0) != 0x80) return kInvalid | c;
+    cp = (cp << 6) | (b(i + k) & 0x3F);
+  }
+  static const uint32_t kMin[5] = {0, 0, 0x80, 0x800, 0x10000};
+  if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return kInvalid | c;
+  *len = n;
+  return cp;
+}
+
+// Unicode White_Space (what Python's str.strip() removes, as Django's CharField does).
+bool is_space(uint32_t cp) noexcept {
+  return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 ||
+         cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 ||
+         cp == 0x202F || cp == 0x205F || cp == 0x3000;
+}
+
+// Invisible format characters, dropped wherever they are: soft hyphen, zero-width space,
+// non-joiner and joiner, word joiner, byte order mark.
+bool is_ignorable(uint32_t cp) noexcept {
+  return cp == 0xAD || (cp >= 0x200B && cp <= 0x200D) || cp == 0x2060 || cp == 0xFEFF;
+}
+
+// Emits the canonical form of one code point (not a blank at either end of the name).
+template <typename Emit>
+void emit_folded(uint32_t cp, Emit& emit) noexcept {
+  if (cp & kInvalid) {
+    emit(static_cast<unsigned char>(cp & 0xFF));
+    return;
+  }
+  if (is_ignorable(cp)) return;
+  if (is_space(cp)) cp = ' ';
+  // Compatibility forms of ASCII and Latin letters (as NFKC maps them), then case.
+  if (cp >= 0xFF01 && cp <= 0xFF5E) {  // fullwidth ASCII
+    cp -= 0xFEE0;
+  } else if (cp >= 0x1D400 && cp <= 0x1D6A3) {  // mathematical bold, italic, script... A-Z a-z
+    uint32_t k = (cp - 0x1D400) % 52;
+    cp = k < 26 ? 'a' + k : 'a' + (k - 26);
+  } else if (cp >= 0x1D7CE && cp <= 0x1D7FF) {  // mathematical digits
+    cp = '0' + (cp - 0x1D7CE) % 10;
+  } else if (cp >= 0x24B6 && cp <= 0x24E9) {  // circled letters
+    cp = 'a' + (cp - 0x24B6) % 26;
+  } else if (cp >= 0xFB00 && cp <= 0xFB06) {  // ligatures ff fi fl ffi ffl st st
+    static const char* const kLig[7] = {"ff", "fi", "fl", "ffi", "ffl", "st", "st"};
+    for (const char* p = kLig[cp - 0xFB00]; *p; p++) emit(static_cast<unsigned char>(*p));
+    return;
+  } else if (cp == 0xDF || cp == 0x1E9E) {  // sharp s (case folding: ss)
+    emit('s');
+    emit('s');
+    return;
+  } else if (cp == 0x132 || cp == 0x133) {  // ij ligature
+    emit('i');
+    emit('j');
+    return;
+  } else if (cp == 0x130 || cp == 0x131) {  // dotted capital I, dotless i
+    cp = 'i';
+  } else if (cp == 0x17F) {  // long s
+    cp = 's';
+  }
+  // Case: ASCII, Latin-1, Latin Extended-A, Greek, Cyrillic (upper to lower).
+  if (cp >= 'A' && cp <= 'Z') {
+    cp += 0x20;
+  } else if (cp >= 0xC0 && cp <= 0xDE && cp != 0xD7) {
+    cp += 0x20;
+  } else if (cp >= 0x100 && cp <= 0x17F) {
+    if (cp == 0x178) {
+      cp = 0xFF;
+    } else if ((cp <= 0x137 || (cp >= 0x14A && cp <= 0x177)) && cp % 2 == 0) {
+      cp += 1;
+    } else if (((cp >= 0x139 && cp <= 0x148) || (cp >= 0x179 && cp <= 0x17E)) && cp % 2 == 1) {
+      cp += 1;
+    }
+  } else if ((cp >= 0x391 && cp <= 0x3AB && cp != 0x3A2) || (cp >= 0x410 && cp <= 0x42F)) {
+    cp += 0x20;
+  } else if (cp >= 0x400 && cp <= 0x40F) {
+    cp += 0x50;
+  } else if (cp == 0x386) {
+    cp = 0x3AC;
+  } else if (cp >= 0x388 && cp <= 0x38A) {
+    cp += 0x25;
+  } else if (cp == 0x38C) {
+    cp = 0x3CC;
+  } else if (cp == 0x38E || cp == 0x38F) {
+    cp += 0x3F;
+  } else if (cp == 0x3C2) {  // final sigma
+    cp = 0x3C3;
+  }
+  if (cp < 0x80) {
+    emit(static_cast<unsigned char>(cp));
+  } else if (cp < 0x800) {
+    emit(static_cast<unsigned char>(0xC0 | (cp >> 6)));
+    emit(static_cast<unsigned char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    emit(static_cast<unsigned char>(0xE0 | (cp >> 12)));
+    emit(static_cast<unsigned char>(0x80 | ((cp >> 6) & 0x3F)));
+    emit(static_cast<unsigned char>(0x80 | (cp & 0x3F)));
+  } else {
+    emit(static_cast<unsigned char>(0xF0 | (cp >> 18)));
+    emit(static_cast<unsigned char>(0x80 | ((cp >> 12) & 0x3F)));
+    emit(static_cast<unsigned char>(0x80 | ((cp >> 6) & 0x3F)));
+    emit(static_cast<unsigned char>(0x80 | (cp & 0x3F)));
+  }
+}
+
+// The canonical form of a user name, byte by byte (never longer than the name).
+template <typename Emit>
+void canonical(std::string_view user, Emit& emit) noexcept {
+  // The name without blanks (white space, ignorables) at either end.
+  size_t start = user.size(), end = 0, len = 0;
+  for (size_t i = 0; i < user.size(); i += len) {
+    uint32_t cp = decode(user, i, &len);
+    if ((cp & kInvalid) || !(is_space(cp) || is_ignorable(cp))) {
+      if (start == user.size()) start = i;
+      end = i + len;
+    }
+  }
+  for (size_t i = start; i < end; i += len) emit_folded(decode(user, i, &len), emit);
 }
 
 }  // namespace
@@ -145,6 +275,7 @@ bool login_limit_parse(const std::string_view* args, size_t n, LimitSpec* out,
         return false;
       }
       spec.zone = value.substr(0, colon);
+      spec.zone_size_text = value.substr(colon + 1);
     } else if (seen == &has_attempts) {
       uint64_t v = 0;
       if (!parse_uint(value, kLimitMaxAttempts, &v) || v == 0) {
@@ -195,28 +326,38 @@ bool limit_client_id(const unsigned char* key, const unsigned char* addr, size_t
   return keyed_id(key, 'x', nullptr, 0, id);
 }
 
+size_t limit_user_canonical(std::string_view user, char* out) noexcept {
+  size_t n = 0;
+  auto emit = [&](unsigned char c) { out[n++] = static_cast<char>(c); };
+  canonical(user, emit);
+  return n;
+}
+
 bool limit_user_id(const unsigned char* key, std::string_view user, unsigned char* id) noexcept {
-  // Names longer than the buffer are digested first: the id stays a function of the whole
-  // folded name.
-  unsigned char folded[256];
-  if (user.size() > sizeof(folded)) {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int dlen = 0;
-    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-    if (ctx == nullptr) return false;
-    bool ok = EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1;
-    for (size_t off = 0; ok && off < user.size(); off += sizeof(folded)) {
-      size_t m = std::min(sizeof(folded), user.size() - off);
-      for (size_t i = 0; i < m; i++) folded[i] = fold(user[off + i]);
-      ok = EVP_DigestUpdate(ctx, folded, m) == 1;
+  // The canonical form; longer than the buffer, it is digested as it comes: the id stays a
+  // function of the whole canonical name.
+  unsigned char buf[256];
+  size_t n = 0;
+  EVP_MD_CTX* ctx = nullptr;
+  bool ok = true;
+  auto emit = [&](unsigned char c) {
+    if (n == sizeof(buf)) {
+      if (ctx == nullptr) {
+        ctx = EVP_MD_CTX_new();
+        ok = ok && ctx != nullptr && EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1;
+      }
+      ok = ok && EVP_DigestUpdate(ctx, buf, n) == 1;
+      n = 0;
     }
-    ok = ok && EVP_DigestFinal_ex(ctx, digest, &dlen) == 1;
-    EVP_MD_CTX_free(ctx);
-    if (!ok) return false;
-    return keyed_id(key, 'L', digest, dlen, id);
-  }
-  for (size_t i = 0; i < user.size(); i++) folded[i] = fold(user[i]);
-  return keyed_id(key, 'u', folded, user.size(), id);
+    buf[n++] = c;
+  };
+  canonical(user, emit);
+  if (ctx == nullptr && ok) return keyed_id(key, 'u', buf, n, id);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int dlen = 0;
+  ok = ok && EVP_DigestUpdate(ctx, buf, n) == 1 && EVP_DigestFinal_ex(ctx, digest, &dlen) == 1;
+  EVP_MD_CTX_free(ctx);
+  return ok && keyed_id(key, 'L', digest, dlen, id);
 }
 
 void limit_expire(LimitEntry& e, uint64_t now) noexcept {

@@ -18,9 +18,13 @@
 //   failures of an address, or anyone with an account of their own could launder guesses at
 //   other accounts), or clears the entry (user entries: only the account's password can do
 //   that). A refund that leaves fewer than `attempts` failures lifts a ban the charge started.
-// - Evictable when the zone is full: first an entry that is not an active ban, the least
-//   recently updated one first; only when every entry is an active ban, the oldest ban (a full
-//   zone never refuses everyone).
+// - Evictable when the zone is full: first an entry with nothing to remember (limit_idle, or a
+//   ban that has ended); then an entry that is not an active ban, the one with the fewest
+//   failures first (limit_evict_class), and among those the least recently updated; only when
+//   every entry is an active ban, the oldest ban (a full zone never refuses everyone). Fewest
+//   failures first: otherwise one failure each with junk names flushes the partial count of the
+//   name being guessed (by=user), and its guesses start over; now flushing a count of k costs k
+//   failures per entry of the zone.
 #pragma once
 
 #include "common.h"
@@ -32,10 +36,13 @@ enum class LimitBy : uint8_t { Client = 1, User = 2, Both = 3 };
 constexpr uint32_t kLimitMaxAttempts = 100;
 constexpr uint64_t kLimitMaxTime = 366ull * 86400;  // longest window or ban, in seconds
 constexpr size_t kLimitMaxZoneName = 64;
+constexpr uint64_t kLimitMaxZoneSize = 0x7fffffffffffffffull;  // ngx_parse_size's bound (64-bit)
 
 struct LimitSpec {
   std::string_view zone;     // view into the arguments
   uint64_t zone_size = 0;    // bytes
+  std::string_view zone_size_text;  // SIZE as written (the glue parses it again with nginx's own
+                                    // ngx_parse_size)
   uint32_t attempts = 5;
   uint64_t window_ms = 600 * 1000;
   uint64_t ban_ms = 900 * 1000;
@@ -54,8 +61,8 @@ struct LimitParseError {
 
 // Parses the words after the directive name:
 //   zone=NAME:SIZE [attempts=N] [window=T] [ban=T] [by=client|user|both]
-// NAME: 1..64 bytes of [A-Za-z0-9_-]; SIZE: digits with an optional k/K/m/M/g/G suffix (the
-// glue checks the minimum); attempts 1..100; window and ban durations (duration.h) of 1 s to
+// NAME: 1..64 bytes of [A-Za-z0-9_-]; SIZE: digits with an optional k/K/m/M/g/G suffix, at most
+// 2^63-1 bytes once scaled (a size that overflows is refused; the glue checks the minimum); attempts 1..100; window and ban durations (duration.h) of 1 s to
 // 366 days; each parameter at most once, zone= required. False with err filled on error.
 bool login_limit_parse(const std::string_view* args, size_t n, LimitSpec* out,
                        LimitParseError* err) noexcept;
@@ -71,9 +78,27 @@ constexpr size_t kLimitIdLen = 16;
 bool limit_client_id(const unsigned char* key, const unsigned char* addr, size_t len,
                      unsigned char* id) noexcept;
 
-// A user name, ASCII case-folded (an application that canonicalises names must not give "Alice"
-// and "alice" an allowance each). Whether the user exists plays no part.
+// A user name, by its canonical form: a credential service that canonicalises names (Django's
+// form strips white space and NFKC-normalises, and lookups often ignore case) must not give
+// "alice", " alice", "ALICE" and fullwidth "ａｌｉｃｅ" an allowance each. Whether the user exists
+// plays no part. Folding too much only makes two names share one allowance; folding too little
+// gives guesses, so the form errs on the side of folding. No ICU: a fixed list (README):
+// - white space (Unicode White_Space: ASCII's, U+001C-001F, U+0085, U+00A0, U+1680,
+//   U+2000-200A, U+2028, U+2029, U+202F, U+205F, U+3000) and the invisible U+00AD, U+200B-200D,
+//   U+2060, U+FEFF are trimmed from both ends; inside, white space becomes one ASCII space each
+//   and the invisible ones are dropped;
+// - compatibility forms become the letters they stand for: fullwidth ASCII U+FF01-FF5E,
+//   mathematical letters and digits U+1D400-1D6A3 and U+1D7CE-1D7FF, circled letters
+//   U+24B6-24E9, the ligatures U+FB00-FB06 and U+0132/0133 (ij), long s U+017F;
+// - case: upper to lower in ASCII, Latin-1, Latin Extended-A, Greek (final sigma to sigma) and
+//   Cyrillic; U+0130 and U+0131 become i, sharp s (U+00DF, U+1E9E) becomes ss;
+// - everything else (other scripts, accents as combining marks vs precomposed, bytes that are
+//   not UTF-8) is kept as it is.
 bool limit_user_id(const unsigned char* key, std::string_view user, unsigned char* id) noexcept;
+
+// The canonical form itself, into out (room for user.size() bytes: it is never longer);
+// returns its length. For tests and tools.
+size_t limit_user_canonical(std::string_view user, char* out) noexcept;
 
 // One entry. `stamps` (kept beside it by the caller) has room for `cap` times.
 struct LimitEntry {
@@ -118,10 +143,10 @@ void limit_clear(LimitEntry& e) noexcept;
 bool limit_idle(const LimitEntry& e, const uint64_t* stamps, const LimitSpec& spec,
                 uint64_t now) noexcept;
 
-// Eviction when the zone is full, walking from the least recently updated entry: in the first
-// pass (bans_too = false) only entries that are not an active ban; in the second any.
-inline bool limit_evictable(const LimitEntry& e, uint64_t now, bool bans_too) noexcept {
-  return bans_too || !limit_banned(e, now);
+// Which eviction class an entry that is not an active ban belongs to when it changes: the
+// failures it remembers (0 to kLimitMaxAttempts). Lower classes are evicted first.
+inline uint32_t limit_evict_class(const LimitEntry& e) noexcept {
+  return e.count < kLimitMaxAttempts ? e.count : kLimitMaxAttempts;
 }
 
 // Failures within the window at now.

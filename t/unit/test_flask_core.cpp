@@ -241,6 +241,27 @@ TEST(FlaskJson, StringsAndValuesInSessionData) {
   EXPECT_FALSE(sess::flask_session_from_json(many + "}", d));
 }
 
+// Issue 12: an unknown tag makes the session invalid. An unknown tag is an object with exactly
+// one key, a space followed by one or more characters, that is none of Flask's tags.
+TEST(FlaskJson, UnknownTagIsInvalid) {
+  sess::SessionData d;
+  for (std::string_view bad :
+       {R"({"x":{" zz":1}})", R"({" zz":1})", R"({"x":[1,{" t2":[1]}]})", R"({"x":{" T":1}})",
+        R"({"x":{" t":[{" q":null}]}})", R"({"x":{" di":{" t__":{" zz":1}}}})",
+        R"({"x":{" di":{" t__":1}},"y":{"a":{"  ":1}}})", R"({"x":{" \u00e9":1}})"}) {
+    EXPECT_FALSE(sess::flask_session_from_json(bad, d)) << bad;
+    EXPECT_TRUE(d.empty());
+  }
+  for (std::string_view good :
+       {R"({"x":{" t":[1]}})", R"({"x":{" b":"AA=="}})", R"({"x":{" u":"00"}})",
+        R"({"x":{" d":"Thu, 01 Jan 1970 00:00:00 GMT"}})", R"({"x":{" m":"<b>"}})",
+        R"({"x":{" di":{" t__":1}}})",  // {" t": 1} as Flask's TagDict writes it
+        R"({"x":{" ":1}})",             // a lone space: no tag name, a plain dict
+        R"({"x":{"zz":1}})", R"({"x":{" zz":1,"a":2}})", R"({"x":{}})", R"({"x":" zz"})"}) {
+    EXPECT_TRUE(sess::flask_session_from_json(good, d)) << good;
+  }
+}
+
 TEST(FlaskJson, PlainJsonRecordsOfFlaskSession07) {
   sess::SessionData d;
   // A dict that looks like a tag is a plain dict in a msgspec JSON record.
@@ -337,6 +358,80 @@ TEST(FlaskMsgpack, IntsAndFloatsBothWays) {
   ASSERT_EQ(sess::flask_msgpack_read(std::string("\x81\xa1" "f\xca\x3f\xc0\x00\x00", 8), back),
             sess::MsgpackResult::Ok);
   EXPECT_EQ(back.items[0].text, "1.5");
+}
+
+// The limits msgpack-c (libmsgpackc) lacks: its unpacker allocates a container's elements as
+// soon as it reads the header and has no depth or count limit of its own.
+TEST(FlaskMsgpack, LimitsBeforeMsgpackC) {
+  using R = sess::MsgpackResult;
+  FlaskValue v;
+  auto rd = [&](std::string_view p, const sess::MsgpackLimits& lim = sess::MsgpackLimits()) {
+    return sess::flask_msgpack_read(p, v, lim);
+  };
+  // Claims beyond the input (msgpack-c would allocate 4G or 64K elements): refused unread.
+  EXPECT_EQ(rd(std::string("\x81\xa1" "a\xdd\xff\xff\xff\xff", 8)), R::Invalid);
+  EXPECT_EQ(rd(std::string("\x81\xa1" "a\xdf\x00\x01\x00\x00\x01\x02", 10)), R::Invalid);
+  EXPECT_EQ(rd(std::string("\x81\xa1" "a\xc6\xff\xff\xff\xff", 8)), R::Invalid);  // bin32
+  // Depth: a value at kFlaskMaxDepth (the top-level map is depth 0) is fine, one deeper is not;
+  // both stay within msgpack-c's own stack.
+  auto nested = [](size_t lists) {
+    std::string p = "\x81\xa1" "d";
+    p.append(lists, '\x91');
+    p += '\x01';
+    return p;
+  };
+  EXPECT_EQ(rd(nested(sess::kFlaskMaxDepth - 1)), R::Ok);
+  EXPECT_EQ(rd(nested(sess::kFlaskMaxDepth)), R::TooLarge);
+  EXPECT_EQ(rd(nested(200)), R::TooLarge);
+  EXPECT_EQ(v.type, FlaskValue::Type::None);
+  // Node budget: map keys count, and a header's claim counts before its elements are read.
+  sess::MsgpackLimits lim;
+  lim.max_nodes = 5;  // the map, two keys, two values
+  EXPECT_EQ(rd("\x82\xa1" "a\x01\xa1" "b\x02", lim), R::Ok);
+  lim.max_nodes = 4;
+  EXPECT_EQ(rd("\x82\xa1" "a\x01\xa1" "b\x02", lim), R::TooLarge);
+  EXPECT_EQ(rd("\x82\xa1" "a\x01\xa1", lim), R::TooLarge);  // truncated: the claim is too much
+  lim = sess::MsgpackLimits();
+  lim.max_input = 4;
+  EXPECT_EQ(rd("\x81\xa1" "a\x01", lim), R::Ok);
+  EXPECT_EQ(rd("\x81\xa1" "ab\x01", lim), R::TooLarge);
+  // Ext types (fixext, ext8/16/32, msgspec's timestamp), 0xc1, trailing bytes, non-str keys,
+  // truncation, a top level that is no map.
+  for (std::string bad : {std::string("\x81\xa1" "a\xd4\x01\x00", 5),
+                          std::string("\x81\xa1" "a\xc7\x01\x05x", 6),
+                          std::string("\x81\xa1" "a\xc8\x00\x01\x05x", 7),
+                          std::string("\x81\xa1" "a\xc9\x00\x00\x00\x01\x05x", 9),
+                          std::string("\x81\xa1" "t\xd6\xff\x00\x00\x00\x00", 8),
+                          std::string("\x81\xa1" "a\xc1", 4), std::string("\x80\xc0", 2),
+                          std::string("\x81\x01\x02", 3), std::string("\x81\xc4\x01" "a\x02", 5),
+                          std::string("\x81\xa1" "a\xcb\x00", 5), std::string("\x81\xa1", 2),
+                          std::string("\x90", 1), std::string("\x01", 1), std::string()}) {
+    EXPECT_EQ(rd(bad), R::Invalid) << bad.size();
+    EXPECT_EQ(v.type, FlaskValue::Type::None);
+  }
+  // Every width of every type msgpack-c decodes, and duplicates (the last value, first place).
+  static const char dup[] =
+      "\x85\xa1" "a\xd0\x85\xa1" "b\xc5\x00\x01z\xa1" "c\xd9\x01y"
+      "\xa1" "a\xcf\xff\xff\xff\xff\xff\xff\xff\xff\xa1" "d\xdc\x00\x01\xc3";
+  ASSERT_EQ(rd(std::string(dup, sizeof dup - 1)), R::Ok);
+  ASSERT_EQ(v.keys.size(), 4u);
+  EXPECT_EQ(v.keys[0], "a");
+  EXPECT_EQ(v.items[0].text, "18446744073709551615");
+  EXPECT_EQ(v.items[1].type, FlaskValue::Type::Bytes);
+  EXPECT_EQ(v.items[2].text, "y");
+  ASSERT_EQ(v.items[3].items.size(), 1u);
+  EXPECT_TRUE(v.items[3].items[0].b);
+  // The writer: the smallest forms, as python-msgpack's packb.
+  FlaskValue obj(FlaskValue::Type::Dict);
+  obj.keys = {"s", "b"};
+  obj.items.emplace_back(FlaskValue::Type::Str);
+  obj.items.back().text.assign(32, 'x');
+  obj.items.emplace_back(FlaskValue::Type::Bytes);
+  obj.items.back().text = "z";
+  pstring out;
+  ASSERT_TRUE(sess::flask_msgpack_write(obj, out));
+  EXPECT_EQ(std::string(out.data(), out.size()), std::string("\x82\xa1s\xd9\x20") + std::string(32, 'x') +
+                     std::string("\xa1" "b\xc4\x01z", 5));
 }
 
 TEST(FlaskValue, TagUntagKeepsTaggedPayloadsTagged) {

@@ -55,6 +55,14 @@ INSTANTIATE_TEST_SUITE_P(
         ParseCase{{"zone=login:0"}, false, 0, "invalid zone size"},
         ParseCase{{"zone=login:1x"}, false, 0, "invalid zone size"},
         ParseCase{{"zone=login:-1m"}, false, 0, "invalid zone size"},
+        // Sizes that overflow 64 bits once scaled are refused, not wrapped (2^64 + 1g, 2^64 +
+        // 32g), as is anything beyond ngx_parse_size's bound.
+        ParseCase{{"zone=login:17179869185g"}, false, 0, "invalid zone size"},
+        ParseCase{{"zone=login:17179869216g"}, false, 0, "invalid zone size"},
+        ParseCase{{"zone=login:8589934592g"}, false, 0, "invalid zone size"},
+        ParseCase{{"zone=login:999999999999g"}, false, 0, "invalid zone size"},
+        ParseCase{{"zone=login:999999999999m"}, true, 0, ""},
+        ParseCase{{"zone=login:8589934591g"}, true, 0, ""},
         ParseCase{{"zone=login:1m", "zone=other:1m"}, false, 1, "duplicate"},
         ParseCase{{"zone=login:1m", "attempts=0"}, false, 1, "invalid attempts"},
         ParseCase{{"zone=login:1m", "attempts=101"}, false, 1, "invalid attempts"},
@@ -145,8 +153,9 @@ TEST(LimitKeys, UserNames) {
   EXPECT_EQ(user(kKey, "alice"), user(kKey, "alice"));
   EXPECT_EQ(user(kKey, "alice"), user(kKey, "ALICE"));   // ASCII case-folded
   EXPECT_EQ(user(kKey, "Alice"), user(kKey, "aLiCe"));
-  EXPECT_NE(user(kKey, "alice"), user(kKey, "alice "));
-  EXPECT_NE(user(kKey, "caf\xc3\xa9"), user(kKey, "CAF\xc3\x89"));  // non-ASCII kept as is
+  EXPECT_EQ(user(kKey, "alice"), user(kKey, "alice "));   // canonical form (below)
+  EXPECT_EQ(user(kKey, "caf\xc3\xa9"), user(kKey, "CAF\xc3\x89"));  // Latin-1 case too
+  EXPECT_NE(user(kKey, "alice"), user(kKey, "al ice"));
   EXPECT_NE(user(kKey, "alice"), user(kOtherKey, "alice"));
   EXPECT_NE(user(kKey, ""), user(kKey, "a"));
   // Long names: the whole name counts, case-folded too.
@@ -157,6 +166,56 @@ TEST(LimitKeys, UserNames) {
   EXPECT_NE(user(kKey, a), user(kKey, b));
   EXPECT_NE(user(kKey, std::string(256, 'a')), user(kKey, std::string(257, 'a')));
   EXPECT_EQ(user(kKey, std::string(100000, 'x')), user(kKey, std::string(100000, 'X')));
+}
+
+std::string canon(const std::string& s) {
+  std::string out(s.size(), '\0');
+  out.resize(sess::limit_user_canonical(s, &out[0]));
+  return out;
+}
+
+TEST(LimitKeys, UserNameCanonicalForm) {
+  // Every spelling a canonicalising service (strip, NFKC, lower) takes for alice.
+  for (const char* v : {"alice", " alice", "alice ", "  alice", "ALICE ", "\tAlice\r\n",
+                        "\xef\xbd\x81\xef\xbd\x8c\xef\xbd\x89\xef\xbd\x83\xef\xbd\x85",  // fullwidth
+                        "\xef\xbc\xa1lice",                        // fullwidth capital A
+                        "alice\xc2\xa0", "\xe2\x80\x80" "alice",          // NBSP, en quad
+                        "\xe3\x80\x80" "alice\xe2\x80\xaf",                // ideographic, narrow NBSP
+                        "\xe2\x80\x8b alice\xef\xbb\xbf",              // ZWSP, BOM at the ends
+                        "al\xc2\xadice",                             // soft hyphen inside
+                        "\xf0\x9d\x90\x9a\xf0\x9d\x90\xa5\xf0\x9d\x90\xa2\xf0\x9d\x90\x9c\xf0\x9d\x90\x9e",  // bold
+                        "\xe2\x93\x90lice", "\xe2\x92\xb6lice",          // circled a, A
+                        "\x1f" "alice\x1c"}) {
+    EXPECT_EQ(canon(v), "alice") << v;
+    EXPECT_EQ(user(kKey, v), user(kKey, "alice")) << v;
+  }
+  EXPECT_EQ(canon("a\xc2\xa0" "b\tc"), "a b c");            // inner white space: a space each
+  EXPECT_EQ(canon("a  b"), "a  b");                      // not collapsed
+  EXPECT_EQ(canon("\xef\xac\x81nn"), "finn");             // fi ligature
+  EXPECT_EQ(canon("Stra\xc3\x9f" "e"), "strasse");         // sharp s
+  EXPECT_EQ(canon("\xc4\xb0" "DR\xc4\xb0S"), "idris");       // dotted capital I
+  EXPECT_EQ(canon("\xc3\x89LODIE"), "\xc3\xa9lodie");        // Latin-1 case
+  EXPECT_EQ(canon("\xc5\x81\xc3\x93" "D\xc5\xb9"), "\xc5\x82\xc3\xb3" "d\xc5\xba");  // Latin Ext-A
+  EXPECT_EQ(canon("\xc5\xb8"), "\xc3\xbf");                  // Y diaeresis
+  EXPECT_EQ(canon("\xce\x9f\xce\x94\xce\xa5\xce\xa3\xce\xa3\xce\x95\xce\xa5\xce\xa3"),
+            canon("\xce\xbf\xce\xb4\xcf\x85\xcf\x83\xcf\x83\xce\xb5\xcf\x85\xcf\x82"));  // Greek, final sigma
+  EXPECT_EQ(canon("\xd0\x98\xd0\x92\xd0\x90\xd0\x9d \xd0\x81"), "\xd0\xb8\xd0\xb2\xd0\xb0\xd0\xbd \xd1\x91");  // Cyrillic
+  EXPECT_EQ(canon("\xf0\x9d\x9f\x8f\xf0\x9d\x9f\x98"), "10");  // mathematical digits
+  // Kept as they are: other scripts, combining marks, bytes that are not UTF-8 (overlong
+  // forms included: C1 A1 is not "a"), white space that is only inside.
+  EXPECT_EQ(canon("\xe5\xb1\xb1\xe7\x94\xb0"), "\xe5\xb1\xb1\xe7\x94\xb0");
+  EXPECT_EQ(canon("e\xcc\x81"), "e\xcc\x81");
+  EXPECT_EQ(canon("\xff\xc1\xa1 \xe2\x80"), "\xff\xc1\xa1 \xe2\x80");
+  EXPECT_EQ(canon("\xed\xa0\x80"), "\xed\xa0\x80");      // a surrogate
+  EXPECT_EQ(canon("   "), "");
+  EXPECT_EQ(user(kKey, "   "), user(kKey, ""));
+  // Long names: the canonical form of the whole name, however long.
+  std::string spaced = "  " + std::string(300, 'A') + "\xc2\xa0";
+  EXPECT_EQ(user(kKey, spaced), user(kKey, std::string(300, 'a')));
+  std::string wide;
+  for (int i = 0; i < 200; i++) wide += "\xef\xbd\x81";   // 600 bytes, 200 once folded
+  EXPECT_EQ(user(kKey, wide), user(kKey, std::string(200, 'a')));
+  EXPECT_NE(user(kKey, wide), user(kKey, std::string(201, 'a')));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -349,13 +408,28 @@ TEST(LimitEntry, IdleAndEvictable) {
   EXPECT_TRUE(x.fail(s, 1000));
   EXPECT_FALSE(sess::limit_idle(x.e, x.stamps.data(), s, 10999));
   EXPECT_TRUE(sess::limit_idle(x.e, x.stamps.data(), s, 11000));
-  EXPECT_TRUE(sess::limit_evictable(x.e, 2000, false));
+  EXPECT_EQ(sess::limit_evict_class(x.e), 1u);  // one failure: evicted before two
   EXPECT_TRUE(x.fail(s, 2000));  // banned until 32000
   EXPECT_FALSE(sess::limit_idle(x.e, x.stamps.data(), s, 31999));
-  EXPECT_FALSE(sess::limit_evictable(x.e, 31999, false));  // first pass keeps active bans
-  EXPECT_TRUE(sess::limit_evictable(x.e, 31999, true));    // second pass: anything
-  EXPECT_TRUE(sess::limit_evictable(x.e, 32000, false));   // an ended ban is no ban
-  EXPECT_TRUE(sess::limit_idle(x.e, x.stamps.data(), s, 32000));
+  EXPECT_TRUE(sess::limit_idle(x.e, x.stamps.data(), s, 32000));  // an ended ban is no ban
+}
+
+TEST(LimitEntry, EvictionClassIsTheFailuresRemembered) {
+  LimitSpec s = spec_of(5, 10, 30);
+  Entry x(5);
+  EXPECT_EQ(sess::limit_evict_class(x.e), 0u);
+  x.fail(s, 1000);
+  x.fail(s, 2000);
+  EXPECT_EQ(sess::limit_evict_class(x.e), 2u);
+  sess::limit_refund(x.e, x.stamps.data(), s, 2000, 2500);
+  EXPECT_EQ(sess::limit_evict_class(x.e), 1u);
+  sess::limit_clear(x.e);
+  EXPECT_EQ(sess::limit_evict_class(x.e), 0u);
+  LimitSpec big = spec_of(100, 10, 30);
+  Entry y(100);
+  for (uint64_t t = 1; t <= 99; t++) y.fail(big, t);
+  EXPECT_EQ(sess::limit_evict_class(y.e), 99u);
+  EXPECT_LE(sess::limit_evict_class(y.e), sess::kLimitMaxAttempts);
 }
 
 TEST(LimitEntry, ClockReadingsSlightlyAhead) {
