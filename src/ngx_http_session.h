@@ -253,6 +253,7 @@ struct loaded_t {
   std::shared_ptr<const sess::SessionData> shared;  // ... the verified-cookie table's copy
   std::string_view cached_value;  // the cookie value, if the verified-cookie table holds it
                                   // (the decoded data is added to the entry on first use)
+  ngx_str_t flask_sid;            // flask mode, Redis store: the Flask-Session id (pool)
   redis_op_t* op;                 // pending lookup, cancelled if the request goes away
   ngx_http_request_t* loader;     // the request that started it
   ngx_array_t* waiters;           // other requests waiting for it (ngx_http_request_t*)
@@ -304,6 +305,7 @@ struct ctx_t {
   login_t* login;                 // the login flow's state, if this is a login
   write_t* w;                     // a write being confirmed by Redis (the response is held)
   unsigned char new_id[sess::kSessionIdLen];  // the id a login stored its record under
+  ngx_str_t flask_new_sid;        // flask mode, Redis store: the new Flask-Session id (pool)
 
   explicit ctx_t(ngx_http_request_t* req);
 };
@@ -395,6 +397,8 @@ bool flask_var_text(const sess::SessionValue& v, sess::pstring& out);
 
 // A rejected session cookie: one info line, rate-limited (src/ngx_http_session_module.cpp).
 void reject_cookie(ngx_http_request_t* r, const loc_conf_t* lcf, const char* why);
+// A Redis lookup of s has ended: resumes r and the requests waiting for it (module.cpp).
+void lookup_resume(ngx_http_request_t* r, loaded_t* s);
 
 // ---------------------------------------------------------------------------------------------
 // Filters (src/ngx_http_session_filter.cpp)
@@ -462,6 +466,18 @@ const ngx_str_t* redis_name(const loc_conf_t* lcf);
 // The key of id under lcf's prefix, in r's pool.
 bool redis_key_of(ngx_http_request_t* r, const loc_conf_t* lcf, const unsigned char* id,
                   sess::pstring& out);
+
+// Flask-Session records (flask mode, Redis store): flask_load starts the GET. The filter's and
+// the login's record writes go through flask_record_send: kind as the native write would be
+// (new_key: the new id - a Create, Move, or the undo of one; else the loaded id), data what the
+// record is to hold; done is called with a reply record_write_outcome classifies as for the
+// native scripts. False if not sent (store unavailable; done is then never called).
+bool flask_record_send(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf,
+                       sess::RecordWriteKind kind, bool new_key, const sess::SessionData* data,
+                       redis_done_pt done, void* done_data);
+inline bool flask_records(const loc_conf_t* lcf) {
+  return lcf->format == FORMAT_FLASK && lcf->store == STORE_REDIS;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Login / logout (src/ngx_http_session_login.cpp) and users (src/ngx_http_session_users.cpp)

@@ -440,6 +440,10 @@ void write_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply,
 bool send_step(ngx_http_request_t* r, ctx_t* ctx, write_t* w, write_step_e step,
                const unsigned char* id) {
   w->step = step;
+  if (flask_records(w->lcf)) {  // Flask-Session records (src/ngx_http_session_flask.cpp)
+    return flask_record_send(r, ctx, w->lcf, write_kind(w), step == STEP_UNDO_NEW,
+                             &ctx->s.view(), write_done, w);
+  }
   sess::pstring key(&ctx->mr);
   if (!redis_key_of(r, w->lcf, id, key)) return false;
   sess::RedisArgs args(&ctx->mr);
@@ -509,7 +513,10 @@ ngx_int_t start_record_write(ngx_http_request_t* r, ctx_t* ctx, write_t* w,
     if (!redis_key_of(r, lcf, new_key ? w->id : ctx->s.id, key)) return NGX_ERROR;
     sess::RedisArgs args(&ctx->mr);
     w->step = STEP_RECORD;
-    switch (rw) {
+    bool flask = flask_records(lcf);  // Flask-Session records (src/ngx_http_session_flask.cpp)
+    switch (flask ? sess::RecordWrite::None : rw) {
+      case sess::RecordWrite::None:
+        break;
       case sess::RecordWrite::Create:
       case sess::RecordWrite::Move:
         sess::record_cmd_create(key, *data, ttl, args);
@@ -528,7 +535,8 @@ ngx_int_t start_record_write(ngx_http_request_t* r, ctx_t* ctx, write_t* w,
         sess::record_cmd_destroy(key, args);
         break;
     }
-    if (redis_send(r, lcf, args, key, write_done, w) == nullptr) {
+    if (flask ? !flask_record_send(r, ctx, lcf, write_kind(w), new_key, data, write_done, w)
+              : redis_send(r, lcf, args, key, write_done, w) == nullptr) {
       // The store is unavailable: the write did not happen.
       w->outcome = sess::WriteOutcome::Failed;
       log_write_failure(r, w, record_what(w), w->outcome, nullptr);

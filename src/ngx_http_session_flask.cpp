@@ -12,11 +12,14 @@
 //   - sessions nginx creates are permanent (`_permanent: true`) and their cookie gets
 //     Expires = now + session_lifetime, as Flask sends it;
 //   - values keep their Flask types: untouched keys are written back as they came.
+// With the Redis store (the second half of this file) the cookie carries Flask-Session's id and
+// the record is Flask-Session's (src/core/flask_record.h says what it holds and how it is written).
 
 #include "ngx_http_session.h"
 #include "ngx_http_session_metrics.h"
 
 #include "core/flask_json.h"
+#include "core/flask_record.h"
 #include "core/flask_signer.h"
 #include "core/flask_value.h"
 #include "core/session_data.h"
@@ -187,12 +190,17 @@ bool flask_merge(ngx_conf_t* cf, loc_conf_t* conf, loc_conf_t* prev) noexcept {
                          "msgpack for 0.7 and newer");
       return false;
     }
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "\"session_format flask\" with \"session_store redis\" (Flask-Session "
-                       "records) is not supported yet: use the cookie store");
-    return false;
-  }
-  if (conf->flask_serializer != FLASK_SER_NONE || conf->flask_signer) {
+    // (session_redis_cache is merged after this: its value as it will be.)
+    redis_cache_t* cache = conf->redis_cache != NGX_CONF_UNSET_PTR ? conf->redis_cache
+                                                                   : prev->redis_cache;
+    if (cache != nullptr && cache != NGX_CONF_UNSET_PTR) {
+      ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                         "\"session_redis_cache\" cannot be used with \"session_format flask\" "
+                         "(the cache holds native hash records; Flask-Session records are read "
+                         "with GET on every request)");
+      return false;
+    }
+  } else if (conf->flask_serializer != FLASK_SER_NONE || conf->flask_signer) {
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "\"session_format flask\": serializer= and signer= apply to "
                        "\"session_store redis\" (Flask-Session records); Flask's cookie session "
@@ -211,10 +219,348 @@ bool flask_merge(ngx_conf_t* cf, loc_conf_t* conf, loc_conf_t* prev) noexcept {
   return true;
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// The Redis store in flask mode: Flask-Session's records (src/core/flask_record.h)
+
+namespace {
+
+sess::FlaskSerializer serializer_of(const loc_conf_t* lcf) {
+  switch (lcf->flask_serializer) {
+    case FLASK_SER_MSGPACK: return sess::FlaskSerializer::Msgpack;
+    case FLASK_SER_JSON: return sess::FlaskSerializer::Json;
+    default: return sess::FlaskSerializer::Pickle;
+  }
+}
+
+const char* serializer_name(const loc_conf_t* lcf) {
+  switch (lcf->flask_serializer) {
+    case FLASK_SER_MSGPACK: return "msgpack";
+    case FLASK_SER_JSON: return "json";
+    default: return "pickle";
+  }
+}
+
+sess::RespLimits make_get_limits() {
+  sess::RespLimits l;
+  l.max_bulk = sess::kMaxRecordLen;
+  l.max_total = sess::kMaxRecordLen;
+  l.max_depth = 1;
+  l.max_elements = 4;
+  return l;
+}
+const sess::RespLimits kGetLimits = make_get_limits();
+
+sess::LogLimiter flask_lookup_log_limit;
+sess::LogLimiter flask_write_log_limit(1, 10);
+
+void record_key(const loc_conf_t* lcf, std::string_view sid, sess::pstring& key) {
+  key.clear();
+  key.append(sv(lcf->prefix));
+  key.append(sid);
+}
+
+void flask_lookup_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply,
+                       bool too_large) {
+  auto* s = static_cast<loaded_t*>(data);
+  s->op = nullptr;
+  s->loading = 0;
+  s->decoded = 1;  // the record is the data
+  s->status = sess::LoadStatus::Invalid;
+  s->payload.clear();
+  s->data.clear();
+  const loc_conf_t* lcf = s->conf;
+  if (too_large) {
+    reject_cookie(r, lcf, "the Flask-Session record is larger than 64 KiB");
+  } else if (reply != nullptr && reply->type == sess::RespType::Nil) {
+    reject_cookie(r, lcf, "no such session in the store");
+  } else if (reply != nullptr && reply->type == sess::RespType::Bulk) {
+    switch (sess::flask_record_decode(serializer_of(lcf), reply->str, s->data)) {
+      case sess::FlaskRecordRead::Ok:
+        s->status = sess::LoadStatus::Valid;
+        s->payload.assign(reply->str);  // the bytes read: what a write may replace
+        break;
+      case sess::FlaskRecordRead::Forbidden:
+        reject_cookie(r, lcf, "the Flask-Session record is a pickle that names or builds an "
+                              "object (refused, nothing executed; it is left as it is)");
+        break;
+      case sess::FlaskRecordRead::TooLarge:
+        reject_cookie(r, lcf, "the Flask-Session record is over the decoder's limits (left as "
+                              "it is)");
+        break;
+      case sess::FlaskRecordRead::Error:
+        s->status = sess::LoadStatus::Error;
+        s->store_error = 1;
+        break;
+      case sess::FlaskRecordRead::Invalid:
+        reject_cookie(r, lcf, "the Flask-Session record is not a session nginx can read (left "
+                              "as it is)");
+        break;
+    }
+  } else if (reply != nullptr && reply->type == sess::RespType::Error &&
+             reply->str.compare(0, 9, "WRONGTYPE") == 0) {
+    reject_cookie(r, lcf, "the key of this session id is not a Flask-Session record");
+  } else {
+    s->status = sess::LoadStatus::Error;
+    s->store_error = 1;
+    uint64_t more = 0;
+    if (flask_lookup_log_limit.allow(static_cast<uint64_t>(ngx_time()), &more)) {
+      std::string_view why = reply == nullptr ? std::string_view("no answer")
+                             : reply->type == sess::RespType::Error
+                                 ? std::string_view(reply->str)
+                                 : std::string_view("an unexpected reply");
+      ngx_str_t msg = log_safe(r, why, 240);
+      ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                    "session redis \"%V\": lookup failed: %V (%uL more since the last such "
+                    "line)",
+                    redis_name(lcf), &msg, more);
+    }
+  }
+  if (s->status != sess::LoadStatus::Valid) s->data.clear();
+  lookup_resume(r, s);
+}
+
+// The id a Flask-Session cookie carries, checked before any I/O: Ok (*sid set), Malformed, or
+// BadSignature (signer=on).
+sess::FlaskTokenResult cookie_sid(const loc_conf_t* lcf, std::string_view value,
+                                  sess::pstring* sid) {
+  std::string_view id = value;
+  if (lcf->flask_signer) {
+    size_t dot = value.rfind('.');
+    if (dot == std::string_view::npos || !sess::flask_sid_valid(value.substr(0, dot))) {
+      return sess::FlaskTokenResult::Malformed;
+    }
+    sess::FlaskTokenResult res = sess::flask_sid_unsign(lcf->secrets->flask->sid, value, sid);
+    if (res != sess::FlaskTokenResult::Ok) return res;
+    id = *sid;
+  }
+  if (!sess::flask_sid_valid(id)) return sess::FlaskTokenResult::Malformed;
+  if (!lcf->flask_signer) sid->assign(id);
+  return sess::FlaskTokenResult::Ok;
+}
+
+ngx_int_t flask_redis_load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
+  s->reset(lcf);
+  sess::CookieCandidates acc;
+  collect_cookie(r, sv(lcf->cookie.name), acc);
+  if (acc.count == 0) return NGX_OK;
+  s->had_cookie = 1;
+  if (acc.overflow) {
+    s->status = sess::LoadStatus::Invalid;
+    reject_cookie(r, lcf, "too many session cookies of this name (a cookie tossing attempt?)");
+    return NGX_OK;
+  }
+  sess::CandidateVerdict verdicts[sess::CookieCandidates::kMax];
+  sess::FlaskTokenResult first = sess::FlaskTokenResult::Ok;
+  sess::pstring chosen(s->payload.get_allocator().resource());
+  size_t valid = 0;
+  for (size_t i = 0; i < acc.count; i++) {
+    sess::pstring sid(s->payload.get_allocator().resource());
+    sess::FlaskTokenResult res = cookie_sid(lcf, acc.values[i], &sid);
+    if (res == sess::FlaskTokenResult::Error) return NGX_ERROR;
+    verdicts[i] = res == sess::FlaskTokenResult::Ok          ? sess::CandidateVerdict::Valid
+                  : res == sess::FlaskTokenResult::BadSignature ? sess::CandidateVerdict::BadMac
+                                                                : sess::CandidateVerdict::Malformed;
+    if (res == sess::FlaskTokenResult::Ok && valid++ == 0) chosen.swap(sid);
+    if (i == 0) first = res;
+  }
+  sess::Selection sel = sess::select_candidate(verdicts, acc.count);
+  s->status = sel.status;
+  if (sel.status != sess::LoadStatus::Valid) {
+    // (Unsigned ids are not verified: two of them cannot be told apart without a GET each.)
+    reject_cookie(r, lcf, sel.tossing ? "two different Flask-Session ids (a cookie planted for a "
+                                        "parent domain?)"
+                          : first == sess::FlaskTokenResult::BadSignature
+                              ? "bad signature or unknown key (Flask-Session id)"
+                              : "malformed Flask-Session id (not 22-128 of A-Z a-z 0-9 _ -)");
+    return NGX_OK;
+  }
+  if (!pool_str(r->pool, chosen, &s->flask_sid)) return NGX_ERROR;
+  s->has_id = 1;
+  // A Flask-Session record has no timestamps: its TTL is session_lifetime from its last write.
+  s->times.created = s->times.refreshed = static_cast<uint64_t>(ngx_time());
+  sess::pstring key(s->payload.get_allocator().resource());
+  record_key(lcf, chosen, key);
+  sess::RedisArgs args(s->payload.get_allocator().resource());
+  sess::flask_cmd_read(key, args);
+  s->op = redis_send(r, lcf, args, key, flask_lookup_done, s, &kGetLimits);
+  if (s->op == nullptr) {
+    s->status = sess::LoadStatus::Error;
+    s->store_error = 1;
+    return NGX_OK;
+  }
+  s->loading = 1;
+  s->loader = r;
+  return NGX_AGAIN;
+}
+
+// An update that found the record changed by another writer (Flask rewrites it on every
+// response): read it again, apply this request's changes to it, and try once more.
+struct flask_update_t {
+  ctx_t* ctx;
+  const loc_conf_t* lcf;
+  redis_done_pt done;
+  void* done_data;
+  sess::pstring key;
+  sess::RespValue answer;   // a reply made here for done
+  unsigned tries;
+  explicit flask_update_t(std::pmr::memory_resource* mr) : key(mr) {}
+};
+
+void flask_update_cleanup(void* data) noexcept {
+  static_cast<flask_update_t*>(data)->~flask_update_t();
+}
+
+constexpr unsigned kUpdateTries = 4;
+
+void update_answer_error(ngx_http_request_t* r, flask_update_t* u, const char* msg) {
+  u->answer = sess::RespValue();
+  u->answer.type = sess::RespType::Error;
+  u->answer.str = msg;
+  u->done(r, u->done_data, &u->answer, false);
+}
+
+void update_reread_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply,
+                        bool too_large);
+
+void update_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply,
+                 bool too_large) {
+  auto* u = static_cast<flask_update_t*>(data);
+  if (reply == nullptr || reply->type != sess::RespType::Integer || reply->integer != -2) {
+    u->done(r, u->done_data, reply, too_large);
+    return;
+  }
+  if (++u->tries >= kUpdateTries) {
+    update_answer_error(r, u, "the Flask-Session record kept changing under this write");
+    return;
+  }
+  sess::RedisArgs args(&u->ctx->mr);
+  sess::flask_cmd_read(u->key, args);
+  if (redis_send(r, u->lcf, args, u->key, update_reread_done, u, &kGetLimits) == nullptr) {
+    u->done(r, u->done_data, nullptr, false);
+  }
+}
+
+void update_reread_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply,
+                        bool too_large) {
+  auto* u = static_cast<flask_update_t*>(data);
+  if (reply == nullptr || reply->type == sess::RespType::Error) {
+    u->done(r, u->done_data, reply, false);  // failed or refused: unknown / not written
+    return;
+  }
+  if (reply->type == sess::RespType::Nil) {  // a logout came first: it is final
+    u->answer = sess::RespValue();
+    u->answer.type = sess::RespType::Integer;
+    u->answer.integer = 0;
+    u->done(r, u->done_data, &u->answer, false);
+    return;
+  }
+  sess::SessionData d(&u->ctx->mr);
+  sess::pstring value(&u->ctx->mr);
+  if (too_large || reply->type != sess::RespType::Bulk ||
+      sess::flask_record_decode(serializer_of(u->lcf), reply->str, d) !=
+          sess::FlaskRecordRead::Ok) {
+    update_answer_error(r, u, "the Flask-Session record was replaced by one nginx cannot read: "
+                              "not written over");
+    return;
+  }
+  if (u->ctx->changes == nullptr || !sess::flask_apply_changes(*u->ctx->changes, d) ||
+      !sess::flask_record_encode(serializer_of(u->lcf), d, false, value)) {
+    update_answer_error(r, u, "the session cannot be written in the serializer's format");
+    return;
+  }
+  sess::RedisArgs args(&u->ctx->mr);
+  sess::flask_cmd_update(u->key, reply->str, value, static_cast<uint64_t>(u->lcf->lifetime) * 1000,
+                         args);
+  if (redis_send(r, u->lcf, args, u->key, update_done, u) == nullptr) {
+    u->done(r, u->done_data, nullptr, false);
+  }
+}
+
+}  // namespace
+
+bool flask_record_send(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf,
+                       sess::RecordWriteKind kind, bool new_key, const sess::SessionData* data,
+                       redis_done_pt done, void* done_data) {
+  sess::FlaskSerializer ser = serializer_of(lcf);
+  std::string_view sid = sv(ctx->s.flask_sid);
+  if (new_key) {
+    if (ctx->flask_new_sid.len == 0) {
+      sess::pstring fresh(&ctx->mr);
+      if (!sess::flask_sid_new(ser, fresh)) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0, "session: RAND_bytes() failed");
+        return false;
+      }
+      if (!pool_str(r->pool, fresh, &ctx->flask_new_sid)) return false;
+    }
+    sid = sv(ctx->flask_new_sid);
+  }
+  if (sid.empty()) return false;
+  auto ttl_ms = static_cast<uint64_t>(lcf->lifetime) * 1000;  // PERMANENT_SESSION_LIFETIME
+  sess::pstring key(&ctx->mr);
+  record_key(lcf, sid, key);
+  sess::RedisArgs args(&ctx->mr);
+  sess::pstring value(&ctx->mr);
+  auto unwritable = [&]() {
+    uint64_t more = 0;
+    if (flask_write_log_limit.allow(static_cast<uint64_t>(ngx_time()), &more)) {
+      ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                    "session: the session cannot be written as a Flask-Session %s record (a "
+                    "value that format cannot hold) (%uL more since the last such line)",
+                    serializer_name(lcf), more);
+    }
+    return false;
+  };
+  switch (kind) {
+    case sess::RecordWriteKind::Create:
+      // A session nginx creates is permanent, as Flask-Session makes its new ones.
+      if (data == nullptr || !sess::flask_record_encode(ser, *data, true, value)) {
+        return unwritable();
+      }
+      sess::flask_cmd_create(key, value, ttl_ms, args);
+      break;
+    case sess::RecordWriteKind::Update: {
+      if (ctx->changes == nullptr) {
+        sess::flask_cmd_touch(key, ttl_ms, args);
+        break;
+      }
+      if (data == nullptr || !sess::flask_record_encode(ser, *data, false, value)) {
+        return unwritable();
+      }
+      ngx_pool_cleanup_t* cln = ngx_pool_cleanup_add(r->pool, sizeof(flask_update_t));
+      if (cln == nullptr) return false;
+      auto* u = new (cln->data) flask_update_t(&ctx->mr);
+      cln->handler = flask_update_cleanup;
+      u->ctx = ctx;
+      u->lcf = lcf;
+      u->done = done;
+      u->done_data = done_data;
+      u->key = key;
+      u->tries = 0;
+      // Only while the record still holds the bytes this request read.
+      sess::flask_cmd_update(key, ctx->s.payload, value, ttl_ms, args);
+      return redis_send(r, lcf, args, key, update_done, u) != nullptr;
+    }
+    case sess::RecordWriteKind::Touch:
+      sess::flask_cmd_touch(key, ttl_ms, args);
+      break;
+    case sess::RecordWriteKind::Claim:
+      sess::flask_cmd_claim(key, ctx->s.payload, args);
+      break;
+    case sess::RecordWriteKind::Delete:
+      sess::redis_cmd_delete(key, args);
+      break;
+    default:
+      return false;
+  }
+  return redis_send(r, lcf, args, key, done, done_data) != nullptr;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The cookie store in flask mode
 
 ngx_int_t flask_load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
+  if (lcf->store == STORE_REDIS) return flask_redis_load(r, s, lcf);
   s->reset(lcf);
   sess::CookieCandidates acc;
   collect_cookie(r, sv(lcf->cookie.name), acc);
@@ -310,6 +656,16 @@ bool is_permanent(const sess::SessionData& d) {
 
 bool flask_seal_cookie(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf,
                        sess::pstring& value) {
+  if (lcf->store == STORE_REDIS) {
+    // Flask-Session's cookie: the id (new if this write made one), signed with signer=on.
+    const ngx_str_t& sid = ctx->flask_new_sid.len ? ctx->flask_new_sid : ctx->s.flask_sid;
+    if (sid.len == 0) return false;
+    if (!lcf->flask_signer) {
+      value.append(sv(sid));
+      return true;
+    }
+    return sess::flask_sid_sign(lcf->secrets->flask->sid, sv(sid), value);
+  }
   const sess::FlaskKeys& keys = lcf->secrets->flask->cookie;
   auto now = static_cast<uint64_t>(ngx_time());
   if (ctx->next == nullptr) {
@@ -330,7 +686,9 @@ void flask_cookie_attrs(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf
                         sess::CookieAttrs* attrs) {
   if (attrs->max_age >= 0) return;
   const sess::SessionData& d = ctx->next != nullptr ? *ctx->next : ctx->s.view();
-  if (is_permanent(d)) attrs->expires = static_cast<int64_t>(ngx_time()) + lcf->lifetime;
+  // (A record nginx creates is permanent: its `_permanent` is in the record, not in the data.)
+  bool created = lcf->store == STORE_REDIS && ctx->flask_new_sid.len != 0;
+  if (is_permanent(d) || created) attrs->expires = static_cast<int64_t>(ngx_time()) + lcf->lifetime;
 }
 
 bool flask_upstream_set_cookie(ngx_http_request_t* r, const loc_conf_t* lcf) {

@@ -223,6 +223,14 @@ ngx_int_t login_success(ngx_http_request_t* r, ctx_t* ctx, login_t* L, const loc
     }
     return login_response(r, ctx, L, lcf);
   }
+  if (flask_records(lcf)) {  // a Flask-Session record (src/ngx_http_session_flask.cpp)
+    if (!flask_record_send(r, ctx, lcf, sess::RecordWriteKind::Create, true, ctx->next,
+                           store_done, L)) {
+      return unavailable(r, "the session store is unavailable");
+    }
+    r->write_event_handler = ngx_http_request_empty_handler;
+    return NGX_AGAIN;
+  }
   if (!sess::random_bytes(ctx->new_id, sess::kSessionIdLen)) return NGX_HTTP_INTERNAL_SERVER_ERROR;
   sess::Times t;
   t.created = t.refreshed = now_sec();

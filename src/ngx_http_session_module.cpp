@@ -124,7 +124,7 @@ void sub_ctx_cleanup(void* data) noexcept { static_cast<sub_ctx_t*>(data)->~sub_
 
 loaded_t::loaded_t(std::pmr::memory_resource* mr)
     : conf(nullptr), status(sess::LoadStatus::None), times(), id(), payload(mr), data(mr),
-      op(nullptr), loader(nullptr), waiters(nullptr) {
+      flask_sid(), op(nullptr), loader(nullptr), waiters(nullptr) {
   had_cookie = 0;
   has_id = 0;
   decoded = 0;
@@ -142,6 +142,7 @@ void loaded_t::reset(const loc_conf_t* binding) {
   status = sess::LoadStatus::None;
   times = sess::Times();
   ngx_memzero(id, sizeof(id));
+  ngx_str_null(&flask_sid);
   payload.clear();
   shared_payload.reset();
   data.clear();
@@ -160,7 +161,8 @@ void loaded_t::reset(const loc_conf_t* binding) {
 }
 
 ctx_t::ctx_t(ngx_http_request_t* req)
-    : r(req), mr(req->pool), s(&mr), next(nullptr), changes(nullptr), login(nullptr), w(nullptr) {
+    : r(req), mr(req->pool), s(&mr), next(nullptr), changes(nullptr), login(nullptr), w(nullptr),
+      new_id(), flask_new_sid() {
   refused = 0;
   in_rewrite = 0;
   login_page = 0;
@@ -429,8 +431,14 @@ void lookup_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply
     }
   }
   if (s->status != sess::LoadStatus::Valid) s->data.clear();
-  // Resume the phases where the request stopped (the main request or a subrequest), and those
-  // of the requests that waited for this lookup (other subrequests of the same session).
+  lookup_resume(r, s);
+}
+
+}  // namespace
+
+// Resume the phases where the request stopped (the main request or a subrequest), and those
+// of the requests that waited for this lookup (other subrequests of the same session).
+void lookup_resume(ngx_http_request_t* r, loaded_t* s) {
   if (ngx_http_post_request(r, nullptr) != NGX_OK) {
     ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
   }
@@ -444,6 +452,8 @@ void lookup_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply
     s->waiters->nelts = 0;
   }
 }
+
+namespace {
 
 // Reads and verifies the session cookie(s) of r under lcf into s. For the Redis store, starts the
 // lookup (NGX_AGAIN).
@@ -875,6 +885,10 @@ ngx_int_t var_id(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t)
     if (s == nullptr || !s->has_id || s->status != sess::LoadStatus::Valid ||
         !ensure_decoded(r, s)) {
       set_var(v, reinterpret_cast<const u_char*>(""), 0);
+      return NGX_OK;
+    }
+    if (s->conf->format == FORMAT_FLASK) {  // the Flask-Session id (checked: [A-Za-z0-9_-])
+      set_var(v, s->flask_sid.data, s->flask_sid.len);
       return NGX_OK;
     }
     auto* p = static_cast<u_char*>(ngx_pnalloc(r->pool, 2 * sess::kSessionIdLen));
