@@ -74,6 +74,15 @@ def poll(fn: Callable, timeout: float, interval: float = 0.05, until: Callable =
         time.sleep(interval)
 
 
+def wait_for(cond: Callable, timeout: float = 8.0, what: str = "condition",
+             interval: float = 0.02):
+    """poll() that fails the test when cond never held: returns cond's first true value."""
+    v = poll(cond, timeout, interval)
+    if not v:
+        raise AssertionError(f"timed out waiting for {what}: {v!r}")
+    return v
+
+
 def port_accepts(port: int, timeout: float = 0.2) -> bool:
     """Whether 127.0.0.1:port accepts a TCP connection right now."""
     try:

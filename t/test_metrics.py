@@ -368,15 +368,7 @@ CACHE_EXTRA = ("session_redis_cache sessions:1m max_age=30s; session_redis_timeo
                "add_header X-Cache-Status \"[$session_cache_status]\" always;")
 
 
-def _wait(cond, timeout=8.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = cond()
-        if last:
-            return last
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}: {last!r}")
+_wait = helpers.wait_for
 
 
 def _cache_status(r):

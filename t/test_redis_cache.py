@@ -118,15 +118,7 @@ def test_cache_status_is_reserved_session_key(nginx_t):
 # The invalidation link, seen from Redis's CLIENT LIST: the connections the cache relies on.
 # ---------------------------------------------------------------------------------------------
 
-def _wait(cond, timeout=8.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = cond()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}: {last!r}")
+_wait = helpers.wait_for
 
 
 def _links(admin, me):
