@@ -145,6 +145,7 @@ enum action_type_e : ngx_uint_t {
   ACTION_REGENERATE,
   ACTION_COOKIE_SET,
   ACTION_COOKIE_DELETE,
+  ACTION_DESTROY_USER,
 };
 
 struct action_t {
@@ -152,7 +153,7 @@ struct action_t {
   ngx_str_t key;                    // session_set / session_unset
   ngx_http_complex_value_t* name;   // cookie_set / cookie_delete
   ngx_str_t literal_name;           // the name when it has no variables (checked at merge)
-  ngx_http_complex_value_t* value;  // session_set / cookie_set
+  ngx_http_complex_value_t* value;  // session_set / cookie_set / session_destroy_user
   ngx_str_t path;
   ngx_str_t domain;
   time_t max_age;                   // -1: none
@@ -188,6 +189,8 @@ struct redis_cache_t {
 struct main_conf_t {
   ngx_array_t endpoints;  // of redis_endpoint_t*: one Redis client per entry in each worker
   ngx_array_t bindings;   // of loc_conf_t*: one per distinct binding (loc_conf_t::binding)
+  ngx_flag_t user_index;  // a location uses session_logout ... all or session_destroy_user: every
+                          // Redis session written keeps its user's index (src/core/user_index.h)
 };
 
 struct loc_conf_t {
@@ -224,6 +227,7 @@ struct loc_conf_t {
   ngx_str_t login_redirect;
   ngx_flag_t logout;
   ngx_str_t logout_uri;
+  ngx_flag_t logout_all;  // session_logout ... all (inherited like the uri, for `if` blocks)
   ngx_str_t login_thread_pool;
   login_limit_t* login_limit;     // session_login_limit; nullptr: none
 #if (NGX_THREADS)
@@ -302,6 +306,7 @@ struct ctx_t {
   unsigned regenerate : 1;
   unsigned logout : 1;
 
+  ngx_str_t destroy_user;         // session_destroy_user: end every session of this user first
   login_t* login;                 // the login flow's state, if this is a login
   write_t* w;                     // a write being confirmed by Redis (the response is held)
   unsigned char new_id[sess::kSessionIdLen];  // the id a login stored its record under
@@ -478,6 +483,41 @@ bool flask_record_send(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf,
 inline bool flask_records(const loc_conf_t* lcf) {
   return lcf->format == FORMAT_FLASK && lcf->store == STORE_REDIS;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The per-user session index (src/ngx_http_session_index.cpp, src/core/user_index.h)
+
+// Sessions of lcf are indexed by user: the Redis store, and a location of the configuration uses
+// session_logout ... all or session_destroy_user.
+bool index_enabled(ngx_http_request_t* r, const loc_conf_t* lcf);
+// The TTL an index entry needs for a session of these times (seconds, at least 1): until created
+// + session_lifetime (flask mode: a lifetime from now, as every write resets the record's).
+uint64_t index_ttl(const loc_conf_t* lcf, const sess::Times& t);
+// The index member of a session: the hex of a native id, or the Flask-Session sid. False on
+// allocation failure (or a flask session without a sid).
+bool index_member_of(ngx_http_request_t* r, const loc_conf_t* lcf, const unsigned char* id,
+                     const ngx_str_t& flask_sid, ngx_str_t* out);
+
+// ok: Redis confirmed the change. Called from a posted event, only while r is alive.
+using index_done_pt = void (*)(ngx_http_request_t* r, void* data, bool ok);
+// Adds member to user's index, its TTL raised to at least ttl. prune: then checks a sample of
+// the other members and removes those whose record is gone (failures there are ignored). False
+// if not sent (done is then never called).
+bool index_add(ngx_http_request_t* r, const loc_conf_t* lcf, std::string_view user,
+               std::string_view member, uint64_t ttl, bool prune, index_done_pt done, void* data);
+bool index_remove(ngx_http_request_t* r, const loc_conf_t* lcf, std::string_view user,
+                  std::string_view member, index_done_pt done, void* data);
+
+struct end_user_result_t {
+  bool ok;            // every indexed session was ended (or found gone)
+  uint64_t ended;     // records deleted
+  uint64_t pruned;    // entries whose session had ended already (or was another user's)
+};
+using end_user_done_pt = void (*)(ngx_http_request_t* r, void* data, const end_user_result_t& res);
+// Ends every session in user's index except the member `except` (may be empty). False if it could
+// not start (done is then never called).
+bool index_end_user(ngx_http_request_t* r, const loc_conf_t* lcf, std::string_view user,
+                    std::string_view except, end_user_done_pt done, void* data);
 
 // ---------------------------------------------------------------------------------------------
 // Login / logout (src/ngx_http_session_login.cpp) and users (src/ngx_http_session_users.cpp)

@@ -1,7 +1,8 @@
 // ngx_http_session_module: the actions (session_set, session_unset, session_clear,
-// session_destroy, session_regenerate, cookie_set, cookie_delete), applied by the header filter
-// to a copy of the session, so that variables keep showing the session as it was loaded. Whether
-// a response may apply them at all is the filter's (the gate's) decision.
+// session_destroy, session_regenerate, cookie_set, cookie_delete, session_destroy_user),
+// applied by the header filter to a copy of the session, so that variables keep showing the
+// session as it was loaded. Whether a response may apply them at all is the filter's (the
+// gate's) decision.
 
 #include "ngx_http_session.h"
 
@@ -80,6 +81,19 @@ sess::SessionChanges* changes_of(ngx_http_request_t* r, ctx_t* ctx) {
   return ctx->changes;
 }
 
+// session_destroy_user: the header filter ends every session of the user (through the user
+// index, src/ngx_http_session_index.cpp) before the response goes out.
+void destroy_user_action(ngx_http_request_t* r, ctx_t* ctx, const action_t* a) {
+  ngx_str_t user;
+  if (ngx_http_complex_value(r, a->value, &user) != NGX_OK) return;
+  if (user.len == 0) {
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "session_destroy_user: the user name is empty, no session was ended");
+    return;
+  }
+  ctx->destroy_user = user;
+}
+
 }  // namespace
 
 void apply_actions(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf, sess::pstring& buf) {
@@ -88,6 +102,10 @@ void apply_actions(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf, ses
   for (ngx_uint_t i = 0; i < lcf->actions->nelts; i++) {
     if (a[i].type == ACTION_COOKIE_SET || a[i].type == ACTION_COOKIE_DELETE) {
       cookie_action(r, ctx, lcf, &a[i], buf);
+      continue;
+    }
+    if (a[i].type == ACTION_DESTROY_USER) {
+      destroy_user_action(r, ctx, &a[i]);
       continue;
     }
     // With the store unreachable (session_store_fail open) the change is noted all the same:

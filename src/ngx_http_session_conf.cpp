@@ -326,6 +326,21 @@ char* session_action_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) n
   return NGX_CONF_OK;
 }
 
+// session_destroy_user value; (one per location: the request ends one user's sessions)
+char* session_destroy_user_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept {
+  auto* lcf = static_cast<loc_conf_t*>(conf);
+  auto* value = static_cast<ngx_str_t*>(cf->args->elts);
+  if (lcf->actions != NGX_CONF_UNSET_PTR) {
+    auto* a = static_cast<action_t*>(lcf->actions->elts);
+    for (ngx_uint_t i = 0; i < lcf->actions->nelts; i++) {
+      if (a[i].type == ACTION_DESTROY_USER) return conf_msg("is duplicate");
+    }
+  }
+  action_t* a = push_action(cf, lcf, ACTION_DESTROY_USER);
+  if (a == nullptr || (a->value = compile(cf, &value[1])) == nullptr) return conf_error();
+  return NGX_CONF_OK;
+}
+
 char* cookie_set_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept {
   auto* lcf = static_cast<loc_conf_t*>(conf);
   auto* value = static_cast<ngx_str_t*>(cf->args->elts);
@@ -457,6 +472,8 @@ ngx_command_t commands[] = {
      NGX_HTTP_LOC_CONF_OFFSET, ACTION_DESTROY, nullptr},
     {ngx_string("session_regenerate"), SESSION_ACTION_CONF | NGX_CONF_NOARGS, session_action_directive,
      NGX_HTTP_LOC_CONF_OFFSET, ACTION_REGENERATE, nullptr},
+    {ngx_string("session_destroy_user"), SESSION_ACTION_CONF | NGX_CONF_TAKE1,
+     session_destroy_user_directive, NGX_HTTP_LOC_CONF_OFFSET, ACTION_DESTROY_USER, nullptr},
     {ngx_string("cookie_set"), SESSION_ACTION_CONF | NGX_CONF_2MORE, cookie_set_directive,
      NGX_HTTP_LOC_CONF_OFFSET, ACTION_COOKIE_SET, nullptr},
     {ngx_string("cookie_delete"), SESSION_ACTION_CONF | NGX_CONF_1MORE, cookie_set_directive,
@@ -475,7 +492,7 @@ ngx_command_t commands[] = {
     {ngx_string("session_login_redirect"), SESSION_ALL_CONF | NGX_CONF_TAKE1,
      ngx_conf_set_str_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, login_redirect),
      nullptr},
-    {ngx_string("session_logout"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS | NGX_CONF_TAKE1,
+    {ngx_string("session_logout"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS | NGX_CONF_TAKE12,
      logout_directive, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("session_login_thread_pool"), SESSION_ALL_CONF | NGX_CONF_TAKE1,
      ngx_conf_set_str_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, login_thread_pool),
@@ -524,6 +541,7 @@ void* create_loc_conf(ngx_conf_t* cf) noexcept {
   conf->require = NGX_CONF_UNSET;
   conf->login = NGX_CONF_UNSET;
   conf->logout = NGX_CONF_UNSET;
+  conf->logout_all = NGX_CONF_UNSET;
   conf->login_limit = static_cast<login_limit_t*>(NGX_CONF_UNSET_PTR);
   conf->format = NGX_CONF_UNSET_UINT;  // (flask_serializer, flask_signer: set with it)
   return conf;
@@ -546,6 +564,42 @@ bool check_own_cookies(ngx_conf_t* cf, const loc_conf_t* conf) {
       return false;
     }
   }
+  return true;
+}
+
+bool has_action(const loc_conf_t* conf, ngx_uint_t type) {
+  if (conf->actions == nullptr) return false;
+  auto* a = static_cast<action_t*>(conf->actions->elts);
+  for (ngx_uint_t i = 0; i < conf->actions->nelts; i++) {
+    if (a[i].type == type) return true;
+  }
+  return false;
+}
+
+// session_logout ... all and session_destroy_user need the Redis store (the cookie store keeps
+// no list of a user's sessions anywhere: they are ended only by expiring); with it, they turn on
+// the user index for every session the configuration writes to Redis.
+bool user_index_merge(ngx_conf_t* cf, const loc_conf_t* conf) {
+  bool all = conf->logout == 1 && conf->logout_all == 1;
+  bool destroy = has_action(conf, ACTION_DESTROY_USER);
+  if (!all && !destroy) return true;
+  const char* what = all ? "\"session_logout ... all\"" : "\"session_destroy_user\"";
+  if (destroy && conf->logout == 1) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"session_destroy_user\" cannot be used in a \"session_logout\" "
+                       "location (use \"session_logout ... all\")");
+    return false;
+  }
+  if (conf->store != STORE_REDIS) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "%s requires \"session_store redis\" (the cookie store keeps no list of "
+                       "a user's sessions: a cookie session ends only when it expires)",
+                       what);
+    return false;
+  }
+  auto* mcf = static_cast<main_conf_t*>(
+      ngx_http_conf_get_module_main_conf(cf, ngx_http_session_module));
+  mcf->user_index = 1;
   return true;
 }
 
@@ -602,6 +656,7 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept {
   ngx_conf_merge_str_value(conf->login_redirect, prev->login_redirect, "/");
   if (conf->logout == NGX_CONF_UNSET) conf->logout = 0;
   ngx_conf_merge_str_value(conf->logout_uri, prev->logout_uri, "/");
+  ngx_conf_merge_value(conf->logout_all, prev->logout_all, 0);
   ngx_conf_merge_str_value(conf->login_thread_pool, prev->login_thread_pool, "");
   login_limit_merge(cf, conf, prev);
 
@@ -619,7 +674,7 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept {
       ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s require \"session_secret_file\"", what);
       return static_cast<char*>(NGX_CONF_ERROR);
     }
-  } else if (!login_merge(cf, conf)) {
+  } else if (!login_merge(cf, conf) || !user_index_merge(cf, conf)) {
     return static_cast<char*>(NGX_CONF_ERROR);
   } else if (conf->store == STORE_REDIS) {
     if (conf->redis_spec == nullptr) {

@@ -21,30 +21,48 @@
 #include "ngx_http_session_metrics.h"
 
 #include "core/gate.h"
+#include "core/origin.h"
+#include "core/user_index.h"
 
 namespace ngx_session {
 
 // A session write waiting for Redis, and the response held meanwhile.
 struct write_t {
   sess::WritePlan plan;
+  sess::IndexPlan ix;             // what it does to the user index (core/user_index.h)
   const loc_conf_t* lcf;
   sess::Times times;              // of the session being written
+  uint64_t ttl;                   // of its record (seconds)
   unsigned char id[sess::kSessionIdLen];      // the id the cookie will carry
-  unsigned char old_id[sess::kSessionIdLen];  // the id to delete after a new one is confirmed
+  unsigned char old_id[sess::kSessionIdLen];  // the id loaded (deleted after a new one is made)
+  ngx_str_t user_before;          // the loaded session's user (whose index has the old id)
+  ngx_str_t user_after;           // the user of the data written
+  ngx_str_t end_user;             // every session of this user ends first (logout-all,
+                                  // session_destroy_user); empty: none
+  ngx_str_t end_except;           // ... but this index member (a logout-all's own session)
   sess::WriteOutcome outcome;     // of the record write
   ngx_chain_t* held;              // body buffers that arrived while holding
   unsigned holding : 1;
   unsigned replaced : 1;          // the response became a 503: its own body is dropped
-  unsigned step : 2;              // what the reply being waited for answers (write_step_e)
+  unsigned undo : 1;              // the new record is deleted again (STEP_UNDO_NEW)
+  unsigned end_logout_all : 1;    // end_user is a logout-all's (else session_destroy_user's)
+  unsigned step : 4;              // what the reply being waited for answers (write_step_e)
 };
 
-// The Redis commands of one write, in order. The record write (a create, update, touch or
-// delete), then for a login the DEL of the previous id; for session_regenerate the new record
-// is created first, then the old one claimed (replaced by a marker, only if it still holds the
-// data the new one was made from), and if a logout, another regenerate or a change was first
-// the new record is deleted again - so a logout is final across Cluster slots too, and nothing
-// changed meanwhile is lost.
-enum write_step_e : unsigned { STEP_RECORD, STEP_DELETE_OLD, STEP_CLAIM_OLD, STEP_UNDO_NEW };
+// The Redis commands of one write, in order; each is sent when the one before was confirmed,
+// and a step that does not apply is skipped (drive). First the sessions a logout-all or
+// session_destroy_user ends (all of the user's, through the user index). Then the record write
+// (a create, update, touch or delete), with the user index kept around it (core/user_index.h:
+// an entry is added before an existing record takes a user, after a new record is confirmed,
+// and removed after a record is gone). For a login the DEL of the previous id follows; for
+// session_regenerate the new record is created first, then the old one claimed (replaced by a
+// marker, only if it still holds the data the new one was made from), and if a logout, another
+// regenerate or a change was first the new record is deleted again - so a logout is final
+// across Cluster slots too, and nothing changed meanwhile is lost.
+enum write_step_e : unsigned {
+  STEP_END_USER, STEP_INDEX_BEFORE, STEP_RECORD, STEP_INDEX_ADD, STEP_CLAIM_OLD,
+  STEP_DELETE_OLD, STEP_INDEX_REMOVE, STEP_UNDO_NEW
+};
 
 namespace {
 
@@ -435,6 +453,29 @@ sess::RecordWriteKind write_kind(const write_t* w) {
 }
 
 void write_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply, bool);
+void index_done(ngx_http_request_t* r, void* data, bool ok);
+void end_user_done(ngx_http_request_t* r, void* data, const end_user_result_t& res);
+
+void count_user_logout(const write_t* w, bool ok) {
+  auto source = w->end_logout_all ? sess::UserLogoutSource::LogoutAll
+                                  : sess::UserLogoutSource::DestroyUser;
+  metric_add(sess::user_logout_slot(source, ok ? sess::UserLogoutResult::Ok
+                                               : sess::UserLogoutResult::Failed));
+}
+
+const char* end_user_what(const write_t* w) {
+  return w->end_logout_all ? "session logout all" : "session_destroy_user";
+}
+
+// Not every session of the user could be ended: the answer is 503, and nothing else is written.
+void end_user_failed(ngx_http_request_t* r, write_t* w, uint64_t ended) {
+  count_user_logout(w, false);
+  ngx_str_t user = log_safe(r, sv(w->end_user));
+  ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                "%s: user \"%V\": not every session could be ended (%uL were): 503",
+                end_user_what(w), &user, ended);
+  w->outcome = sess::WriteOutcome::Failed;
+}
 
 // Sends the next command of the write for one of its ids (DEL or claim). False if not sent.
 bool send_step(ngx_http_request_t* r, ctx_t* ctx, write_t* w, write_step_e step,
@@ -456,97 +497,66 @@ bool send_step(ngx_http_request_t* r, ctx_t* ctx, write_t* w, write_step_e step,
   return redis_send(r, w->lcf, args, key, write_done, w) != nullptr;
 }
 
-// The reply to one command of the write.
-void write_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply, bool) {
-  auto* w = static_cast<write_t*>(data);
-  ctx_t* ctx = get_ctx(r, false);
-  guard_void(r->connection->log, [&]() {
-    sess::WriteOutcome o = sess::record_write_outcome(write_kind(w), reply);
-    if (o != sess::WriteOutcome::Done) log_write_failure(r, w, record_what(w), o, reply);
-    switch (w->step) {
-      case STEP_RECORD:
-        w->outcome = o;
-        if (o == sess::WriteOutcome::Done && w->plan.record == sess::RecordWrite::Move &&
-            send_step(r, ctx, w, STEP_CLAIM_OLD, w->old_id)) {
-          return;  // the new record exists: now take the old one over
-        }
-        if (o == sess::WriteOutcome::Done && w->plan.delete_old &&
-            send_step(r, ctx, w, STEP_DELETE_OLD, w->old_id)) {
-          return;  // wait for the DEL too
-        }
-        break;
-      case STEP_CLAIM_OLD:
-        if (o == sess::WriteOutcome::Done) break;
-        // A logout (Gone), another regenerate (Moved), a change (Changed) or a failure came
-        // first: the new record must not outlive the old one, nor miss that change.
-        w->outcome = sess::claim_failure_outcome(o);
-        if (send_step(r, ctx, w, STEP_UNDO_NEW, w->id)) return;
-        break;
-      case STEP_DELETE_OLD:
-      case STEP_UNDO_NEW:
-        break;
-    }
-    finish(r, ctx, w, sess::after_write(w->plan, w->outcome), false);
-  });
+// Sends the record write itself (create, update, touch or delete). False if not sent.
+bool send_record(ngx_http_request_t* r, ctx_t* ctx, write_t* w) {
+  const loc_conf_t* lcf = w->lcf;
+  const sess::SessionData* data = data_to_write(r, ctx);
+  sess::RecordWrite rw = w->plan.record;
+  bool new_key = rw == sess::RecordWrite::Create || rw == sess::RecordWrite::Move;
+  w->step = STEP_RECORD;
+  if (flask_records(lcf)) {  // Flask-Session records (src/ngx_http_session_flask.cpp)
+    return flask_record_send(r, ctx, lcf, write_kind(w), new_key, data, write_done, w);
+  }
+  sess::pstring key(&ctx->mr);
+  if (!redis_key_of(r, lcf, new_key ? w->id : ctx->s.id, key)) return false;
+  sess::RedisArgs args(&ctx->mr);
+  switch (rw) {
+    case sess::RecordWrite::Create:
+    case sess::RecordWrite::Move:
+      sess::record_cmd_create(key, *data, w->ttl, args);
+      break;
+    case sess::RecordWrite::Update:
+      if (ctx->changes != nullptr) {
+        sess::record_cmd_update(key, *ctx->changes, w->ttl, args);
+      } else {
+        sess::record_cmd_touch(key, w->ttl, args);
+      }
+      break;
+    case sess::RecordWrite::Touch:
+      sess::record_cmd_touch(key, w->ttl, args);
+      break;
+    default:
+      sess::record_cmd_destroy(key, args);
+      break;
+  }
+  return redis_send(r, lcf, args, key, write_done, w) != nullptr;
 }
 
-// Starts the plan's Redis write and holds the response. Returns what the header filter returns.
-ngx_int_t start_record_write(ngx_http_request_t* r, ctx_t* ctx, write_t* w,
-                             const sess::SessionData* data) {
+// The index change of the current step (user_index.h): the member of the new id (a create or
+// regenerate) or of the loaded one, in the index of the user after or before the write.
+bool send_index(ngx_http_request_t* r, ctx_t* ctx, write_t* w) {
   const loc_conf_t* lcf = w->lcf;
-  w->outcome = sess::WriteOutcome::Done;
-  sess::RecordWrite rw = w->plan.record;
-  if (rw == sess::RecordWrite::None) {
-    // A login whose record is confirmed already: only the old id is left to delete.
-    if (!send_step(r, ctx, w, STEP_DELETE_OLD, w->old_id)) {
-      return finish(r, ctx, w, sess::AfterWrite::Proceed, true);
-    }
-  } else {
-    uint64_t ttl = 0;
-    if (rw != sess::RecordWrite::Delete) {
-      bool user = sess::session_user_logged_in(data->get(sv(lcf->user_key)));
-      ttl = sess::expiry_record_ttl(policy_of(lcf), w->times, clock_now, user);
-      if (ttl == 0) rw = w->plan.record = sess::RecordWrite::Delete;
-    }
-    sess::pstring key(&ctx->mr);
-    bool new_key = rw == sess::RecordWrite::Create || rw == sess::RecordWrite::Move;
-    if (!redis_key_of(r, lcf, new_key ? w->id : ctx->s.id, key)) return NGX_ERROR;
-    sess::RedisArgs args(&ctx->mr);
-    w->step = STEP_RECORD;
-    bool flask = flask_records(lcf);  // Flask-Session records (src/ngx_http_session_flask.cpp)
-    switch (flask ? sess::RecordWrite::None : rw) {
-      case sess::RecordWrite::None:
-        break;
-      case sess::RecordWrite::Create:
-      case sess::RecordWrite::Move:
-        sess::record_cmd_create(key, *data, ttl, args);
-        break;
-      case sess::RecordWrite::Update:
-        if (ctx->changes != nullptr) {
-          sess::record_cmd_update(key, *ctx->changes, ttl, args);
-        } else {
-          sess::record_cmd_touch(key, ttl, args);
-        }
-        break;
-      case sess::RecordWrite::Touch:
-        sess::record_cmd_touch(key, ttl, args);
-        break;
-      default:
-        sess::record_cmd_destroy(key, args);
-        break;
-    }
-    if (flask ? !flask_record_send(r, ctx, lcf, write_kind(w), new_key, data, write_done, w)
-              : redis_send(r, lcf, args, key, write_done, w) == nullptr) {
-      // The store is unavailable: the write did not happen.
-      w->outcome = sess::WriteOutcome::Failed;
-      log_write_failure(r, w, record_what(w), w->outcome, nullptr);
-      return finish(r, ctx, w, sess::after_write(w->plan, w->outcome), true);
-    }
+  bool fresh = w->step == STEP_INDEX_ADD && w->ix.add_new;
+  ngx_str_t member;
+  if (!index_member_of(r, lcf, fresh ? w->id : w->old_id,
+                       fresh ? ctx->flask_new_sid : ctx->s.flask_sid, &member)) {
+    return false;
   }
-  // Held: the later header filters see the header only when Redis has answered, but the
-  // producer goes on now. Decide what they would decide about the body, so that the producer
-  // sends none where the response must have none (nginx's header filter makes HEAD, 204 and 304
-  // header-only), and serve the whole entity rather than a Range (206/416 are decided later).
+  if (w->step == STEP_INDEX_REMOVE) {
+    return index_remove(r, lcf, sv(w->user_before), sv(member), index_done, w);
+  }
+  const ngx_str_t& user = w->step == STEP_INDEX_ADD && w->ix.refresh ? w->user_before
+                                                                       : w->user_after;
+  return index_add(r, lcf, sv(user), sv(member), index_ttl(lcf, w->times), fresh, index_done, w);
+}
+
+// Holds the response while Redis is asked (the later header filters see the header only when it
+// has answered, but the producer goes on now). Decides what they would decide about the body,
+// so that the producer sends none where the response must have none (nginx's header filter
+// makes HEAD, 204 and 304 header-only), and serves the whole entity rather than a Range
+// (206/416 are decided later).
+ngx_int_t hold(ngx_http_request_t* r, write_t* w) {
+  if (w->holding) return NGX_OK;
   ngx_uint_t status = r->headers_out.status;
   if (r->method == NGX_HTTP_HEAD || status == NGX_HTTP_NO_CONTENT ||
       status == NGX_HTTP_NOT_MODIFIED) {
@@ -558,14 +568,194 @@ ngx_int_t start_record_write(ngx_http_request_t* r, ctx_t* ctx, write_t* w,
   return NGX_OK;
 }
 
+// Runs the write from `step` on: sends the first command that applies (its reply comes back
+// through write_done, index_done or end_user_done, which go on from the step after it), or,
+// with none left, lets the response go (finish). from_filter: the header filter itself calls
+// (and returns what this returns); else a reply does.
+ngx_int_t drive(ngx_http_request_t* r, ctx_t* ctx, write_t* w, unsigned step, bool from_filter) {
+  for (;; step++) {
+    w->step = step;
+    switch (step) {
+      case STEP_END_USER:
+        if (w->end_user.len == 0) continue;
+        if (index_end_user(r, w->lcf, sv(w->end_user), sv(w->end_except), end_user_done, w)) {
+          return hold(r, w);
+        }
+        end_user_failed(r, w, 0);  // the store is unavailable
+        return finish(r, ctx, w, sess::AfterWrite::Refuse, from_filter);
+      case STEP_INDEX_BEFORE:
+        if (!w->ix.add_before) continue;
+        if (send_index(r, ctx, w)) return hold(r, w);
+        w->outcome = sess::WriteOutcome::Failed;  // nothing was written
+        return finish(r, ctx, w, sess::AfterWrite::Refuse, from_filter);
+      case STEP_RECORD:
+        if (w->plan.record == sess::RecordWrite::None) continue;
+        if (send_record(r, ctx, w)) return hold(r, w);
+        w->outcome = sess::WriteOutcome::Failed;  // the store is unavailable: not written
+        log_write_failure(r, w, record_what(w), w->outcome, nullptr);
+        return finish(r, ctx, w, sess::after_write(w->plan, w->outcome), from_filter);
+      case STEP_INDEX_ADD:
+        if (!w->ix.add_new && !w->ix.refresh) continue;
+        if (send_index(r, ctx, w)) return hold(r, w);
+        if (w->ix.add_new) {  // a session the index would miss: not made
+          w->outcome = sess::WriteOutcome::Failed;
+          w->undo = 1;
+          step = STEP_UNDO_NEW - 1;
+        }
+        continue;
+      case STEP_CLAIM_OLD:
+        if (w->plan.record != sess::RecordWrite::Move) continue;
+        if (send_step(r, ctx, w, STEP_CLAIM_OLD, w->old_id)) return hold(r, w);
+        w->outcome = sess::WriteOutcome::Failed;
+        w->undo = 1;
+        step = STEP_UNDO_NEW - 1;
+        continue;
+      case STEP_DELETE_OLD:
+        if (!w->plan.delete_old) continue;
+        if (send_step(r, ctx, w, STEP_DELETE_OLD, w->old_id)) return hold(r, w);
+        step = STEP_UNDO_NEW;  // the old record may be there still: it stays indexed
+        continue;
+      case STEP_INDEX_REMOVE:
+        if (!w->ix.remove_old) continue;
+        if (send_index(r, ctx, w)) return hold(r, w);
+        continue;
+      case STEP_UNDO_NEW:
+        if (!w->undo) continue;
+        if (send_step(r, ctx, w, STEP_UNDO_NEW, w->id)) return hold(r, w);
+        continue;
+      default:
+        return finish(r, ctx, w, sess::after_write(w->plan, w->outcome), from_filter);
+    }
+  }
+}
+
+// The reply to one record command of the write.
+void write_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply, bool) {
+  auto* w = static_cast<write_t*>(data);
+  ctx_t* ctx = get_ctx(r, false);
+  guard_void(r->connection->log, [&]() {
+    sess::WriteOutcome o = sess::record_write_outcome(write_kind(w), reply);
+    if (o != sess::WriteOutcome::Done) log_write_failure(r, w, record_what(w), o, reply);
+    switch (w->step) {
+      case STEP_RECORD:
+        w->outcome = o;
+        if (o == sess::WriteOutcome::Done) {
+          drive(r, ctx, w, STEP_INDEX_ADD, false);
+          return;
+        }
+        break;
+      case STEP_CLAIM_OLD:
+        if (o == sess::WriteOutcome::Done) {
+          drive(r, ctx, w, STEP_DELETE_OLD, false);
+          return;
+        }
+        // A logout (Gone), another regenerate (Moved), a change (Changed) or a failure came
+        // first: the new record must not outlive the old one, nor miss that change.
+        w->outcome = sess::claim_failure_outcome(o);
+        w->undo = 1;
+        drive(r, ctx, w, STEP_UNDO_NEW, false);
+        return;
+      case STEP_DELETE_OLD:
+        if (o == sess::WriteOutcome::Done) {
+          drive(r, ctx, w, STEP_INDEX_REMOVE, false);
+          return;
+        }
+        break;
+      default:
+        break;
+    }
+    finish(r, ctx, w, sess::after_write(w->plan, w->outcome), false);
+  });
+}
+
+// The reply to one change of the user index.
+void index_done(ngx_http_request_t* r, void* data, bool ok) {
+  auto* w = static_cast<write_t*>(data);
+  ctx_t* ctx = get_ctx(r, false);
+  guard_void(r->connection->log, [&]() {
+    switch (w->step) {
+      case STEP_INDEX_BEFORE:
+        if (ok) {
+          drive(r, ctx, w, STEP_RECORD, false);
+        } else {  // the record was not written: the session would miss its index entry
+          w->outcome = sess::WriteOutcome::Failed;
+          finish(r, ctx, w, sess::AfterWrite::Refuse, false);
+        }
+        return;
+      case STEP_INDEX_ADD:
+        if (ok || !w->ix.add_new) {
+          drive(r, ctx, w, STEP_CLAIM_OLD, false);
+        } else {
+          w->outcome = sess::WriteOutcome::Failed;
+          w->undo = 1;
+          drive(r, ctx, w, STEP_UNDO_NEW, false);
+        }
+        return;
+      default:  // the removal: logged when it failed, the entry is pruned later
+        drive(r, ctx, w, STEP_INDEX_REMOVE + 1, false);
+        return;
+    }
+  });
+}
+
+// Every session of the user was ended (or not: 503, and nothing else is written).
+void end_user_done(ngx_http_request_t* r, void* data, const end_user_result_t& res) {
+  auto* w = static_cast<write_t*>(data);
+  ctx_t* ctx = get_ctx(r, false);
+  guard_void(r->connection->log, [&]() {
+    if (!res.ok) {
+      end_user_failed(r, w, res.ended);
+      finish(r, ctx, w, sess::AfterWrite::Refuse, false);
+      return;
+    }
+    count_user_logout(w, true);
+    ngx_str_t user = log_safe(r, sv(w->end_user));
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "%s: user \"%V\": %uL %ssessions ended, %uL stale index entries removed",
+                  end_user_what(w), &user, res.ended, w->end_logout_all ? "other " : "",
+                  res.pruned);
+    drive(r, ctx, w, STEP_INDEX_BEFORE, false);
+  });
+}
+
+// The user of a session's data, if it is logged in (user_index.h indexes those).
+bool user_of(const loc_conf_t* lcf, const sess::SessionData* d, ngx_str_t* out) {
+  const sess::SessionValue* v = d != nullptr ? d->get(sv(lcf->user_key)) : nullptr;
+  if (!sess::session_user_logged_in(v)) return false;
+  *out = ngx_str(v->text);
+  return true;
+}
+
+// What the write does to the user index, and the users it is about.
+void plan_index(ngx_http_request_t* r, ctx_t* ctx, write_t* w, const sess::SessionData* data) {
+  const loc_conf_t* lcf = w->lcf;
+  if (!index_enabled(r, lcf)) return;
+  loaded_t* s = &ctx->s;
+  sess::IndexInputs in;
+  in.record = w->plan.record;
+  in.login_stored = login_stored(ctx);
+  in.delete_old = w->plan.delete_old;
+  in.flask = lcf->format == FORMAT_FLASK;
+  in.user_before = s->status == sess::LoadStatus::Valid && s->has_id && ensure_decoded(r, s) &&
+                   user_of(lcf, &s->view(), &w->user_before);
+  in.user_after = w->plan.record != sess::RecordWrite::Delete && user_of(lcf, data, &w->user_after);
+  in.same_user = in.user_before && in.user_after && sv(w->user_before) == sv(w->user_after);
+  w->ix = sess::index_plan(in);
+}
+
 ngx_int_t write_session(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf,
-                        const sess::WritePlan& plan) {
+                        const sess::WritePlan& plan, ngx_str_t end_user, ngx_str_t end_except,
+                        bool logout_all) {
   void* mem = ngx_pcalloc(r->pool, sizeof(write_t));
   if (mem == nullptr) return NGX_ERROR;
   static_assert(std::is_trivially_destructible_v<write_t>, "write_t lives in the pool");
   auto* w = new (mem) write_t();
   w->plan = plan;
   w->lcf = lcf;
+  w->end_user = end_user;
+  w->end_except = end_except;
+  w->end_logout_all = logout_all;
+  w->outcome = sess::WriteOutcome::Done;
   ctx->w = w;
   ngx_http_set_ctx(r, ctx, ngx_http_session_module);  // for the body filter's fast path
 
@@ -586,10 +776,14 @@ ngx_int_t write_session(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf
   }
 
   const sess::SessionData* data = data_to_write(r, ctx);
-  if (lcf->store != STORE_REDIS || (plan.record == sess::RecordWrite::None && !plan.delete_old)) {
-    return finish(r, ctx, w, sess::AfterWrite::Proceed, true);
+  if (lcf->store == STORE_REDIS && plan.record != sess::RecordWrite::None &&
+      plan.record != sess::RecordWrite::Delete) {
+    bool user = sess::session_user_logged_in(data->get(sv(lcf->user_key)));
+    w->ttl = sess::expiry_record_ttl(policy_of(lcf), w->times, clock_now, user);
+    if (w->ttl == 0) w->plan.record = sess::RecordWrite::Delete;  // past its lifetime
   }
-  return start_record_write(r, ctx, w, data);
+  if (lcf->store == STORE_REDIS) plan_index(r, ctx, w, data);
+  return drive(r, ctx, w, STEP_END_USER, true);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -643,6 +837,30 @@ ngx_int_t refuse_response(ngx_http_request_t* r, ctx_t* ctx) {
   return next_header_filter(r);
 }
 
+// A location with session_destroy_user and a request that a browser says comes from another
+// site (a link or form there): like a logout, refused.
+bool destroy_user_cross_site(ngx_http_request_t* r, const loc_conf_t* lcf) {
+  auto* a = static_cast<action_t*>(lcf->actions->elts);
+  bool has = false;
+  for (ngx_uint_t i = 0; i < lcf->actions->nelts && !has; i++) {
+    has = a[i].type == ACTION_DESTROY_USER;
+  }
+  if (!has) return false;
+  const ngx_str_t* h = request_header(r, "sec-fetch-site");
+  std::string_view site = h != nullptr ? sv(*h) : std::string_view();
+  return sess::logout_origin_check(h != nullptr ? &site : nullptr) != sess::OriginVerdict::Allow;
+}
+
+// 403 instead of the response, and none of the location's actions.
+ngx_int_t refuse_cross_site(ngx_http_request_t* r, ctx_t* ctx) {
+  ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                "session_destroy_user: cross-site request refused");
+  ctx->refused = 1;
+  if (!replace_response(r, NGX_HTTP_FORBIDDEN, nullptr)) return NGX_ERROR;
+  cache_headers(r, ctx, false);
+  return next_header_filter(r);
+}
+
 ngx_int_t subrequest_header(ngx_http_request_t* r, loc_conf_t* lcf) {
   if (lcf->actions != nullptr && !lcf->warned_subrequest_actions) {
     lcf->warned_subrequest_actions = 1;  // per worker: once per location
@@ -680,9 +898,37 @@ ngx_int_t main_header(ngx_http_request_t* r, loc_conf_t* lcf) {
   }
 
   sess::pstring buf(&ctx->mr);
-  if (allowed && lcf->actions != nullptr) apply_actions(r, ctx, lcf, buf);
+  if (allowed && lcf->actions != nullptr) {
+    if (destroy_user_cross_site(r, lcf)) return refuse_cross_site(r, ctx);
+    apply_actions(r, ctx, lcf, buf);
+  }
 
   loaded_t* s = &ctx->s;
+  // session_logout ... all: every session of the user ends first, this one last (by the plan).
+  ngx_str_t end_user = ctx->destroy_user;
+  ngx_str_t end_except = ngx_null_string;
+  bool logout_all = ctx->logout && lcf->logout_all;
+  if (logout_all) {
+    switch (sess::logout_all_decision(s->status, s->store_error, logged_in(r, s))) {
+      case sess::LogoutAll::Refuse:
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "session logout all: the session could not be read (the store is "
+                      "unavailable): no session was ended");
+        metric_add(sess::user_logout_slot(sess::UserLogoutSource::LogoutAll,
+                                          sess::UserLogoutResult::Failed));
+        return refuse_response(r, ctx);
+      case sess::LogoutAll::End:
+        if (!user_of(lcf, &s->view(), &end_user) ||
+            !index_member_of(r, lcf, s->id, s->flask_sid, &end_except)) {
+          return NGX_ERROR;
+        }
+        break;
+      case sess::LogoutAll::Plain:
+        logout_all = false;
+        break;
+    }
+  }
+
   sess::WriteInputs in;
   in.status = s->status;
   in.had_cookie = s->had_cookie;
@@ -697,6 +943,7 @@ ngx_int_t main_header(ngx_http_request_t* r, loc_conf_t* lcf) {
   in.login = login_succeeded(ctx);
   in.login_stored = login_stored(ctx);
   in.logout = ctx->logout;
+  in.logout_all = logout_all;
   in.renew_due = s->status == sess::LoadStatus::Valid &&
                  sess::expiry_needs_renew(policy_of(lcf), s->times, clock_now) &&
                  ensure_decoded(r, s) &&
@@ -704,11 +951,12 @@ ngx_int_t main_header(ngx_http_request_t* r, loc_conf_t* lcf) {
   if (in.login || in.logout || ctx->destroy) ctx->read = 1;
   sess::WritePlan plan = sess::plan_write(in);
   if (plan.refuse) return refuse_response(r, ctx);
-  if (plan.cookie == sess::CookieWrite::Keep && plan.record == sess::RecordWrite::None) {
+  if (plan.cookie == sess::CookieWrite::Keep && plan.record == sess::RecordWrite::None &&
+      end_user.len == 0) {
     cache_headers(r, ctx, false);
     return next_header_filter(r);
   }
-  return write_session(r, ctx, lcf, plan);
+  return write_session(r, ctx, lcf, plan, end_user, end_except, logout_all);
 }
 
 ngx_int_t header_filter(ngx_http_request_t* r) noexcept {

@@ -190,6 +190,43 @@ ngx_int_t login_response(ngx_http_request_t* r, ctx_t* ctx, login_t* L, const lo
   return send_redirect(r, NGX_HTTP_SEE_OTHER, L->next.len ? L->next : lcf->login_redirect);
 }
 
+// The new session could not be indexed (core/user_index.h): a logout-all would miss it, so the
+// login fails; its record is deleted again (no cookie names it either way).
+void unindexed_deleted(ngx_http_request_t* r, void*, const sess::RespValue*, bool) {
+  metric_login(r, sess::LoginResult::StoreError);
+  ngx_int_t rc = guard<ngx_int_t>(r->connection->log, NGX_HTTP_INTERNAL_SERVER_ERROR, [&]() {
+    return unavailable(r, "the new session could not be added to its user's index");
+  });
+  ngx_http_finalize_request(r, rc);
+}
+
+void indexed(ngx_http_request_t* r, void* data, bool ok) {
+  auto* L = static_cast<login_t*>(data);
+  ctx_t* ctx = get_ctx(r, false);
+  ngx_int_t rc = guard<ngx_int_t>(r->connection->log, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                  [&]() -> ngx_int_t {
+    if (ok) return login_response(r, ctx, L, loc_conf(r));
+    L->stored = 0;
+    const loc_conf_t* lcf = loc_conf(r);
+    bool sent;
+    if (flask_records(lcf)) {
+      sent = flask_record_send(r, ctx, lcf, sess::RecordWriteKind::Delete, true, nullptr,
+                               unindexed_deleted, L);
+    } else {
+      sess::pstring key(&ctx->mr);
+      sess::RedisArgs args(&ctx->mr);
+      sent = redis_key_of(r, lcf, ctx->new_id, key) &&
+             (sess::redis_cmd_delete(key, args),
+              redis_send(r, lcf, args, key, unindexed_deleted, L) != nullptr);
+    }
+    if (sent) return NGX_AGAIN;
+    metric_login(r, sess::LoginResult::StoreError);
+    return unavailable(r, "the new session could not be added to its user's index");
+  });
+  if (rc == NGX_AGAIN) return;
+  ngx_http_finalize_request(r, rc);
+}
+
 void store_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply, bool) {
   auto* L = static_cast<login_t*>(data);
   sess::WriteOutcome o = sess::record_write_outcome(sess::RecordWriteKind::Create, reply);
@@ -205,8 +242,23 @@ void store_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply,
   ngx_int_t rc = guard<ngx_int_t>(r->connection->log, NGX_HTTP_INTERNAL_SERVER_ERROR,
                                   [&]() -> ngx_int_t {
     if (!L->stored) return unavailable(r, "the session store did not confirm the new session");
-    return login_response(r, ctx, L, loc_conf(r));
+    const loc_conf_t* lcf = loc_conf(r);
+    if (!index_enabled(r, lcf)) return login_response(r, ctx, L, lcf);
+    // The new session joins its user's index once its record is confirmed (a logout-all
+    // running now either saw neither or sees both).
+    ngx_str_t member;
+    sess::Times t;
+    t.created = t.refreshed = now_sec();
+    if (!index_member_of(r, lcf, ctx->new_id, ctx->flask_new_sid, &member)) {
+      return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (index_add(r, lcf, sv(L->user), sv(member), index_ttl(lcf, t), true, indexed, L)) {
+      return NGX_AGAIN;
+    }
+    indexed(r, L, false);
+    return NGX_DONE;
   });
+  if (rc == NGX_AGAIN || rc == NGX_DONE) return;
   ngx_http_finalize_request(r, rc);
 }
 
@@ -642,16 +694,21 @@ char* logout_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept 
   auto* lcf = static_cast<loc_conf_t*>(conf);
   if (lcf->logout != NGX_CONF_UNSET) return const_cast<char*>("is duplicate");
   lcf->logout = 1;
+  // session_logout [uri] [all]; (a uri is a local path: it never reads "all")
   auto* value = static_cast<ngx_str_t*>(cf->args->elts);
-  if (cf->args->nelts == 2) {
-    if (!sess::redirect_is_safe(sv(value[1]))) {
+  for (ngx_uint_t i = 1; i < cf->args->nelts; i++) {
+    if (sv(value[i]) == "all" && i == cf->args->nelts - 1) {
+      lcf->logout_all = 1;
+      continue;
+    }
+    if (i != 1 || !sess::redirect_is_safe(sv(value[i]))) {
       ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                          "\"%V\": \"%V\" must be a local path such as / (not //host, /\\host "
-                         "or a URL)",
-                         &cmd->name, &value[1]);
+                         "or a URL), or \"all\" last",
+                         &cmd->name, &value[i]);
       return static_cast<char*>(NGX_CONF_ERROR);
     }
-    lcf->logout_uri = value[1];
+    lcf->logout_uri = value[i];
   }
   auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(
       ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));

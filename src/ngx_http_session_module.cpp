@@ -161,8 +161,8 @@ void loaded_t::reset(const loc_conf_t* binding) {
 }
 
 ctx_t::ctx_t(ngx_http_request_t* req)
-    : r(req), mr(req->pool), s(&mr), next(nullptr), changes(nullptr), login(nullptr), w(nullptr),
-      new_id(), flask_new_sid() {
+    : r(req), mr(req->pool), s(&mr), next(nullptr), changes(nullptr), destroy_user(),
+      login(nullptr), w(nullptr), new_id(), flask_new_sid() {
   refused = 0;
   in_rewrite = 0;
   login_page = 0;

@@ -62,6 +62,10 @@ FAMILIES = {
     "nginx_session_cache_invalidations_total": ("counter", {}),
     "nginx_session_cache_evictions_total": ("counter", {}),
     "nginx_session_cache_flushes_total": ("counter", {}),
+    "nginx_session_user_logouts_total": ("counter", {
+        "source": ["logout_all", "destroy_user"], "result": ["ok", "failed"]}),
+    "nginx_session_user_sessions_ended_total": ("counter", {}),
+    "nginx_session_user_index_pruned_total": ("counter", {}),
 }
 
 

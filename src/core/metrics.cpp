@@ -18,6 +18,8 @@ constexpr sv kCommands[] = {"read", "ttl", "write", "delete", "other"};
 constexpr sv kResults[] = {"ok", "error", "timeout"};
 constexpr sv kRedirects[] = {"moved", "ask"};
 constexpr sv kLookups[] = {"hit", "miss", "bypass"};
+constexpr sv kLogoutSources[] = {"logout_all", "destroy_user"};
+constexpr sv kLogoutResults[] = {"ok", "failed"};
 
 template <size_t N>
 constexpr MetricLabel label(sv name, const sv (&values)[N]) {
@@ -87,6 +89,17 @@ const MetricFamily kFamilies[] = {
     counter("nginx_session_cache_flushes_total",
             "session_redis_cache zones emptied at once (FLUSHALL/FLUSHDB, a lost invalidation "
             "link, a failover or a cluster MOVED)."),
+    counter("nginx_session_user_logouts_total",
+            "Requests that ended every session of a user (session_logout ... all, "
+            "session_destroy_user), by source and result (failed: some sessions could not be "
+            "ended, the response was 503).",
+            label("source", kLogoutSources), label("result", kLogoutResults)),
+    counter("nginx_session_user_sessions_ended_total",
+            "Sessions ended through the user index (by session_logout ... all and "
+            "session_destroy_user; the logout's own session is counted as a destroyed event)."),
+    counter("nginx_session_user_index_pruned_total",
+            "Entries removed from user indexes because their session had ended already "
+            "(expired, or deleted behind nginx)."),
 };
 static_assert(sizeof(kFamilies) / sizeof(kFamilies[0]) == static_cast<size_t>(Metric::kCount),
               "one description per family");

@@ -41,6 +41,9 @@ enum class Metric : uint8_t {
   CacheInvalidations,
   CacheEvictions,
   CacheFlushes,
+  UserLogouts,         // {source, result}
+  UserSessionsEnded,
+  UserIndexPruned,
   kCount
 };
 
@@ -68,6 +71,8 @@ enum class RedisCommand : uint8_t { Read, Ttl, Write, Delete, Other, kCount };
 enum class RedisResult : uint8_t { Ok, Error, Timeout, kCount };
 enum class RedirectType : uint8_t { Moved, Ask, kCount };
 enum class CacheLookup : uint8_t { Hit, Miss, Bypass, kCount };
+enum class UserLogoutSource : uint8_t { LogoutAll, DestroyUser, kCount };
+enum class UserLogoutResult : uint8_t { Ok, Failed, kCount };
 
 // Histogram upper bounds in microseconds (the +Inf bucket follows).
 constexpr uint64_t kLoginBoundsUs[] = {5000,   10000,   25000,   50000,   100000, 250000,
@@ -93,6 +98,9 @@ constexpr uint16_t kFamilySlots[] = {
     static_cast<uint16_t>(RedirectType::kCount),    // RedisRedirects
     static_cast<uint16_t>(CacheLookup::kCount),     // CacheLookups
     1, 1, 1, 1,                                     // CacheStores .. CacheFlushes
+    static_cast<uint16_t>(static_cast<size_t>(UserLogoutSource::kCount) *
+                          static_cast<size_t>(UserLogoutResult::kCount)),  // UserLogouts
+    1, 1,                                           // UserSessionsEnded, UserIndexPruned
 };
 static_assert(sizeof(kFamilySlots) / sizeof(kFamilySlots[0]) ==
                   static_cast<size_t>(Metric::kCount),
@@ -108,6 +116,11 @@ constexpr size_t kMetricSlots = metric_base(Metric::kCount);
 
 // The slot of a counter's series: its family's base + the label index (two labels: a * n_b + b).
 constexpr size_t metric_slot(Metric m, size_t index = 0) { return metric_base(m) + index; }
+constexpr size_t user_logout_slot(UserLogoutSource s, UserLogoutResult r) {
+  return metric_base(Metric::UserLogouts) +
+         static_cast<size_t>(s) * static_cast<size_t>(UserLogoutResult::kCount) +
+         static_cast<size_t>(r);
+}
 constexpr size_t redis_command_slot(RedisCommand c, RedisResult r) {
   return metric_base(Metric::RedisCommands) +
          static_cast<size_t>(c) * static_cast<size_t>(RedisResult::kCount) +

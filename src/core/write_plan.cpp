@@ -21,6 +21,7 @@ WritePlan plan_write(const WriteInputs& in) noexcept {
     if (in.server_store && in.has_id) p.record = RecordWrite::Delete;
     p.cookie = CookieWrite::Expire;
     p.logout = true;
+    p.logout_all = in.logout_all;
     p.cache_private = true;
     return p;
   }
@@ -72,7 +73,7 @@ WritePlan plan_write(const WriteInputs& in) noexcept {
 
 AfterWrite after_write(const WritePlan& p, WriteOutcome o) noexcept {
   if (o == WriteOutcome::Done) return AfterWrite::Proceed;
-  if (p.logout) return AfterWrite::Proceed;
+  if (p.logout) return p.logout_all ? AfterWrite::Refuse : AfterWrite::Proceed;
   switch (p.record) {
     case RecordWrite::Touch:
       return AfterWrite::DropCookie;  // not renewed: gone, moved, or Redis did not confirm

@@ -4,7 +4,9 @@
 //
 // Rules (DESIGN.md v1 + "Sessions are trusted only where they were made"):
 //   - logout always expires the cookie and deletes the record it knows of, also when the store
-//     failed (a failed delete is logged, the 303 still expires the cookie);
+//     failed (a failed delete is logged, the 303 still expires the cookie); a logout-all
+//     (session_logout ... all), whose answer says that every session of the user ended, is
+//     refused (503, the cookie kept) when its own record's delete is not confirmed;
 //   - a response the gate closes (refused, subrequest, before the location) writes nothing;
 //   - a store failure leaves everything as it is (nobody is logged out by an outage); a login,
 //     which starts from an empty session and does not depend on the lookup, is planned as usual;
@@ -43,6 +45,8 @@ struct WriteInputs {
   bool login = false;             // a successful login
   bool login_stored = false;      // ... whose new record the login handler already confirmed
   bool logout = false;            // the logout endpoint
+  bool logout_all = false;        // ... session_logout ... all, once the user's other sessions
+                                  // are ended: this one must end too, or the answer is 503
   bool renew_due = false;         // a valid session whose last refresh is older than renew
 };
 
@@ -55,7 +59,8 @@ struct WritePlan {
   bool new_id = false;            // a fresh id (Create)
   bool delete_old = false;        // after the new record is confirmed, delete the old id
   bool restart_lifetime = false;  // created = now
-  bool logout = false;            // failures do not stop the response (see after_write)
+  bool logout = false;            // failures do not stop the response (see after_write)...
+  bool logout_all = false;        // ... unless it is a logout-all: its session must end too
   bool refuse = false;            // the change cannot be made now: 503, nothing written
   bool cache_private = false;     // Cache-Control: private
 };

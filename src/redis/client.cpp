@@ -971,7 +971,8 @@ bool dispatch_op(redis_client_t* cl, redis_op_t* op, ngx_msec_t timeout) {
 // The commands the module reads records with; anything else may change its key.
 bool is_read(const sess::RedisArgs& args) {
   std::string_view cmd = args[0];
-  return cmd == "HGETALL" || cmd == "GETRANGE" || cmd == "PTTL" || cmd == "GET";
+  return cmd == "HGETALL" || cmd == "GETRANGE" || cmd == "PTTL" || cmd == "GET" ||
+         cmd == "EXISTS" || cmd == "SSCAN";  // (the user index: core/user_index.h)
 }
 
 // This nginx changes key: its entry goes, and fills of it in flight are not stored (Redis

@@ -9,6 +9,7 @@
 //   regenerate  session_regenerate                     login   a successful login
 //   stored      ... whose record the login handler already confirmed
 //   logout      the logout endpoint                    renew   the session is due for renewal
+//   all         ... session_logout ... all (its other sessions were ended first)
 // The plan is written the same way: cookie keep|set|expire, record none|create|update|touch|
 // delete, then the flags that are set: new_id delete_old restart logout private.
 #include "write_plan.h"
@@ -51,6 +52,7 @@ WriteInputs inputs(const std::string& words) {
     else if (w == "login") in.login = true;
     else if (w == "stored") in.login_stored = true;
     else if (w == "logout") in.logout = true;
+    else if (w == "all") in.logout_all = true;
     else if (w == "renew") in.renew_due = true;
     else ADD_FAILURE() << "unknown input word: " << w;
   }
@@ -76,6 +78,7 @@ std::string describe(const WritePlan& p) {
   if (p.delete_old) s += " delete_old";
   if (p.restart_lifetime) s += " restart";
   if (p.logout) s += " logout";
+  if (p.logout_all) s += " all";
   if (p.cache_private) s += " private";
   if (p.refuse) s += " refuse";
   return s;
@@ -111,6 +114,8 @@ TEST(WritePlan, LogoutAlwaysExpiresTheCookie) {
       {"logout of a session whose record is missing: the cookie still goes",
        "logout invalid cookie redis open", "expire none logout private"},
       {"logout without any session cookie", "logout none open", "expire none logout private"},
+      {"logout-all: the same, and its own delete must be confirmed (after_write)",
+       "logout all valid cookie redis id open", "expire delete logout all private"},
   });
 }
 
@@ -393,6 +398,15 @@ TEST(AfterWrite, Table) {
        AfterWrite::Proceed},
       {"logout with the store down", "logout error cookie redis id open down",
        WriteOutcome::Failed, AfterWrite::Proceed},
+      // Logout-all: it answers that every session of the user ended, this one included.
+      {"logout-all delete done", "logout all valid cookie redis id open", WriteOutcome::Done,
+       AfterWrite::Proceed},
+      {"logout-all delete refused: 503, the cookie kept (the user can try again)",
+       "logout all valid cookie redis id open", WriteOutcome::Refused, AfterWrite::Refuse},
+      {"logout-all delete without reply", "logout all valid cookie redis id open",
+       WriteOutcome::Failed, AfterWrite::Refuse},
+      {"logout-all whose session moved meanwhile (regenerated): not known to be ended",
+       "logout all valid cookie redis id open", WriteOutcome::Moved, AfterWrite::Refuse},
       // No record write: nothing can fail.
       {"cookie store change", "valid cookie open changed", WriteOutcome::Failed,
        AfterWrite::Proceed},
