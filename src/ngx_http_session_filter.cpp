@@ -504,7 +504,7 @@ ngx_int_t start_record_write(ngx_http_request_t* r, ctx_t* ctx, write_t* w,
   } else {
     uint64_t ttl = 0;
     if (rw != sess::RecordWrite::Delete) {
-      bool user = sess::session_user_logged_in(data->get(sv(lcf->user_key)));
+      bool user = sess::session_user_logged_in(sess::session_user(*data, sv(lcf->user_key)));
       ttl = sess::expiry_record_ttl(policy_of(lcf), w->times, clock_now, user);
       if (ttl == 0) rw = w->plan.record = sess::RecordWrite::Delete;
     }

@@ -576,13 +576,15 @@ ngx_int_t flask_load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) 
   auto now = static_cast<uint64_t>(ngx_time());
   auto max_age = static_cast<uint64_t>(lcf->lifetime);
   sess::CandidateVerdict verdicts[sess::CookieCandidates::kMax];
+  bool authentic[sess::CookieCandidates::kMax];
   sess::FlaskTokenResult first_bad = sess::FlaskTokenResult::Ok;
   size_t valid = 0;
   for (size_t i = 0; i < acc.count; i++) {
     sess::pstring json(s->payload.get_allocator().resource());
     uint64_t signed_at = 0;
     sess::FlaskTokenResult res =
-        sess::flask_cookie_open(keys, acc.values[i], now, max_age, &json, &signed_at);
+        sess::flask_cookie_open(keys, acc.values[i], now, max_age, &json, &signed_at,
+                                sess::FlaskCookieLimits(), &authentic[i]);
     switch (res) {
       case sess::FlaskTokenResult::Ok:
         verdicts[i] = sess::CandidateVerdict::Valid;
@@ -605,7 +607,8 @@ ngx_int_t flask_load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) 
     }
     if (i == 0) first_bad = res;
   }
-  sess::Selection sel = sess::select_candidate(verdicts, acc.count);
+  // Flask reads the first cookie of the name: every cookie the app would accept counts.
+  sess::Selection sel = sess::select_candidate_shared(verdicts, authentic, acc.count);
   s->status = sel.status;
   if (sel.status != sess::LoadStatus::Valid) {
     s->payload.clear();

@@ -275,7 +275,7 @@ bool ensure_decoded(ngx_http_request_t* r, loaded_t* s) {
 
 bool logged_in(ngx_http_request_t* r, loaded_t* s) {
   if (s == nullptr || s->status != sess::LoadStatus::Valid || !ensure_decoded(r, s)) return false;
-  return sess::session_user_logged_in(s->view().get(sv(loc_conf(r)->user_key)));
+  return sess::session_user_logged_in(sess::session_user(s->view(), sv(loc_conf(r)->user_key)));
 }
 
 void collect_cookie(ngx_http_request_t* r, std::string_view name, sess::CookieCandidates& acc) {
@@ -810,13 +810,16 @@ ngx_int_t var_key(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t
   return guard<ngx_int_t>(r->connection->log, NGX_ERROR, [&]() -> ngx_int_t {
     auto* name = reinterpret_cast<ngx_str_t*>(data);
     std::string_view key = sv(*name).substr(sizeof("session_") - 1);
-    if (key == "user") key = sv(loc_conf(r)->user_key);  // session_user_key
+    const bool user = key == "user";
+    if (user) key = sv(loc_conf(r)->user_key);  // session_user_key
     loaded_t* s = current_session(r);
     if (s == nullptr || s->status != sess::LoadStatus::Valid || !ensure_decoded(r, s)) {
       return not_found(v);
     }
     bool ambiguous = false;
-    const sess::SessionValue* val = s->view().get_ci(key, &ambiguous);
+    // $session_user is the user session_require checks: the exact key, no case variants.
+    const sess::SessionValue* val =
+        user ? sess::session_user(s->view(), key) : s->view().get_ci(key, &ambiguous);
     if (ambiguous) {
       uint64_t more = 0;
       if (ambiguous_log_limit.allow(static_cast<uint64_t>(ngx_time()), &more)) {
