@@ -260,9 +260,12 @@ void record_key(const loc_conf_t* lcf, std::string_view sid, sess::pstring& key)
   key.append(sid);
 }
 
-void flask_lookup_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply,
+void flask_lookup_done(ngx_http_request_t* r, void* data, const sess::RespValue* answer,
                        bool too_large) {
   auto* s = static_cast<loaded_t*>(data);
+  const sess::RespValue* reply = answer;
+  int64_t pttl_ms = -1;
+  if (answer != nullptr) sess::flask_read_reply(*answer, &reply, &pttl_ms);
   s->op = nullptr;
   s->loading = 0;
   s->decoded = 1;  // the record is the data
@@ -279,6 +282,10 @@ void flask_lookup_done(ngx_http_request_t* r, void* data, const sess::RespValue*
       case sess::FlaskRecordRead::Ok:
         s->status = sess::LoadStatus::Valid;
         s->payload.assign(reply->str);  // the bytes read: what a write may replace
+        // Its last write, from its TTL: session_renew refreshes the TTL of a session that is
+        // only read here (the app's own requests rewrite it each time).
+        s->times.refreshed = sess::flask_record_written_at(
+            static_cast<uint64_t>(ngx_time()), static_cast<uint64_t>(lcf->lifetime), pttl_ms);
         break;
       case sess::FlaskRecordRead::Forbidden:
         reject_cookie(r, lcf, "the Flask-Session record is a pickle that names or builds an "
@@ -435,7 +442,7 @@ void update_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply
     return;
   }
   sess::RedisArgs args(&u->ctx->mr);
-  sess::flask_cmd_read(u->key, args);
+  sess::flask_cmd_get(u->key, args);
   if (redis_send(r, u->lcf, args, u->key, update_reread_done, u, &kGetLimits) == nullptr) {
     u->done(r, u->done_data, nullptr, false);
   }
