@@ -220,7 +220,18 @@ bool vary_cookie(ngx_http_request_t* r) {
            (h.value.len == 1 && h.value.data[0] == '*');
   });
   if (listed) return true;
-  if (vary == nullptr) return push_header(r, "Vary", "Cookie") != nullptr;
+  if (vary == nullptr) {
+    // (A constant value: nothing copies it, and nginx only ever replaces a header's value.)
+    auto* h = static_cast<ngx_table_elt_t*>(ngx_list_push(&r->headers_out.headers));
+    if (h == nullptr) return false;
+    h->hash = 1;
+    ngx_str_set(&h->key, "Vary");
+    ngx_str_set(&h->value, "Cookie");
+#if (nginx_version >= 1023000)
+    h->next = nullptr;
+#endif
+    return true;
+  }
   ngx_str_t v;
   v.len = vary->value.len + sizeof(", Cookie") - 1;
   v.data = static_cast<u_char*>(ngx_pnalloc(r->pool, v.len));

@@ -476,6 +476,7 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
   sess::Kind kind = cookie_kind(lcf);
   sess::ExpiryPolicy policy = policy_of(lcf);
   size_t valid = 0;
+  bool id_taken = false;  // (Redis store: the id copied out of the table entry, nothing held)
   sess::Times times;
   sess::VerifiedCache* cache = verified_cache();
   const sess::VerifiedBinding binding = verified_binding(lcf);
@@ -509,8 +510,12 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
         verdicts[i] = sess::CandidateVerdict::Valid;
         if (valid++ == 0) {
           s->times = times;
-          if (hit != nullptr) {
+          if (hit != nullptr && lcf->store == STORE_REDIS &&
+              hit->payload->size() == sess::kSessionIdLen) {
             // (The entry found is still there: nothing was inserted since the find.)
+            ngx_memcpy(s->id, hit->payload->data(), sess::kSessionIdLen);
+            id_taken = true;
+          } else if (hit != nullptr) {
             if (!hold_until_request_ends(r, hit)) return NGX_ERROR;
             s->shared_payload = hit->payload;
             if (hit->data && lcf->store != STORE_REDIS) {
@@ -557,14 +562,16 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
   }
 
   if (lcf->store != STORE_REDIS) return NGX_OK;
-  std::string_view id = s->payload_view();
-  if (id.size() != sess::kSessionIdLen) {
-    s->status = sess::LoadStatus::Invalid;
-    metric(sess::Metric::CookiesRejected, sess::RejectReason::BadId);
-    reject(r, lcf, "bad session id");
-    return NGX_OK;
+  if (!id_taken) {
+    std::string_view id = s->payload_view();
+    if (id.size() != sess::kSessionIdLen) {
+      s->status = sess::LoadStatus::Invalid;
+      metric(sess::Metric::CookiesRejected, sess::RejectReason::BadId);
+      reject(r, lcf, "bad session id");
+      return NGX_OK;
+    }
+    ngx_memcpy(s->id, id.data(), sess::kSessionIdLen);
   }
-  ngx_memcpy(s->id, id.data(), sess::kSessionIdLen);
   s->has_id = 1;
   s->payload.clear();
   s->shared_payload.reset();
