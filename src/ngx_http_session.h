@@ -288,6 +288,9 @@ struct ctx_t {
 
   // How the request is being handled (reset for each location the request enters).
   unsigned refused : 1;           // the module refused it (session_require, store failure)
+  unsigned via_error_page : 1;    // a location was entered through error_page (set before the
+                                  // content phase: nginx also sets r->error_page on a response
+                                  // it makes itself, a 303 say, once any error_page is in scope)
   unsigned in_rewrite : 1;        // suspended in the location rewrite phase (Redis lookup)
   unsigned login_page : 1;        // the login handler's redirect to its page: exempt
   unsigned read : 1;              // handling read the session: the response gets Vary: Cookie

@@ -680,8 +680,9 @@ ngx_int_t main_header(ngx_http_request_t* r, loc_conf_t* lcf) {
 
   // An error page (error_page after a refusal or a failure; with recursive_error_pages nginx
   // leaves r->error_page unset, but the redirected request keeps its error status) is not where
-  // a session is made.
-  bool error_page = r->error_page || (r->internal && r->err_status >= NGX_HTTP_BAD_REQUEST);
+  // a session is made. (Not r->error_page itself: nginx sets it on every response it makes
+  // itself - a login's 303, `return 302` - once any error_page is in scope.)
+  bool error_page = ctx->via_error_page || (r->internal && r->err_status >= NGX_HTTP_BAD_REQUEST);
   bool allowed = sess::writes_allowed(stage, ctx->refused || error_page, false);
   // The session of this location's configuration: the rewrite phase loaded it; the cookie store
   // can still be read now if it did not run.

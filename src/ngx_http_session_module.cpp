@@ -164,6 +164,7 @@ ctx_t::ctx_t(ngx_http_request_t* req)
     : r(req), mr(req->pool), s(&mr), next(nullptr), changes(nullptr), login(nullptr), w(nullptr),
       new_id(), flask_new_sid() {
   refused = 0;
+  via_error_page = 0;
   in_rewrite = 0;
   login_page = 0;
   read = 0;
@@ -764,6 +765,13 @@ ngx_int_t rewrite_handler(ngx_http_request_t* r) noexcept {
     loc_conf_t* lcf = loc_conf(r);
     ctx_t* ctx = get_ctx(r, false);
     if (ctx != nullptr && r == r->main && !ctx->in_rewrite) ctx->refused = 0;  // a new location
+    if (r == r->main && (r->error_page || (r->internal && r->err_status >= NGX_HTTP_BAD_REQUEST))) {
+      // An error page (any location, whether it has sessions or not): nothing is written.
+      if (ctx == nullptr && (ctx = get_ctx(r, true)) == nullptr) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+      }
+      ctx->via_error_page = 1;
+    }
     if (lcf->secrets == nullptr) return NGX_DECLINED;
 
     loaded_t* s;
@@ -827,6 +835,9 @@ ngx_int_t var_key(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t
     // $session_user is the user session_require checks: the exact key, no case variants.
     const sess::SessionValue* val =
         user ? sess::session_user(s->view(), key) : s->view().get_ci(key, &ambiguous);
+    // ... and it is a user only as session_require counts one: a non-empty string (not a
+    // Flask None, number, list or bytes shown as text).
+    if (user && !sess::session_user_logged_in(val)) return not_found(v);
     if (ambiguous) {
       uint64_t more = 0;
       if (ambiguous_log_limit.allow(static_cast<uint64_t>(ngx_time()), &more)) {
