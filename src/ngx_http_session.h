@@ -178,6 +178,7 @@ struct redis_tls_conf_t {
 
 struct user_file_t;       // src/ngx_http_session_users.cpp
 struct login_limit_t;     // src/ngx_http_session_login_limit.cpp
+struct jwt_key_t;         // src/ngx_http_session_jwt.cpp
 
 // session_redis_cache (src/redis/cache.cpp).
 struct redis_cache_t {
@@ -229,6 +230,12 @@ struct loc_conf_t {
 #if (NGX_THREADS)
   ngx_thread_pool_t* login_pool;  // password hashing runs off the event loop
 #endif
+
+  // signed identity tokens (src/ngx_http_session_jwt.cpp)
+  jwt_key_t* jwt_key;     // session_jwt_key; nullptr: none
+  ngx_array_t* jwt_claims;  // session_jwt_claims: the keys besides the user (of ngx_str_t)
+  time_t jwt_lifetime;    // session_jwt_lifetime
+  ngx_flag_t jwks;        // session_jwks (this location only)
 
   // per worker: "actions in a subrequest are ignored" is logged once per location
   ngx_flag_t warned_subrequest_actions;
@@ -537,6 +544,18 @@ ngx_int_t login_limit_begin(ngx_http_request_t* r, const loc_conf_t* lcf, ngx_st
 // The check's outcome (once; later calls do nothing). A failure that completes a ban logs it.
 void login_limit_finish(ngx_http_request_t* r, login_limit_ticket_t* t, login_outcome_e outcome,
                         ngx_str_t user);
+
+// ---------------------------------------------------------------------------------------------
+// Signed identity tokens (src/ngx_http_session_jwt.cpp)
+
+char* session_jwt_key_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+char* session_jwt_claims_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+char* session_jwks_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+// Merges the session_jwt_* settings (nginx -t errors: session_jwks without a key). False on error.
+bool jwt_merge(ngx_conf_t* cf, loc_conf_t* conf, const loc_conf_t* prev) noexcept;
+// $session_jwt
+ngx_int_t var_session_jwt(ngx_http_request_t* r, ngx_http_variable_value_t* v,
+                          uintptr_t) noexcept;
 
 // ---------------------------------------------------------------------------------------------
 // Shared by the handlers and filters

@@ -488,6 +488,15 @@ ngx_command_t commands[] = {
      session_format_directive, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("session_user_key"), SESSION_ALL_CONF | NGX_CONF_TAKE1,
      session_user_key_directive, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("session_jwt_key"), SESSION_ALL_CONF | NGX_CONF_TAKE1,
+     session_jwt_key_directive, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("session_jwt_claims"), SESSION_ALL_CONF | NGX_CONF_1MORE,
+     session_jwt_claims_directive, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("session_jwt_lifetime"), SESSION_ALL_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_sec_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, jwt_lifetime),
+     &positive_time_post},
+    {ngx_string("session_jwks"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, session_jwks_directive,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     ngx_null_command,
 };
 
@@ -526,6 +535,10 @@ void* create_loc_conf(ngx_conf_t* cf) noexcept {
   conf->logout = NGX_CONF_UNSET;
   conf->login_limit = static_cast<login_limit_t*>(NGX_CONF_UNSET_PTR);
   conf->format = NGX_CONF_UNSET_UINT;  // (flask_serializer, flask_signer: set with it)
+  conf->jwt_key = static_cast<jwt_key_t*>(NGX_CONF_UNSET_PTR);
+  conf->jwt_claims = static_cast<ngx_array_t*>(NGX_CONF_UNSET_PTR);
+  conf->jwt_lifetime = NGX_CONF_UNSET;
+  conf->jwks = NGX_CONF_UNSET;
   return conf;
 }
 
@@ -604,6 +617,7 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept {
   ngx_conf_merge_str_value(conf->logout_uri, prev->logout_uri, "/");
   ngx_conf_merge_str_value(conf->login_thread_pool, prev->login_thread_pool, "");
   login_limit_merge(cf, conf, prev);
+  if (!jwt_merge(cf, conf, prev)) return static_cast<char*>(NGX_CONF_ERROR);
 
   if (!redis_cache_merge(cf, conf)) return static_cast<char*>(NGX_CONF_ERROR);
   if (conf->actions != nullptr && !check_own_cookies(cf, conf)) {

@@ -929,6 +929,7 @@ ngx_http_variable_t variables[] = {
     {ngx_string("session_cache_status"), nullptr, var_cache_status, 0,
      NGX_HTTP_VAR_NOCACHEABLE, 0},
     {ngx_string("session_csrf_token"), nullptr, var_csrf_token, 0, NGX_HTTP_VAR_NOCACHEABLE, 0},
+    {ngx_string("session_jwt"), nullptr, var_session_jwt, 0, NGX_HTTP_VAR_NOCACHEABLE, 0},
     {ngx_string("session_login_error"), nullptr, var_login_str, LOGIN_VAR_ERROR,
      NGX_HTTP_VAR_NOCACHEABLE, 0},
     {ngx_string("session_login_next"), nullptr, var_login_str, LOGIN_VAR_NEXT,
