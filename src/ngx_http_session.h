@@ -401,6 +401,19 @@ void flask_cookie_attrs(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf
                         sess::CookieAttrs* attrs);
 // The response (a Flask upstream) sets the session cookie itself: flask mode does not renew it.
 bool flask_upstream_set_cookie(ngx_http_request_t* r, const loc_conf_t* lcf);
+// A response that changes the session (an action) to which the app also wrote its own session
+// cookie (a Flask view behind `session_set`): one session must come out, not two cookies of
+// the name (the browser would keep one and the other write would be lost).
+//   Adopted: the app's session (its cookie verified as a request's would be) is now this
+//            request's: the Redis store updates the app's record with nginx's changes
+//            (compare-and-set, merged) and keeps the app's cookie; the cookie store applies
+//            nginx's changes to the app's data and writes the one cookie in its place.
+//   Ended:   the app deleted its cookie (a logout, session.clear()): nginx's changes are
+//            dropped, the app's deletion stands.
+//   None:    no cookie from the app, or one nginx cannot verify: as before.
+enum class UpstreamSession { None, Adopted, Ended };
+UpstreamSession flask_adopt_upstream_session(ngx_http_request_t* r, ctx_t* ctx,
+                                             const loc_conf_t* lcf);
 // The text $session_<key> shows for a value of a Flask session (flask_value_text). False on
 // failure.
 bool flask_var_text(const sess::SessionValue& v, sess::pstring& out);

@@ -694,6 +694,17 @@ ngx_int_t main_header(ngx_http_request_t* r, loc_conf_t* lcf) {
   sess::pstring buf(&ctx->mr);
   if (allowed && lcf->actions != nullptr) apply_actions(r, ctx, lcf, buf);
 
+  UpstreamSession upstream = UpstreamSession::None;
+  if (lcf->format == FORMAT_FLASK && allowed && ctx->changed && !ctx->destroy &&
+      !ctx->regenerate && !ctx->logout && ctx->login == nullptr) {
+    upstream = flask_adopt_upstream_session(r, ctx, lcf);
+    if (upstream == UpstreamSession::Ended) {
+      ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                    "session: the app ended its session in this response: the changes of "
+                    "this location's actions are dropped");
+      ctx->changed = 0;
+    }
+  }
   loaded_t* s = &ctx->s;
   sess::WriteInputs in;
   in.status = s->status;
@@ -716,6 +727,9 @@ ngx_int_t main_header(ngx_http_request_t* r, loc_conf_t* lcf) {
   if (in.login || in.logout || ctx->destroy) ctx->read = 1;
   sess::WritePlan plan = sess::plan_write(in);
   if (plan.refuse) return refuse_response(r, ctx);
+  if (upstream == UpstreamSession::Adopted && lcf->store == STORE_REDIS) {
+    plan.cookie = sess::CookieWrite::Keep;  // the app's cookie names the record updated
+  }
   if (plan.cookie == sess::CookieWrite::Keep && plan.record == sess::RecordWrite::None) {
     cache_headers(r, ctx, false);
     return next_header_filter(r);

@@ -713,6 +713,69 @@ bool flask_upstream_set_cookie(ngx_http_request_t* r, const loc_conf_t* lcf) {
   });
 }
 
+UpstreamSession flask_adopt_upstream_session(ngx_http_request_t* r, ctx_t* ctx,
+                                             const loc_conf_t* lcf) {
+  std::string_view name = sv(lcf->cookie.name);
+  ngx_table_elt_t* found = nullptr;
+  size_t count = 0;
+  find_header(&r->headers_out.headers, [&](const ngx_table_elt_t& h) {
+    if (h.hash == 0 || h.key.len != 10 ||
+        ngx_strncasecmp(h.key.data, (u_char*)"set-cookie", 10) != 0) {
+      return false;
+    }
+    std::string_view v = sess::trim_wsp(sv(h.value));
+    if (v.size() > name.size() && v.substr(0, name.size()) == name && v[name.size()] == '=') {
+      found = const_cast<ngx_table_elt_t*>(&h);
+      count++;
+    }
+    return false;
+  });
+  if (found == nullptr) return UpstreamSession::None;
+  std::string_view v = sess::trim_wsp(sv(found->value)).substr(name.size() + 1);
+  v = sess::trim_wsp(v.substr(0, v.find(';')));
+  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+  if (v.empty()) return UpstreamSession::Ended;  // Flask's delete_cookie
+  if (count != 1) return UpstreamSession::None;
+  loaded_t* s = &ctx->s;
+  if (lcf->store == STORE_REDIS) {
+    sess::pstring sid(&ctx->mr);
+    if (cookie_sid(lcf, v, &sid) != sess::FlaskTokenResult::Ok) return UpstreamSession::None;
+    if (!pool_str(r->pool, sid, &s->flask_sid)) return UpstreamSession::None;
+    // The record the app just wrote is not the bytes this request read (none, or an older
+    // one): the compare-and-set fails, reads the app's record and applies nginx's changes to it.
+    s->payload.clear();
+    s->shared_payload.reset();
+    s->status = sess::LoadStatus::Valid;
+    s->has_id = 1;
+    s->decoded = 1;
+    s->times.created = s->times.refreshed = static_cast<uint64_t>(ngx_time());  // just written
+    return UpstreamSession::Adopted;
+  }
+  sess::pstring json(&ctx->mr);
+  uint64_t signed_at = 0;
+  if (ctx->changes == nullptr ||
+      sess::flask_cookie_open(lcf->secrets->flask->cookie, v, static_cast<uint64_t>(ngx_time()),
+                              static_cast<uint64_t>(lcf->lifetime), &json,
+                              &signed_at) != sess::FlaskTokenResult::Ok) {
+    return UpstreamSession::None;
+  }
+  void* mem = ngx_palloc(r->pool, sizeof(sess::SessionData));
+  if (mem == nullptr) return UpstreamSession::None;
+  auto* data = new (mem) sess::SessionData(&ctx->mr);
+  if (!sess::flask_session_from_json(json, *data) ||
+      !sess::flask_apply_changes(*ctx->changes, *data)) {
+    return UpstreamSession::None;
+  }
+  ctx->next = data;
+  s->payload.swap(json);
+  s->shared_payload.reset();
+  s->status = sess::LoadStatus::Valid;
+  s->times.created = s->times.refreshed = signed_at;
+  s->decoded = 1;
+  found->hash = 0;  // the one cookie nginx writes replaces the app's
+  return UpstreamSession::Adopted;
+}
+
 bool flask_var_text(const sess::SessionValue& v, sess::pstring& out) {
   return sess::flask_value_text(v, out);
 }

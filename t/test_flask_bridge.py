@@ -138,6 +138,10 @@ server {
     location = /color { session_set color $arg_v; return 200 "set\n"; }
     location = /uncolor { session_unset color; return 200 "unset\n"; }
     location = /clear { session_clear; return 200 "cleared\n"; }
+    location /both/ {
+        session_set color $arg_c;
+        proxy_pass http://127.0.0.1:{flask}/app/;
+    }
     location = /vars {
         return 200 "t=$session_t|b=$session_b|u=$session_u|d=$session_d|m=$session_m|nested=$session_nested|big=$session_big|f=$session_f|none=$session_none|yes=$session_yes|text=$session_text\n";
     }
@@ -424,6 +428,29 @@ def test_user_key_differing_only_in_case_is_nobody(bridge):
     value = flask_cookie(OLD_KEY, {"username": "alice", "_permanent": True})
     r = srv.get("/private", headers={"Cookie": f"session={value}"})
     assert r.status_code == 200 and "user=[alice]" in r.text, r.text
+
+
+def test_an_action_in_front_of_a_flask_write_makes_one_cookie_with_both(bridge):
+    """A location with session_set in front of a Flask view that writes the session: one
+    session cookie comes out, holding the app's write and nginx's change (not two cookies of the
+    name, of which the browser keeps one); when the app ends the session, nginx's change is
+    dropped and the app's deletion stands."""
+    srv, _ = bridge(lifetime=600)
+    s = srv.session()
+    for c, path in [("red", "login?u=alice"), ("blue", "set?k=x&v=1")]:
+        r = srv.get(f"/both/{path}&c={c}", s)
+        assert r.status_code == 200, r.text
+        assert len(session_cookies(r)) == 1, helpers.set_cookie_headers(r)
+        data = flask_loads(OLD_KEY, s.cookies.get("session"), 600)
+        assert data["username"] == "alice" and data["color"] == c, data
+    assert data["x"] == "1"
+    assert srv.get("/private", s).text == "private user=[alice]\n"
+    # The app clears its session: nginx's change does not bring it back.
+    r = srv.get("/both/clear?c=green", s)
+    assert r.status_code == 200
+    (sc,) = session_cookies(r)
+    assert helpers.cookie_value(sc) == "" and s.cookies.get("session") is None, sc
+    assert "the app ended its session" in srv.log_text()
 
 
 def test_unknown_tag_is_invalid_with_one_info_line(bridge):

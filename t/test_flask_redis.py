@@ -94,6 +94,10 @@ server {
     }
     location = /color { session_set color $arg_v; return 200 "set\n"; }
     location = /clear { session_clear; return 200 "cleared\n"; }
+    location /both/ {
+        session_set color $arg_c;
+        proxy_pass http://127.0.0.1:{flask}/app/;
+    }
     location = /regen { session_regenerate; return 200 "regenerated\n"; }
     location = /slow-color { session_set color $arg_v; proxy_pass http://127.0.0.1:{uport}/; }
 }
@@ -184,6 +188,32 @@ def test_flask_logs_in_nginx_sees_the_user(stack, signer):
     assert f"id=[{sid}]" in whoami(srv, value)
     assert srv.get("/private", s).text == "private user=[bob]\n"
     assert srv.get("/private").status_code == 401
+
+
+@pytest.mark.parametrize("signer", [False, True], ids=["unsigned", "signer"])
+def test_an_action_in_front_of_a_flask_write_updates_the_apps_record(stack, signer):
+    """session_set in front of a Flask view that writes the session: nginx's change goes into
+    the record the app wrote (merged), under the app's id and cookie - one Set-Cookie, no
+    second session; when the app ends the session, nginx's change does not bring it back."""
+    srv, rd, _ = stack(signer=signer)
+    s = srv.session()
+    r = srv.get("/both/login?u=bob&c=red", s)            # no session before: Flask makes one
+    assert r.status_code == 200, r.text
+    assert len(helpers.cookies_named(r, "session")) == 1, helpers.set_cookie_headers(r)
+    sid = sid_of(s.cookies.get("session"), signer)
+    assert pickle.loads(rd.get(PREFIX + sid)) == {"_permanent": True, "username": "bob",
+                                                  "color": "red"}
+    assert rd.keys(PREFIX + "*") == [(PREFIX + sid).encode()]
+    r = srv.get("/both/set?k=x&v=1&c=blue", s)            # an existing session
+    assert len(helpers.cookies_named(r, "session")) == 1, helpers.set_cookie_headers(r)
+    assert sid_of(s.cookies.get("session"), signer) == sid
+    assert pickle.loads(rd.get(PREFIX + sid)) == {"_permanent": True, "username": "bob",
+                                                  "color": "blue", "x": "1"}
+    assert srv.get("/private", s).text == "private user=[bob]\n"
+    r = srv.get("/both/clear?c=green", s)                 # Flask deletes record and cookie
+    assert r.status_code == 200
+    assert not rd.exists(PREFIX + sid) and rd.keys(PREFIX + "*") == []
+    assert s.cookies.get("session") is None
 
 
 def test_read_only_visits_renew_the_records_ttl(stack):
