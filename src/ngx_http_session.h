@@ -20,6 +20,7 @@ extern "C" {
 #include <vector>
 
 #include "core/candidates.h"
+#include "core/chunks.h"
 #include "core/cookie.h"
 #include "core/crypto.h"
 #include "core/envelope.h"
@@ -135,6 +136,9 @@ struct cookie_conf_t {
   ngx_flag_t httponly;
   ngx_uint_t samesite;   // sess::SameSite
   ngx_flag_t partitioned;
+  ngx_uint_t chunks;     // chunks=: the most cookies a session is split into (core/chunks.h)
+  ngx_str_t file;        // where the directive is (for the merge's large_client_header_buffers
+  ngx_uint_t line;       // warning); file.data == NULL: the default cookie
 };
 
 enum action_type_e : ngx_uint_t {
@@ -186,9 +190,16 @@ struct redis_cache_t {
   ngx_msec_t max_age;
 };
 
+// nginx -t warned that a session_cookie's chunks do not fit a server's header buffer.
+struct chunk_warning_t {
+  const u_char* cookie;   // the session_cookie directive (its name's bytes)
+  const void* server;     // the server's ngx_http_core_srv_conf_t
+};
+
 struct main_conf_t {
   ngx_array_t endpoints;  // of redis_endpoint_t*: one Redis client per entry in each worker
   ngx_array_t bindings;   // of loc_conf_t*: one per distinct binding (loc_conf_t::binding)
+  ngx_array_t chunk_warnings;  // of chunk_warning_t: nginx -t said it once
 };
 
 struct loc_conf_t {
@@ -274,6 +285,8 @@ struct loaded_t {
   unsigned retried : 1;           // ... and read it as v2 once more
   unsigned cache_miss : 1;        // session_redis_cache missed: the read fills the zone
   unsigned cache_status : 2;      // a sess::CacheStatus ($session_cache_status)
+  unsigned chunk_head : 1;        // a cookie NAME came as a chunk head ("<k>.", core/chunks.h):
+                                  // its chunks are expired when the session is written
 
   explicit loaded_t(std::pmr::memory_resource* mr);
   void reset(const loc_conf_t* binding);
@@ -359,6 +372,12 @@ class ngx_clock final : public sess::Clock {
 
 sess::ExpiryPolicy policy_of(const loc_conf_t* lcf);
 sess::Kind cookie_kind(const loc_conf_t* lcf);
+
+// The most cookies lcf's session cookie is split into: chunks= for the native cookie store, 1
+// for the Redis store (the cookie holds only the id) and flask mode (refused by nginx -t).
+inline size_t chunks_of(const loc_conf_t* lcf) {
+  return lcf->store == STORE_REDIS || lcf->format == FORMAT_FLASK ? 1 : lcf->cookie.chunks;
+}
 
 // Hex text of a session id (2 * kSessionIdLen bytes, no NUL).
 void id_hex(const unsigned char* id, u_char* out);
@@ -580,6 +599,8 @@ void delete_cookie(ngx_http_request_t* r, std::string_view name, sess::CookieAtt
                    sess::pstring& buf);
 sess::CookieAttrs session_attrs(ngx_http_request_t* r, const loc_conf_t* lcf);
 void collect_cookie(ngx_http_request_t* r, std::string_view name, sess::CookieCandidates& acc);
+// The chunk cookies <name>_1 .. <name>_15 of r (core/chunks.h), from every Cookie header line.
+void collect_chunks(ngx_http_request_t* r, std::string_view name, sess::ChunkCookies& acc);
 // A printable-ASCII, quote-free copy (at most 64 bytes, others as \xHH) of client-supplied text
 // for log lines, so that nobody can forge lines (or fail2ban matches) through it.
 ngx_str_t log_safe(ngx_http_request_t* r, std::string_view in, size_t max = 64);

@@ -218,8 +218,11 @@ ngx_int_t login_success(ngx_http_request_t* r, ctx_t* ctx, login_t* L, const loc
   if (lcf->store != STORE_REDIS) {
     if (!login_cookie_fits(r, ctx, lcf)) {
       metric_login(r, sess::LoginResult::Error);
-      return unavailable(r, "the new session does not fit in one cookie (see \"session_store "
-                            "redis\")");
+      return unavailable(r, chunks_of(lcf) > 1
+                                ? "the new session does not fit in the cookies chunks= allows "
+                                  "(see \"session_store redis\")"
+                                : "the new session does not fit in one cookie (see "
+                                  "\"session_cookie ... chunks=\" and \"session_store redis\")");
     }
     return login_response(r, ctx, L, lcf);
   }
