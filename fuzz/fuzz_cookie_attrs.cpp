@@ -12,7 +12,8 @@
 //                   words again gives the same result; on failure err.index < n and the message
 //                   is printable text. Across kinds: what cookie_delete accepts, cookie_set and
 //                   session_cookie accept alike; cookie_set without expires= agrees with
-//                   session_cookie without secure=auto.
+//                   session_cookie without secure=auto and chunks=; chunks= (1..16, canonical
+//                   decimal) only for session_cookie.
 //   cookie_attrs_check - agrees with a reference of the prefix / samesite / partitioned rules.
 //   parse_duration - on every word and every value: accepts exactly what a transcription of
 //                   nginx's ngx_parse_time(is_sec=1) accepts minus nginx's lax forms (spaces, a
@@ -197,6 +198,11 @@ bool ref_parse(CookieDirective d, const std::vector<std::string_view>& w, Cookie
       out->has_samesite = true;
     } else if (key == "partitioned" && !del && !hv) {
       out->partitioned = true; out->has_partitioned = true;
+    } else if (key == "chunks" && d == CookieDirective::SessionCookie && hv && !v.empty() &&
+               v.size() <= 2 && v[0] >= '1' && v[0] <= '9' &&
+               (v.size() == 1 || (v[1] >= '0' && v[1] <= '9')) &&
+               std::stoul(std::string(v)) <= 16) {
+      out->chunks = std::stoul(std::string(v)); out->has_chunks = true;
     } else {
       return false;
     }
@@ -224,7 +230,8 @@ bool same(const CookieAttrSpec& a, const CookieAttrSpec& b) {
          a.has_path == b.has_path && a.has_domain == b.has_domain &&
          a.has_max_age == b.has_max_age && a.has_expires == b.has_expires &&
          a.has_secure == b.has_secure && a.has_httponly == b.has_httponly &&
-         a.has_samesite == b.has_samesite && a.has_partitioned == b.has_partitioned;
+         a.has_samesite == b.has_samesite && a.has_partitioned == b.has_partitioned &&
+         a.chunks == b.chunks && a.has_chunks == b.has_chunks;
 }
 
 bool within(std::string_view outer, std::string_view inner) {
@@ -267,7 +274,8 @@ Result run(CookieDirective d, const std::vector<std::string_view>& args, std::st
     } given[] = {{s.has_path, "path"},         {s.has_domain, "domain"},
                  {s.has_max_age, "max_age"},   {s.has_expires, "expires"},
                  {s.has_secure, "secure"},     {s.has_httponly, "httponly"},
-                 {s.has_samesite, "samesite"}, {s.has_partitioned, "partitioned"}};
+                 {s.has_samesite, "samesite"}, {s.has_partitioned, "partitioned"},
+                 {s.has_chunks, "chunks"}};
     size_t total = 0;
     for (const auto& g : given) {
       FUZZ_CHECK(count_key(args, g.key) == (g.has ? 1u : 0u));
@@ -290,6 +298,8 @@ Result run(CookieDirective d, const std::vector<std::string_view>& args, std::st
     }
     FUZZ_CHECK(s.has_max_age ? s.max_age >= 0 : s.max_age == -1);
     FUZZ_CHECK(s.has_expires ? s.expires >= 0 : s.expires == -1);
+    FUZZ_CHECK(s.has_chunks ? s.chunks >= 1 && s.chunks <= 16 : s.chunks == 1);
+    if (d != CookieDirective::SessionCookie) FUZZ_CHECK(!s.has_chunks);
     if (d == CookieDirective::CookieDelete) {
       FUZZ_CHECK(!s.has_max_age && !s.has_expires && !s.has_httponly && !s.has_samesite &&
                  !s.has_partitioned);
@@ -345,7 +355,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(session.ok && same(session.spec, del.spec));
   }
   if (set.ok && !set.spec.has_expires) FUZZ_CHECK(session.ok && same(session.spec, set.spec));
-  if (session.ok && session.spec.secure != Secure::Auto) {
+  if (session.ok && session.spec.secure != Secure::Auto && !session.spec.has_chunks) {
     FUZZ_CHECK(set.ok && same(set.spec, session.spec));
   }
 

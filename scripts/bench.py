@@ -11,9 +11,9 @@ Run it through scripts/bench.sh (or /usr/bin/python3 scripts/bench.py). Environm
   BENCH_THREADS       wrk threads (default 1)
   BENCH_CONNECTIONS   wrk connections (default 50)
   BENCH_SCENARIOS     comma-separated subset of scenario names (default: all); the baseline
-                      always runs, and so does the plain-TCP scenario a TLS or Cluster one is
-                      compared with (redis for redis_tls and redis_cluster, write_redis for
-                      write_redis_tls)
+                      always runs, and so does the scenario another one is compared with
+                      (redis for redis_tls and redis_cluster, write_redis for
+                      write_redis_tls, cookie_signed for jwt)
   BENCH_TLS_RATE      the fixed request rate of the TLS cost runs (default: half the slower
                       scenario's max req/s)
   BENCH_TLS_ROUNDS    rounds of the TLS cost runs (default 5)
@@ -676,6 +676,10 @@ SCENARIOS = [
     dict(name="redis_cluster", title="Redis Cluster store (3 masters), valid session",
          port="REDIS_CLUSTER", valid=True, redis="cluster", ref="redis",
          section="redis_cluster", expect_body="ok alice\n"),
+    # $session_jwt (ES256, session_jwt_key) on top of cookie_signed's session: the token's
+    # cost per request, against cookie_signed in the same round.
+    dict(name="jwt", title="cookie store, signed, + $session_jwt (ES256, cached per worker)",
+         port="JWT", path="/jwt", valid=True, ref="cookie_signed", expect_body="ok alice ey"),
     dict(name="invalid_tampered", title="invalid cookie (tampered, encrypted store)",
          port="ENCRYPTED", target=0.97, expect_body="ok \n"),
     dict(name="invalid_garbage", title="invalid cookie (garbage, encrypted store)",
@@ -742,7 +746,14 @@ def prepare_files():
     text = users.read_text()
     if "$apr1$" not in text or "$2y$10$" not in text:
         raise HarnessError(f"unexpected users file:\n{text}")
-    return secret, users
+    jwt_key = RUN / "jwt.pem"                         # session_jwt_key (the jwt scenario)
+    r = subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-out", str(jwt_key)],
+                       capture_output=True, text=True, timeout=30)
+    if r.returncode != 0:
+        raise HarnessError(f"openssl genpkey failed: {r.stderr}")
+    os.chmod(jwt_key, 0o600)
+    return secret, users, jwt_key
 
 
 def cache_sessions(port: int) -> Path:
@@ -1470,7 +1481,8 @@ def write_report(info, rows, tgts, mem, settings, paced, instr=None, revocation=
     compared = [r for r in rows if r.get("ref_ratio") is not None]
     if compared:
         titles = {r["name"]: r["title"] for r in rows}
-        lines += ["## Redis over TLS and Redis Cluster vs plain-TCP standalone Redis "
+        lines += ["## Against a reference scenario: Redis over TLS and Redis Cluster vs "
+                  "plain-TCP standalone Redis, $session_jwt vs the same session without it "
                   f"(same round, {CONNECTIONS} connections)", "",
                   "| scenario | compared with | req/s | reference req/s | × reference | "
                   "nginx CPU µs/req | reference CPU µs/req | CPU × reference | "
@@ -1648,7 +1660,7 @@ def main() -> int:
     if not NGINX_SRC.is_file():
         raise HarnessError(f"{NGINX_SRC} is missing: run make nginx")
     OUT.mkdir(parents=True, exist_ok=True)
-    secret, users = prepare_files()
+    secret, users, jwt_key = prepare_files()
     shutil.copy2(NGINX_SRC, NGINX)
 
     wanted = [s for s in os.environ.get("BENCH_SCENARIOS", "").split(",") if s]
@@ -1666,13 +1678,14 @@ def main() -> int:
                      if sc["name"] in wanted or sc["name"] == "baseline" or sc["name"] in refs]
     sections = {sc["section"] for sc in scenarios if sc.get("section")}
 
-    keys = ["BASELINE", "SIGNED", "ENCRYPTED", "REDIS", "REDIS_CACHE", "WRITE_COOKIE",
+    keys = ["BASELINE", "SIGNED", "ENCRYPTED", "REDIS", "REDIS_CACHE", "JWT", "WRITE_COOKIE",
             "WRITE_REDIS", "LOGIN"]
     keys += [k for s in sorted(sections) for k in SECTION_PORTS[s]]
     ports = {k: free_port() for k in keys}
     redis_port = free_port()
     values = {f"PORT_{k}": v for k, v in ports.items()}
-    values.update(PORT_REDIS_SERVER=redis_port, PREFIX=RUN, SECRET=secret, USERS=users)
+    values.update(PORT_REDIS_SERVER=redis_port, PREFIX=RUN, SECRET=secret, USERS=users,
+                  JWT_KEY=jwt_key)
 
     stores = {"plain": [start_redis(redis_port)]}
     if "redis_tls" in sections:

@@ -13,7 +13,7 @@ PACKAGES=(
   nginx-core
   # tests, demo, benchmark
   libgtest-dev redis-server wrk apache2-utils curl openssl procps
-  python3 python3-pytest python3-requests python3-redis python3-cryptography
+  python3 python3-pytest python3-requests python3-redis python3-cryptography python3-jwt
   gnuplot-nox
   # the Flask bridge's test vectors: Flask 2.2, Flask-Session 0.3 (pickle records), msgpack
   python3-flask python3-flask-session python3-msgpack

@@ -20,6 +20,7 @@ extern "C" {
 #include <vector>
 
 #include "core/candidates.h"
+#include "core/chunks.h"
 #include "core/cookie.h"
 #include "core/crypto.h"
 #include "core/envelope.h"
@@ -135,6 +136,9 @@ struct cookie_conf_t {
   ngx_flag_t httponly;
   ngx_uint_t samesite;   // sess::SameSite
   ngx_flag_t partitioned;
+  ngx_uint_t chunks;     // chunks=: the most cookies a session is split into (core/chunks.h)
+  ngx_str_t file;        // where the directive is (for the merge's large_client_header_buffers
+  ngx_uint_t line;       // warning); file.data == NULL: the default cookie
 };
 
 enum action_type_e : ngx_uint_t {
@@ -179,6 +183,7 @@ struct redis_tls_conf_t {
 
 struct user_file_t;       // src/ngx_http_session_users.cpp
 struct login_limit_t;     // src/ngx_http_session_login_limit.cpp
+struct jwt_key_t;         // src/ngx_http_session_jwt.cpp
 
 // session_redis_cache (src/redis/cache.cpp).
 struct redis_cache_t {
@@ -186,11 +191,18 @@ struct redis_cache_t {
   ngx_msec_t max_age;
 };
 
+// nginx -t warned that a session_cookie's chunks do not fit a server's header buffer.
+struct chunk_warning_t {
+  const u_char* cookie;   // the session_cookie directive (its name's bytes)
+  const void* server;     // the server's ngx_http_core_srv_conf_t
+};
+
 struct main_conf_t {
   ngx_array_t endpoints;  // of redis_endpoint_t*: one Redis client per entry in each worker
   ngx_array_t bindings;   // of loc_conf_t*: one per distinct binding (loc_conf_t::binding)
   ngx_flag_t user_index;  // a location uses session_logout ... all or session_destroy_user: every
                           // Redis session written keeps its user's index (src/core/user_index.h)
+  ngx_array_t chunk_warnings;  // of chunk_warning_t: nginx -t said it once
 };
 
 struct loc_conf_t {
@@ -234,6 +246,12 @@ struct loc_conf_t {
   ngx_thread_pool_t* login_pool;  // password hashing runs off the event loop
 #endif
 
+  // signed identity tokens (src/ngx_http_session_jwt.cpp)
+  jwt_key_t* jwt_key;     // session_jwt_key; nullptr: none
+  ngx_array_t* jwt_claims;  // session_jwt_claims: the keys besides the user (of ngx_str_t)
+  time_t jwt_lifetime;    // session_jwt_lifetime
+  ngx_flag_t jwks;        // session_jwks (this location only)
+
   // per worker: "actions in a subrequest are ignored" is logged once per location
   ngx_flag_t warned_subrequest_actions;
 };
@@ -271,6 +289,8 @@ struct loaded_t {
   unsigned retried : 1;           // ... and read it as v2 once more
   unsigned cache_miss : 1;        // session_redis_cache missed: the read fills the zone
   unsigned cache_status : 2;      // a sess::CacheStatus ($session_cache_status)
+  unsigned chunk_head : 1;        // a cookie NAME came as a chunk head ("<k>.", core/chunks.h):
+                                  // its chunks are expired when the session is written
 
   explicit loaded_t(std::pmr::memory_resource* mr);
   void reset(const loc_conf_t* binding);
@@ -292,6 +312,9 @@ struct ctx_t {
 
   // How the request is being handled (reset for each location the request enters).
   unsigned refused : 1;           // the module refused it (session_require, store failure)
+  unsigned via_error_page : 1;    // a location was entered through error_page (set before the
+                                  // content phase: nginx also sets r->error_page on a response
+                                  // it makes itself, a 303 say, once any error_page is in scope)
   unsigned in_rewrite : 1;        // suspended in the location rewrite phase (Redis lookup)
   unsigned login_page : 1;        // the login handler's redirect to its page: exempt
   unsigned read : 1;              // handling read the session: the response gets Vary: Cookie
@@ -355,6 +378,12 @@ class ngx_clock final : public sess::Clock {
 sess::ExpiryPolicy policy_of(const loc_conf_t* lcf);
 sess::Kind cookie_kind(const loc_conf_t* lcf);
 
+// The most cookies lcf's session cookie is split into: chunks= for the native cookie store, 1
+// for the Redis store (the cookie holds only the id) and flask mode (refused by nginx -t).
+inline size_t chunks_of(const loc_conf_t* lcf) {
+  return lcf->store == STORE_REDIS || lcf->format == FORMAT_FLASK ? 1 : lcf->cookie.chunks;
+}
+
 // Hex text of a session id (2 * kSessionIdLen bytes, no NUL).
 void id_hex(const unsigned char* id, u_char* out);
 
@@ -396,6 +425,19 @@ void flask_cookie_attrs(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf
                         sess::CookieAttrs* attrs);
 // The response (a Flask upstream) sets the session cookie itself: flask mode does not renew it.
 bool flask_upstream_set_cookie(ngx_http_request_t* r, const loc_conf_t* lcf);
+// A response that changes the session (an action) to which the app also wrote its own session
+// cookie (a Flask view behind `session_set`): one session must come out, not two cookies of
+// the name (the browser would keep one and the other write would be lost).
+//   Adopted: the app's session (its cookie verified as a request's would be) is now this
+//            request's: the Redis store updates the app's record with nginx's changes
+//            (compare-and-set, merged) and keeps the app's cookie; the cookie store applies
+//            nginx's changes to the app's data and writes the one cookie in its place.
+//   Ended:   the app deleted its cookie (a logout, session.clear()): nginx's changes are
+//            dropped, the app's deletion stands.
+//   None:    no cookie from the app, or one nginx cannot verify: as before.
+enum class UpstreamSession { None, Adopted, Ended };
+UpstreamSession flask_adopt_upstream_session(ngx_http_request_t* r, ctx_t* ctx,
+                                             const loc_conf_t* lcf);
 // The text $session_<key> shows for a value of a Flask session (flask_value_text). False on
 // failure.
 bool flask_var_text(const sess::SessionValue& v, sess::pstring& out);
@@ -576,6 +618,18 @@ void login_limit_finish(ngx_http_request_t* r, login_limit_ticket_t* t, login_ou
                         ngx_str_t user);
 
 // ---------------------------------------------------------------------------------------------
+// Signed identity tokens (src/ngx_http_session_jwt.cpp)
+
+char* session_jwt_key_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+char* session_jwt_claims_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+char* session_jwks_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+// Merges the session_jwt_* settings (nginx -t errors: session_jwks without a key). False on error.
+bool jwt_merge(ngx_conf_t* cf, loc_conf_t* conf, const loc_conf_t* prev) noexcept;
+// $session_jwt
+ngx_int_t var_session_jwt(ngx_http_request_t* r, ngx_http_variable_value_t* v,
+                          uintptr_t) noexcept;
+
+// ---------------------------------------------------------------------------------------------
 // Shared by the handlers and filters
 
 ngx_table_elt_t* push_header(ngx_http_request_t* r, std::string_view key, std::string_view value);
@@ -585,6 +639,8 @@ void delete_cookie(ngx_http_request_t* r, std::string_view name, sess::CookieAtt
                    sess::pstring& buf);
 sess::CookieAttrs session_attrs(ngx_http_request_t* r, const loc_conf_t* lcf);
 void collect_cookie(ngx_http_request_t* r, std::string_view name, sess::CookieCandidates& acc);
+// The chunk cookies <name>_1 .. <name>_15 of r (core/chunks.h), from every Cookie header line.
+void collect_chunks(ngx_http_request_t* r, std::string_view name, sess::ChunkCookies& acc);
 // A printable-ASCII, quote-free copy (at most 64 bytes, others as \xHH) of client-supplied text
 // for log lines, so that nobody can forge lines (or fail2ban matches) through it.
 ngx_str_t log_safe(ngx_http_request_t* r, std::string_view in, size_t max = 64);

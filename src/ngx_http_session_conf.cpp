@@ -224,6 +224,9 @@ char* session_cookie_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) n
   c.httponly = spec.httponly;
   c.samesite = static_cast<ngx_uint_t>(spec.samesite);
   c.partitioned = spec.partitioned;
+  c.chunks = spec.chunks;
+  c.file = cf->conf_file->file.name;
+  c.line = cf->conf_file->line;
   lcf->cookie = c;
   return NGX_CONF_OK;
 }
@@ -505,6 +508,15 @@ ngx_command_t commands[] = {
      session_format_directive, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("session_user_key"), SESSION_ALL_CONF | NGX_CONF_TAKE1,
      session_user_key_directive, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("session_jwt_key"), SESSION_ALL_CONF | NGX_CONF_TAKE1,
+     session_jwt_key_directive, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("session_jwt_claims"), SESSION_ALL_CONF | NGX_CONF_1MORE,
+     session_jwt_claims_directive, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("session_jwt_lifetime"), SESSION_ALL_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_sec_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, jwt_lifetime),
+     &positive_time_post},
+    {ngx_string("session_jwks"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, session_jwks_directive,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     ngx_null_command,
 };
 
@@ -515,6 +527,9 @@ void* create_main_conf(ngx_conf_t* cf) noexcept {
     return nullptr;
   }
   if (ngx_array_init(&mcf->endpoints, cf->pool, 2, sizeof(redis_endpoint_t*)) != NGX_OK) {
+    return nullptr;
+  }
+  if (ngx_array_init(&mcf->chunk_warnings, cf->pool, 2, sizeof(chunk_warning_t)) != NGX_OK) {
     return nullptr;
   }
   return mcf;
@@ -544,6 +559,10 @@ void* create_loc_conf(ngx_conf_t* cf) noexcept {
   conf->logout_all = NGX_CONF_UNSET;
   conf->login_limit = static_cast<login_limit_t*>(NGX_CONF_UNSET_PTR);
   conf->format = NGX_CONF_UNSET_UINT;  // (flask_serializer, flask_signer: set with it)
+  conf->jwt_key = static_cast<jwt_key_t*>(NGX_CONF_UNSET_PTR);
+  conf->jwt_claims = static_cast<ngx_array_t*>(NGX_CONF_UNSET_PTR);
+  conf->jwt_lifetime = NGX_CONF_UNSET;
+  conf->jwks = NGX_CONF_UNSET;
   return conf;
 }
 
@@ -603,6 +622,43 @@ bool user_index_merge(ngx_conf_t* cf, const loc_conf_t* conf) {
   return true;
 }
 
+// A session of N chunks comes back as N cookies of up to 4096 bytes in one Cookie header line,
+// which must fit in one large_client_header_buffers buffer of the server (HTTP/1.x; nginx answers
+// 400 "Request Header Or Cookie Too Large" otherwise): nginx -t warns, once per session_cookie
+// directive and server. The server's core configuration is merged before this module's (nginx
+// merges module by module, the core first), and cf->ctx->srv_conf is the server being merged.
+bool check_chunk_headers(ngx_conf_t* cf, const loc_conf_t* conf) {
+  size_t chunks = chunks_of(conf);
+  if (chunks <= 1) return true;
+  auto* cscf = static_cast<ngx_http_core_srv_conf_t*>(
+      ngx_http_conf_get_module_srv_conf(cf, ngx_http_core_module));
+  if (cscf == nullptr) return true;
+  size_t need = chunks * sess::kMaxSetCookieLen;
+  size_t have = cscf->large_client_header_buffers.size;
+  if (need <= have) return true;
+  auto* mcf = static_cast<main_conf_t*>(
+      ngx_http_conf_get_module_main_conf(cf, ngx_http_session_module));
+  auto* w = static_cast<chunk_warning_t*>(mcf->chunk_warnings.elts);
+  for (ngx_uint_t i = 0; i < mcf->chunk_warnings.nelts; i++) {
+    if (w[i].cookie == conf->cookie.name.data && w[i].server == cscf) return true;
+  }
+  auto* slot = static_cast<chunk_warning_t*>(ngx_array_push(&mcf->chunk_warnings));
+  if (slot == nullptr) return false;
+  slot->cookie = conf->cookie.name.data;
+  slot->server = cscf;
+  static ngx_str_t unnamed = ngx_string("(no server_name)");
+  ngx_str_t server = cscf->server_name.len != 0 ? cscf->server_name : unnamed;
+  ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                "\"session_cookie %V ... chunks=%uz\": a session of %uz cookies comes back in "
+                "one Cookie header line of up to %uz bytes, but \"large_client_header_buffers\" "
+                "of server \"%V\" is %uz bytes: such requests get 400 \"Request Header Or Cookie "
+                "Too Large\" (use e.g. \"large_client_header_buffers 4 %uzk;\", with room for "
+                "the other cookies, or fewer chunks) in %V:%ui",
+                &conf->cookie.name, chunks, chunks, need, &server, have,
+                (need + sess::kMaxSetCookieLen) / 1024, &conf->cookie.file, conf->cookie.line);
+  return true;
+}
+
 }  // namespace
 
 char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept {
@@ -620,6 +676,7 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept {
       conf->cookie.secure = SECURE_AUTO;
       conf->cookie.httponly = 1;
       conf->cookie.samesite = static_cast<ngx_uint_t>(sess::SameSite::Lax);
+      conf->cookie.chunks = 1;
     }
   }
   ngx_conf_merge_uint_value(conf->store, prev->store, STORE_COOKIE);
@@ -628,6 +685,13 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept {
   ngx_conf_merge_sec_value(conf->renew, prev->renew, 60);
   // session_format, session_user_key, and session_encrypt's default, which depends on the format.
   if (!flask_merge(cf, conf, prev)) return static_cast<char*>(NGX_CONF_ERROR);
+  if (conf->format == FORMAT_FLASK && conf->cookie.chunks > 1) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"session_cookie %V ... chunks=%ui\" cannot be used with "
+                       "\"session_format flask\" (Flask reads its session from one cookie)",
+                       &conf->cookie.name, conf->cookie.chunks);
+    return static_cast<char*>(NGX_CONF_ERROR);
+  }
   ngx_conf_merge_ptr_value(conf->redis_spec, prev->redis_spec, nullptr);
   ngx_conf_merge_value(conf->redis_tls.enable, prev->redis_tls.enable, 0);
   ngx_conf_merge_value(conf->redis_tls.verify, prev->redis_tls.verify, 1);
@@ -659,6 +723,7 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept {
   ngx_conf_merge_value(conf->logout_all, prev->logout_all, 0);
   ngx_conf_merge_str_value(conf->login_thread_pool, prev->login_thread_pool, "");
   login_limit_merge(cf, conf, prev);
+  if (!jwt_merge(cf, conf, prev)) return static_cast<char*>(NGX_CONF_ERROR);
 
   if (!redis_cache_merge(cf, conf)) return static_cast<char*>(NGX_CONF_ERROR);
   if (conf->actions != nullptr && !check_own_cookies(cf, conf)) {
@@ -676,7 +741,9 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept {
     }
   } else if (!login_merge(cf, conf) || !user_index_merge(cf, conf)) {
     return static_cast<char*>(NGX_CONF_ERROR);
-  } else if (conf->store == STORE_REDIS) {
+  } else if (conf->store != STORE_REDIS) {
+    if (!check_chunk_headers(cf, conf)) return static_cast<char*>(NGX_CONF_ERROR);
+  } else {
     if (conf->redis_spec == nullptr) {
       ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                          "\"session_store redis\" requires \"session_redis\"");

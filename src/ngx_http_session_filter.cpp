@@ -238,7 +238,18 @@ bool vary_cookie(ngx_http_request_t* r) {
            (h.value.len == 1 && h.value.data[0] == '*');
   });
   if (listed) return true;
-  if (vary == nullptr) return push_header(r, "Vary", "Cookie") != nullptr;
+  if (vary == nullptr) {
+    // (A constant value: nothing copies it, and nginx only ever replaces a header's value.)
+    auto* h = static_cast<ngx_table_elt_t*>(ngx_list_push(&r->headers_out.headers));
+    if (h == nullptr) return false;
+    h->hash = 1;
+    ngx_str_set(&h->key, "Vary");
+    ngx_str_set(&h->value, "Cookie");
+#if (nginx_version >= 1023000)
+    h->next = nullptr;
+#endif
+    return true;
+  }
   ngx_str_t v;
   v.len = vary->value.len + sizeof(", Cookie") - 1;
   v.data = static_cast<u_char*>(ngx_pnalloc(r->pool, v.len));
@@ -292,6 +303,85 @@ bool seal_cookie(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf, write
   return sess::envelope_seal(*lcf->secrets->ring, cookie_kind(lcf), name, w->times, json, value);
 }
 
+// Expires the request's chunk cookies NAME_i (core/chunks.h) that a response writing `count`
+// cookies of the session (0: expiring it) does not rewrite, with the session cookie's path and
+// domain. Looked for only where sessions are chunked (chunks=) or the request's cookie was a
+// chunk head (chunks= lowered since): nothing to do for anyone else.
+void expire_stale_chunks(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf,
+                         const sess::CookieAttrs& attrs, size_t count, sess::pstring& buf) {
+  if (chunks_of(lcf) <= 1 && !ctx->s.chunk_head) return;
+  std::string_view name = sv(lcf->cookie.name);
+  sess::ChunkCookies sent;
+  collect_chunks(r, name, sent);
+  uint32_t stale = sess::chunk_stale(sent.present, count);
+  sess::pstring chunk(&ctx->mr);
+  for (size_t i = 1; i < sess::kMaxChunks; i++) {
+    if (!(stale & (1u << i))) continue;
+    chunk.clear();
+    sess::chunk_name(name, i, chunk);
+    delete_cookie(r, chunk, attrs, buf);
+  }
+}
+
+// The Set-Cookie lines of the session cookie with this value: NAME alone when its line fits in
+// kMaxSetCookieLen (exactly as without chunks), else the fewest of NAME (the head), NAME_1, ...
+// that chunks= allows, every line within kMaxSetCookieLen (core/chunks.h); then the request's
+// chunks that are not rewritten are expired. All or nothing: a value that does not fit is not
+// sent at all (one error line) and the cookies the browser has stay as they are.
+bool set_session_cookie(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf,
+                        std::string_view value, const sess::CookieAttrs& attrs,
+                        sess::pstring& buf) {
+  std::string_view name = sv(lcf->cookie.name);
+  size_t max = chunks_of(lcf);
+  if (max <= 1) {
+    if (!add_set_cookie(r, name, value, attrs, buf)) return false;
+    expire_stale_chunks(r, ctx, lcf, attrs, 1, buf);
+    return true;
+  }
+  buf.clear();
+  sess::cookie_build(name, "", attrs, buf);
+  sess::ChunkSplit split = sess::chunk_split(value.size(), buf.size(), max);
+  if (split.count == 0) {
+    uint64_t more = 0;
+    if (oversize_log_limit.allow(static_cast<uint64_t>(ngx_time()), &more)) {
+      ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                    "cookie \"%V\" too large (a value of %uz bytes, %uz cookies of %uz bytes "
+                    "hold %uz): not sent; keep less data in it, raise chunks=, or use "
+                    "\"session_store redis\" (%uL more since the last such line)",
+                    &lcf->cookie.name, value.size(), max, sess::kMaxSetCookieLen,
+                    split.capacity, more);
+    }
+    return false;
+  }
+  ngx_str_t lines[sess::kMaxChunks];
+  sess::pstring chunk(&ctx->mr);
+  sess::pstring chunk_val(&ctx->mr);
+  for (size_t i = 0; i < split.count; i++) {
+    chunk.clear();
+    chunk_val.clear();
+    if (i == 0) {
+      chunk.append(name.data(), name.size());
+    } else {
+      sess::chunk_name(name, i, chunk);
+    }
+    sess::chunk_value(split, value, i, chunk_val);
+    buf.clear();
+    sess::cookie_build(chunk, chunk_val, attrs, buf);
+    if (buf.size() > sess::kMaxSetCookieLen) {  // (chunk_split's arithmetic says never)
+      ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                    "session: chunk %uz of cookie \"%V\" is %uz bytes: not sent", i,
+                    &lcf->cookie.name, buf.size());
+      return false;
+    }
+    if (!pool_str(r->pool, buf, &lines[i])) return false;
+  }
+  for (size_t i = 0; i < split.count; i++) {
+    if (push_header(r, "Set-Cookie", sv(lines[i])) == nullptr) return false;
+  }
+  expire_stale_chunks(r, ctx, lcf, attrs, split.count, buf);
+  return true;
+}
+
 // Adds the session cookie's Set-Cookie per the plan. True if a Set-Cookie was added.
 bool write_cookie(ngx_http_request_t* r, ctx_t* ctx, write_t* w) {
   const loc_conf_t* lcf = w->lcf;
@@ -301,6 +391,7 @@ bool write_cookie(ngx_http_request_t* r, ctx_t* ctx, write_t* w) {
   if (lcf->format == FORMAT_FLASK) flask_cookie_attrs(r, ctx, lcf, &attrs);
   if (w->plan.cookie == sess::CookieWrite::Expire) {
     delete_cookie(r, name, attrs, buf);
+    expire_stale_chunks(r, ctx, lcf, attrs, 0, buf);
     return true;
   }
   if (w->plan.cookie != sess::CookieWrite::Set) return false;
@@ -309,7 +400,7 @@ bool write_cookie(ngx_http_request_t* r, ctx_t* ctx, write_t* w) {
     ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0, "session: sealing the cookie failed");
     return false;
   }
-  return add_set_cookie(r, name, value, attrs, buf);
+  return set_session_cookie(r, ctx, lcf, value, attrs, buf);
 }
 
 // Sends the held response on (or the 503 that replaced it) and wakes the request's writer.
@@ -720,7 +811,8 @@ void end_user_done(ngx_http_request_t* r, void* data, const end_user_result_t& r
 
 // The user of a session's data, if it is logged in (user_index.h indexes those).
 bool user_of(const loc_conf_t* lcf, const sess::SessionData* d, ngx_str_t* out) {
-  const sess::SessionValue* v = d != nullptr ? d->get(sv(lcf->user_key)) : nullptr;
+  const sess::SessionValue* v =
+      d != nullptr ? sess::session_user(*d, sv(lcf->user_key)) : nullptr;
   if (!sess::session_user_logged_in(v)) return false;
   *out = ngx_str(v->text);
   return true;
@@ -778,7 +870,7 @@ ngx_int_t write_session(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf
   const sess::SessionData* data = data_to_write(r, ctx);
   if (lcf->store == STORE_REDIS && plan.record != sess::RecordWrite::None &&
       plan.record != sess::RecordWrite::Delete) {
-    bool user = sess::session_user_logged_in(data->get(sv(lcf->user_key)));
+    bool user = sess::session_user_logged_in(sess::session_user(*data, sv(lcf->user_key)));
     w->ttl = sess::expiry_record_ttl(policy_of(lcf), w->times, clock_now, user);
     if (w->ttl == 0) w->plan.record = sess::RecordWrite::Delete;  // past its lifetime
   }
@@ -887,8 +979,9 @@ ngx_int_t main_header(ngx_http_request_t* r, loc_conf_t* lcf) {
 
   // An error page (error_page after a refusal or a failure; with recursive_error_pages nginx
   // leaves r->error_page unset, but the redirected request keeps its error status) is not where
-  // a session is made.
-  bool error_page = r->error_page || (r->internal && r->err_status >= NGX_HTTP_BAD_REQUEST);
+  // a session is made. (Not r->error_page itself: nginx sets it on every response it makes
+  // itself - a login's 303, `return 302` - once any error_page is in scope.)
+  bool error_page = ctx->via_error_page || (r->internal && r->err_status >= NGX_HTTP_BAD_REQUEST);
   bool allowed = sess::writes_allowed(stage, ctx->refused || error_page, false);
   // The session of this location's configuration: the rewrite phase loaded it; the cookie store
   // can still be read now if it did not run.
@@ -903,6 +996,17 @@ ngx_int_t main_header(ngx_http_request_t* r, loc_conf_t* lcf) {
     apply_actions(r, ctx, lcf, buf);
   }
 
+  UpstreamSession upstream = UpstreamSession::None;
+  if (lcf->format == FORMAT_FLASK && allowed && ctx->changed && !ctx->destroy &&
+      !ctx->regenerate && !ctx->logout && ctx->login == nullptr) {
+    upstream = flask_adopt_upstream_session(r, ctx, lcf);
+    if (upstream == UpstreamSession::Ended) {
+      ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                    "session: the app ended its session in this response: the changes of "
+                    "this location's actions are dropped");
+      ctx->changed = 0;
+    }
+  }
   loaded_t* s = &ctx->s;
   // session_logout ... all: every session of the user ends first, this one last (by the plan).
   ngx_str_t end_user = ctx->destroy_user;
@@ -951,6 +1055,9 @@ ngx_int_t main_header(ngx_http_request_t* r, loc_conf_t* lcf) {
   if (in.login || in.logout || ctx->destroy) ctx->read = 1;
   sess::WritePlan plan = sess::plan_write(in);
   if (plan.refuse) return refuse_response(r, ctx);
+  if (upstream == UpstreamSession::Adopted && lcf->store == STORE_REDIS) {
+    plan.cookie = sess::CookieWrite::Keep;  // the app's cookie names the record updated
+  }
   if (plan.cookie == sess::CookieWrite::Keep && plan.record == sess::RecordWrite::None &&
       end_user.len == 0) {
     cache_headers(r, ctx, false);
@@ -985,7 +1092,8 @@ ngx_int_t body_filter(ngx_http_request_t* r, ngx_chain_t* in) noexcept {
 
 }  // namespace
 
-// A login's cookie store session must fit in one cookie (checked before answering 303).
+// A login's cookie store session must fit in the session cookie - chunks= cookies of it - (checked
+// before answering 303).
 bool login_cookie_fits(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf) {
   write_t w{};
   w.lcf = lcf;
@@ -993,8 +1101,8 @@ bool login_cookie_fits(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf)
   sess::pstring value(&ctx->mr);
   if (!seal_cookie(r, ctx, lcf, &w, value)) return false;
   sess::pstring buf(&ctx->mr);
-  sess::cookie_build(sv(lcf->cookie.name), value, session_attrs(r, lcf), buf);
-  return buf.size() <= sess::kMaxSetCookieLen;
+  sess::cookie_build(sv(lcf->cookie.name), "", session_attrs(r, lcf), buf);
+  return sess::chunk_split(value.size(), buf.size(), chunks_of(lcf)).count != 0;
 }
 
 ngx_int_t filter_init(ngx_conf_t*) noexcept {

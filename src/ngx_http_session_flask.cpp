@@ -260,9 +260,12 @@ void record_key(const loc_conf_t* lcf, std::string_view sid, sess::pstring& key)
   key.append(sid);
 }
 
-void flask_lookup_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply,
+void flask_lookup_done(ngx_http_request_t* r, void* data, const sess::RespValue* answer,
                        bool too_large) {
   auto* s = static_cast<loaded_t*>(data);
+  const sess::RespValue* reply = answer;
+  int64_t pttl_ms = -1;
+  if (answer != nullptr) sess::flask_read_reply(*answer, &reply, &pttl_ms);
   s->op = nullptr;
   s->loading = 0;
   s->decoded = 1;  // the record is the data
@@ -279,6 +282,10 @@ void flask_lookup_done(ngx_http_request_t* r, void* data, const sess::RespValue*
       case sess::FlaskRecordRead::Ok:
         s->status = sess::LoadStatus::Valid;
         s->payload.assign(reply->str);  // the bytes read: what a write may replace
+        // Its last write, from its TTL: session_renew refreshes the TTL of a session that is
+        // only read here (the app's own requests rewrite it each time).
+        s->times.refreshed = sess::flask_record_written_at(
+            static_cast<uint64_t>(ngx_time()), static_cast<uint64_t>(lcf->lifetime), pttl_ms);
         break;
       case sess::FlaskRecordRead::Forbidden:
         reject_cookie(r, lcf, "the Flask-Session record is a pickle that names or builds an "
@@ -435,7 +442,7 @@ void update_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply
     return;
   }
   sess::RedisArgs args(&u->ctx->mr);
-  sess::flask_cmd_read(u->key, args);
+  sess::flask_cmd_get(u->key, args);
   if (redis_send(r, u->lcf, args, u->key, update_reread_done, u, &kGetLimits) == nullptr) {
     u->done(r, u->done_data, nullptr, false);
   }
@@ -576,13 +583,15 @@ ngx_int_t flask_load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) 
   auto now = static_cast<uint64_t>(ngx_time());
   auto max_age = static_cast<uint64_t>(lcf->lifetime);
   sess::CandidateVerdict verdicts[sess::CookieCandidates::kMax];
+  bool authentic[sess::CookieCandidates::kMax];
   sess::FlaskTokenResult first_bad = sess::FlaskTokenResult::Ok;
   size_t valid = 0;
   for (size_t i = 0; i < acc.count; i++) {
     sess::pstring json(s->payload.get_allocator().resource());
     uint64_t signed_at = 0;
     sess::FlaskTokenResult res =
-        sess::flask_cookie_open(keys, acc.values[i], now, max_age, &json, &signed_at);
+        sess::flask_cookie_open(keys, acc.values[i], now, max_age, &json, &signed_at,
+                                sess::FlaskCookieLimits(), &authentic[i]);
     switch (res) {
       case sess::FlaskTokenResult::Ok:
         verdicts[i] = sess::CandidateVerdict::Valid;
@@ -605,7 +614,8 @@ ngx_int_t flask_load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) 
     }
     if (i == 0) first_bad = res;
   }
-  sess::Selection sel = sess::select_candidate(verdicts, acc.count);
+  // Flask reads the first cookie of the name: every cookie the app would accept counts.
+  sess::Selection sel = sess::select_candidate_shared(verdicts, authentic, acc.count);
   s->status = sel.status;
   if (sel.status != sess::LoadStatus::Valid) {
     s->payload.clear();
@@ -701,6 +711,69 @@ bool flask_upstream_set_cookie(ngx_http_request_t* r, const loc_conf_t* lcf) {
     std::string_view v = sess::trim_wsp(sv(h.value));
     return v.size() > name.size() && v.substr(0, name.size()) == name && v[name.size()] == '=';
   });
+}
+
+UpstreamSession flask_adopt_upstream_session(ngx_http_request_t* r, ctx_t* ctx,
+                                             const loc_conf_t* lcf) {
+  std::string_view name = sv(lcf->cookie.name);
+  ngx_table_elt_t* found = nullptr;
+  size_t count = 0;
+  find_header(&r->headers_out.headers, [&](const ngx_table_elt_t& h) {
+    if (h.hash == 0 || h.key.len != 10 ||
+        ngx_strncasecmp(h.key.data, (u_char*)"set-cookie", 10) != 0) {
+      return false;
+    }
+    std::string_view v = sess::trim_wsp(sv(h.value));
+    if (v.size() > name.size() && v.substr(0, name.size()) == name && v[name.size()] == '=') {
+      found = const_cast<ngx_table_elt_t*>(&h);
+      count++;
+    }
+    return false;
+  });
+  if (found == nullptr) return UpstreamSession::None;
+  std::string_view v = sess::trim_wsp(sv(found->value)).substr(name.size() + 1);
+  v = sess::trim_wsp(v.substr(0, v.find(';')));
+  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+  if (v.empty()) return UpstreamSession::Ended;  // Flask's delete_cookie
+  if (count != 1) return UpstreamSession::None;
+  loaded_t* s = &ctx->s;
+  if (lcf->store == STORE_REDIS) {
+    sess::pstring sid(&ctx->mr);
+    if (cookie_sid(lcf, v, &sid) != sess::FlaskTokenResult::Ok) return UpstreamSession::None;
+    if (!pool_str(r->pool, sid, &s->flask_sid)) return UpstreamSession::None;
+    // The record the app just wrote is not the bytes this request read (none, or an older
+    // one): the compare-and-set fails, reads the app's record and applies nginx's changes to it.
+    s->payload.clear();
+    s->shared_payload.reset();
+    s->status = sess::LoadStatus::Valid;
+    s->has_id = 1;
+    s->decoded = 1;
+    s->times.created = s->times.refreshed = static_cast<uint64_t>(ngx_time());  // just written
+    return UpstreamSession::Adopted;
+  }
+  sess::pstring json(&ctx->mr);
+  uint64_t signed_at = 0;
+  if (ctx->changes == nullptr ||
+      sess::flask_cookie_open(lcf->secrets->flask->cookie, v, static_cast<uint64_t>(ngx_time()),
+                              static_cast<uint64_t>(lcf->lifetime), &json,
+                              &signed_at) != sess::FlaskTokenResult::Ok) {
+    return UpstreamSession::None;
+  }
+  void* mem = ngx_palloc(r->pool, sizeof(sess::SessionData));
+  if (mem == nullptr) return UpstreamSession::None;
+  auto* data = new (mem) sess::SessionData(&ctx->mr);
+  if (!sess::flask_session_from_json(json, *data) ||
+      !sess::flask_apply_changes(*ctx->changes, *data)) {
+    return UpstreamSession::None;
+  }
+  ctx->next = data;
+  s->payload.swap(json);
+  s->shared_payload.reset();
+  s->status = sess::LoadStatus::Valid;
+  s->times.created = s->times.refreshed = signed_at;
+  s->decoded = 1;
+  found->hash = 0;  // the one cookie nginx writes replaces the app's
+  return UpstreamSession::Adopted;
 }
 
 bool flask_var_text(const sess::SessionValue& v, sess::pstring& out) {

@@ -174,7 +174,7 @@ bool prepare_session(ngx_http_request_t* r, ctx_t* ctx, login_t* L) {
       data->set_string(sv(kv[i].key), sv(kv[i].value));
     }
   }
-  data->set_string(sv(loc_conf(r)->user_key), sv(L->user));
+  sess::set_session_user(*data, sv(loc_conf(r)->user_key), sv(L->user));
   ctx->next = data;
   return true;
 }
@@ -270,8 +270,11 @@ ngx_int_t login_success(ngx_http_request_t* r, ctx_t* ctx, login_t* L, const loc
   if (lcf->store != STORE_REDIS) {
     if (!login_cookie_fits(r, ctx, lcf)) {
       metric_login(r, sess::LoginResult::Error);
-      return unavailable(r, "the new session does not fit in one cookie (see \"session_store "
-                            "redis\")");
+      return unavailable(r, chunks_of(lcf) > 1
+                                ? "the new session does not fit in the cookies chunks= allows "
+                                  "(see \"session_store redis\")"
+                                : "the new session does not fit in one cookie (see "
+                                  "\"session_cookie ... chunks=\" and \"session_store redis\")");
     }
     return login_response(r, ctx, L, lcf);
   }
@@ -655,7 +658,7 @@ ngx_int_t logout_handler(ngx_http_request_t* r) noexcept {
     if (ctx == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
     loaded_t* s = &ctx->s;
     if (s->status == sess::LoadStatus::Valid && ensure_decoded(r, s)) {
-      const sess::SessionValue* u = s->view().get(sv(lcf->user_key));
+      const sess::SessionValue* u = sess::session_user(s->view(), sv(lcf->user_key));
       if (u != nullptr) {
         ngx_str_t user = log_safe(r, u->text);
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0, "session logout: user \"%V\"", &user);

@@ -97,6 +97,7 @@ bool binding_equal(const loc_conf_t* a, const loc_conf_t* b) {
          cookie_kind(a) == cookie_kind(b) && a->store == b->store && a->redis == b->redis &&
          (a->store != STORE_REDIS || sv(a->prefix) == sv(b->prefix)) &&
          a->lifetime == b->lifetime && a->idle == b->idle && a->format == b->format &&
+         chunks_of(a) == chunks_of(b) &&
          a->flask_serializer == b->flask_serializer && a->flask_signer == b->flask_signer;
 }
 
@@ -135,6 +136,7 @@ loaded_t::loaded_t(std::pmr::memory_resource* mr)
   retried = 0;
   cache_miss = 0;
   cache_status = 0;
+  chunk_head = 0;
 }
 
 void loaded_t::reset(const loc_conf_t* binding) {
@@ -158,12 +160,14 @@ void loaded_t::reset(const loc_conf_t* binding) {
   retried = 0;
   cache_miss = 0;
   cache_status = 0;
+  chunk_head = 0;
 }
 
 ctx_t::ctx_t(ngx_http_request_t* req)
     : r(req), mr(req->pool), s(&mr), next(nullptr), changes(nullptr), destroy_user(),
       login(nullptr), w(nullptr), new_id(), flask_new_sid() {
   refused = 0;
+  via_error_page = 0;
   in_rewrite = 0;
   login_page = 0;
   read = 0;
@@ -275,20 +279,32 @@ bool ensure_decoded(ngx_http_request_t* r, loaded_t* s) {
 
 bool logged_in(ngx_http_request_t* r, loaded_t* s) {
   if (s == nullptr || s->status != sess::LoadStatus::Valid || !ensure_decoded(r, s)) return false;
-  return sess::session_user_logged_in(s->view().get(sv(loc_conf(r)->user_key)));
+  return sess::session_user_logged_in(sess::session_user(s->view(), sv(loc_conf(r)->user_key)));
 }
 
-void collect_cookie(ngx_http_request_t* r, std::string_view name, sess::CookieCandidates& acc) {
+namespace {
+
+// Calls f(value) for every Cookie header line of r.
+template <typename F>
+void for_each_cookie_header(ngx_http_request_t* r, F&& f) {
 #if (nginx_version >= 1023000)
-  for (ngx_table_elt_t* h = r->headers_in.cookie; h != nullptr; h = h->next) {
-    sess::cookie_collect(sv(h->value), name, acc);
-  }
+  for (ngx_table_elt_t* h = r->headers_in.cookie; h != nullptr; h = h->next) f(sv(h->value));
 #else
   auto** h = static_cast<ngx_table_elt_t**>(r->headers_in.cookies.elts);
-  for (ngx_uint_t i = 0; i < r->headers_in.cookies.nelts; i++) {
-    sess::cookie_collect(sv(h[i]->value), name, acc);
-  }
+  for (ngx_uint_t i = 0; i < r->headers_in.cookies.nelts; i++) f(sv(h[i]->value));
 #endif
+}
+
+}  // namespace
+
+void collect_cookie(ngx_http_request_t* r, std::string_view name, sess::CookieCandidates& acc) {
+  for_each_cookie_header(r, [&](std::string_view h) { sess::cookie_collect(h, name, acc); });
+}
+
+void collect_chunks(ngx_http_request_t* r, std::string_view name, sess::ChunkCookies& acc) {
+  for_each_cookie_header(r, [&](std::string_view h) {
+    sess::chunk_cookies_collect(h, name, acc);
+  });
 }
 
 namespace {
@@ -473,28 +489,55 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
   }
 
   sess::CandidateVerdict verdicts[sess::CookieCandidates::kMax];
+  const char* chunk_why = nullptr;  // why the first candidate's chunks did not join
   sess::Kind kind = cookie_kind(lcf);
   sess::ExpiryPolicy policy = policy_of(lcf);
   size_t valid = 0;
+  bool id_taken = false;  // (Redis store: the id copied out of the table entry, nothing held)
   sess::Times times;
   sess::VerifiedCache* cache = verified_cache();
   const sess::VerifiedBinding binding = verified_binding(lcf);
+  sess::ChunkCookies chunks;        // collected on the first chunk head
+  bool chunks_collected = false;
+  // Scratch buffers reused by every candidate (pool memory is only returned with the request:
+  // eight chunk heads must not cost eight joined copies of the Cookie header). Payloads of later
+  // candidates are only needed until a second valid one shows up.
+  sess::pstring payload(s->payload.get_allocator().resource());
+  sess::pstring joined(s->payload.get_allocator().resource());
   for (size_t i = 0; i < acc.count; i++) {
-    // Payloads of later candidates are only needed until a second valid one shows up.
-    sess::pstring payload(s->payload.get_allocator().resource());
+    std::string_view value = acc.values[i];
+    // A chunk head ("<k>.", core/chunks.h): the value is the k cookies joined, verified as one
+    // envelope. Joined values bypass the verified-cookie table (a plain value costs one compare).
+    bool chunked = false;
+    if (sess::chunk_head_like(value)) {
+      s->chunk_head = 1;
+      if (!chunks_collected) {
+        collect_chunks(r, sv(lcf->cookie.name), chunks);
+        chunks_collected = true;
+      }
+      sess::ChunkRead cr = sess::chunk_assemble(value, chunks_of(lcf), chunks, joined);
+      if (cr != sess::ChunkRead::Ok) {
+        if (i == 0) chunk_why = sess::chunk_read_text(cr);
+        verdicts[i] = sess::CandidateVerdict::Malformed;
+        continue;
+      }
+      value = joined;
+      chunked = true;
+    }
     // A value verified before under this binding gives what envelope_open gave then (the table
     // only ever holds successes); expiry is checked below either way.
-    const sess::VerifiedCache::Entry* hit = cache->find(binding, acc.values[i]);
+    const sess::VerifiedCache::Entry* hit = chunked ? nullptr : cache->find(binding, value);
     bool cached = hit != nullptr;
     sess::OpenResult res = sess::OpenResult::Ok;
     if (hit != nullptr) {
       times = hit->times;  // (the payload is taken below if this is the session)
+    } else if (chunked) {
+      res = sess::envelope_open(*lcf->secrets->ring, kind, sv(lcf->cookie.name), value, &times,
+                                &payload, sess::kMaxChunkedValueLen);
     } else {
-      res = sess::envelope_open(*lcf->secrets->ring, kind, sv(lcf->cookie.name), acc.values[i],
-                                &times, &payload);
-      if (res == sess::OpenResult::Ok) {
-        cached = cache->insert(binding, acc.values[i], times, payload);
-      }
+      res = sess::envelope_open(*lcf->secrets->ring, kind, sv(lcf->cookie.name), value, &times,
+                                &payload);
+      if (res == sess::OpenResult::Ok) cached = cache->insert(binding, value, times, payload);
     }
     if (res == sess::OpenResult::Malformed) {
       verdicts[i] = sess::CandidateVerdict::Malformed;
@@ -509,8 +552,12 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
         verdicts[i] = sess::CandidateVerdict::Valid;
         if (valid++ == 0) {
           s->times = times;
-          if (hit != nullptr) {
+          if (hit != nullptr && lcf->store == STORE_REDIS &&
+              hit->payload->size() == sess::kSessionIdLen) {
             // (The entry found is still there: nothing was inserted since the find.)
+            ngx_memcpy(s->id, hit->payload->data(), sess::kSessionIdLen);
+            id_taken = true;
+          } else if (hit != nullptr) {
             if (!hold_until_request_ends(r, hit)) return NGX_ERROR;
             s->shared_payload = hit->payload;
             if (hit->data && lcf->store != STORE_REDIS) {
@@ -520,7 +567,7 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
           } else {
             s->payload.swap(payload);
           }
-          if (cached) s->cached_value = acc.values[i];
+          if (cached) s->cached_value = value;  // (never a joined value)
         }
         break;
       case sess::Verdict::Expired:
@@ -548,8 +595,11 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
       reject(r, lcf, "expired");
     } else {
       sess::CandidateVerdict v = verdicts[0];
-      metric_rejected(lcf, v, acc.values[0]);
-      reject(r, lcf, v == sess::CandidateVerdict::Malformed     ? "malformed"
+      sess::ChunkHead head;  // (the key hint is at the start of the envelope, after a head)
+      metric_rejected(lcf, v,
+                      sess::chunk_head_parse(acc.values[0], &head) ? head.slice : acc.values[0]);
+      reject(r, lcf, chunk_why != nullptr                       ? chunk_why
+                     : v == sess::CandidateVerdict::Malformed   ? "malformed"
                      : v == sess::CandidateVerdict::FutureDated ? "timestamps in the future"
                                                                 : "bad signature or unknown key");
     }
@@ -557,14 +607,16 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
   }
 
   if (lcf->store != STORE_REDIS) return NGX_OK;
-  std::string_view id = s->payload_view();
-  if (id.size() != sess::kSessionIdLen) {
-    s->status = sess::LoadStatus::Invalid;
-    metric(sess::Metric::CookiesRejected, sess::RejectReason::BadId);
-    reject(r, lcf, "bad session id");
-    return NGX_OK;
+  if (!id_taken) {
+    std::string_view id = s->payload_view();
+    if (id.size() != sess::kSessionIdLen) {
+      s->status = sess::LoadStatus::Invalid;
+      metric(sess::Metric::CookiesRejected, sess::RejectReason::BadId);
+      reject(r, lcf, "bad session id");
+      return NGX_OK;
+    }
+    ngx_memcpy(s->id, id.data(), sess::kSessionIdLen);
   }
-  ngx_memcpy(s->id, id.data(), sess::kSessionIdLen);
   s->has_id = 1;
   s->payload.clear();
   s->shared_payload.reset();
@@ -757,6 +809,13 @@ ngx_int_t rewrite_handler(ngx_http_request_t* r) noexcept {
     loc_conf_t* lcf = loc_conf(r);
     ctx_t* ctx = get_ctx(r, false);
     if (ctx != nullptr && r == r->main && !ctx->in_rewrite) ctx->refused = 0;  // a new location
+    if (r == r->main && (r->error_page || (r->internal && r->err_status >= NGX_HTTP_BAD_REQUEST))) {
+      // An error page (any location, whether it has sessions or not): nothing is written.
+      if (ctx == nullptr && (ctx = get_ctx(r, true)) == nullptr) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+      }
+      ctx->via_error_page = 1;
+    }
     if (lcf->secrets == nullptr) return NGX_DECLINED;
 
     loaded_t* s;
@@ -810,13 +869,19 @@ ngx_int_t var_key(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t
   return guard<ngx_int_t>(r->connection->log, NGX_ERROR, [&]() -> ngx_int_t {
     auto* name = reinterpret_cast<ngx_str_t*>(data);
     std::string_view key = sv(*name).substr(sizeof("session_") - 1);
-    if (key == "user") key = sv(loc_conf(r)->user_key);  // session_user_key
+    const bool user = key == "user";
+    if (user) key = sv(loc_conf(r)->user_key);  // session_user_key
     loaded_t* s = current_session(r);
     if (s == nullptr || s->status != sess::LoadStatus::Valid || !ensure_decoded(r, s)) {
       return not_found(v);
     }
     bool ambiguous = false;
-    const sess::SessionValue* val = s->view().get_ci(key, &ambiguous);
+    // $session_user is the user session_require checks: the exact key, no case variants.
+    const sess::SessionValue* val =
+        user ? sess::session_user(s->view(), key) : s->view().get_ci(key, &ambiguous);
+    // ... and it is a user only as session_require counts one: a non-empty string (not a
+    // Flask None, number, list or bytes shown as text).
+    if (user && !sess::session_user_logged_in(val)) return not_found(v);
     if (ambiguous) {
       uint64_t more = 0;
       if (ambiguous_log_limit.allow(static_cast<uint64_t>(ngx_time()), &more)) {
@@ -908,6 +973,7 @@ ngx_http_variable_t variables[] = {
     {ngx_string("session_cache_status"), nullptr, var_cache_status, 0,
      NGX_HTTP_VAR_NOCACHEABLE, 0},
     {ngx_string("session_csrf_token"), nullptr, var_csrf_token, 0, NGX_HTTP_VAR_NOCACHEABLE, 0},
+    {ngx_string("session_jwt"), nullptr, var_session_jwt, 0, NGX_HTTP_VAR_NOCACHEABLE, 0},
     {ngx_string("session_login_error"), nullptr, var_login_str, LOGIN_VAR_ERROR,
      NGX_HTTP_VAR_NOCACHEABLE, 0},
     {ngx_string("session_login_next"), nullptr, var_login_str, LOGIN_VAR_NEXT,

@@ -138,6 +138,10 @@ server {
     location = /color { session_set color $arg_v; return 200 "set\n"; }
     location = /uncolor { session_unset color; return 200 "unset\n"; }
     location = /clear { session_clear; return 200 "cleared\n"; }
+    location /both/ {
+        session_set color $arg_c;
+        proxy_pass http://127.0.0.1:{flask}/app/;
+    }
     location = /vars {
         return 200 "t=$session_t|b=$session_b|u=$session_u|d=$session_d|m=$session_m|nested=$session_nested|big=$session_big|f=$session_f|none=$session_none|yes=$session_yes|text=$session_text\n";
     }
@@ -372,6 +376,81 @@ def test_refused_cookies(bridge, case, status):
     if status != "valid":
         assert "user=[]" in r.text
         assert "session cookie \"session\" rejected" in srv.log_text()
+
+
+@pytest.mark.parametrize("other", ["too-big-here", "expired", "valid"])
+@pytest.mark.parametrize("order", ["other-first", "other-last"])
+def test_two_cookies_the_app_would_accept_are_no_session(bridge, other, order):
+    """Cookie tossing against the bridge: Flask reads the first cookie of the name, nginx the
+    one that is valid for it. A second cookie the app's key signed (one whose JSON inflates past
+    nginx's 64 KiB bound, an expired one, another valid one) must make the request one without
+    a session, or nginx approves alice while the app acts on the other cookie."""
+    srv, _ = bridge(lifetime=600)
+    alice = flask_cookie(OLD_KEY, {"username": "alice", "_permanent": True})
+    if other == "too-big-here":
+        planted = flask_cookie(OLD_KEY, {"username": "mallory", "_permanent": True,
+                                         "pad": "a" * 70000})
+        assert len(planted) < 4000 and flask_loads(OLD_KEY, planted)["username"] == "mallory"
+    elif other == "expired":
+        planted = flask_cookie(OLD_KEY, {"username": "mallory", "_permanent": True},
+                               at=int(time.time()) - 700)
+    else:
+        planted = flask_cookie(OLD_KEY, {"username": "mallory", "_permanent": True})
+    pair = [planted, alice] if order == "other-first" else [alice, planted]
+    cookie = "; ".join(f"session={v}" for v in pair)
+    r = srv.get("/whoami", headers={"Cookie": cookie})
+    assert r.status_code == 200 and r.text.startswith("status=invalid user=[]"), r.text
+    assert "two different valid session cookies" in srv.log_text()
+    r = srv.get("/private", headers={"Cookie": cookie})
+    assert r.status_code == 401, (r.status_code, r.text)
+    # A forged or garbage second cookie is no rival: alice's session stands.
+    for junk in (planted[:-3] + "AAA", "garbage"):
+        r = srv.get("/whoami", headers={"Cookie": f"session={junk}; session={alice}"})
+        assert r.text.startswith("status=valid user=[alice]"), (junk, r.text)
+
+
+def test_user_key_differing_only_in_case_is_nobody(bridge):
+    """$session_user is looked up without regard to case, the app reads session['username']
+    exactly: a session holding both "username" and "USERNAME" has no user for anyone (not let
+    in with an empty $session_user)."""
+    srv, _ = bridge(lifetime=600)
+    value = flask_cookie(OLD_KEY, {"username": "alice", "USERNAME": "admin",
+                                   "_permanent": True})
+    r = whoami(srv, value)
+    assert r.text.startswith("status=valid user=[] "), r.text
+    r = srv.get("/private", headers={"Cookie": f"session={value}"})
+    assert r.status_code == 401, (r.status_code, r.text)
+    # Only the case variant: not the exact key, nobody either.
+    value = flask_cookie(OLD_KEY, {"USERNAME": "admin", "_permanent": True})
+    assert whoami(srv, value).text.startswith("status=valid user=[] "), whoami(srv, value).text
+    assert srv.get("/private", headers={"Cookie": f"session={value}"}).status_code == 401
+    # The exact key alone: alice.
+    value = flask_cookie(OLD_KEY, {"username": "alice", "_permanent": True})
+    r = srv.get("/private", headers={"Cookie": f"session={value}"})
+    assert r.status_code == 200 and "user=[alice]" in r.text, r.text
+
+
+def test_an_action_in_front_of_a_flask_write_makes_one_cookie_with_both(bridge):
+    """A location with session_set in front of a Flask view that writes the session: one
+    session cookie comes out, holding the app's write and nginx's change (not two cookies of the
+    name, of which the browser keeps one); when the app ends the session, nginx's change is
+    dropped and the app's deletion stands."""
+    srv, _ = bridge(lifetime=600)
+    s = srv.session()
+    for c, path in [("red", "login?u=alice"), ("blue", "set?k=x&v=1")]:
+        r = srv.get(f"/both/{path}&c={c}", s)
+        assert r.status_code == 200, r.text
+        assert len(session_cookies(r)) == 1, helpers.set_cookie_headers(r)
+        data = flask_loads(OLD_KEY, s.cookies.get("session"), 600)
+        assert data["username"] == "alice" and data["color"] == c, data
+    assert data["x"] == "1"
+    assert srv.get("/private", s).text == "private user=[alice]\n"
+    # The app clears its session: nginx's change does not bring it back.
+    r = srv.get("/both/clear?c=green", s)
+    assert r.status_code == 200
+    (sc,) = session_cookies(r)
+    assert helpers.cookie_value(sc) == "" and s.cookies.get("session") is None, sc
+    assert "the app ended its session" in srv.log_text()
 
 
 def test_unknown_tag_is_invalid_with_one_info_line(bridge):

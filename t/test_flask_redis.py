@@ -94,6 +94,10 @@ server {
     }
     location = /color { session_set color $arg_v; return 200 "set\n"; }
     location = /clear { session_clear; return 200 "cleared\n"; }
+    location /both/ {
+        session_set color $arg_c;
+        proxy_pass http://127.0.0.1:{flask}/app/;
+    }
     location = /regen { session_regenerate; return 200 "regenerated\n"; }
     location = /slow-color { session_set color $arg_v; proxy_pass http://127.0.0.1:{uport}/; }
 }
@@ -184,6 +188,61 @@ def test_flask_logs_in_nginx_sees_the_user(stack, signer):
     assert f"id=[{sid}]" in whoami(srv, value)
     assert srv.get("/private", s).text == "private user=[bob]\n"
     assert srv.get("/private").status_code == 401
+
+
+@pytest.mark.parametrize("signer", [False, True], ids=["unsigned", "signer"])
+def test_an_action_in_front_of_a_flask_write_updates_the_apps_record(stack, signer):
+    """session_set in front of a Flask view that writes the session: nginx's change goes into
+    the record the app wrote (merged), under the app's id and cookie - one Set-Cookie, no
+    second session; when the app ends the session, nginx's change does not bring it back."""
+    srv, rd, _ = stack(signer=signer)
+    s = srv.session()
+    r = srv.get("/both/login?u=bob&c=red", s)            # no session before: Flask makes one
+    assert r.status_code == 200, r.text
+    assert len(helpers.cookies_named(r, "session")) == 1, helpers.set_cookie_headers(r)
+    sid = sid_of(s.cookies.get("session"), signer)
+    assert pickle.loads(rd.get(PREFIX + sid)) == {"_permanent": True, "username": "bob",
+                                                  "color": "red"}
+    assert rd.keys(PREFIX + "*") == [(PREFIX + sid).encode()]
+    r = srv.get("/both/set?k=x&v=1&c=blue", s)            # an existing session
+    assert len(helpers.cookies_named(r, "session")) == 1, helpers.set_cookie_headers(r)
+    assert sid_of(s.cookies.get("session"), signer) == sid
+    assert pickle.loads(rd.get(PREFIX + sid)) == {"_permanent": True, "username": "bob",
+                                                  "color": "blue", "x": "1"}
+    assert srv.get("/private", s).text == "private user=[bob]\n"
+    r = srv.get("/both/clear?c=green", s)                 # Flask deletes record and cookie
+    assert r.status_code == 200
+    assert not rd.exists(PREFIX + sid) and rd.keys(PREFIX + "*") == []
+    assert s.cookies.get("session") is None
+
+
+def test_read_only_visits_renew_the_records_ttl(stack):
+    """A user who only visits nginx-protected locations keeps the Flask-Session record alive:
+    the lookup reads its TTL with it, and once session_renew (1m) has passed since the last
+    write, nginx refreshes the TTL to session_lifetime - never more often, never shortening it,
+    never giving a TTL to a record that has none."""
+    srv, rd, _ = stack(lifetime=3600)
+    s = srv.session()
+    assert srv.get("/app/login?u=bob", s).status_code == 200
+    key = "session:" + s.cookies.get("session")
+    assert 3590_000 < rd.pttl(key) <= 3600_000
+    # Written ten minutes ago: renewed to the lifetime.
+    rd.pexpire(key, 3000_000)
+    assert srv.get("/private", s).text == "private user=[bob]\n"
+    assert rd.pttl(key) > 3590_000, rd.pttl(key)
+    # Written 30 s ago (under session_renew): left alone.
+    rd.pexpire(key, 3570_000)
+    assert srv.get("/private", s).text == "private user=[bob]\n"
+    assert rd.pttl(key) <= 3570_000, rd.pttl(key)
+    # A TTL longer than the lifetime is not shortened, a record without one gets none.
+    rd.pexpire(key, 7200_000)
+    assert srv.get("/private", s).status_code == 200
+    assert rd.pttl(key) > 7000_000, rd.pttl(key)
+    rd.persist(key)
+    assert srv.get("/private", s).status_code == 200
+    assert rd.pttl(key) == -1
+    # The record itself is untouched by the renewals.
+    assert srv.get("/app/show", s).json()["username"] == "bob"
 
 
 @pytest.mark.parametrize("signer", [False, True], ids=["unsigned", "signer"])
@@ -296,7 +355,9 @@ def test_a_change_merges_with_a_concurrent_flask_write(stack):
         assert out["r"].status_code == 200
         assert pickle.loads(rd.get(PREFIX + sid)) == {"_permanent": True, "username": "bob",
                                                       "x": "1", "color": "red"}
-        assert cmd_calls(rd, "eval") == 2   # the first compare-and-set found Flask's write
+        # the first compare-and-set found Flask's write (every other EVAL is a lookup, which
+        # calls PTTL once)
+        assert cmd_calls(rd, "eval") - cmd_calls(rd, "pttl") == 2
         info = show(srv, s)
         assert info["color"] == "red" and info["keys"] == ["_permanent", "username", "x", "color"]
 
@@ -329,7 +390,7 @@ def test_signer_refuses_forged_and_unsigned_ids_without_redis_io(stack):
                   good[:-2],                                      # truncated signature
                   good + "x", "." + good.split(".")[1], "..", "a.b.c"]:
         assert "status=invalid user=[]" in whoami(srv, value), value
-    assert cmd_calls(rd, "get") == 0
+    assert cmd_calls(rd, "get") == 0 and cmd_calls(rd, "eval") == 0
     assert "no such session" not in srv.log_text()
 
 
@@ -344,8 +405,8 @@ def test_ids_of_a_bad_charset_or_length_cost_no_redis_command(stack, signer):
         r = srv.raw("/whoami", headers=[("Cookie", f"session={value}")])
         assert r.status == 200
         assert b"status=invalid user=[]" in r.body, (sid, r.body)
-    assert cmd_calls(rd, "get") == 0
-    # the bounds themselves are accepted (and cost one GET each)
+    assert cmd_calls(rd, "get") == 0 and cmd_calls(rd, "eval") == 0
+    # the bounds themselves are accepted (and cost one lookup each)
     for sid in ["a" * 22, "Z" * 128]:
         value = signer_of().sign(sid.encode()).decode() if signer else sid
         assert "status=invalid" in whoami(srv, value)

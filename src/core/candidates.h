@@ -27,4 +27,12 @@ struct Selection {
 
 Selection select_candidate(const CandidateVerdict* v, size_t n) noexcept;
 
+// The same choice when another reader shares the cookie and picks by position, not by validity
+// (Flask takes the first cookie of the name): authentic[i] says that candidate i's signature
+// verified, whatever came after (expired, or a payload that does not decode here). Two or more
+// authentic candidates are tossing even if only one is Valid here, since the app may act on the
+// other one while nginx approves this one.
+Selection select_candidate_shared(const CandidateVerdict* v, const bool* authentic,
+                                  size_t n) noexcept;
+
 }  // namespace sess

@@ -48,29 +48,13 @@ void civil_from_days(int64_t z, int64_t& y, unsigned& m, unsigned& d) noexcept {
   y = static_cast<int64_t>(yoe) + era * 400 + (m <= 2 ? 1 : 0);
 }
 
-// Calls f(value) for every occurrence of name in one Cookie header value: pairs split on ';',
-// name and value trimmed of SP/HTAB, pairs without '=' ignored, a DQUOTEd value unwrapped.
+// Calls f(value) for every occurrence of name in one Cookie header value (cookie_for_each_pair).
 template <typename F>
 void for_each_value(std::string_view header, std::string_view name, F&& f) noexcept {
   if (name.empty()) return;
-  size_t pos = 0;
-  const size_t n = header.size();
-  while (pos <= n) {
-    size_t semi = header.find(';', pos);
-    if (semi == std::string_view::npos) semi = n;
-    std::string_view pair = header.substr(pos, semi - pos);
-    pos = semi + 1;
-
-    const size_t eq = pair.find('=');
-    if (eq == std::string_view::npos) continue;  // no '=': not a cookie pair, ignored
-    if (trim_wsp(pair.substr(0, eq)) != name) continue;
-
-    std::string_view value = trim_wsp(pair.substr(eq + 1));
-    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
-      value = value.substr(1, value.size() - 2);
-    }
-    f(value);
-  }
+  cookie_for_each_pair(header, [&](std::string_view n, std::string_view value) noexcept {
+    if (n == name) f(value);
+  });
 }
 
 }  // namespace

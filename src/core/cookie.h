@@ -5,6 +5,29 @@
 
 namespace sess {
 
+// Calls f(name, value) for every cookie pair of one Cookie header value: pairs split on ';', name
+// and value trimmed of SP/HTAB, pairs without '=' ignored, a DQUOTEd value unwrapped. The views
+// point into header.
+template <typename F>
+void cookie_for_each_pair(std::string_view header, F&& f) noexcept {
+  size_t pos = 0;
+  const size_t n = header.size();
+  while (pos <= n) {
+    size_t semi = header.find(';', pos);
+    if (semi == std::string_view::npos) semi = n;
+    std::string_view pair = header.substr(pos, semi - pos);
+    pos = semi + 1;
+
+    const size_t eq = pair.find('=');
+    if (eq == std::string_view::npos) continue;  // no '=': not a cookie pair, ignored
+    std::string_view value = trim_wsp(pair.substr(eq + 1));
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+      value = value.substr(1, value.size() - 2);
+    }
+    f(trim_wsp(pair.substr(0, eq)), value);
+  }
+}
+
 // Accumulates the occurrences of one cookie name across all Cookie header lines of a request.
 struct CookieLookup {
   unsigned count = 0;        // occurrences of the name

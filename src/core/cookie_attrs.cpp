@@ -1,6 +1,7 @@
 // The attribute grammar of session_cookie, cookie_set and cookie_delete (see cookie_attrs.h).
 #include "cookie_attrs.h"
 
+#include "chunks.h"
 #include "duration.h"
 
 namespace sess {
@@ -25,6 +26,9 @@ constexpr const char* kBadSecure = "invalid secure value (on, off or auto)";
 constexpr const char* kBadOnOff = "invalid httponly value (on or off)";
 constexpr const char* kBadSameSite = "invalid samesite value (strict, lax, none or off)";
 constexpr const char* kBadPartitioned = "partitioned takes no value";
+constexpr const char* kBadChunks = "invalid chunks value (a number of cookies, 1 to 16)";
+static_assert(kMaxChunks == 16, "kBadChunks names the bound");
+constexpr const char* kChunksOnly = "chunks= is only for session_cookie";
 
 enum Attr : unsigned {
   kPath,
@@ -35,11 +39,13 @@ enum Attr : unsigned {
   kHttpOnly,
   kSameSite,
   kPartitioned,
+  kChunks,
   kAttrCount,
 };
 
 constexpr std::string_view kNames[kAttrCount] = {
-    "path", "domain", "max_age", "expires", "secure", "httponly", "samesite", "partitioned",
+    "path",     "domain",   "max_age",     "expires", "secure",
+    "httponly", "samesite", "partitioned", "chunks",
 };
 
 char ascii_lower(char c) noexcept {
@@ -101,6 +107,8 @@ const char* not_allowed(CookieDirective d, Attr a) noexcept {
     case kExpires:
       if (d == CookieDirective::CookieSet) return nullptr;
       return d == CookieDirective::CookieDelete ? kDeleteOnly : kExpiresOnly;
+    case kChunks:
+      return d == CookieDirective::SessionCookie ? nullptr : kChunksOnly;
     case kMaxAge:
     case kHttpOnly:
     case kSameSite:
@@ -164,6 +172,10 @@ const char* parse_value(CookieDirective d, Attr a, bool has_value, std::string_v
       if (has_value) return kBadPartitioned;
       out->partitioned = true;
       out->has_partitioned = true;
+      return nullptr;
+    case kChunks:
+      if (!has_value || !chunks_parse(v, &out->chunks)) return kBadChunks;
+      out->has_chunks = true;
       return nullptr;
     case kAttrCount:
       break;

@@ -14,6 +14,7 @@
 //   httponly | httponly=on | httponly=off                       not for cookie_delete
 //   samesite=strict|lax|none|off                                not for cookie_delete
 //   partitioned                                                 not for cookie_delete
+//   chunks=N       1..16 cookies for a large session (chunks.h)  session_cookie only
 // Then the cross-attribute rules (checked by cookie_attrs_check with the cookie name):
 //   samesite=none and partitioned require secure=on (secure=auto is not enough: plain http
 //   requests would get a cookie that browsers drop); a "__Host-" name requires secure=on,
@@ -41,9 +42,11 @@ struct CookieAttrSpec {
   bool httponly = false;
   SameSite samesite = SameSite::Unset;
   bool partitioned = false;
+  size_t chunks = 1;            // session_cookie: the most cookies a session is split into
   // which attributes were given
   bool has_path = false, has_domain = false, has_max_age = false, has_expires = false,
-       has_secure = false, has_httponly = false, has_samesite = false, has_partitioned = false;
+       has_secure = false, has_httponly = false, has_samesite = false, has_partitioned = false,
+       has_chunks = false;
 };
 
 struct CookieAttrError {

@@ -211,10 +211,39 @@ bool flask_apply_changes(const SessionChanges& changes, SessionData& data) noexc
   }
 }
 
-void flask_cmd_read(std::string_view key, RedisArgs& out) {
+// A missing key is a nil GET (Lua false) and PTTL -2; another type is GET's WRONGTYPE error.
+constexpr std::string_view kReadScript =
+    "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}";
+
+void flask_cmd_read(std::string_view key, RedisArgs& out) { eval_head(kReadScript, key, out); }
+
+void flask_cmd_get(std::string_view key, RedisArgs& out) {
   out.clear();
   push(out, "GET");
   push(out, key);
+}
+
+void flask_read_reply(const RespValue& reply, const RespValue** value, int64_t* pttl_ms) noexcept {
+  if (reply.type == RespType::Array && reply.elements.size() == 2 &&
+      reply.elements[1].type == RespType::Integer) {
+    *value = &reply.elements[0];
+    *pttl_ms = reply.elements[1].integer;
+    return;
+  }
+  if (reply.type == RespType::Array && reply.elements.size() == 1) {
+    *value = &reply.elements[0];  // (a Lua table ending in nil: cannot happen, PTTL is a number)
+    *pttl_ms = -1;
+    return;
+  }
+  *value = &reply;
+  *pttl_ms = -1;
+}
+
+uint64_t flask_record_written_at(uint64_t now, uint64_t lifetime_s, int64_t pttl_ms) noexcept {
+  const uint64_t lifetime_ms = lifetime_s * 1000;
+  if (pttl_ms <= 0 || static_cast<uint64_t>(pttl_ms) >= lifetime_ms) return now;
+  const uint64_t age = (lifetime_ms - static_cast<uint64_t>(pttl_ms)) / 1000;
+  return age >= now ? 0 : now - age;
 }
 
 void flask_cmd_create(std::string_view key, std::string_view value, uint64_t ttl_ms,

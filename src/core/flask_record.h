@@ -33,6 +33,7 @@
 
 #include "common.h"
 #include "record.h"
+#include "resp.h"
 #include "redis_cmd.h"
 #include "session_data.h"
 
@@ -76,12 +77,25 @@ bool flask_record_encode(FlaskSerializer ser, const SessionData& data, bool perm
 bool flask_apply_changes(const SessionChanges& changes, SessionData& data) noexcept;
 
 // The commands (replace out). ttl_ms > 0.
-void flask_cmd_read(std::string_view key, RedisArgs& out);  // GET key
+// The lookup: the record and its remaining TTL in one round trip (a script answering
+// [GET key, PTTL key]), so that session_renew can tell when the app or nginx last wrote it.
+void flask_cmd_read(std::string_view key, RedisArgs& out);
+void flask_cmd_get(std::string_view key, RedisArgs& out);  // GET key (an update's re-read)
 void flask_cmd_create(std::string_view key, std::string_view value, uint64_t ttl_ms,
                       RedisArgs& out);
 void flask_cmd_update(std::string_view key, std::string_view expected, std::string_view value,
                       uint64_t ttl_ms, RedisArgs& out);
 void flask_cmd_touch(std::string_view key, uint64_t ttl_ms, RedisArgs& out);
 void flask_cmd_claim(std::string_view key, std::string_view expected, RedisArgs& out);
+
+// The reply to flask_cmd_read: *value points at the GET part and *pttl_ms is the PTTL part
+// (-2 no key, -1 no TTL). A reply of another shape (an error, say) is its own value with
+// *pttl_ms = -1.
+void flask_read_reply(const RespValue& reply, const RespValue** value, int64_t* pttl_ms) noexcept;
+
+// When the record was last written, from its remaining TTL: Flask-Session and nginx write it
+// with a TTL of the lifetime, so it was written lifetime - pttl ago. now (no renewal due) when
+// the record has no TTL or one longer than the lifetime: a renewal never shortens a TTL.
+uint64_t flask_record_written_at(uint64_t now, uint64_t lifetime_s, int64_t pttl_ms) noexcept;
 
 }  // namespace sess

@@ -142,8 +142,9 @@ bool flask_zlib_decompress(std::string_view in, size_t max_out, pstring& out) no
 
 FlaskTokenResult flask_cookie_open(const FlaskKeys& keys, std::string_view token, uint64_t now,
                                    uint64_t max_age, pstring* json, uint64_t* signed_at,
-                                   const FlaskCookieLimits& limits) noexcept {
+                                   const FlaskCookieLimits& limits, bool* authentic) noexcept {
   json->clear();
+  if (authentic != nullptr) *authentic = false;
   if (token.empty() || token.size() > limits.max_token) return FlaskTokenResult::Malformed;
   const size_t sig_dot = token.rfind('.');
   if (sig_dot == std::string_view::npos || sig_dot == 0) return FlaskTokenResult::Malformed;
@@ -161,6 +162,7 @@ FlaskTokenResult flask_cookie_open(const FlaskKeys& keys, std::string_view token
   }
 
   if (!verify(keys, signed_value, sig)) return FlaskTokenResult::BadSignature;
+  if (authentic != nullptr) *authentic = true;
 
   try {
     // Timestamp: 0-8 big-endian bytes (itsdangerous: rjust(8, b"\0") then ">Q").

@@ -63,10 +63,12 @@ struct FlaskCookieLimits {
 
 // Verifies a Flask session cookie value and sets *json to its JSON text and *signed_at to its
 // timestamp. now and max_age in seconds (Flask passes max_age always). On anything but Ok,
-// *json is empty.
+// *json is empty. *authentic (if given) is set when a key verified the signature, whatever
+// the result (an app reading the cookie would accept it as its own).
 FlaskTokenResult flask_cookie_open(const FlaskKeys& keys, std::string_view token, uint64_t now,
                                    uint64_t max_age, pstring* json, uint64_t* signed_at,
-                                   const FlaskCookieLimits& limits = FlaskCookieLimits()) noexcept;
+                                   const FlaskCookieLimits& limits = FlaskCookieLimits(),
+                                   bool* authentic = nullptr) noexcept;
 
 // Appends the cookie value Flask would write for json at time now (key 0 signs): zlib at
 // level 6 kept only when at least 2 bytes shorter, as itsdangerous does. False (out as it was)

@@ -106,12 +106,20 @@ static_assert(sizeof(kFamilySlots) / sizeof(kFamilySlots[0]) ==
                   static_cast<size_t>(Metric::kCount),
               "one slot count per family");
 
+// The first slot of each family (and the total past the last), computed once at compile time:
+// a sum at every call would be a loop on the request path (too long for the compiler to unroll).
+struct MetricBases {
+  size_t base[static_cast<size_t>(Metric::kCount) + 1] = {};
+  constexpr MetricBases() {
+    for (size_t i = 0; i < static_cast<size_t>(Metric::kCount); i++) {
+      base[i + 1] = base[i] + kFamilySlots[i];
+    }
+  }
+};
+inline constexpr MetricBases kMetricBases{};
+
 // The first slot of a family.
-constexpr size_t metric_base(Metric m) {
-  size_t base = 0;
-  for (size_t i = 0; i < static_cast<size_t>(m); i++) base += kFamilySlots[i];
-  return base;
-}
+constexpr size_t metric_base(Metric m) { return kMetricBases.base[static_cast<size_t>(m)]; }
 constexpr size_t kMetricSlots = metric_base(Metric::kCount);
 
 // The slot of a counter's series: its family's base + the label index (two labels: a * n_b + b).

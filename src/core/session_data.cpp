@@ -431,6 +431,31 @@ bool session_user_logged_in(const SessionValue* user) noexcept {
   return user != nullptr && user->is_string && !user->text.empty();
 }
 
+const SessionValue* session_user(const SessionData& data, std::string_view user_key) noexcept {
+  const SessionValue* found = nullptr;
+  for (const auto& v : data.values()) {
+    if (std::string_view(v.key) == user_key) {
+      found = &v;
+    } else if (ascii_iequal(v.key, user_key)) {
+      return nullptr;  // ambiguous
+    }
+  }
+  return found;
+}
+
+void set_session_user(SessionData& data, std::string_view user_key, std::string_view user) {
+  for (;;) {
+    const SessionValue* other = nullptr;
+    for (const auto& v : data.values()) {
+      if (std::string_view(v.key) != user_key && ascii_iequal(v.key, user_key)) other = &v;
+    }
+    if (other == nullptr) break;
+    pstring key(other->key);
+    data.erase(key);
+  }
+  data.set_string(user_key, user);
+}
+
 bool session_key_valid(std::string_view key) noexcept {
   if (key.empty() || key.size() > 64) return false;
   for (unsigned char c : key) {

@@ -78,6 +78,16 @@ void append_json_string(std::string_view s, pstring& out);
 // "null" is a user; numbers, booleans, null, arrays and objects log nobody in).
 bool session_user_logged_in(const SessionValue* user) noexcept;
 
+// The user of a session: the value whose key is exactly user_key, or nullptr when there is none
+// or when another key differs from it only in ASCII case ({"username":"alice","USERNAME":"x"}):
+// $session_user is looked up without regard to case, session_require and the login flow by the
+// exact key, and an app (Flask's session['username']) by the exact key too, so a session where
+// these could disagree has no user at all. Every user check goes through here.
+const SessionValue* session_user(const SessionData& data, std::string_view user_key) noexcept;
+// Sets the user (a login): user_key = user, and every key that differs from it only in case is
+// removed, so that session_user finds it.
+void set_session_user(SessionData& data, std::string_view user_key, std::string_view user);
+
 // Session keys usable in session_set and $session_<key>: 1-64 bytes of [A-Za-z0-9_].
 bool session_key_valid(std::string_view key) noexcept;
 

@@ -9,6 +9,7 @@
 // reads and fills the zone, and the invalidation link that keeps it coherent, are in client.cpp;
 // README "The session cache" says what is guaranteed.
 
+#include <cstring>
 #include "redis.h"
 
 #include "../ngx_http_session_metrics.h"
@@ -62,11 +63,17 @@ struct cache_zone_t {
 // FNV-1a over the key's last 16 bytes: a session key ends in 32 hex digits of a random id (and
 // entries with equal hashes are still told apart by the whole key).
 ngx_rbtree_key_t key_hash(std::string_view key) {
-  uint32_t h = 2166136261u;
-  size_t from = key.size() > 16 ? key.size() - 16 : 0;
-  for (size_t i = from; i < key.size(); i++) {
-    h = (h ^ static_cast<unsigned char>(key[i])) * 16777619u;
+  if (key.size() >= 16) {
+    // The last 16 bytes (a session key ends in its random id), two words at a time.
+    uint64_t a, b;
+    std::memcpy(&a, key.data() + key.size() - 16, 8);
+    std::memcpy(&b, key.data() + key.size() - 8, 8);
+    uint64_t h = (a * 0x9e3779b97f4a7c15ull) ^ (b * 0xc2b2ae3d27d4eb4full) ^ key.size();
+    h ^= h >> 29;
+    return static_cast<ngx_rbtree_key_t>(static_cast<uint32_t>(h ^ (h >> 32)));
   }
+  uint32_t h = 2166136261u;
+  for (unsigned char c : key) h = (h ^ c) * 16777619u;
   return h;
 }
 
@@ -343,7 +350,7 @@ void redis_cache_init_module(ngx_cycle_t* cycle) {
 }
 
 bool redis_cache_zone_get(ngx_shm_zone_t* zone, std::string_view key, uint64_t epoch,
-                          uint64_t now_ms, std::string* out) {
+                          uint64_t now_ms, cache_reader_pt read, void* arg) {
   cache_zone_t* ctx = usable(zone);
   if (ctx == nullptr) return false;
   ngx_rbtree_key_t hash = key_hash(key);
@@ -356,15 +363,14 @@ bool redis_cache_zone_get(ngx_shm_zone_t* zone, std::string_view key, uint64_t e
     } else if (!filler_alive(ctx->sh, n, static_cast<ngx_msec_t>(now_ms))) {
       // Its invalidations go to a worker that is not running: not served (this worker's read
       // replaces it).
+    } else if (read(std::string_view(reinterpret_cast<const char*>(n->bytes) + n->key_len,
+                                     n->data_len),
+                    arg)) {
+      hit = true;
+      ngx_queue_remove(&n->lru);
+      ngx_queue_insert_head(&ctx->sh->lru, &n->lru);
     } else {
-      try {
-        out->assign(reinterpret_cast<const char*>(n->bytes) + n->key_len, n->data_len);
-        hit = true;
-        ngx_queue_remove(&n->lru);
-        ngx_queue_insert_head(&ctx->sh->lru, &n->lru);
-      } catch (...) {
-        hit = false;  // (out of memory in this worker: read from Redis instead)
-      }
+      remove_node(ctx, n);  // bytes this worker cannot use (or out of memory): read from Redis
     }
   }
   ngx_shmtx_unlock(&ctx->shpool->mutex);

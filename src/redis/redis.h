@@ -75,14 +75,18 @@ uint64_t redis_cache_epoch(const ngx_shm_zone_t* zone);
 void redis_cache_flush(ngx_shm_zone_t* zone);
 // Entries. A zone is usable by this worker only while its configuration is the zone's latest
 // (a reload shuts the previous generation's workers out). get: a live entry of key (its epoch
-// equal to epoch, not ended at now_ms) copies its record to *out; a dead one is removed. put:
+// equal to epoch, not ended at now_ms) is read (below); a dead one is removed. put:
 // stores (evicting least recently used entries when full); false if it could not.
 bool redis_cache_zone_current(const ngx_shm_zone_t* zone);
 // The zone's max_age (the shortest of its locations'); this worker's heartbeat (a timer).
 ngx_msec_t redis_cache_zone_max_age(const ngx_shm_zone_t* zone);
 void redis_cache_heartbeat(ngx_shm_zone_t* zone);
+// get reads the record in place, under the zone's lock: read(record, arg) decodes it (it must
+// not throw, and returns false for bytes it cannot use: the entry is then removed); true if a
+// live entry was read.
+using cache_reader_pt = bool (*)(std::string_view record, void* arg) noexcept;
 bool redis_cache_zone_get(ngx_shm_zone_t* zone, std::string_view key, uint64_t epoch,
-                          uint64_t now_ms, std::string* out);
+                          uint64_t now_ms, cache_reader_pt read, void* arg);
 bool redis_cache_zone_put(ngx_shm_zone_t* zone, std::string_view key, uint64_t epoch,
                           uint64_t expires_ms, std::string_view record);
 void redis_cache_zone_erase(ngx_shm_zone_t* zone, std::string_view key);

@@ -134,3 +134,33 @@ TEST(SelectCandidate, OrderDoesNotDecideWhichSessionWins) {
     EXPECT_EQ(s.index, pos);
   }
 }
+
+// A cookie shared with an app that reads the first one of the name (Flask): every candidate
+// whose signature verified counts, whatever it is here.
+TEST(SelectCandidateShared, EveryAuthenticCandidateCounts) {
+  struct Row {
+    std::vector<CandidateVerdict> v;
+    std::vector<bool> authentic;
+    LoadStatus status;
+    bool tossing;
+  };
+  const Row rows[] = {
+      {{V}, {true}, LoadStatus::Valid, false},
+      {{V, B}, {true, false}, LoadStatus::Valid, false},       // a forgery does not count
+      {{M, V}, {false, true}, LoadStatus::Valid, false},       // nor does garbage
+      {{M, V}, {true, true}, LoadStatus::Invalid, true},       // signed, too big to read here
+      {{V, E}, {true, true}, LoadStatus::Invalid, true},       // signed, expired
+      {{E, V}, {true, true}, LoadStatus::Invalid, true},
+      {{E, M}, {true, true}, LoadStatus::Invalid, true},
+      {{E}, {true}, LoadStatus::Expired, false},
+      {{M}, {true}, LoadStatus::Invalid, false},
+      {{V, V}, {true, true}, LoadStatus::Invalid, true},
+  };
+  for (const Row& row : rows) {
+    bool a[8];
+    for (size_t i = 0; i < row.authentic.size(); i++) a[i] = row.authentic[i];
+    Selection s = sess::select_candidate_shared(row.v.data(), a, row.v.size());
+    EXPECT_STREQ(name(s.status), name(row.status));
+    EXPECT_EQ(s.tossing, row.tossing);
+  }
+}

@@ -8,6 +8,7 @@
 #include <ctime>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 using sess::CookieAttrs;
@@ -541,4 +542,16 @@ TEST(CookieOwn, TheSessionCookieItsCsrfCookieAndChunks) {
   for (const Case& c : cases) {
     EXPECT_EQ(sess::cookie_is_session_own(c.session, c.name), c.own) << c.session << " " << c.name;
   }
+}
+
+// The pair scanner under cookie_find/cookie_collect and the chunk collector (chunks.h).
+TEST(CookieForEachPair, NamesAndValuesAsScanned) {
+  std::vector<std::pair<std::string, std::string>> got;
+  sess::cookie_for_each_pair(" a=1;b = \"2\" ;; noeq ; =x;c=;\td\t=\t4 ",
+                             [&](std::string_view n, std::string_view v) {
+                               got.emplace_back(std::string(n), std::string(v));
+                             });
+  const std::vector<std::pair<std::string, std::string>> want = {
+      {"a", "1"}, {"b", "2"}, {"", "x"}, {"c", ""}, {"d", "4"}};
+  EXPECT_EQ(got, want);
 }

@@ -90,6 +90,20 @@ TEST(CookieAttrs, EveryAttributeOfCookieSet) {
   EXPECT_TRUE(p.spec.partitioned);
 }
 
+TEST(CookieAttrs, Chunks) {
+  Parsed p = parse(kSession, {});
+  ASSERT_TRUE(p.ok);
+  EXPECT_FALSE(p.spec.has_chunks);
+  EXPECT_EQ(p.spec.chunks, 1u);  // the default: one cookie
+  for (const char* w : {"chunks=1", "chunks=3", "Chunks=16"}) {
+    p = parse(kSession, {"path=/", w, "secure"});
+    ASSERT_TRUE(p.ok) << w << ": " << p.err.message;
+    EXPECT_TRUE(p.spec.has_chunks);
+    EXPECT_EQ(p.spec.chunks, static_cast<size_t>(std::stoi(std::string(w).substr(7))));
+    EXPECT_TRUE(p.spec.has_path && p.spec.has_secure);
+  }
+}
+
 TEST(CookieAttrs, ViewsPointIntoTheArguments) {
   const std::string words[] = {"path=/x", "domain=a.b"};
   const std::string_view args[] = {words[0], words[1]};
@@ -299,6 +313,17 @@ TEST(CookieAttrs, Refusals) {
       {kDelete, {"path=/", "max_age=0"}, 1, "cookie_delete takes only"},
       {kSet, {"secure=auto"}, 0, "secure=auto is only for session_cookie"},
       {kDelete, {"secure=auto"}, 0, "secure=auto is only for session_cookie"},
+      {kSet, {"chunks=2"}, 0, "chunks= is only for session_cookie"},
+      {kDelete, {"chunks=2"}, 0, "chunks= is only for session_cookie"},
+      // chunks=: 1..16 cookies.
+      {kSession, {"chunks=0"}, 0, "invalid chunks value (a number of cookies, 1 to 16)"},
+      {kSession, {"chunks=17"}, 0, "invalid chunks value"},
+      {kSession, {"chunks=abc"}, 0, "invalid chunks value"},
+      {kSession, {"chunks="}, 0, "invalid chunks value"},
+      {kSession, {"chunks"}, 0, "invalid chunks value"},
+      {kSession, {"chunks=03"}, 0, "invalid chunks value"},
+      {kSession, {"chunks=-1"}, 0, "invalid chunks value"},
+      {kSession, {"chunks=2", "CHUNKS=3"}, 1, "duplicate attribute"},
       // A word not allowed here is reported as such even when repeated.
       {kDelete, {"httponly", "httponly"}, 0, "cookie_delete takes only"},
   };

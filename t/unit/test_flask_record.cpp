@@ -165,6 +165,11 @@ TEST(FlaskRecord, ChangesApplyToTheRecordReadAgain) {
 TEST(FlaskRecord, Commands) {
   sess::RedisArgs a;
   sess::flask_cmd_read("session:abc", a);
+  ASSERT_EQ(a.size(), 4u);
+  EXPECT_EQ(std::string_view(a[0]), "EVAL");
+  EXPECT_NE(a[1].find("'PTTL'"), std::string::npos);
+  EXPECT_EQ(std::string_view(a[3]), "session:abc");
+  sess::flask_cmd_get("session:abc", a);
   ASSERT_EQ(a.size(), 2u);
   EXPECT_EQ(std::string_view(a[0]), "GET");
   sess::flask_cmd_create("k", "v", 3600000, a);
@@ -184,4 +189,33 @@ TEST(FlaskRecord, Commands) {
   sess::flask_cmd_claim("k", "old", a);
   ASSERT_EQ(a.size(), 5u);
   EXPECT_EQ(std::string_view(a[4]), "old");
+}
+
+TEST(FlaskRecord, ReadReplyAndLastWrite) {
+  sess::RespValue reply;
+  reply.type = sess::RespType::Array;
+  reply.elements.resize(2);
+  reply.elements[0].type = sess::RespType::Bulk;
+  reply.elements[0].str = "rec";
+  reply.elements[1].type = sess::RespType::Integer;
+  reply.elements[1].integer = 1234;
+  const sess::RespValue* v = nullptr;
+  int64_t pttl = 0;
+  sess::flask_read_reply(reply, &v, &pttl);
+  EXPECT_EQ(v, &reply.elements[0]);
+  EXPECT_EQ(pttl, 1234);
+  sess::RespValue err;
+  err.type = sess::RespType::Error;
+  err.str = "WRONGTYPE x";
+  sess::flask_read_reply(err, &v, &pttl);
+  EXPECT_EQ(v, &err);
+  EXPECT_EQ(pttl, -1);
+  // Written lifetime - pttl ago; never "older" for no TTL or a TTL over the lifetime.
+  EXPECT_EQ(sess::flask_record_written_at(10000, 600, 300000), 10000u - 300u);
+  EXPECT_EQ(sess::flask_record_written_at(10000, 600, 600000), 10000u);
+  EXPECT_EQ(sess::flask_record_written_at(10000, 600, 900000), 10000u);
+  EXPECT_EQ(sess::flask_record_written_at(10000, 600, -1), 10000u);
+  EXPECT_EQ(sess::flask_record_written_at(10000, 600, -2), 10000u);
+  EXPECT_EQ(sess::flask_record_written_at(10000, 600, 599500), 10000u);  // under a second
+  EXPECT_EQ(sess::flask_record_written_at(100, 600, 1000), 0u);
 }

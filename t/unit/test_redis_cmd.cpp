@@ -29,6 +29,27 @@ TEST(RedisKey, PrefixAndLowercaseHex) {
   EXPECT_EQ(k.size(), 8u + 32u);
 }
 
+TEST(RedisKey, EveryByteInEveryPositionAndLength) {
+  const char* digits = "0123456789abcdef";
+  for (size_t len = 0; len <= 9; len++) {
+    for (size_t pos = 0; pos < len; pos++) {
+      for (int b = 0; b < 256; b++) {
+        unsigned char id[9];
+        for (size_t i = 0; i < len; i++) id[i] = static_cast<unsigned char>(0x5a + 31 * i);
+        id[pos] = static_cast<unsigned char>(b);
+        std::string want = "k:";
+        for (size_t i = 0; i < len; i++) {
+          want += digits[id[i] >> 4];
+          want += digits[id[i] & 15];
+        }
+        pstring k;
+        sess::redis_key("k:", id, len, k);
+        ASSERT_EQ(std::string(k), want) << len << " " << pos << " " << b;
+      }
+    }
+  }
+}
+
 TEST(RedisKey, Appends) {
   const unsigned char id[2] = {0xde, 0xad};
   pstring k("x|");

@@ -768,3 +768,26 @@ TEST(SessionValueCodec, UsesTheValuesResource) {
   }
   EXPECT_EQ(counting.live, 0u);
 }
+
+// The user: the exact key, and nobody when another key differs from it only in case (the app
+// reads session['username'] exactly, $session_user without regard to case).
+TEST(SessionUser, ExactKeyAndNoCaseVariants) {
+  sess::SessionData d;
+  EXPECT_EQ(sess::session_user(d, "username"), nullptr);
+  d.set_string("username", "alice");
+  ASSERT_NE(sess::session_user(d, "username"), nullptr);
+  EXPECT_EQ(sess::session_user(d, "username")->text, "alice");
+  EXPECT_EQ(sess::session_user(d, "Username"), nullptr);  // not the exact key
+  d.set_string("USERNAME", "admin");
+  EXPECT_EQ(sess::session_user(d, "username"), nullptr);  // ambiguous: nobody
+  EXPECT_EQ(sess::session_user(d, "USERNAME"), nullptr);
+  EXPECT_FALSE(sess::session_user_logged_in(sess::session_user(d, "username")));
+  // A login sets the user and drops the variants.
+  d.set_string("UserName", "eve");
+  d.set_string("theme", "dark");
+  sess::set_session_user(d, "username", "bob");
+  ASSERT_NE(sess::session_user(d, "username"), nullptr);
+  EXPECT_EQ(sess::session_user(d, "username")->text, "bob");
+  EXPECT_EQ(d.size(), 2u);
+  EXPECT_EQ(d.get("theme")->text, "dark");
+}
