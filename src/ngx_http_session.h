@@ -166,6 +166,8 @@ struct action_t {
   ngx_flag_t httponly;
   ngx_uint_t samesite;
   ngx_flag_t partitioned;
+  ngx_str_t file;                   // where the directive is (nginx -t messages)
+  ngx_uint_t line;
 };
 
 struct redis_spec_t;       // src/redis/redis.h
@@ -197,12 +199,22 @@ struct chunk_warning_t {
   const void* server;     // the server's ngx_http_core_srv_conf_t
 };
 
+// A session cookie some location uses (merge_loc_conf): one per distinct name and chunk count.
+struct session_cookie_use_t {
+  const cookie_conf_t* cookie;
+  size_t chunks;          // chunks_of() the location
+};
+
 struct main_conf_t {
   ngx_array_t endpoints;  // of redis_endpoint_t*: one Redis client per entry in each worker
   ngx_array_t bindings;   // of loc_conf_t*: one per distinct binding (loc_conf_t::binding)
   ngx_flag_t user_index;  // a location uses session_logout ... all or session_destroy_user: every
                           // Redis session written keeps its user's index (src/core/user_index.h)
   ngx_array_t chunk_warnings;  // of chunk_warning_t: nginx -t said it once
+  ngx_array_t session_cookies;  // of session_cookie_use_t: every session cookie configured;
+                                // cookie_set / cookie_delete write none of them, nor their
+                                // chunks or CSRF cookies (check_session_cookie_names, run time)
+  ngx_array_t action_lists;     // of ngx_array_t*: each location's actions, once
 };
 
 struct loc_conf_t {
@@ -401,6 +413,7 @@ extern ngx_command_t commands[];
 void* create_main_conf(ngx_conf_t* cf) noexcept;
 void* create_loc_conf(ngx_conf_t* cf) noexcept;
 char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept;
+ngx_int_t check_session_cookie_names(ngx_conf_t* cf) noexcept;  // postconfiguration
 
 // ---------------------------------------------------------------------------------------------
 // Flask bridge (src/ngx_http_session_flask.cpp)

@@ -11,12 +11,24 @@ namespace {
 
 sess::LogLimiter own_cookie_log_limit;
 
+// Whether name is a session cookie of any location, one of its chunks or its CSRF cookie: the
+// location's own session cookie first (the common case), then every other one configured.
+bool is_any_session_own(ngx_http_request_t* r, const loc_conf_t* lcf, std::string_view name) {
+  if (sess::cookie_is_session_own(sv(lcf->cookie.name), name)) return true;
+  auto* mcf = static_cast<main_conf_t*>(ngx_http_get_module_main_conf(r, ngx_http_session_module));
+  auto* u = static_cast<session_cookie_use_t*>(mcf->session_cookies.elts);
+  for (ngx_uint_t i = 0; i < mcf->session_cookies.nelts; i++) {
+    if (sess::cookie_is_session_own(sv(u[i].cookie->name), name)) return true;
+  }
+  return false;
+}
+
 void cookie_action(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf, const action_t* a,
                    sess::pstring& buf) {
   ngx_str_t name, value = ngx_null_string;
   if (ngx_http_complex_value(r, a->name, &name) != NGX_OK) return;
   // A link could otherwise plant a session or log the user out (cookie_set $arg_n $arg_v).
-  bool own = sess::cookie_is_session_own(sv(lcf->cookie.name), sv(name));
+  bool own = is_any_session_own(r, lcf, sv(name));
   if (own || !sess::cookie_name_valid(sv(name))) {
     uint64_t more = 0;
     if (own_cookie_log_limit.allow(static_cast<uint64_t>(ngx_time()), &more)) {

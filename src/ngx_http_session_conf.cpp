@@ -282,6 +282,8 @@ action_t* push_action(ngx_conf_t* cf, loc_conf_t* lcf, ngx_uint_t type) {
   a->type = type;
   a->max_age = -1;
   a->expires = -1;
+  a->file = cf->conf_file->file.name;
+  a->line = cf->conf_file->line;
   return a;
 }
 
@@ -529,7 +531,10 @@ void* create_main_conf(ngx_conf_t* cf) noexcept {
   if (ngx_array_init(&mcf->endpoints, cf->pool, 2, sizeof(redis_endpoint_t*)) != NGX_OK) {
     return nullptr;
   }
-  if (ngx_array_init(&mcf->chunk_warnings, cf->pool, 2, sizeof(chunk_warning_t)) != NGX_OK) {
+  if (ngx_array_init(&mcf->chunk_warnings, cf->pool, 2, sizeof(chunk_warning_t)) != NGX_OK ||
+      ngx_array_init(&mcf->session_cookies, cf->pool, 2, sizeof(session_cookie_use_t)) !=
+          NGX_OK ||
+      ngx_array_init(&mcf->action_lists, cf->pool, 2, sizeof(ngx_array_t*)) != NGX_OK) {
     return nullptr;
   }
   return mcf;
@@ -659,7 +664,101 @@ bool check_chunk_headers(ngx_conf_t* cf, const loc_conf_t* conf) {
   return true;
 }
 
+// What check_session_cookie_names looks at: the session cookie of every location with a session
+// (a secret), and every location's actions.
+bool note_session_cookie(main_conf_t* mcf, const loc_conf_t* conf) {
+  if (conf->actions != nullptr) {
+    auto** lists = static_cast<ngx_array_t**>(mcf->action_lists.elts);
+    bool seen = false;
+    for (ngx_uint_t i = 0; i < mcf->action_lists.nelts && !seen; i++) {
+      seen = lists[i] == conf->actions;
+    }
+    if (!seen) {
+      auto** slot = static_cast<ngx_array_t**>(ngx_array_push(&mcf->action_lists));
+      if (slot == nullptr) return false;
+      *slot = conf->actions;
+    }
+  }
+  if (conf->secrets == nullptr) return true;
+  size_t chunks = chunks_of(conf);
+  auto* u = static_cast<session_cookie_use_t*>(mcf->session_cookies.elts);
+  for (ngx_uint_t i = 0; i < mcf->session_cookies.nelts; i++) {
+    if (sv(u[i].cookie->name) == sv(conf->cookie.name) && u[i].chunks == chunks) return true;
+  }
+  auto* slot = static_cast<session_cookie_use_t*>(ngx_array_push(&mcf->session_cookies));
+  if (slot == nullptr) return false;
+  slot->cookie = &conf->cookie;
+  slot->chunks = chunks;
+  return true;
+}
+
+ngx_str_t where(const ngx_str_t& file, ngx_uint_t line, ngx_pool_t* pool) {
+  static ngx_str_t dflt = ngx_string("(the default session cookie)");
+  if (file.data == nullptr) return dflt;
+  ngx_str_t out;
+  out.data = static_cast<u_char*>(ngx_pnalloc(pool, file.len + NGX_INT_T_LEN + 4));
+  if (out.data == nullptr) return dflt;
+  out.len = static_cast<size_t>(ngx_sprintf(out.data, "in %V:%ui", &file, line) - out.data);
+  return out;
+}
+
 }  // namespace
+
+// nginx -t, once every location is merged: two session cookies where one is the other's CSRF
+// cookie or chunk (a write of one would expire or overwrite the other: users of one location
+// logged out by another), a cookie_set / cookie_delete that names any location's session cookie,
+// chunk or CSRF cookie (not only its own location's), and one name configured with different
+// chunks= (where fewer are allowed, a longer session reads as invalid and a write replaces it).
+ngx_int_t check_session_cookie_names(ngx_conf_t* cf) noexcept {
+  auto* mcf = static_cast<main_conf_t*>(
+      ngx_http_conf_get_module_main_conf(cf, ngx_http_session_module));
+  auto* u = static_cast<session_cookie_use_t*>(mcf->session_cookies.elts);
+  ngx_uint_t n = mcf->session_cookies.nelts;
+  for (ngx_uint_t i = 0; i < n; i++) {
+    const cookie_conf_t* a = u[i].cookie;
+    for (ngx_uint_t j = 0; j < n; j++) {
+      const cookie_conf_t* b = u[j].cookie;
+      const char* why = sess::session_cookie_clash(sv(a->name), u[i].chunks, sv(b->name));
+      if (why != nullptr) {
+        ngx_str_t wa = where(a->file, a->line, cf->pool), wb = where(b->file, b->line, cf->pool);
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "session cookie \"%V\" %V is %s of session cookie \"%V\" %V: a write of "
+                      "one would expire or overwrite the other (choose another name)",
+                      &b->name, &wb, why, &a->name, &wa);
+        return NGX_ERROR;
+      }
+      if (j > i && sv(a->name) == sv(b->name) && a->file.data != nullptr &&
+          b->file.data != nullptr && (a->file.data != b->file.data || a->line != b->line)) {
+        ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                      "session cookie \"%V\" is split into up to %uz cookies in %V:%ui but %uz "
+                      "in %V:%ui: where fewer are allowed, a longer session is read as invalid "
+                      "and a write replaces it (give every \"session_cookie %V\" the same "
+                      "chunks=)",
+                      &a->name, u[i].chunks, &a->file, a->line, u[j].chunks, &b->file, b->line,
+                      &a->name);
+      }
+    }
+  }
+  auto** lists = static_cast<ngx_array_t**>(mcf->action_lists.elts);
+  for (ngx_uint_t l = 0; l < mcf->action_lists.nelts; l++) {
+    auto* act = static_cast<action_t*>(lists[l]->elts);
+    for (ngx_uint_t k = 0; k < lists[l]->nelts; k++) {
+      if (act[k].literal_name.len == 0) continue;
+      for (ngx_uint_t i = 0; i < n; i++) {
+        const cookie_conf_t* c = u[i].cookie;
+        if (!sess::cookie_is_session_own(sv(c->name), sv(act[k].literal_name))) continue;
+        ngx_str_t wc = where(c->file, c->line, cf->pool);
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"%s\" cannot write \"%V\": it is the session's own cookie (of session "
+                      "cookie \"%V\" %V; use session_set / session_destroy) in %V:%ui",
+                      act[k].type == ACTION_COOKIE_SET ? "cookie_set" : "cookie_delete",
+                      &act[k].literal_name, &c->name, &wc, &act[k].file, act[k].line);
+        return NGX_ERROR;
+      }
+    }
+  }
+  return NGX_OK;
+}
 
 char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept {
   auto* prev = static_cast<loc_conf_t*>(parent);
@@ -754,9 +853,10 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept {
     redis_note_timeout(conf->redis, conf->redis_timeout);
     if (!redis_cache_attach(cf, conf)) return static_cast<char*>(NGX_CONF_ERROR);
   }
-  // Interned: requests compare bindings several times each (same_binding).
   auto* mcf = static_cast<main_conf_t*>(
       ngx_http_conf_get_module_main_conf(cf, ngx_http_session_module));
+  if (!note_session_cookie(mcf, conf)) return static_cast<char*>(NGX_CONF_ERROR);
+  // Interned: requests compare bindings several times each (same_binding).
   auto** known = static_cast<loc_conf_t**>(mcf->bindings.elts);
   for (ngx_uint_t i = 0; i < mcf->bindings.nelts && conf->binding == nullptr; i++) {
     if (binding_equal(known[i], conf)) conf->binding = known[i];

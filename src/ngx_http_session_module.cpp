@@ -1009,6 +1009,7 @@ ngx_int_t postconfiguration(ngx_conf_t* cf) noexcept {
   if (h == nullptr) return NGX_ERROR;
   *h = rewrite_handler;
   if (metrics_postconfiguration(cf) != NGX_OK) return NGX_ERROR;
+  if (check_session_cookie_names(cf) != NGX_OK) return NGX_ERROR;
   return filter_init(cf);
 }
 

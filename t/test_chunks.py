@@ -593,6 +593,72 @@ def test_chunk_names_stay_reserved(nginx_t):
         assert rc != 0 and "it is the session's own cookie" in out, (name, out)
 
 
+@pytest.mark.parametrize("other,why", [(f"{NAME}_1", "a chunk name"),
+                                       (f"{NAME}_12", "a chunk name"),
+                                       (f"{NAME}_csrf", "the CSRF cookie")])
+def test_another_session_cookie_named_like_a_chunk_fails_nginx_t(nginx_t, other, why):
+    """A write of the chunked session expires or overwrites its chunk names: another location's
+    session cookie of that name would be logged out by it (and break it in turn)."""
+    locs = (f"location = /a {{ session_set big $arg_v; return 200; }}\n"
+            f"location = /b {{ session_cookie {other}; session_set u $arg_u; return 200; }}\n")
+    rc, out = nginx_t(site(3, locations=locs))
+    assert rc != 0, out
+    assert f'session cookie "{other}" in ' in out and f"is {why} of session cookie " \
+        f'"{NAME}" in ' in out and "nginx.conf:" in out, out
+
+
+def test_unchunked_neighbours_and_other_names_pass_nginx_t(nginx_t):
+    # session_1 beside an unchunked "session": no write of "session" touches session_1
+    locs = ("location = /a { session_set big $arg_v; return 200; }\n"
+            "location = /b { session_cookie session_1; session_set u $arg_u; return 200; }\n"
+            "location = /c { session_cookie session_x; session_set u $arg_u; return 200; }\n")
+    rc, out = nginx_t(site(1, locations=locs))
+    assert rc == 0, out
+    assert "[warn]" not in out, out
+
+
+def test_cookie_set_of_another_locations_session_cookies_fails_nginx_t(nginx_t):
+    """cookie_set / cookie_delete in a location with its own session cookie still never write
+    the server's session cookie, its chunks or its CSRF cookie."""
+    for directive in (f"cookie_delete {NAME}_1;", f"cookie_set {NAME} 1.x;",
+                      f"cookie_set {NAME}_csrf x;"):
+        locs = f"location = /w {{ session_cookie widget; {directive} return 200; }}\n"
+        rc, out = nginx_t(site(3, locations=locs))
+        assert rc != 0, (directive, out)
+        assert "it is the session's own cookie" in out and f'session cookie "{NAME}"' in out \
+            and "nginx.conf:" in out, (directive, out)
+
+
+def test_cookie_set_with_a_variable_never_writes_another_locations_chunks(nginx):
+    locs = ("location = /w { session_cookie widget; cookie_set $arg_n $arg_v; "
+            "cookie_delete $arg_d; return 200; }\n")
+    srv = nginx(site(3, locations=locs))
+    mark = srv.log_mark()
+    for q in (f"n={NAME}_2&v=x", f"n={NAME}&v=2.x", f"d={NAME}_1", f"d={NAME}", f"n=widget_3&v=1",
+              f"d={NAME}_csrf"):
+        r = srv.raw("/w?" + q)
+        assert r.status == 200 and r.set_cookies == [], (q, r.set_cookies)
+    assert srv.count_log("refused to write the session's own cookie", mark, "warn") >= 1
+    r = srv.raw("/w?n=other&v=1")
+    assert r.set_cookies == ["other=1"], r.set_cookies
+
+
+def test_one_name_with_different_chunks_warns(nginx_t):
+    """A location that redeclares the cookie without chunks= reads a longer session as invalid
+    and replaces it: nginx -t says so."""
+    locs = ("location = /a { session_set big $arg_v; return 200; }\n"
+            f"location = /b {{ session_cookie {NAME} max_age=60; session_set u $arg_u; "
+            "return 200; }\n")
+    rc, out = nginx_t(site(2, locations=locs))
+    assert rc == 0, out
+    w = [l for l in out.splitlines() if "[warn]" in l and "same chunks=" in l]
+    assert len(w) == 1 and "up to 2 cookies" in w[0] and " but 1 in " in w[0], out
+    locs = ("location = /a { session_set big $arg_v; return 200; }\n"
+            f"location = /b {{ session_cookie {NAME} chunks=2 max_age=60; return 200; }}\n")
+    rc, out = nginx_t(site(2, locations=locs))
+    assert rc == 0 and "same chunks=" not in out, out
+
+
 def test_flask_mode_refuses_chunks(nginx_t):
     rc, out = nginx_t(site(3, "session_format flask;"))
     assert rc != 0, out

@@ -209,4 +209,11 @@ bool cookie_is_session_own(std::string_view session_name, std::string_view name)
   return true;
 }
 
+const char* session_cookie_clash(std::string_view name, size_t chunks,
+                                 std::string_view other) noexcept {
+  if (other == name || !cookie_is_session_own(name, other)) return nullptr;
+  if (other.substr(name.size()) == "_csrf") return "the CSRF cookie";
+  return chunks > 1 ? "a chunk name" : nullptr;
+}
+
 }  // namespace sess

@@ -544,6 +544,21 @@ TEST(CookieOwn, TheSessionCookieItsCsrfCookieAndChunks) {
   }
 }
 
+// Two session cookies configured side by side: one may not be the other's CSRF cookie, nor, when
+// the other is chunked, one of its chunk names (a write would expire or overwrite it).
+TEST(CookieSessionClash, CsrfAlwaysChunksOnlyWhenChunked) {
+  EXPECT_STREQ(sess::session_cookie_clash("session", 1, "session_csrf"), "the CSRF cookie");
+  EXPECT_STREQ(sess::session_cookie_clash("session", 3, "session_csrf"), "the CSRF cookie");
+  EXPECT_STREQ(sess::session_cookie_clash("session", 3, "session_1"), "a chunk name");
+  EXPECT_STREQ(sess::session_cookie_clash("session", 2, "session_15"), "a chunk name");
+  EXPECT_EQ(sess::session_cookie_clash("session", 1, "session_1"), nullptr);
+  EXPECT_EQ(sess::session_cookie_clash("session", 3, "session"), nullptr);
+  EXPECT_EQ(sess::session_cookie_clash("session", 3, "session_x"), nullptr);
+  EXPECT_EQ(sess::session_cookie_clash("session", 3, "sessions_1"), nullptr);
+  EXPECT_EQ(sess::session_cookie_clash("session_1", 3, "session"), nullptr);
+  EXPECT_EQ(sess::session_cookie_clash("sid", 3, "session_1"), nullptr);
+}
+
 // The pair scanner under cookie_find/cookie_collect and the chunk collector (chunks.h).
 TEST(CookieForEachPair, NamesAndValuesAsScanned) {
   std::vector<std::pair<std::string, std::string>> got;
