@@ -348,20 +348,26 @@ def test_reload_keeps_the_counters(nginx):
         for _ in range(n):
             assert srv.get("/whoami", headers=dict(cookie, Connection="close")).status_code == 200
 
-    def count():
-        return scrape(srv)("nginx_session_requests_total", status="valid")
+    def count(want):
+        # Requests are counted at their log phase, which can run just after the client has read
+        # the response: a scrape served by the other worker may come first. Wait (bounded) for
+        # the count to settle; it must then be exactly want.
+        got = helpers.poll(lambda: scrape(srv)("nginx_session_requests_total", status="valid"),
+                           3.0, until=lambda v: v >= want)
+        time.sleep(0.05)
+        return scrape(srv)("nginx_session_requests_total", status="valid") if got == want else got
 
     valid_requests(5)
-    assert count() == 5
+    assert count(5) == 5
     srv.reload()
-    assert count() == 5
+    assert count(5) == 5
     valid_requests(3)
-    assert count() == 8
+    assert count(8) == 8
     # Another worker count: the zone (same name and size) is kept all the same.
     srv.workers = 3
     srv.reload(srv.snippet)
     valid_requests(2)
-    assert count() == 10
+    assert count(10) == 10
 
 
 # ---------------------------------------------------------------------------------------------
