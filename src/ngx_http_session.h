@@ -317,6 +317,13 @@ struct loaded_t {
 struct login_t;                   // src/ngx_http_session_login.cpp
 struct write_t;                   // src/ngx_http_session_filter.cpp
 
+// References to a verified-cookie table entry's payload and decoded data, kept until the request
+// ends (the table may drop its own meanwhile; see hold_until_request_ends).
+struct shared_hold_t {
+  std::shared_ptr<const std::string> payload;
+  std::shared_ptr<const sess::SessionData> data;
+};
+
 struct ctx_t {
   ngx_http_request_t* r;          // the main request
   pool_resource mr;
@@ -346,6 +353,8 @@ struct ctx_t {
   write_t* w;                     // a write being confirmed by Redis (the response is held)
   unsigned char new_id[sess::kSessionIdLen];  // the id a login stored its record under
   ngx_str_t flask_new_sid;        // flask mode, Redis store: the new Flask-Session id (pool)
+  shared_hold_t hold;             // the request's first hold (others: pool cleanups)
+  unsigned hold_used : 1;
 
   explicit ctx_t(ngx_http_request_t* req);
 };

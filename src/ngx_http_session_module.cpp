@@ -4,6 +4,7 @@
 // are in ngx_http_session_filter.cpp.
 
 #include "ngx_http_session.h"
+
 #include "ngx_http_session_metrics.h"
 
 #include "core/gate.h"
@@ -11,6 +12,7 @@
 #include "core/verified_cache.h"
 
 #include <memory>
+#include <optional>
 
 namespace ngx_session {
 
@@ -177,6 +179,7 @@ ctx_t::ctx_t(ngx_http_request_t* req)
   destroy = 0;
   regenerate = 0;
   logout = 0;
+  hold_used = 0;
 }
 
 ctx_t* get_ctx(ngx_http_request_t* r, bool create) {
@@ -223,16 +226,19 @@ sess::VerifiedCache* verified_cache() {
 // destroyed, as the data it decodes itself does (pool memory is never returned early): nginx
 // keeps pointers into variable values (regex captures, cached variables) past a reload of
 // the session under another binding, and the table may drop its own reference meanwhile.
-struct shared_hold_t {
-  std::shared_ptr<const std::string> payload;
-  std::shared_ptr<const sess::SessionData> data;
-};
-
 void release_shared_hold(void* data) noexcept {
   static_cast<shared_hold_t*>(data)->~shared_hold_t();
 }
 
 bool hold_until_request_ends(ngx_http_request_t* r, const sess::VerifiedCache::Entry* hit) {
+  // Usually the one hold of the request: in its ctx, released with it (no cleanup of its own).
+  ctx_t* ctx = get_ctx(r, false);
+  if (ctx != nullptr && !ctx->hold_used) {
+    ctx->hold_used = 1;
+    ctx->hold.payload = hit->payload;
+    ctx->hold.data = hit->data;
+    return true;
+  }
   ngx_pool_cleanup_t* cln = ngx_pool_cleanup_add(r->pool, sizeof(shared_hold_t));
   if (cln == nullptr) return false;
   auto* h = new (cln->data) shared_hold_t();
@@ -497,8 +503,7 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
   sess::Times times;
   sess::VerifiedCache* cache = verified_cache();
   const sess::VerifiedBinding binding = verified_binding(lcf);
-  sess::ChunkCookies chunks;        // collected on the first chunk head
-  bool chunks_collected = false;
+  std::optional<sess::ChunkCookies> chunks;  // collected on the first chunk head
   // Scratch buffers reused by every candidate (pool memory is only returned with the request:
   // eight chunk heads must not cost eight joined copies of the Cookie header). Payloads of later
   // candidates are only needed until a second valid one shows up.
@@ -511,11 +516,8 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
     bool chunked = false;
     if (sess::chunk_head_like(value)) {
       s->chunk_head = 1;
-      if (!chunks_collected) {
-        collect_chunks(r, sv(lcf->cookie.name), chunks);
-        chunks_collected = true;
-      }
-      sess::ChunkRead cr = sess::chunk_assemble(value, chunks_of(lcf), chunks, joined);
+      if (!chunks) collect_chunks(r, sv(lcf->cookie.name), chunks.emplace());
+      sess::ChunkRead cr = sess::chunk_assemble(value, chunks_of(lcf), *chunks, joined);
       if (cr != sess::ChunkRead::Ok) {
         if (i == 0) chunk_why = sess::chunk_read_text(cr);
         verdicts[i] = sess::CandidateVerdict::Malformed;
