@@ -103,6 +103,12 @@ void destroy_user_action(ngx_http_request_t* r, ctx_t* ctx, const action_t* a) {
                   "session_destroy_user: the user name is empty, no session was ended");
     return;
   }
+  // The name as sessions hold it (bytes that are not UTF-8 are stored as U+FFFD).
+  if (!sess::utf8_well_formed(sv(user))) {
+    sess::pstring stored(&ctx->mr);
+    sess::utf8_as_stored(sv(user), stored);
+    if (!pool_str(r->pool, stored, &user)) throw std::bad_alloc();
+  }
   ctx->destroy_user = user;
 }
 

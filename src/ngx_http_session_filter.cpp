@@ -46,6 +46,7 @@ struct write_t {
   unsigned replaced : 1;          // the response became a 503: its own body is dropped
   unsigned undo : 1;              // the new record is deleted again (STEP_UNDO_NEW)
   unsigned end_logout_all : 1;    // end_user is a logout-all's (else session_destroy_user's)
+  unsigned end_failed : 1;        // ... and not every other session could be ended
   unsigned step : 4;              // what the reply being waited for answers (write_step_e)
 };
 
@@ -445,6 +446,7 @@ ngx_int_t finish(ngx_http_request_t* r, ctx_t* ctx, write_t* w, sess::AfterWrite
     case sess::AfterWrite::DropCookie:
       break;
     case sess::AfterWrite::Refuse:
+    case sess::AfterWrite::RefuseExpire:
       metric(sess::Metric::StoreRefusals);
       if (!replace_response(r, NGX_HTTP_SERVICE_UNAVAILABLE, nullptr)) {
         return from_filter ? NGX_ERROR : (r->connection->error = 1, NGX_ERROR);
@@ -452,6 +454,7 @@ ngx_int_t finish(ngx_http_request_t* r, ctx_t* ctx, write_t* w, sess::AfterWrite
       w->replaced = 1;
       drop(w->held);
       w->held = nullptr;
+      if (a == sess::AfterWrite::RefuseExpire) wrote = write_cookie(r, ctx, w);
       break;
   }
   cache_headers(r, ctx, wrote);
@@ -673,6 +676,10 @@ ngx_int_t drive(ngx_http_request_t* r, ctx_t* ctx, write_t* w, unsigned step, bo
           return hold(r, w);
         }
         end_user_failed(r, w, 0);  // the store is unavailable
+        if (w->end_logout_all) {   // 503 all the same, but this device's session ends too
+          w->end_failed = 1;
+          continue;
+        }
         return finish(r, ctx, w, sess::AfterWrite::Refuse, from_filter);
       case STEP_INDEX_BEFORE:
         if (!w->ix.add_before) continue;
@@ -684,7 +691,7 @@ ngx_int_t drive(ngx_http_request_t* r, ctx_t* ctx, write_t* w, unsigned step, bo
         if (send_record(r, ctx, w)) return hold(r, w);
         w->outcome = sess::WriteOutcome::Failed;  // the store is unavailable: not written
         log_write_failure(r, w, record_what(w), w->outcome, nullptr);
-        return finish(r, ctx, w, sess::after_write(w->plan, w->outcome), from_filter);
+        return finish(r, ctx, w, sess::after_write(w->plan, w->outcome, w->end_failed), from_filter);
       case STEP_INDEX_ADD:
         if (!w->ix.add_new && !w->ix.refresh) continue;
         if (send_index(r, ctx, w)) return hold(r, w);
@@ -715,7 +722,7 @@ ngx_int_t drive(ngx_http_request_t* r, ctx_t* ctx, write_t* w, unsigned step, bo
         if (send_step(r, ctx, w, STEP_UNDO_NEW, w->id)) return hold(r, w);
         continue;
       default:
-        return finish(r, ctx, w, sess::after_write(w->plan, w->outcome), from_filter);
+        return finish(r, ctx, w, sess::after_write(w->plan, w->outcome, w->end_failed), from_filter);
     }
   }
 }
@@ -755,7 +762,7 @@ void write_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply,
       default:
         break;
     }
-    finish(r, ctx, w, sess::after_write(w->plan, w->outcome), false);
+    finish(r, ctx, w, sess::after_write(w->plan, w->outcome, w->end_failed), false);
   });
 }
 
@@ -796,6 +803,11 @@ void end_user_done(ngx_http_request_t* r, void* data, const end_user_result_t& r
   guard_void(r->connection->log, [&]() {
     if (!res.ok) {
       end_user_failed(r, w, res.ended);
+      if (w->end_logout_all) {  // 503 all the same, but this device's session ends too
+        w->end_failed = 1;
+        drive(r, ctx, w, STEP_INDEX_BEFORE, false);
+        return;
+      }
       finish(r, ctx, w, sess::AfterWrite::Refuse, false);
       return;
     }
@@ -809,12 +821,22 @@ void end_user_done(ngx_http_request_t* r, void* data, const end_user_result_t& r
   });
 }
 
-// The user of a session's data, if it is logged in (user_index.h indexes those).
-bool user_of(const loc_conf_t* lcf, const sess::SessionData* d, ngx_str_t* out) {
+// The user of a session's data, if it is logged in (user_index.h indexes those), as every later
+// request reads it back (data an action just set may hold bytes that are not UTF-8).
+bool user_of(ctx_t* ctx, const loc_conf_t* lcf, const sess::SessionData* d, ngx_str_t* out) {
   const sess::SessionValue* v =
       d != nullptr ? sess::session_user(*d, sv(lcf->user_key)) : nullptr;
   if (!sess::session_user_logged_in(v)) return false;
-  *out = ngx_str(v->text);
+  if (sess::utf8_well_formed(v->text)) {
+    *out = ngx_str(v->text);
+    return true;
+  }
+  sess::pstring stored(&ctx->mr);
+  sess::utf8_as_stored(v->text, stored);
+  out->data = static_cast<u_char*>(ngx_pnalloc(ctx->r->pool, stored.size()));
+  if (out->data == nullptr) throw std::bad_alloc();
+  ngx_memcpy(out->data, stored.data(), stored.size());
+  out->len = stored.size();
   return true;
 }
 
@@ -829,8 +851,9 @@ void plan_index(ngx_http_request_t* r, ctx_t* ctx, write_t* w, const sess::Sessi
   in.delete_old = w->plan.delete_old;
   in.flask = lcf->format == FORMAT_FLASK;
   in.user_before = s->status == sess::LoadStatus::Valid && s->has_id && ensure_decoded(r, s) &&
-                   user_of(lcf, &s->view(), &w->user_before);
-  in.user_after = w->plan.record != sess::RecordWrite::Delete && user_of(lcf, data, &w->user_after);
+                   user_of(ctx, lcf, &s->view(), &w->user_before);
+  in.user_after = w->plan.record != sess::RecordWrite::Delete &&
+                  user_of(ctx, lcf, data, &w->user_after);
   in.same_user = in.user_before && in.user_after && sv(w->user_before) == sv(w->user_after);
   w->ix = sess::index_plan(in);
 }
@@ -929,6 +952,21 @@ ngx_int_t refuse_response(ngx_http_request_t* r, ctx_t* ctx) {
   return next_header_filter(r);
 }
 
+// A logout-all that could not even read its session: 503 (no session was ended), and this
+// device's cookie expired all the same (a logout always expires it).
+ngx_int_t refuse_expire_response(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf) {
+  ctx->refused = 1;
+  metric(sess::Metric::StoreRefusals);
+  if (!replace_response(r, NGX_HTTP_SERVICE_UNAVAILABLE, nullptr)) return NGX_ERROR;
+  sess::pstring buf(&ctx->mr);
+  sess::CookieAttrs attrs = session_attrs(r, lcf);
+  if (lcf->format == FORMAT_FLASK) flask_cookie_attrs(r, ctx, lcf, &attrs);
+  delete_cookie(r, sv(lcf->cookie.name), attrs, buf);
+  expire_stale_chunks(r, ctx, lcf, attrs, 0, buf);
+  cache_headers(r, ctx, true);
+  return next_header_filter(r);
+}
+
 // A location with session_destroy_user and a request that a browser says comes from another
 // site (a link or form there): like a logout, refused.
 bool destroy_user_cross_site(ngx_http_request_t* r, const loc_conf_t* lcf) {
@@ -1020,9 +1058,9 @@ ngx_int_t main_header(ngx_http_request_t* r, loc_conf_t* lcf) {
                       "unavailable): no session was ended");
         metric_add(sess::user_logout_slot(sess::UserLogoutSource::LogoutAll,
                                           sess::UserLogoutResult::Failed));
-        return refuse_response(r, ctx);
+        return refuse_expire_response(r, ctx, lcf);
       case sess::LogoutAll::End:
-        if (!user_of(lcf, &s->view(), &end_user) ||
+        if (!user_of(ctx, lcf, &s->view(), &end_user) ||
             !index_member_of(r, lcf, s->id, s->flask_sid, &end_except)) {
           return NGX_ERROR;
         }

@@ -355,8 +355,9 @@ ngx_int_t auth_done(ngx_http_request_t* sr, void* data, ngx_int_t rc) noexcept {
       if (h.hash == 0 || !header_to_key(h.key, &key, r->pool)) return false;
       if (sess::has_ctl(sv(h.value))) return false;
       if (sv(key) == "user") {
-        // The auth service may canonicalise the user name.
-        if (h.value.len) L->user = h.value;
+        // The auth service may canonicalise the user name (a name that is not UTF-8 would be
+        // stored as another one, with U+FFFD in it: ignored, the typed name stays).
+        if (h.value.len && sess::utf8_well_formed(sv(h.value))) L->user = h.value;
         return false;
       }
       if (L->auth_keys == nullptr) {
@@ -535,9 +536,11 @@ ngx_int_t process_post(ngx_http_request_t* r, ctx_t* ctx, login_t* L, loc_conf_t
   if (!pool_str(r->pool, *user, &L->user)) return NGX_HTTP_INTERNAL_SERVER_ERROR;
   // Credentials that cannot be valid (control bytes could also break the headers of the auth
   // subrequest) are checked all the same (same cost), against no user.
+  // A name that is not UTF-8 would be stored (and read back by every later request) as another
+  // name, with U+FFFD in place of its bytes: maybe another user's.
   L->plausible = !(user->size() > kMaxUserLen || password->size() > kMaxPasswordLen ||
                    sess::has_ctl(*user) || sess::has_ctl(*password) ||
-                   user->find(':') != sess::pstring::npos);
+                   user->find(':') != sess::pstring::npos || !sess::utf8_well_formed(*user));
 
   // session_login_limit: a banned client or user name is refused here, before any hash runs;
   // whether the user exists plays no part. Only attempts that reach this point count: a bad

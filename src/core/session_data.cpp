@@ -251,6 +251,26 @@ bool ascii_iequal(std::string_view a, std::string_view b) noexcept {
 
 }  // namespace
 
+bool utf8_well_formed(std::string_view s) noexcept { return utf8_valid(s.data(), s.size()); }
+
+std::string_view utf8_as_stored(std::string_view s, pstring& out) {
+  if (utf8_valid(s.data(), s.size())) return s;
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  out.clear();
+  size_t i = 0;
+  while (i < s.size()) {
+    const size_t l = utf8_seq_len(p + i, s.size() - i);
+    if (l == 0) {
+      out.append("\xef\xbf\xbd");
+      i++;
+    } else {
+      out.append(s.data() + i, l);
+      i += l;
+    }
+  }
+  return out;
+}
+
 void append_json_string(std::string_view s, pstring& out) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   const size_t n = s.size();

@@ -74,6 +74,15 @@ void encode_session_value(const SessionValue& v, pstring& out);
 // valid JSON.
 void append_json_string(std::string_view s, pstring& out);
 
+// True if s is well-formed UTF-8 (RFC 3629).
+bool utf8_well_formed(std::string_view s) noexcept;
+
+// A string as it reads back from a session: s with every byte that does not start a well-formed
+// UTF-8 sequence replaced by U+FFFD, as append_json_string writes it. s itself when it is
+// well-formed (nothing copied), else a view of out. A user name that an action sets is indexed,
+// compared and ended under this form, the one every later request sees.
+std::string_view utf8_as_stored(std::string_view s, pstring& out);
+
 // A session is logged in when its user key holds a non-empty JSON string (a user literally named
 // "null" is a user; numbers, booleans, null, arrays and objects log nobody in).
 bool session_user_logged_in(const SessionValue* user) noexcept;

@@ -71,9 +71,11 @@ WritePlan plan_write(const WriteInputs& in) noexcept {
   return p;
 }
 
-AfterWrite after_write(const WritePlan& p, WriteOutcome o) noexcept {
-  if (o == WriteOutcome::Done) return AfterWrite::Proceed;
-  if (p.logout) return p.logout_all ? AfterWrite::Refuse : AfterWrite::Proceed;
+AfterWrite after_write(const WritePlan& p, WriteOutcome o, bool others_failed) noexcept {
+  if (p.logout && p.logout_all && (others_failed || o != WriteOutcome::Done)) {
+    return AfterWrite::RefuseExpire;
+  }
+  if (o == WriteOutcome::Done || p.logout) return AfterWrite::Proceed;
   switch (p.record) {
     case RecordWrite::Touch:
       return AfterWrite::DropCookie;  // not renewed: gone, moved, or Redis did not confirm

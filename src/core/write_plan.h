@@ -72,7 +72,11 @@ enum class AfterWrite : uint8_t {
   Proceed,     // send the response as planned
   DropCookie,  // send the response without the session Set-Cookie (nothing was written)
   Refuse,      // replace the response with 503 + Retry-After, no Set-Cookie
+  RefuseExpire,  // 503 + Retry-After, the session cookie expired all the same: a logout-all
+                 // that could not end every session claims nothing about the other devices,
+                 // but this one is logged out (a logout always expires the cookie)
 };
-AfterWrite after_write(const WritePlan& p, WriteOutcome o) noexcept;
+// others_failed: a logout-all could not end the user's other sessions (or not all of them).
+AfterWrite after_write(const WritePlan& p, WriteOutcome o, bool others_failed = false) noexcept;
 
 }  // namespace sess

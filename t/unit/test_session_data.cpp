@@ -757,6 +757,26 @@ TEST(SessionValueCodec, AppendJsonStringIsWhatEncodeWrites) {
   EXPECT_EQ(enc(d), "{\"k\":" + std::string(lit) + "}");
 }
 
+// A user name as every later request reads it back: what utf8_as_stored gives is what the JSON
+// that append_json_string writes decodes to, and well-formed names are not copied.
+TEST(SessionValueCodec, Utf8AsStoredIsWhatReadsBack) {
+  const std::string cases[] = {"alice", "\xc3\xa9mile x", "j\xf6rg", "\xff\xfe", "a\xed\xa0\x80" "b",
+                               "\xf0\x9f\x98", "x\xc3", ""};
+  for (const std::string& name : cases) {
+    pstring scratch;
+    std::string_view got = sess::utf8_as_stored(name, scratch);
+    EXPECT_EQ(sess::utf8_well_formed(name), got.data() == name.data()) << name;
+    pstring lit;
+    sess::append_json_string(name, lit);
+    sess::SessionValue back(std::pmr::get_default_resource());
+    ASSERT_TRUE(sess::decode_session_value(lit, back)) << lit;
+    EXPECT_EQ(std::string(back.text), std::string(got)) << name;
+    EXPECT_TRUE(sess::utf8_well_formed(got));
+  }
+  pstring scratch;
+  EXPECT_EQ(std::string(sess::utf8_as_stored("j\xf6rg", scratch)), "j\xef\xbf\xbdrg");
+}
+
 TEST(SessionValueCodec, UsesTheValuesResource) {
   CountingResource counting;
   {

@@ -401,12 +401,13 @@ TEST(AfterWrite, Table) {
       // Logout-all: it answers that every session of the user ended, this one included.
       {"logout-all delete done", "logout all valid cookie redis id open", WriteOutcome::Done,
        AfterWrite::Proceed},
-      {"logout-all delete refused: 503, the cookie kept (the user can try again)",
-       "logout all valid cookie redis id open", WriteOutcome::Refused, AfterWrite::Refuse},
+      // Not confirmed: 503 (nothing claimed), and this device's cookie expired all the same.
+      {"logout-all delete refused: 503, the cookie expired",
+       "logout all valid cookie redis id open", WriteOutcome::Refused, AfterWrite::RefuseExpire},
       {"logout-all delete without reply", "logout all valid cookie redis id open",
-       WriteOutcome::Failed, AfterWrite::Refuse},
+       WriteOutcome::Failed, AfterWrite::RefuseExpire},
       {"logout-all whose session moved meanwhile (regenerated): not known to be ended",
-       "logout all valid cookie redis id open", WriteOutcome::Moved, AfterWrite::Refuse},
+       "logout all valid cookie redis id open", WriteOutcome::Moved, AfterWrite::RefuseExpire},
       // No record write: nothing can fail.
       {"cookie store change", "valid cookie open changed", WriteOutcome::Failed,
        AfterWrite::Proceed},
@@ -418,6 +419,18 @@ TEST(AfterWrite, Table) {
     EXPECT_EQ(static_cast<int>(sess::after_write(p, r.outcome)), static_cast<int>(r.want))
         << r.rule << "\n  plan: " << describe(p);
   }
+}
+
+// A logout-all whose other sessions could not all be ended: 503 whatever its own delete gave,
+// and this device's cookie expired; a plain logout never depends on it.
+TEST(AfterWrite, LogoutAllWithOthersNotEndedRefusesAndExpires) {
+  const WritePlan all = sess::plan_write(inputs("logout all valid cookie redis id open"));
+  const WritePlan plain = sess::plan_write(inputs("logout valid cookie redis id open"));
+  for (WriteOutcome o : {WriteOutcome::Done, WriteOutcome::Failed, WriteOutcome::Refused}) {
+    EXPECT_EQ(sess::after_write(all, o, true), AfterWrite::RefuseExpire);
+    EXPECT_EQ(sess::after_write(plain, o, true), AfterWrite::Proceed);
+  }
+  EXPECT_EQ(sess::after_write(all, WriteOutcome::Done, false), AfterWrite::Proceed);
 }
 
 TEST(AfterWrite, DoneAlwaysProceeds) {
