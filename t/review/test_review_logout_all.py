@@ -186,20 +186,31 @@ def is_update(chunk):
 # =============================================================================================
 
 
+ADMIN_FROM_HEADER = ("location = /admin/end-hdr { allow 127.0.0.1; deny all; "
+                     "session_destroy_user $http_x_user; alias {prefix}/html/ended.txt; }")
+
+
 def test_destroy_user_with_readmes_arg_user_and_an_encoded_name(nginx, redis_server):
-    """README: `session_destroy_user value` "may hold variables: `$arg_user`" (and
-    test_logout_all's admin location does exactly that). nginx's $arg_* are NOT URL-decoded, so
-    an operator form that submits `user=alice@example.com` (a browser / requests / curl
-    --data-urlencode send `alice%40example.com`) or `user=émile x` ends the sessions of a user
-    named `alice%40example.com` - nobody - and the admin page still answers 200 "ended"."""
-    admin = redis_server.admin()
-    srv = start(nginx, redis_server.address, users=["alice@example.com", "émile x"])
+    """Originally README said `session_destroy_user` "may hold variables: `$arg_user`". nginx's
+    $arg_* are NOT URL-decoded, so an operator form that submits `user=alice@example.com` (sent
+    as `alice%40example.com`) ended the sessions of a user named `alice%40example.com` - nobody -
+    and the admin page still answered 200. Fixed in README: the value is the name byte for byte;
+    its example takes it from a header (`$http_x_user`), which is not encoded. Here: the
+    README's form ends every session of such names; the $arg_ form's log line says 0 ended."""
+    srv = start(nginx, redis_server.address, users=["alice@example.com", "émile x"],
+                locations=ADMIN_FROM_HEADER)
     mail = [Device(srv, "alice@example.com") for _ in range(2)]
     odd = Device(srv, "émile x")
+    mark = srv.log_mark()
     r = requests.get(srv.url("/admin/end"), params={"user": "alice@example.com"}, timeout=10)
-    assert r.status_code == 200 and r.text == "ended\n"
-    r2 = requests.get(srv.url("/admin/end"), params={"user": "émile x"}, timeout=10)
-    assert r2.status_code == 200
+    assert r.status_code == 200
+    assert srv.grep_log('session_destroy_user: user "alice%40example.com": 0 sessions ended',
+                        mark), srv.log_since(mark)
+    assert all(valid(srv, d.value) for d in mail)     # (as README now says)
+    for name in ("alice@example.com", "émile x"):
+        r = requests.get(srv.url("/admin/end-hdr"), headers={"X-User": name.encode()},
+                         timeout=10)
+        assert r.status_code == 200 and r.text == "ended\n"
     still = [d.user for d in mail + [odd] if valid(srv, d.value)]
     assert still == [], (
         f"operator got 200 'ended' but these users are still logged in: {still}; log: "
