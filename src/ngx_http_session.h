@@ -645,6 +645,10 @@ void login_limit_finish(ngx_http_request_t* r, login_limit_ticket_t* t, login_ou
 char* session_jwt_key_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 char* session_jwt_claims_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 char* session_jwks_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+// session_jwt_lifetime's post handler: 2s to 365d.
+extern ngx_conf_post_t jwt_lifetime_post;
+// True if r's location is a session_jwks location (public: exempt from session_require).
+bool is_jwks_endpoint(ngx_http_request_t* r);
 // Merges the session_jwt_* settings (nginx -t errors: session_jwks without a key). False on error.
 bool jwt_merge(ngx_conf_t* cf, loc_conf_t* conf, const loc_conf_t* prev) noexcept;
 // $session_jwt

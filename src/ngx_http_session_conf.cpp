@@ -516,7 +516,7 @@ ngx_command_t commands[] = {
      session_jwt_claims_directive, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("session_jwt_lifetime"), SESSION_ALL_CONF | NGX_CONF_TAKE1,
      ngx_conf_set_sec_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf_t, jwt_lifetime),
-     &positive_time_post},
+     &jwt_lifetime_post},
     {ngx_string("session_jwks"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, session_jwks_directive,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     ngx_null_command,

@@ -234,6 +234,29 @@ ngx_int_t jwks_handler(ngx_http_request_t* r) noexcept {
 
 }  // namespace
 
+bool is_jwks_endpoint(ngx_http_request_t* r) { return r->content_handler == jwks_handler; }
+
+namespace {
+
+// session_jwt_lifetime's bounds (after ngx_conf_set_sec_slot).
+char* check_jwt_lifetime(ngx_conf_t*, void*, void* data) noexcept {
+  const time_t t = *static_cast<time_t*>(data);
+  if (t <= 0) return conf_msg("must be greater than 0");
+  switch (sess::jwt_lifetime_check(static_cast<uint64_t>(t))) {
+    case sess::JwtLifetime::TooShort:
+      return conf_msg("must be at least 2s (iat and exp are whole seconds: a shorter token "
+                      "could reach the upstream with less than half of its lifetime left)");
+    case sess::JwtLifetime::TooLong:
+      return conf_msg("must be at most 365d (1 year): a token cannot be revoked before its exp");
+    default:
+      return NGX_CONF_OK;
+  }
+}
+
+}  // namespace
+
+ngx_conf_post_t jwt_lifetime_post = {check_jwt_lifetime};
+
 // session_jwks;
 char* session_jwks_directive(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
   auto* lcf = static_cast<loc_conf_t*>(conf);
@@ -261,8 +284,23 @@ bool jwt_merge(ngx_conf_t* cf, loc_conf_t* conf, const loc_conf_t* prev) noexcep
 
 namespace {
 
-const ngx_clock jwt_clock;
 sess::LogLimiter sign_log_limit(60);
+sess::LogLimiter omit_log_limit(60);
+
+// nginx's cached time in unix milliseconds (what the reuse check and iat are measured with).
+uint64_t now_ms() {
+  const ngx_time_t* tp = ngx_timeofday();
+  return static_cast<uint64_t>(tp->sec) * 1000 + static_cast<uint64_t>(tp->msec);
+}
+
+const char* omit_reason(sess::JwtClaimOmit why) {
+  switch (why) {
+    case sess::JwtClaimOmit::NotJson: return "is not strict JSON";
+    case sess::JwtClaimOmit::ControlByte: return "holds a control byte";
+    case sess::JwtClaimOmit::DuplicateMember: return "has an object with two members of one name";
+    default: return "cannot be signed";
+  }
+}
 
 // This worker's tokens (made on first use, with a hash seed of its own).
 sess::JwtCache* token_cache() {
@@ -285,10 +323,17 @@ ngx_int_t var_session_jwt(ngx_http_request_t* r, ngx_http_variable_value_t* v,
     const loc_conf_t* lcf = loc_conf(r);
     if (lcf->jwt_key == nullptr) return NGX_OK;
     loaded_t* s = current_session(r);
-    // The user as session_require and $session_user see it (session_user_key).
+    // The user exactly as $session_user shows it (session_user_key; empty for a value with a
+    // control byte, which no upstream should be told is a user).
     if (!logged_in(r, s)) return NGX_OK;
     const sess::SessionData& data = s->view();
-    const sess::SessionValue* user = data.get(sv(lcf->user_key));
+    const sess::SessionValue* user = sess::session_user(data, sv(lcf->user_key));
+    if (!sess::jwt_subject_ok(user)) {
+      ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                    "session key \"%V\" holds a control byte, $session_jwt is empty",
+                    &lcf->user_key);
+      return NGX_OK;
+    }
 
     sess::JwtClaim claims[kMaxClaims];
     size_t n = 0;
@@ -312,7 +357,21 @@ ngx_int_t var_session_jwt(ngx_http_request_t* r, ngx_http_variable_value_t* v,
 
     pool_resource mr(r->pool);
     sess::pstring token(&mr);
-    if (sess::jwt_issue(*token_cache(), req, jwt_clock, token) == sess::JwtIssue::Failed) {
+    sess::JwtOmitted omitted;
+    const sess::JwtIssue how = sess::jwt_issue(*token_cache(), req, now_ms(), token, &omitted);
+    if (omitted.count != 0) {
+      uint64_t more = 0;
+      if (omit_log_limit.allow(static_cast<uint64_t>(ngx_time()), &more)) {
+        ngx_str_t name = {omitted.name.size(),
+                          reinterpret_cast<u_char*>(const_cast<char*>(omitted.name.data()))};
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "session key \"%V\" %s: left out of $session_jwt (%uL more such lines "
+                      "since the last)",
+                      &name, omit_reason(omitted.reason), more);
+      }
+    }
+    if (how == sess::JwtIssue::NoSubject) return NGX_OK;  // (jwt_subject_ok said so already)
+    if (how == sess::JwtIssue::Failed) {
       uint64_t more = 0;
       if (sign_log_limit.allow(static_cast<uint64_t>(ngx_time()), &more)) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,

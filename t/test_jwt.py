@@ -314,6 +314,43 @@ def test_empty_without_a_logged_in_session(nginx, keys):
         assert r.text == "[]", user
 
 
+def test_no_token_for_a_user_with_a_control_byte(nginx, keys):
+    """$session_jwt names exactly the user $session_user shows: a stored user with a control
+    byte (NUL, CR/LF, ESC, TAB, DEL) reads as empty there, and gets no token (an upstream that
+    hands sub to C strings would read "admin\\0evil" as "admin")."""
+    srv = nginx(site(keys["ec"], locations=r"""
+    location = /who { return 200 "[$session_user]"; }
+"""))
+    now = int(time.time())
+    for user in ("admin\u0000evil", "admin\nX-Role: root", "a\rb", "a\u001b[31m", "a\tb",
+                 "a\u007f"):
+        hdr = {"Cookie": "session=" + make_cookie(srv.secrets[0], {"user": user},
+                                                  created=now, refreshed=now)}
+        assert srv.get("/who", headers=hdr).text == "[]", repr(user)
+        assert srv.get("/jwt-br", headers=hdr).text == "[]", repr(user)
+    assert 'session key "user" holds a control byte, $session_jwt is empty' in srv.error_log.read_text()
+    ok = {"Cookie": "session=" + make_cookie(srv.secrets[0], {"user": "caf\u00e9 \u2028"},
+                                             created=now, refreshed=now)}
+    assert verify(srv.get("/jwt", headers=ok).text, fetch_jwks(srv))["sub"] == "caf\u00e9 \u2028"
+
+
+def test_claims_with_control_bytes_or_duplicate_members_are_left_out(nginx, keys):
+    """A claim whose value holds a control byte in any string (as $session_<key> would read it
+    as empty), or an object with two members of one name (parsers disagree which one counts),
+    is left out of the token, with an info line; the token and the other claims are kept."""
+    srv = nginx(site(keys["ed"], "session_jwt_claims user a b c d e;"))
+    now = int(time.time())
+    raw = (b'{"user":"alice","a":"x\\u0000y","b":["ok","x\\ny"],'
+           b'"c":{"admin":false,"admin":true},"d":{"k":{"l":1},"m":{"l":2}},"e":"fine"}')
+    hdr = {"Cookie": "session=" + make_cookie(srv.secrets[0], raw, created=now, refreshed=now)}
+    c = verify(srv.get("/jwt", headers=hdr).text, fetch_jwks(srv))
+    assert c["sub"] == "alice"
+    assert c["d"] == {"k": {"l": 1}, "m": {"l": 2}} and c["e"] == "fine"
+    assert not {"a", "b", "c"} & set(c), c
+    log = srv.error_log.read_text()
+    assert 'session key "a" holds a control byte: left out of $session_jwt' in log, log
+
+
 def test_empty_without_a_key(nginx, keys):
     srv = nginx(server_conf(r"""
     location = /login { session_set user $arg_u; return 200 "in\n"; }
@@ -479,6 +516,65 @@ def test_jwks_serves_the_locations_key(nginx, keys):
     verify(token_of(srv, s), ec_doc)
 
 
+def test_one_key_per_upstream_refuses_replayed_tokens(nginx, keys):
+    """README "One key per upstream": a token has no audience, so apps that must not accept
+    each other's tokens get a key each (location-level session_jwt_key) and their own
+    session_jwks; a token made for one does not verify against the other's JWKS."""
+    srv = nginx(site(keys["ec"], locations=f"""
+    location /wiki/ {{
+        session_jwt_key {keys['ec']};
+        location = /wiki/jwks.json {{ session_jwks; }}
+        location = /wiki/jwt {{ return 200 "$session_jwt"; }}
+    }}
+    location /payroll/ {{
+        session_jwt_key {keys['ec2']};
+        location = /payroll/jwks.json {{ session_jwks; }}
+        location = /payroll/jwt {{ return 200 "$session_jwt"; }}
+    }}
+"""))
+    wiki_doc, payroll_doc = fetch_jwks(srv, "/wiki/jwks.json"), fetch_jwks(srv, "/payroll/jwks.json")
+    s = login(srv)
+    wiki_t, payroll_t = token_of(srv, s, "/wiki/jwt"), token_of(srv, s, "/payroll/jwt")
+    assert verify(wiki_t, wiki_doc)["sub"] == "alice"
+    assert verify(payroll_t, payroll_doc)["sub"] == "alice"
+    with pytest.raises(KeyError):                      # no key with the wiki token's kid
+        verify(wiki_t, payroll_doc)
+    with pytest.raises(KeyError):
+        verify(payroll_t, wiki_doc)
+
+
+def test_jwks_is_public_under_session_require(nginx, keys):
+    """session_jwks answers without a session under an inherited session_require (upstreams
+    fetch it server-to-server), as the login endpoints do; its siblings stay protected."""
+    srv = nginx(server_conf(r"""
+    location = /login { session_set user $arg_u; return 200 "in\n"; }
+    location = /jwks  { session_jwks; }
+    location /p/      { location = /p/jwks { session_jwks; } return 200 "[$session_jwt]"; }
+""", f"server_name {SERVER_NAME};\n    session_encrypt off;\n    session_require;\n"
+     f"    session_jwt_key {keys['ed']};"))
+    for path in ("/jwks", "/p/jwks"):
+        r = requests.get(srv.url(path), timeout=5)
+        assert r.status_code == 200 and r.json()["keys"][0]["alg"] == "EdDSA", (path, r.text)
+    assert requests.get(srv.url("/p/x"), timeout=5).status_code == 401
+
+
+def test_jwks_answers_when_the_store_is_down_and_fail_closed(nginx, keys):
+    """The public key needs no store: with session_store_fail closed and Redis unreachable,
+    session_jwks still answers (and a cookie does not change that)."""
+    from redis_support import craft_id_cookie, redis_snippet
+    srv = nginx(redis_snippet("127.0.0.1:{rport}", r"""
+    session_store_fail closed;
+    session_redis_timeout 200ms;
+    location = /jwks { session_jwks; }
+    location = /x    { return 200 "x"; }
+""", f"session_jwt_key {keys['ed']};"), rport=helpers.free_port())
+    hdr = {"Cookie": "session=" + craft_id_cookie(srv.secrets[0], os.urandom(16))}
+    assert srv.get("/x", headers=hdr).status_code == 503      # the store is down: refused
+    for h in (hdr, {}):
+        r = srv.get("/jwks", headers=h)
+        assert r.status_code == 200 and r.json()["keys"][0]["alg"] == "EdDSA", r.text
+
+
 def test_reload_reads_the_key_again(nginx, keys, tmp_path):
     key = tmp_path / "rotating.pem"
     shutil.copy(keys["ec"], key)
@@ -554,6 +650,12 @@ def test_unreadable_key(nginx_t, keys, tmp_path):
     ("session_jwt_claims ro-le;", '"session_jwt_claims": invalid session key "ro-le"'),
     ("session_jwt_lifetime 0;", '"session_jwt_lifetime" directive must be greater than 0'),
     ("session_jwt_lifetime 1x;", '"session_jwt_lifetime" directive invalid value'),
+    ("session_jwt_lifetime 1s;", '"session_jwt_lifetime" directive must be at least 2s (iat and '
+                                 'exp are whole seconds'),
+    ("session_jwt_lifetime 366d;", '"session_jwt_lifetime" directive must be at most 365d '
+                                   '(1 year): a token cannot be revoked before its exp'),
+    ("session_jwt_lifetime 9223372036854775807s;",
+     '"session_jwt_lifetime" directive must be at most 365d (1 year)'),
     ("session_jwt_claims a; session_jwt_claims b;", '"session_jwt_claims" directive is duplicate'),
     ("location = /k { session_jwt_key {k}; session_jwks; session_jwks; }",
      '"session_jwks" directive is duplicate'),
@@ -566,6 +668,8 @@ def test_bad_directives(nginx_t, keys, snippet, message):
 def test_good_configuration_passes(nginx_t, keys):
     rc, out = nginx_t(server_conf(f"""
     location = /jwks {{ session_jwks; }}
+    location /b/ {{ session_jwt_lifetime 2s; return 200 "$session_jwt"; }}
+    location /c/ {{ session_jwt_lifetime 365d; return 200 "$session_jwt"; }}
     location /a/ {{ session_jwt_key {keys['ed']}; session_jwt_lifetime 5m;
                     session_jwt_claims user role n; return 200 "$session_jwt"; }}
 """, f"session_jwt_key {keys['ec']};"))

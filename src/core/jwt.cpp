@@ -10,8 +10,12 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include <rapidjson/reader.h>
+
+#include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <limits>
 
 namespace sess {
 
@@ -150,25 +154,126 @@ void jwt_identity_json(std::string_view iss, std::string_view sub, pstring& out)
   append_json_string(sub, out);
 }
 
-void jwt_claims_json(const JwtClaim* claims, size_t n, pstring& out) {
+bool jwt_subject_ok(const SessionValue* user) noexcept {
+  return session_user_logged_in(user) && !has_ctl(user->text);
+}
+
+namespace {
+
+// SAX handler over one JSON value: fails on a string or member name with a control byte
+// (decoded: "\u0000" counts) and on an object with two members of the same (decoded) name. The
+// names of the objects being read are views into the in-situ buffer, kept on one stack: an
+// object's names are sorted and compared when it ends (n log n, whatever its size), then popped.
+class ClaimChecker {
+ public:
+  using SizeType = rapidjson::SizeType;
+
+  explicit ClaimChecker(std::pmr::memory_resource* mr) : names_(mr), starts_(mr) {}
+
+  bool Null() { return true; }
+  bool Bool(bool) { return true; }
+  bool Int(int) { return true; }
+  bool Uint(unsigned) { return true; }
+  bool Int64(int64_t) { return true; }
+  bool Uint64(uint64_t) { return true; }
+  bool Double(double) { return true; }
+  bool RawNumber(const char*, SizeType, bool) { return true; }
+  bool String(const char* s, SizeType len, bool) { return text_ok(s, len); }
+  bool Key(const char* s, SizeType len, bool) {
+    if (!text_ok(s, len)) return false;
+    names_.emplace_back(s, len);
+    return true;
+  }
+  bool StartObject() {
+    starts_.push_back(names_.size());
+    return true;
+  }
+  bool EndObject(SizeType) {
+    if (starts_.empty()) return false;
+    const size_t from = starts_.back();
+    starts_.pop_back();
+    auto first = names_.begin() + static_cast<std::ptrdiff_t>(from);
+    std::sort(first, names_.end());
+    const bool dup = std::adjacent_find(first, names_.end()) != names_.end();
+    names_.erase(first, names_.end());
+    if (dup) duplicate = true;
+    return !dup;
+  }
+  bool StartArray() { return true; }
+  bool EndArray(SizeType) { return true; }
+
+  bool control = false;
+  bool duplicate = false;
+
+ private:
+  bool text_ok(const char* s, SizeType len) {
+    if (has_ctl(std::string_view(s, len))) {
+      control = true;
+      return false;
+    }
+    return true;
+  }
+
+  std::pmr::vector<std::string_view> names_;
+  std::pmr::vector<size_t> starts_;
+};
+
+}  // namespace
+
+JwtClaimOmit jwt_claim_check(const SessionValue& v, pstring& json) {
+  if (v.is_string) return has_ctl(v.text) ? JwtClaimOmit::ControlByte : JwtClaimOmit::None;
+  // Other values are JSON text already; checked (strict JSON: a Flask float can be NaN) and
+  // re-encoded compactly: the text that is signed.
+  std::pmr::memory_resource* mr = json.get_allocator().resource();
+  SessionValue parsed(mr);
+  if (!decode_session_value(v.text, parsed) || parsed.text.empty()) return JwtClaimOmit::NotJson;
+  pstring text(mr);
+  encode_session_value(parsed, text);
+  if (parsed.is_string) {  // (a JSON string given as JSON text)
+    if (has_ctl(parsed.text)) return JwtClaimOmit::ControlByte;
+  } else {
+    // Walk what will be signed (the decoder keeps nested duplicates and writes control bytes
+    // as escapes): an in-situ copy, NUL-terminated for rapidjson.
+    pstring buf(text, mr);
+    ClaimChecker checker(mr);
+    rapidjson::InsituStringStream stream(buf.data());
+    rapidjson::Reader reader(nullptr, 0);
+    constexpr unsigned kFlags = rapidjson::kParseInsituFlag |
+                                rapidjson::kParseValidateEncodingFlag |
+                                rapidjson::kParseNumbersAsStringsFlag;
+    if (text.size() >= std::numeric_limits<rapidjson::SizeType>::max() ||
+        reader.Parse<kFlags>(stream, checker).IsError()) {
+      if (checker.duplicate) return JwtClaimOmit::DuplicateMember;
+      if (checker.control) return JwtClaimOmit::ControlByte;
+      return JwtClaimOmit::NotJson;
+    }
+  }
+  json.append(text);
+  return JwtClaimOmit::None;
+}
+
+void jwt_claims_json(const JwtClaim* claims, size_t n, pstring& out, JwtOmitted* omitted) {
+  pstring value(out.get_allocator().resource());
   for (size_t i = 0; i < n; i++) {
     const SessionValue* v = claims[i].value;
     if (v == nullptr) continue;
-    if (v->is_string) {
-      out.push_back(',');
-      append_json_string(claims[i].name, out);
-      out.push_back(':');
-      append_json_string(v->text, out);
+    value.clear();
+    const JwtClaimOmit why = jwt_claim_check(*v, value);
+    if (why != JwtClaimOmit::None) {
+      if (omitted != nullptr && omitted->count++ == 0) {
+        omitted->name = claims[i].name;
+        omitted->reason = why;
+      }
       continue;
     }
-    // Other values are JSON text already; checked (strict JSON: a Flask float can be NaN) and
-    // written compactly.
-    SessionValue parsed(out.get_allocator().resource());
-    if (!decode_session_value(v->text, parsed)) continue;
     out.push_back(',');
     append_json_string(claims[i].name, out);
     out.push_back(':');
-    encode_session_value(parsed, out);
+    if (v->is_string) {
+      append_json_string(v->text, out);
+    } else {
+      out.append(value);
+    }
   }
 }
 
@@ -182,6 +287,15 @@ void jwt_payload_json(std::string_view identity, uint64_t iat, uint64_t exp,
   append_uint(exp, out);
   out.append(claims);
   out.push_back('}');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lifetime
+
+JwtLifetime jwt_lifetime_check(uint64_t seconds) noexcept {
+  if (seconds < kJwtMinLifetime) return JwtLifetime::TooShort;
+  if (seconds > kJwtMaxLifetime) return JwtLifetime::TooLong;
+  return JwtLifetime::Ok;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -385,7 +499,7 @@ bool JwtKey::verify(std::string_view input, std::string_view sig) const noexcept
 struct JwtCache::Entry {
   uint64_t key_id = 0;   // 0: empty
   uint64_t lifetime = 0;
-  uint64_t iat = 0;
+  uint64_t signed_ms = 0;
   uint64_t used = 0;     // tick of the last find hit or insert
   std::string claims;
   std::string token;
@@ -412,10 +526,16 @@ JwtCache::JwtCache(uint64_t seed, size_t sets)
 
 JwtCache::~JwtCache() = default;
 
-bool JwtCache::reusable(uint64_t iat, uint64_t lifetime, uint64_t now) noexcept {
-  if (now < iat) return false;
-  const uint64_t age = now - iat;
-  return age < lifetime && age < lifetime - age;  // 2 * age < lifetime, without overflow
+bool JwtCache::reusable(uint64_t signed_ms, uint64_t lifetime, uint64_t now_ms) noexcept {
+  if (now_ms < signed_ms || jwt_lifetime_check(lifetime) != JwtLifetime::Ok) return false;
+  // exp in milliseconds; no overflow: the lifetime is bounded and signed_ms / 1000 * 1000 does
+  // not exceed signed_ms.
+  const uint64_t iat_ms = signed_ms / 1000 * 1000;
+  const uint64_t life_ms = lifetime * 1000;
+  if (iat_ms > UINT64_MAX - life_ms) return false;
+  const uint64_t exp_ms = iat_ms + life_ms;
+  if (now_ms >= exp_ms) return false;
+  return exp_ms - now_ms >= life_ms - life_ms / 2;  // at least half the lifetime left
 }
 
 size_t JwtCache::set_of(uint64_t key_id, uint64_t lifetime,
@@ -437,21 +557,21 @@ size_t JwtCache::set_of(uint64_t key_id, uint64_t lifetime,
 }
 
 const std::string* JwtCache::find(uint64_t key_id, uint64_t lifetime, std::string_view claims,
-                                  uint64_t now) noexcept {
+                                  uint64_t now_ms) noexcept {
   if (key_id == 0 || claims.size() > kMaxClaims) return nullptr;
   Entry* set = &entries_[set_of(key_id, lifetime, claims) * kWays];
   for (size_t w = 0; w < kWays; w++) {
     Entry& e = set[w];
     if (e.key_id != key_id || e.lifetime != lifetime || !ct_equal(e.claims, claims)) continue;
-    if (!reusable(e.iat, e.lifetime, now)) return nullptr;
+    if (!reusable(e.signed_ms, e.lifetime, now_ms)) return nullptr;
     e.used = ++tick_;
     return &e.token;
   }
   return nullptr;
 }
 
-bool JwtCache::insert(uint64_t key_id, uint64_t lifetime, std::string_view claims, uint64_t iat,
-                      std::string_view token) {
+bool JwtCache::insert(uint64_t key_id, uint64_t lifetime, std::string_view claims,
+                      uint64_t signed_ms, std::string_view token) {
   if (key_id == 0 || claims.size() > kMaxClaims || token.size() > kMaxToken) return false;
   Entry* set = &entries_[set_of(key_id, lifetime, claims) * kWays];
   Entry* slot = nullptr;
@@ -472,7 +592,7 @@ bool JwtCache::insert(uint64_t key_id, uint64_t lifetime, std::string_view claim
   slot->claims.assign(claims.data(), claims.size());
   slot->token.assign(token.data(), token.size());
   slot->lifetime = lifetime;
-  slot->iat = iat;
+  slot->signed_ms = signed_ms;
   slot->used = ++tick_;
   slot->key_id = key_id;
   return true;
@@ -498,19 +618,23 @@ size_t JwtCache::capacity() const noexcept { return sets_ * kWays; }
 // ---------------------------------------------------------------------------------------------
 // Issuing
 
-JwtIssue jwt_issue(JwtCache& cache, const JwtRequest& req, const Clock& clock, pstring& out) {
-  if (req.key == nullptr) return JwtIssue::Failed;
+JwtIssue jwt_issue(JwtCache& cache, const JwtRequest& req, uint64_t now_ms, pstring& out,
+                   JwtOmitted* omitted) {
+  if (req.sub.empty() || has_ctl(req.sub)) return JwtIssue::NoSubject;
+  if (req.key == nullptr || jwt_lifetime_check(req.lifetime) != JwtLifetime::Ok) {
+    return JwtIssue::Failed;
+  }
   std::pmr::memory_resource* mr = out.get_allocator().resource();
   // The cache key: identity and claims, the payload without its times.
   pstring what(mr);
   jwt_identity_json(req.iss, req.sub, what);
   const size_t identity_len = what.size();
-  jwt_claims_json(req.claims, req.nclaims, what);
-  const uint64_t now = clock.now();
-  if (const std::string* t = cache.find(req.key->id(), req.lifetime, what, now)) {
+  jwt_claims_json(req.claims, req.nclaims, what, omitted);
+  if (const std::string* t = cache.find(req.key->id(), req.lifetime, what, now_ms)) {
     out.append(*t);
     return JwtIssue::Cached;
   }
+  const uint64_t now = now_ms / 1000;
   std::string_view w(what);
   pstring payload(mr);
   jwt_payload_json(w.substr(0, identity_len), now, now + req.lifetime, w.substr(identity_len),
@@ -526,7 +650,7 @@ JwtIssue jwt_issue(JwtCache& cache, const JwtRequest& req, const Clock& clock, p
   if (!req.key->sign(std::string_view(token).substr(0, input_len), token)) {
     return JwtIssue::Failed;
   }
-  cache.insert(req.key->id(), req.lifetime, what, now, token);
+  cache.insert(req.key->id(), req.lifetime, what, now_ms, token);
   out.append(token);
   return JwtIssue::Signed;
 }

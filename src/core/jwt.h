@@ -4,19 +4,18 @@
 //
 //   token   = base64url(header) "." base64url(payload) "." base64url(signature), no padding
 //   header  = {"alg":"ES256"|"EdDSA","typ":"JWT","kid":<thumbprint>}
-//   payload = {"iss":<server name>,"sub":<user>,"iat":<now>,"exp":<now + lifetime>, claims...}
+//   payload = {"iss":<server name>,"sub":<user>,"iat":<now>,"exp":<iat + lifetime>, claims...}
 //
 // OpenSSL (3.x EVP) does the key parsing and the signing; this file builds the JSON, converts
 // ECDSA's DER signature to JWS's raw r||s, and decides when a worker may hand out a token it
 // signed before (JwtCache): signing costs tens of microseconds, so tokens are cached per worker
-// by what they say and reused until half their lifetime has passed.
+// by what they say and reused while at least half their lifetime is left.
 //
 // Not thread-safe: one cache per nginx worker, used from the event loop only. A JwtKey is
 // immutable after loading and may be shared.
 #pragma once
 
 #include "common.h"
-#include "expiry.h"
 #include "session_data.h"
 
 #include <memory>
@@ -69,15 +68,58 @@ struct JwtClaim {
 // Appends "iss":<iss>,"sub":<sub> (JSON strings).
 void jwt_identity_json(std::string_view iss, std::string_view sub, pstring& out);
 
+// Whether the session user may be the token's sub: exactly the user $session_user shows - a
+// logged-in user (session_user_logged_in: a non-empty JSON string) without a control byte
+// (has_ctl: "a stored value that contains a control byte reads as empty"). user is what
+// session_user() found (nullptr: none, or ambiguous).
+bool jwt_subject_ok(const SessionValue* user) noexcept;
+
+// Why a claim with a value was left out of the token.
+enum class JwtClaimOmit : uint8_t {
+  None,
+  NotJson,          // not strict JSON (a Flask float written as NaN or Infinity)
+  ControlByte,      // a string (a member name, at any depth) holds a control byte
+  DuplicateMember,  // an object (at any depth) has two members of the same name
+};
+
+// What jwt_claims_json left out: how many claims, and the first one's name and reason.
+struct JwtOmitted {
+  size_t count = 0;
+  std::string_view name;
+  JwtClaimOmit reason = JwtClaimOmit::None;
+};
+
+// The check jwt_claims_json applies to one value: None if v may be signed. For a non-string
+// value, the compact JSON text of it as it will be signed is appended to json (else json is left
+// as it was).
+JwtClaimOmit jwt_claim_check(const SessionValue& v, pstring& json);
+
 // Appends ,"<name>":<value> for every claim with a value: strings as JSON strings, other values
-// as their JSON text (re-encoded compactly). A value that is not strict JSON (a Flask float
-// written as NaN or Infinity) is left out, as are claims without a value.
-void jwt_claims_json(const JwtClaim* claims, size_t n, pstring& out);
+// as their JSON text (re-encoded compactly). Claims without a value are left out, and so are
+// claims jwt_claim_check refuses: a value that is not strict JSON, that holds a control byte in
+// any string (as $session_<key> reads such a value as empty; a C upstream would cut "admin\0x"
+// to "admin"), or whose objects have duplicate member names (parsers disagree on which one
+// counts: one signed claim, two meanings). omitted (optional) says what was left out.
+void jwt_claims_json(const JwtClaim* claims, size_t n, pstring& out,
+                     JwtOmitted* omitted = nullptr);
 
 // Appends the payload: {<identity>,"iat":iat,"exp":exp<claims>} where identity and claims are
 // what jwt_identity_json and jwt_claims_json appended.
 void jwt_payload_json(std::string_view identity, uint64_t iat, uint64_t exp,
                       std::string_view claims, pstring& out);
+
+// ---------------------------------------------------------------------------------------------
+// Lifetime
+
+// session_jwt_lifetime's bounds, in seconds. At least 2 s: iat and exp are whole seconds, so a
+// token signed late in a second has up to 1 s less than its lifetime left; from 2 s on, a fresh
+// token always has more than half of its lifetime left. At most a year: a token is a
+// non-revocable bearer credential, and exp stays a small integer (far below 2^53).
+constexpr uint64_t kJwtMinLifetime = 2;
+constexpr uint64_t kJwtMaxLifetime = 365 * 86400;
+
+enum class JwtLifetime : uint8_t { Ok, TooShort, TooLong };
+JwtLifetime jwt_lifetime_check(uint64_t seconds) noexcept;
 
 // ---------------------------------------------------------------------------------------------
 // Keys
@@ -154,20 +196,22 @@ class JwtCache {
   explicit JwtCache(uint64_t seed, size_t sets = kSets);
   ~JwtCache();
 
-  // Whether a token issued at iat with this lifetime may still be handed out at now: until half
-  // its lifetime has passed (2 * (now - iat) < lifetime), never before it was issued (a clock
-  // that went back).
-  static bool reusable(uint64_t iat, uint64_t lifetime, uint64_t now) noexcept;
+  // Whether a token signed at signed_ms (unix milliseconds; its iat is the whole second
+  // signed_ms / 1000, its exp iat + lifetime seconds) may still be handed out at now_ms: while at
+  // least half of its lifetime is left until exp (2 * (exp * 1000 - now_ms) >= lifetime * 1000),
+  // never before it was signed (a clock that went back), never with a lifetime outside
+  // [kJwtMinLifetime, kJwtMaxLifetime].
+  static bool reusable(uint64_t signed_ms, uint64_t lifetime, uint64_t now_ms) noexcept;
 
-  // The cached token for exactly (key_id, lifetime, claims) if it is reusable at now, else
+  // The cached token for exactly (key_id, lifetime, claims) if it is reusable at now_ms, else
   // nullptr. Valid until the next insert or clear.
   const std::string* find(uint64_t key_id, uint64_t lifetime, std::string_view claims,
-                          uint64_t now) noexcept;
+                          uint64_t now_ms) noexcept;
 
-  // Stores token, issued at iat, for (key_id, lifetime, claims), replacing an entry of the same
-  // key, else an empty one, else the set's least recently used. False (nothing stored) when
+  // Stores token, signed at signed_ms, for (key_id, lifetime, claims), replacing an entry of the
+  // same key, else an empty one, else the set's least recently used. False (nothing stored) when
   // claims or token are over the bounds or key_id is 0.
-  bool insert(uint64_t key_id, uint64_t lifetime, std::string_view claims, uint64_t iat,
+  bool insert(uint64_t key_id, uint64_t lifetime, std::string_view claims, uint64_t signed_ms,
               std::string_view token);
 
   void clear() noexcept;
@@ -196,10 +240,18 @@ struct JwtRequest {
   size_t nclaims = 0;
 };
 
-enum class JwtIssue : uint8_t { Cached, Signed, Failed };
+enum class JwtIssue : uint8_t {
+  Cached,
+  Signed,
+  NoSubject,  // sub is empty or holds a control byte: no token (out unchanged)
+  Failed,     // no key, a lifetime outside the bounds, or signing failed (out unchanged)
+};
 
-// Appends the token for req to out: the cached one while JwtCache::reusable, else a new one
-// (iat = clock.now()), which is then cached. Failed: signing failed (out unchanged).
-JwtIssue jwt_issue(JwtCache& cache, const JwtRequest& req, const Clock& clock, pstring& out);
+// Appends the token for req to out: the cached one while JwtCache::reusable at now_ms (unix
+// milliseconds), else a new one (iat = now_ms / 1000, exp = iat + lifetime), which is then
+// cached. So every token handed out has at least half of its lifetime left until exp, measured
+// at now_ms. omitted (optional): the claims jwt_claims_json left out.
+JwtIssue jwt_issue(JwtCache& cache, const JwtRequest& req, uint64_t now_ms, pstring& out,
+                   JwtOmitted* omitted = nullptr);
 
 }  // namespace sess

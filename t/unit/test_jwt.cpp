@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,10 +50,11 @@ std::string unhex(std::string_view h) {
   return out;
 }
 
-class FakeClock final : public sess::Clock {
- public:
+// Unix seconds t plus ms milliseconds.
+struct FakeClock {
   uint64_t t = 1700000000;
-  uint64_t now() const noexcept override { return t; }
+  uint64_t ms = 0;
+  uint64_t now_ms() const noexcept { return t * 1000 + ms; }
 };
 
 // A PEM private key made with OpenSSL: type "EC" (with a curve) / "ED25519" / "RSA".
@@ -293,6 +295,77 @@ TEST(JwtJson, ClaimsThatAreNotStrictJsonAreLeftOut) {
   EXPECT_EQ(s(out), R"(,"c":{" t":[1,2]})");
 }
 
+TEST(JwtJson, ClaimsWithControlBytesAreLeftOut) {
+  sess::SessionData d;
+  ASSERT_TRUE(d.decode(R"({"a":"x\u0000y","b":"ok","c":["ok","x\ny"],"d":{"k\u001b":1},)"
+                       R"("e":{"k":{"l":"\u007f"}},"f":"tab\there","g":["caf\u00e9"]})"));
+  std::vector<JwtClaim> c = {{"a", d.get("a")}, {"b", d.get("b")}, {"c", d.get("c")},
+                             {"d", d.get("d")}, {"e", d.get("e")}, {"f", d.get("f")},
+                             {"g", d.get("g")}};
+  pstring out;
+  sess::JwtOmitted omitted;
+  sess::jwt_claims_json(c.data(), c.size(), out, &omitted);
+  EXPECT_EQ(s(out), ",\"b\":\"ok\",\"g\":[\"caf\xc3\xa9\"]");
+  EXPECT_EQ(omitted.count, 5u);
+  EXPECT_EQ(omitted.name, "a");
+  EXPECT_EQ(omitted.reason, sess::JwtClaimOmit::ControlByte);
+}
+
+TEST(JwtJson, ClaimsWithDuplicateMembersAreLeftOut) {
+  auto value = [](const char* json) {
+    sess::SessionValue v(std::pmr::get_default_resource());
+    v.text = json;
+    v.is_string = false;
+    return v;
+  };
+  struct Case {
+    const char* json;
+    sess::JwtClaimOmit want;
+  } cases[] = {
+      {R"({"admin":false,"admin":true})", sess::JwtClaimOmit::DuplicateMember},
+      {R"({"a":1,"\u0061":2})", sess::JwtClaimOmit::DuplicateMember},  // the same once decoded
+      {R"([1,{"x":{"y":1,"z":2,"y":3}}])", sess::JwtClaimOmit::DuplicateMember},
+      {R"({"a":{"k":1},"b":{"k":1}})", sess::JwtClaimOmit::None},  // one name in two objects
+      {R"({"a":{"a":{"a":1}}})", sess::JwtClaimOmit::None},        // nested, not siblings
+      {R"({"k":1,"K":2,"k ":3})", sess::JwtClaimOmit::None},
+      {R"([{"k":1},{"k":2}])", sess::JwtClaimOmit::None},
+      {R"({})", sess::JwtClaimOmit::None},
+      {R"({"a":NaN})", sess::JwtClaimOmit::NotJson},
+  };
+  for (const Case& c : cases) {
+    sess::SessionValue v = value(c.json);
+    pstring json;
+    EXPECT_EQ(sess::jwt_claim_check(v, json), c.want) << c.json;
+    if (c.want != sess::JwtClaimOmit::None) {
+      EXPECT_EQ(s(json), "") << c.json;
+    }
+  }
+  // Many members: sorted, not compared pairwise.
+  std::string many = "{";
+  for (int i = 0; i < 20000; i++) many += "\"k" + std::to_string(i) + "\":" + std::to_string(i) + ",";
+  std::string unique = many;
+  unique.back() = '}';
+  many += "\"k19999\":0}";
+  sess::SessionValue u = value(unique.c_str());
+  sess::SessionValue m = value(many.c_str());
+  pstring json;
+  EXPECT_EQ(sess::jwt_claim_check(u, json), sess::JwtClaimOmit::None);
+  EXPECT_EQ(s(json), unique);
+  json.clear();
+  EXPECT_EQ(sess::jwt_claim_check(m, json), sess::JwtClaimOmit::DuplicateMember);
+  // In the token: left out, the rest kept.
+  sess::SessionValue dup = value(R"({"admin":false,"admin":true})");
+  sess::SessionValue ok = value(R"({"admin":true})");
+  std::vector<JwtClaim> c = {{"perm", &dup}, {"perm2", &ok}};
+  pstring out;
+  sess::JwtOmitted omitted;
+  sess::jwt_claims_json(c.data(), c.size(), out, &omitted);
+  EXPECT_EQ(s(out), R"(,"perm2":{"admin":true})");
+  EXPECT_EQ(omitted.count, 1u);
+  EXPECT_EQ(omitted.name, "perm");
+  EXPECT_EQ(omitted.reason, sess::JwtClaimOmit::DuplicateMember);
+}
+
 TEST(JwtJson, Payload) {
   pstring id;
   sess::jwt_identity_json("srv", "bob", id);
@@ -421,7 +494,7 @@ Issued issue(JwtCache& cache, const JwtKey& key, const FakeClock& clock, std::st
   req.claims = claims.data();
   req.nclaims = claims.size();
   pstring out;
-  JwtIssue how = sess::jwt_issue(cache, req, clock, out);
+  JwtIssue how = sess::jwt_issue(cache, req, clock.now_ms(), out);
   return {how, s(out)};
 }
 
@@ -471,7 +544,9 @@ TEST(JwtIssueTest, ReusedUntilHalfTheLifetimeThenSignedAgain) {
   Issued c = issue(cache, *key, clock, "alice", 60);
   EXPECT_EQ(c.how, JwtIssue::Cached);
   EXPECT_EQ(c.token, a.token);
-  clock.t = t0 + 30;  // half the lifetime: a new one
+  clock.t = t0 + 30;  // exactly half the lifetime left: still this one
+  EXPECT_EQ(issue(cache, *key, clock, "alice", 60).token, a.token);
+  clock.ms = 1;       // less than half left: a new one
   Issued d = issue(cache, *key, clock, "alice", 60);
   EXPECT_EQ(d.how, JwtIssue::Signed);
   EXPECT_NE(d.token, a.token);
@@ -488,6 +563,7 @@ TEST(JwtIssueTest, ClockGoingBackSignsAgain) {
   JwtCache cache(1);
   FakeClock clock;
   Issued a = issue(cache, *key, clock, "alice");
+  clock.ms = 0;
   clock.t -= 1;
   Issued b = issue(cache, *key, clock, "alice");
   EXPECT_EQ(b.how, JwtIssue::Signed);
@@ -524,17 +600,119 @@ TEST(JwtIssueTest, EveryPartOfTheKeyCounts) {
 }
 
 TEST(JwtCacheTest, ReusableBoundaries) {
-  EXPECT_TRUE(JwtCache::reusable(100, 60, 100));
-  EXPECT_TRUE(JwtCache::reusable(100, 60, 129));
-  EXPECT_FALSE(JwtCache::reusable(100, 60, 130));
-  EXPECT_FALSE(JwtCache::reusable(100, 60, 1000));
-  EXPECT_FALSE(JwtCache::reusable(100, 60, 99));           // issued in the future
-  EXPECT_TRUE(JwtCache::reusable(100, 1, 100));            // 1s: only within its second
-  EXPECT_FALSE(JwtCache::reusable(100, 1, 101));
-  EXPECT_TRUE(JwtCache::reusable(100, 3, 101));            // odd lifetimes round down
-  EXPECT_FALSE(JwtCache::reusable(100, 3, 102));
-  EXPECT_FALSE(JwtCache::reusable(0, 10, UINT64_MAX));     // no overflow
-  EXPECT_TRUE(JwtCache::reusable(0, UINT64_MAX, UINT64_MAX / 2 - 1));
+  // Signed at 100.000 s: iat 100, exp 160; reusable while at least 30 s are left.
+  EXPECT_TRUE(JwtCache::reusable(100000, 60, 100000));
+  EXPECT_TRUE(JwtCache::reusable(100000, 60, 129999));
+  EXPECT_TRUE(JwtCache::reusable(100000, 60, 130000));    // exactly half left
+  EXPECT_FALSE(JwtCache::reusable(100000, 60, 130001));
+  EXPECT_FALSE(JwtCache::reusable(100000, 60, 1000000));
+  EXPECT_FALSE(JwtCache::reusable(100000, 60, 99999));    // signed in the future
+  // Signed at 100.999 s: iat is still 100, so exp is 160 and the window ends at 130.000, not
+  // at 130.999 (counted from the whole-second iat, not from the signing moment).
+  EXPECT_TRUE(JwtCache::reusable(100999, 60, 130000));
+  EXPECT_FALSE(JwtCache::reusable(100999, 60, 130001));
+  // Odd lifetimes: 3 s from iat 100 -> exp 103, at least 1.5 s left until 101.500.
+  EXPECT_TRUE(JwtCache::reusable(100000, 3, 101500));
+  EXPECT_FALSE(JwtCache::reusable(100000, 3, 101501));
+  EXPECT_FALSE(JwtCache::reusable(100900, 3, 101600));    // (was reused to 101.999 before)
+  // The shortest lifetime: 2 s, signed late in its second, still has > 1 s left.
+  EXPECT_TRUE(JwtCache::reusable(100999, 2, 100999));
+  EXPECT_FALSE(JwtCache::reusable(100999, 2, 101001));
+  // Lifetimes outside the bounds are never reused; no overflow near the top of the clock.
+  EXPECT_FALSE(JwtCache::reusable(100000, 1, 100000));
+  EXPECT_FALSE(JwtCache::reusable(100000, sess::kJwtMaxLifetime + 1, 100000));
+  EXPECT_TRUE(JwtCache::reusable(100000, sess::kJwtMaxLifetime, 100000));
+  EXPECT_FALSE(JwtCache::reusable(UINT64_MAX - 10, 60, UINT64_MAX));
+  EXPECT_FALSE(JwtCache::reusable(0, 10, UINT64_MAX));
+}
+
+// Every token handed out, at any millisecond, has at least half of its lifetime left until its
+// exp (as the README promises), for every accepted lifetime.
+TEST(JwtIssueTest, EveryTokenHasAtLeastHalfItsLifetimeLeft) {
+  auto key = load(make_pem("ED25519"));
+  ASSERT_NE(key, nullptr);
+  for (uint64_t lifetime : {2, 3, 5, 60, 61}) {
+    JwtCache cache(11);
+    const uint64_t start = 1700000000ull * 1000 + 777;
+    size_t signed_n = 0;
+    for (uint64_t now = start; now < start + 3 * lifetime * 1000; now += 7) {
+      JwtRequest req;
+      req.key = key.get();
+      req.lifetime = lifetime;
+      req.iss = "example.com";
+      req.sub = "alice";
+      pstring out;
+      JwtIssue how = sess::jwt_issue(cache, req, now, out);
+      ASSERT_TRUE(how == JwtIssue::Cached || how == JwtIssue::Signed);
+      signed_n += how == JwtIssue::Signed;
+      std::string payload = unb64(split_token(s(out))[1]);
+      const size_t e = payload.find("\"exp\":");
+      ASSERT_NE(e, std::string::npos);
+      const uint64_t exp = std::stoull(payload.substr(e + 6));
+      const size_t i = payload.find("\"iat\":");
+      const uint64_t iat = std::stoull(payload.substr(i + 6));
+      ASSERT_EQ(exp - iat, lifetime);
+      ASSERT_LE(iat * 1000, now) << "iat in the future";
+      ASSERT_GE(2 * (exp * 1000 - now), lifetime * 1000)
+          << "lifetime " << lifetime << " at " << now - start << " ms";
+    }
+    // ... and tokens are still reused: a signature per half lifetime, at most two a second
+    // for the shortest (a token signed late in its second is reused only until the next).
+    EXPECT_LE(signed_n, std::max<uint64_t>(3 * 2 + 2, 2 * 3 * lifetime + 2)) << lifetime;
+  }
+}
+
+TEST(JwtLifetimeTest, Bounds) {
+  EXPECT_EQ(sess::jwt_lifetime_check(0), sess::JwtLifetime::TooShort);
+  EXPECT_EQ(sess::jwt_lifetime_check(1), sess::JwtLifetime::TooShort);
+  EXPECT_EQ(sess::jwt_lifetime_check(2), sess::JwtLifetime::Ok);
+  EXPECT_EQ(sess::jwt_lifetime_check(60), sess::JwtLifetime::Ok);
+  EXPECT_EQ(sess::jwt_lifetime_check(365 * 86400), sess::JwtLifetime::Ok);
+  EXPECT_EQ(sess::jwt_lifetime_check(365 * 86400 + 1), sess::JwtLifetime::TooLong);
+  EXPECT_EQ(sess::jwt_lifetime_check(UINT64_MAX), sess::JwtLifetime::TooLong);
+}
+
+TEST(JwtIssueTest, LifetimeOutsideTheBoundsSignsNothing) {
+  auto key = load(make_pem("ED25519"));
+  JwtCache cache(1);
+  FakeClock clock;
+  EXPECT_EQ(issue(cache, *key, clock, "alice", 1).how, JwtIssue::Failed);
+  EXPECT_EQ(issue(cache, *key, clock, "alice", sess::kJwtMaxLifetime + 1).how, JwtIssue::Failed);
+  EXPECT_EQ(issue(cache, *key, clock, "alice", UINT64_MAX).how, JwtIssue::Failed);
+  Issued t = issue(cache, *key, clock, "alice", sess::kJwtMaxLifetime);
+  ASSERT_EQ(t.how, JwtIssue::Signed);
+  EXPECT_NE(unb64(split_token(t.token)[1]).find("\"exp\":1731536000"), std::string::npos);
+}
+
+TEST(JwtIssueTest, NoTokenForASubjectWithAControlByte) {
+  auto key = load(make_pem("EC", "P-256"));
+  JwtCache cache(1);
+  FakeClock clock;
+  for (std::string_view sub : {std::string_view("admin\0evil", 10), std::string_view("a\nb"),
+                               std::string_view("a\rb"), std::string_view("a\tb"),
+                               std::string_view("\x1b[31m"), std::string_view("a\x7f"),
+                               std::string_view("")}) {
+    Issued t = issue(cache, *key, clock, sub);
+    EXPECT_EQ(t.how, JwtIssue::NoSubject) << sub;
+    EXPECT_EQ(t.token, "");
+  }
+  EXPECT_EQ(cache.size(), 0u);
+  EXPECT_EQ(issue(cache, *key, clock, "caf\xc3\xa9 \xe2\x80\xa8").how, JwtIssue::Signed);
+}
+
+TEST(JwtJson, SubjectIsTheUserSessionUserShows) {
+  sess::SessionData d;
+  ASSERT_TRUE(d.decode(R"({"a":"alice","b":"admin\u0000x","c":"x\ny","d":"","e":5,)"
+                       R"("f":null,"g":"caf\u00e9","h":"tab\there","i":"del\u007f"})"));
+  EXPECT_TRUE(sess::jwt_subject_ok(sess::session_user(d, "a")));
+  EXPECT_TRUE(sess::jwt_subject_ok(sess::session_user(d, "g")));
+  for (const char* k : {"b", "c", "d", "e", "f", "h", "i", "zz"}) {
+    EXPECT_FALSE(sess::jwt_subject_ok(sess::session_user(d, k))) << k;
+  }
+  EXPECT_FALSE(sess::jwt_subject_ok(nullptr));
+  sess::SessionData amb;  // two keys that differ only in case: nobody
+  ASSERT_TRUE(amb.decode(R"({"user":"alice","USER":"bob"})"));
+  EXPECT_FALSE(sess::jwt_subject_ok(sess::session_user(amb, "user")));
 }
 
 TEST(JwtCacheTest, BoundedWithLeastRecentlyUsedEviction) {
@@ -563,13 +741,14 @@ TEST(JwtCacheTest, BoundedWithLeastRecentlyUsedEviction) {
 
 TEST(JwtCacheTest, ExactMatchOnly) {
   JwtCache cache(5, 1);
-  ASSERT_TRUE(cache.insert(1, 60, "abc", 100, "T"));
-  EXPECT_NE(cache.find(1, 60, "abc", 100), nullptr);
-  EXPECT_EQ(cache.find(1, 60, "abd", 100), nullptr);
-  EXPECT_EQ(cache.find(1, 60, "ab", 100), nullptr);
-  EXPECT_EQ(cache.find(2, 60, "abc", 100), nullptr);
-  EXPECT_EQ(cache.find(1, 61, "abc", 100), nullptr);
-  EXPECT_EQ(cache.find(1, 60, "abc", 130), nullptr);  // stale
+  ASSERT_TRUE(cache.insert(1, 60, "abc", 100000, "T"));
+  EXPECT_NE(cache.find(1, 60, "abc", 100000), nullptr);
+  EXPECT_EQ(cache.find(1, 60, "abd", 100000), nullptr);
+  EXPECT_EQ(cache.find(1, 60, "ab", 100000), nullptr);
+  EXPECT_EQ(cache.find(2, 60, "abc", 100000), nullptr);
+  EXPECT_EQ(cache.find(1, 61, "abc", 100000), nullptr);
+  EXPECT_NE(cache.find(1, 60, "abc", 130000), nullptr);  // half left
+  EXPECT_EQ(cache.find(1, 60, "abc", 130001), nullptr);  // stale
 }
 
 TEST(JwtCacheTest, OversizedEntriesAreNotCached) {
