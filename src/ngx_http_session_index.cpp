@@ -235,9 +235,10 @@ constexpr unsigned kMaxRounds = 4096;
 // a failure, not a claim.
 constexpr unsigned kMaxPasses = 3;
 
-// One round's memory (its members, the arguments of its commands, the slots of their replies):
-// in a pool of its own, destroyed once the round is done, so that a walk holds one round at a
-// time, however large the index.
+// One round's memory (its members, the arguments of its commands, the slots of their replies,
+// the cleanups that cancel its Redis operations): in a pool of its own, destroyed once the round
+// is done (every operation answered: their cleanups are inert), so that a walk holds one round at
+// a time, however large the index.
 struct round_t {
   ngx_pool_t* pool;
   pool_resource mr;
@@ -272,8 +273,10 @@ struct end_user_t {
   end_user_t(const end_user_t&) = delete;
   end_user_t& operator=(const end_user_t&) = delete;
 
-  // (The request's pool cleanup destroys this after it has cancelled the operations in flight,
-  // which were registered later: no reply arrives into a destroyed round.)
+  // (The request's pool cleanup destroys this, and the round's pool with it: its cleanups cancel
+  // the round's operations still in flight, so no reply arrives into a destroyed round. A
+  // completed operation clears its cleanup before its reply is handled, so a round may end in
+  // the handler of its last reply.)
   void end_round() noexcept {
     if (round == nullptr) return;
     ngx_pool_t* p = round->pool;
@@ -359,7 +362,9 @@ void round_done(end_user_t* e) {
   if (!rd->leave.empty()) {
     sess::RedisArgs args(&rd->mr);
     sess::index_cmd_remove(e->key, rd->leave.data(), rd->leave.size(), args);
-    if (redis_send(e->r, e->lcf, args, e->key, round_removed, e) != nullptr) return;
+    if (redis_send(e->r, e->lcf, args, e->key, round_removed, e, nullptr, rd->pool) != nullptr) {
+      return;
+    }
   }
   next_round(e);
 }
@@ -437,7 +442,8 @@ void scanned(ngx_http_request_t* r, void* data, const sess::RespValue* reply, bo
         if (slot == nullptr) return false;
         slot->e = e;
         slot->i = i;
-        if (redis_send(r, e->lcf, e->end_cmd, e->end_cmd[3], ended, slot) == nullptr) {
+        if (redis_send(r, e->lcf, e->end_cmd, e->end_cmd[3], ended, slot, nullptr, rd->pool) ==
+            nullptr) {
           return false;
         }
         e->outstanding++;
@@ -454,7 +460,9 @@ bool send_scan(end_user_t* e) {
   round_t* rd = e->begin_round();
   sess::RedisArgs args(&rd->mr);
   sess::index_cmd_scan(e->key, e->cursor, sess::kIndexScanCount, args);
-  if (redis_send(e->r, e->lcf, args, e->key, scanned, e) != nullptr) return true;
+  if (redis_send(e->r, e->lcf, args, e->key, scanned, e, nullptr, rd->pool) != nullptr) {
+    return true;
+  }
   e->end_round();
   return false;
 }
