@@ -359,14 +359,14 @@ void round_removed(ngx_http_request_t* r, void* data, const sess::RespValue* rep
 // that not all of them were).
 void round_done(end_user_t* e) {
   round_t* rd = e->round;
+  bool sent = false;
   if (!rd->leave.empty()) {
+    // (args lives in the round's pool: gone before next_round destroys it)
     sess::RedisArgs args(&rd->mr);
     sess::index_cmd_remove(e->key, rd->leave.data(), rd->leave.size(), args);
-    if (redis_send(e->r, e->lcf, args, e->key, round_removed, e, nullptr, rd->pool) != nullptr) {
-      return;
-    }
+    sent = redis_send(e->r, e->lcf, args, e->key, round_removed, e, nullptr, rd->pool) != nullptr;
   }
-  next_round(e);
+  if (!sent) next_round(e);
 }
 
 void ended(ngx_http_request_t* r, void* data, const sess::RespValue* reply, bool) {
@@ -458,13 +458,15 @@ void scanned(ngx_http_request_t* r, void* data, const sess::RespValue* reply, bo
 // Starts a round: its pool, and the SSCAN from e->cursor.
 bool send_scan(end_user_t* e) {
   round_t* rd = e->begin_round();
-  sess::RedisArgs args(&rd->mr);
-  sess::index_cmd_scan(e->key, e->cursor, sess::kIndexScanCount, args);
-  if (redis_send(e->r, e->lcf, args, e->key, scanned, e, nullptr, rd->pool) != nullptr) {
-    return true;
+  bool sent;
+  {
+    // (args lives in the round's pool: gone before end_round destroys it)
+    sess::RedisArgs args(&rd->mr);
+    sess::index_cmd_scan(e->key, e->cursor, sess::kIndexScanCount, args);
+    sent = redis_send(e->r, e->lcf, args, e->key, scanned, e, nullptr, rd->pool) != nullptr;
   }
-  e->end_round();
-  return false;
+  if (!sent) e->end_round();
+  return sent;
 }
 
 void scan(end_user_t* e) {
