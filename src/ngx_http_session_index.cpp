@@ -8,10 +8,13 @@
 // record's key, routed to the record's node - the index and the records are on different Redis
 // Cluster slots), all of a round in flight together; the members whose record is gone then leave
 // the index with one SREM. The index key itself goes when its last member does; members added
-// meanwhile (a login while this runs) stay, and the next logout-all finds them. The request
-// waits for all of it: its response says whether it worked.
+// meanwhile (a login while this runs) stay, and the next logout-all finds them. A session that
+// moved (session_regenerate) during the walk makes it read the index once more from the start
+// (index_walk_next). The request waits for all of it: its response says whether it worked.
 //
 // Everything here belongs to a request (its pool; operations cancelled by the pool's cleanup).
+// A walk's round has a pool of its own (its members, commands and their cleanups), destroyed
+// when the round is done: a walk's memory is one round's, however large the index.
 
 #include "ngx_http_session.h"
 #include "ngx_http_session_metrics.h"
@@ -229,12 +232,6 @@ namespace {
 // At most this many SSCAN rounds (kIndexScanCount members each): an index that keeps growing
 // faster than it is walked is not walked forever.
 constexpr unsigned kMaxRounds = 4096;
-// At most this many walks over the index: a walk that met a session moved by session_regenerate
-// (its new id joined the index before the old one was retired, perhaps behind the walk's cursor)
-// reads the index again from the start; a session still moving in the last one makes the answer
-// a failure, not a claim.
-constexpr unsigned kMaxPasses = 3;
-
 // One round's memory (its members, the arguments of its commands, the slots of their replies,
 // the cleanups that cancel its Redis operations): in a pool of its own, destroyed once the round
 // is done (every operation answered: their cleanups are inert), so that a walk holds one round at
@@ -322,23 +319,27 @@ void failed(end_user_t* e, const char* what, const sess::RespValue* reply) {
 // pass when a session moved during this one, or the answer.
 void next_round(end_user_t* e) {
   e->end_round();
-  if (e->cursor != "0") {
-    scan(e);
-    return;
-  }
-  if (e->moved) {
-    e->moved = false;
-    if (e->passes < kMaxPasses) {
-      e->passes++;
-      scan(e);  // (from cursor 0: the moved sessions' new ids are in the index)
+  switch (sess::index_walk_next(e->cursor == "0", e->moved, e->passes)) {
+    case sess::WalkNext::Round:
+      scan(e);
       return;
+    case sess::WalkNext::Pass:  // (from cursor 0: the moved sessions' new ids are in the index)
+      e->moved = false;
+      e->passes++;
+      scan(e);
+      return;
+    case sess::WalkNext::Moving: {
+      e->result.ok = false;
+      ngx_str_t u = log_safe(e->r, e->user);
+      ngx_log_error(NGX_LOG_ERR, e->r->connection->log, 0,
+                    "session: sessions of user \"%V\" kept moving to new ids "
+                    "(session_regenerate) while they were ended: stopped after %ud passes over "
+                    "the index",
+                    &u, sess::kIndexMaxPasses);
+      break;
     }
-    e->result.ok = false;
-    ngx_str_t u = log_safe(e->r, e->user);
-    ngx_log_error(NGX_LOG_ERR, e->r->connection->log, 0,
-                  "session: sessions of user \"%V\" kept moving to new ids (session_regenerate) "
-                  "while they were ended: stopped after %ud passes over the index",
-                  &u, kMaxPasses);
+    case sess::WalkNext::Done:
+      break;
   }
   finish_end(e);
 }

@@ -209,6 +209,12 @@ EndOutcome index_end_outcome(const RespValue* reply) noexcept {
   }
 }
 
+WalkNext index_walk_next(bool cursor_done, bool moved, unsigned passes) noexcept {
+  if (!cursor_done) return WalkNext::Round;
+  if (!moved) return WalkNext::Done;
+  return passes < kIndexMaxPasses ? WalkNext::Pass : WalkNext::Moving;
+}
+
 IndexPlan index_plan(const IndexInputs& in) noexcept {
   IndexPlan p;
   const bool changed_user = in.user_after && !(in.user_before && in.same_user);

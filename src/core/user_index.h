@@ -105,6 +105,22 @@ inline bool end_outcome_final(EndOutcome o) noexcept {
          o == EndOutcome::Moved;
 }
 
+// A walk over the index (ending every session of a user), after each round. A session that
+// moved (session_regenerate) while the walk ran had its new id added to the index before the old
+// one was retired, perhaps behind the walk's cursor: the walk then reads the index once more from
+// the start, at most kIndexMaxPasses times in all.
+constexpr unsigned kIndexMaxPasses = 3;
+enum class WalkNext : uint8_t {
+  Round,    // SSCAN on from the cursor
+  Pass,     // the pass is through and met a moved session: SSCAN again from cursor 0
+  Done,     // through, nothing moved: the walk is over
+  Moving,   // through, a session moved in the last pass allowed: over, and a failure (its new
+            // id may not have been ended)
+};
+// cursor_done: SSCAN's cursor came back to 0; moved: this pass met EndOutcome::Moved; passes:
+// the passes begun so far (1 for the first).
+WalkNext index_walk_next(bool cursor_done, bool moved, unsigned passes) noexcept;
+
 // ---------------------------------------------------------------------------------------------
 // What a session write does to the index
 

@@ -210,6 +210,22 @@ TEST(UserIndex, EndOutcomes) {
   EXPECT_FALSE(sess::end_outcome_final(EndOutcome::Failed));
 }
 
+TEST(UserIndex, WalkNext) {
+  using sess::WalkNext;
+  // the cursor decides while the pass runs, moved or not
+  EXPECT_EQ(sess::index_walk_next(false, false, 1), WalkNext::Round);
+  EXPECT_EQ(sess::index_walk_next(false, true, 1), WalkNext::Round);
+  EXPECT_EQ(sess::index_walk_next(false, true, sess::kIndexMaxPasses), WalkNext::Round);
+  // through: done, unless a session moved (its new id may be behind the cursor)
+  EXPECT_EQ(sess::index_walk_next(true, false, 1), WalkNext::Done);
+  EXPECT_EQ(sess::index_walk_next(true, false, sess::kIndexMaxPasses), WalkNext::Done);
+  EXPECT_EQ(sess::index_walk_next(true, true, 1), WalkNext::Pass);
+  EXPECT_EQ(sess::index_walk_next(true, true, sess::kIndexMaxPasses - 1), WalkNext::Pass);
+  // bounded: still moving in the last pass is a failure, never a claim
+  EXPECT_EQ(sess::index_walk_next(true, true, sess::kIndexMaxPasses), WalkNext::Moving);
+  EXPECT_EQ(sess::index_walk_next(true, true, sess::kIndexMaxPasses + 5), WalkNext::Moving);
+}
+
 // ---------------------------------------------------------------------------------------------
 // index_plan: one row per write. Inputs are words:
 //   create|update|touch|delete|move|none   the record write
