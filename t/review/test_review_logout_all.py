@@ -387,6 +387,38 @@ def test_a_login_by_session_set_racing_a_logout_all_drops_out_of_the_index(nginx
         f"index: {members(admin, 'alice')}")
 
 
+def test_a_rename_by_session_set_racing_a_logout_all_is_put_back_in_the_index(nginx,
+                                                                              redis_server,
+                                                                              proxies):
+    """(Added with the fix of finding 5.) The same race for a session renamed from bob to alice:
+    alice's logout-all sees a record that still holds bob and rightly takes the entry out (-1);
+    the refresh that follows the record update puts it back, so the next logout-all ends it."""
+    admin = redis_server.admin()
+    proxy = proxies(redis_server.port, match=is_update, delay=1.5)
+    a = start(nginx, redis_server.address)
+    b = start(nginx, proxy.address, secrets=a.secrets, timeout="5s")
+    owner = Device(a, "alice")
+    other = Device(b, "bob")
+    out = {}
+
+    def rename():
+        out["r"] = other.get("/setuser?u=alice", timeout=15)
+
+    t = threading.Thread(target=rename, daemon=True)
+    t.start()
+    assert proxy.seen.wait(5), "the record update was never sent"
+    assert other.sid in members(admin, "alice")
+    assert owner.get("/logout-all").status_code == 303
+    assert other.sid not in members(admin, "alice")     # the record held bob: pruned
+    t.join(15)
+    assert out["r"].status_code == 200
+    assert other.sid in members(admin, "alice")          # put back after the record update
+    assert other.sid not in members(admin, "bob")
+    again = Device(a, "alice")
+    assert again.get("/logout-all").status_code == 303
+    assert not valid(b, other.value)
+
+
 def test_a_flask_app_can_be_made_to_overwrite_a_users_index(nginx, redis_server, tmp_path):
     """session_format flask (Flask-Session records share `session_redis_prefix` with the
     index). Debian 12's Flask-Session 0.3.2 without a signer takes the session id from the
