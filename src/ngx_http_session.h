@@ -499,10 +499,14 @@ using redis_done_pt = void (*)(ngx_http_request_t* r, void* data, const sess::Re
 // Sends one command of the core (redis_cmd.h, record.h) for the key `key` (which picks the
 // Cluster node) with lcf's endpoint and timeout. Returns the operation, or nullptr when the store
 // is unavailable now (done is then never called; logged, rate-limited). The operation is
-// cancelled by r's pool cleanup. limits: the reply's (nullptr: the defaults).
+// cancelled by r's pool cleanup. limits: the reply's (nullptr: the defaults). pool: where that
+// cleanup is registered instead of r->pool (nullptr: r->pool) - a pool of the request's own that
+// is destroyed before r's pool is (a logout-all's round), so that many operations in one request
+// do not each leave their cleanup in r's pool; destroying it cancels those still in flight.
 redis_op_t* redis_send(ngx_http_request_t* r, const loc_conf_t* lcf, const sess::RedisArgs& args,
                        std::string_view key, redis_done_pt done, void* data,
-                       const sess::RespLimits* limits = nullptr) noexcept;
+                       const sess::RespLimits* limits = nullptr,
+                       ngx_pool_t* pool = nullptr) noexcept;
 
 // A location uses the endpoint with this timeout (for its stall limit, src/redis/node.cpp).
 void redis_note_timeout(redis_endpoint_t* ep, ngx_msec_t timeout);

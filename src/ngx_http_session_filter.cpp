@@ -639,8 +639,10 @@ bool send_index(ngx_http_request_t* r, ctx_t* ctx, write_t* w) {
   if (w->step == STEP_INDEX_REMOVE) {
     return index_remove(r, lcf, sv(w->user_before), sv(member), index_done, w);
   }
-  const ngx_str_t& user = w->step == STEP_INDEX_ADD && w->ix.refresh ? w->user_before
-                                                                       : w->user_after;
+  // (a refresh after a change of user - add_before - is for the user after the write)
+  const ngx_str_t& user = w->step == STEP_INDEX_ADD && w->ix.refresh && !w->ix.add_before
+                              ? w->user_before
+                              : w->user_after;
   return index_add(r, lcf, sv(user), sv(member), index_ttl(lcf, w->times), fresh, index_done, w);
 }
 

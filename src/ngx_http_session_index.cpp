@@ -8,10 +8,13 @@
 // record's key, routed to the record's node - the index and the records are on different Redis
 // Cluster slots), all of a round in flight together; the members whose record is gone then leave
 // the index with one SREM. The index key itself goes when its last member does; members added
-// meanwhile (a login while this runs) stay, and the next logout-all finds them. The request
-// waits for all of it: its response says whether it worked.
+// meanwhile (a login while this runs) stay, and the next logout-all finds them. A session that
+// moved (session_regenerate) during the walk makes it read the index once more from the start
+// (index_walk_next). The request waits for all of it: its response says whether it worked.
 //
 // Everything here belongs to a request (its pool; operations cancelled by the pool's cleanup).
+// A walk's round has a pool of its own (its members, commands and their cleanups), destroyed
+// when the round is done: a walk's memory is one round's, however large the index.
 
 #include "ngx_http_session.h"
 #include "ngx_http_session_metrics.h"
@@ -229,6 +232,18 @@ namespace {
 // At most this many SSCAN rounds (kIndexScanCount members each): an index that keeps growing
 // faster than it is walked is not walked forever.
 constexpr unsigned kMaxRounds = 4096;
+// One round's memory (its members, the arguments of its commands, the slots of their replies,
+// the cleanups that cancel its Redis operations): in a pool of its own, destroyed once the round
+// is done (every operation answered: their cleanups are inert), so that a walk holds one round at
+// a time, however large the index.
+struct round_t {
+  ngx_pool_t* pool;
+  pool_resource mr;
+  std::pmr::vector<sess::pstring> members;     // this round's members being ended
+  std::pmr::vector<std::string_view> leave;    // ... that leave the index after this round
+
+  explicit round_t(ngx_pool_t* p) : pool(p), mr(p), members(&mr), leave(&mr) {}
+};
 
 struct end_user_t {
   ngx_http_request_t* r;
@@ -238,17 +253,46 @@ struct end_user_t {
   sess::pstring user_json;                 // as native records hold it
   sess::pstring except;                    // a member left alone (logout-all: the logout's own)
   sess::pstring cursor;
-  std::pmr::vector<sess::pstring> round;   // this round's members being ended
-  std::pmr::vector<sess::pstring> leave;   // members that leave the index after this round
+  sess::RedisArgs end_cmd;                 // the end command, pointed at each record in turn
+  round_t* round = nullptr;
   unsigned outstanding = 0;
   unsigned rounds = 0;
+  unsigned passes = 1;
+  bool moved = false;                      // this pass met a session that moved
   end_user_result_t result{true, 0, 0};
   end_user_done_pt done;
   void* data;
 
   end_user_t(ngx_http_request_t* req, const loc_conf_t* l, std::pmr::memory_resource* mr)
-      : r(req), lcf(l), key(mr), user(mr), user_json(mr), except(mr), cursor(mr), round(mr),
-        leave(mr), done(nullptr), data(nullptr) {}
+      : r(req), lcf(l), key(mr), user(mr), user_json(mr), except(mr), cursor(mr), end_cmd(mr),
+        done(nullptr), data(nullptr) {}
+  ~end_user_t() { end_round(); }
+  end_user_t(const end_user_t&) = delete;
+  end_user_t& operator=(const end_user_t&) = delete;
+
+  // (The request's pool cleanup destroys this, and the round's pool with it: its cleanups cancel
+  // the round's operations still in flight, so no reply arrives into a destroyed round. A
+  // completed operation clears its cleanup before its reply is handled, so a round may end in
+  // the handler of its last reply.)
+  void end_round() noexcept {
+    if (round == nullptr) return;
+    ngx_pool_t* p = round->pool;
+    round->~round_t();
+    round = nullptr;
+    ngx_destroy_pool(p);
+  }
+  round_t* begin_round() {
+    end_round();
+    ngx_pool_t* p = ngx_create_pool(16384, r->connection->log);
+    if (p == nullptr) throw std::bad_alloc();
+    void* mem = ngx_palloc(p, sizeof(round_t));
+    if (mem == nullptr) {
+      ngx_destroy_pool(p);
+      throw std::bad_alloc();
+    }
+    round = new (mem) round_t(p);
+    return round;
+  }
 };
 
 struct end_slot_t {
@@ -257,8 +301,10 @@ struct end_slot_t {
 };
 
 void scan(end_user_t* e);
+bool send_scan(end_user_t* e);
 
 void finish_end(end_user_t* e) {
+  e->end_round();
   metric_add(sess::metric_slot(sess::Metric::UserSessionsEnded), e->result.ended);
   metric_add(sess::metric_slot(sess::Metric::UserIndexPruned), e->result.pruned);
   e->done(e->r, e->data, e->result);
@@ -269,6 +315,35 @@ void failed(end_user_t* e, const char* what, const sess::RespValue* reply) {
   log_index_failure(e->r, e->lcf, what, reply);
 }
 
+// The round is over (its ended entries left the index, or could not): the next round, another
+// pass when a session moved during this one, or the answer.
+void next_round(end_user_t* e) {
+  e->end_round();
+  switch (sess::index_walk_next(e->cursor == "0", e->moved, e->passes)) {
+    case sess::WalkNext::Round:
+      scan(e);
+      return;
+    case sess::WalkNext::Pass:  // (from cursor 0: the moved sessions' new ids are in the index)
+      e->moved = false;
+      e->passes++;
+      scan(e);
+      return;
+    case sess::WalkNext::Moving: {
+      e->result.ok = false;
+      ngx_str_t u = log_safe(e->r, e->user);
+      ngx_log_error(NGX_LOG_ERR, e->r->connection->log, 0,
+                    "session: sessions of user \"%V\" kept moving to new ids "
+                    "(session_regenerate) while they were ended: stopped after %ud passes over "
+                    "the index",
+                    &u, sess::kIndexMaxPasses);
+      break;
+    }
+    case sess::WalkNext::Done:
+      break;
+  }
+  finish_end(e);
+}
+
 void round_removed(ngx_http_request_t* r, void* data, const sess::RespValue* reply, bool) {
   auto* e = static_cast<end_user_t*>(data);
   guard_void(r->connection->log, [&]() {
@@ -276,12 +351,7 @@ void round_removed(ngx_http_request_t* r, void* data, const sess::RespValue* rep
     if (sess::index_remove_reply(reply) != sess::IndexReply::Done) {
       log_index_failure(r, e->lcf, "removing ended sessions from the user index", reply);
     }
-    e->leave.clear();
-    if (e->cursor == "0") {
-      finish_end(e);
-    } else {
-      scan(e);
-    }
+    next_round(e);
   });
 }
 
@@ -289,18 +359,15 @@ void round_removed(ngx_http_request_t* r, void* data, const sess::RespValue* rep
 // (also after a failure in this one: as many sessions as can be are ended, and the answer says
 // that not all of them were).
 void round_done(end_user_t* e) {
-  if (!e->leave.empty()) {
-    std::vector<std::string_view> members(e->leave.begin(), e->leave.end());
-    sess::RedisArgs args(e->key.get_allocator().resource());
-    sess::index_cmd_remove(e->key, members.data(), members.size(), args);
-    if (redis_send(e->r, e->lcf, args, e->key, round_removed, e) != nullptr) return;
-    e->leave.clear();
+  round_t* rd = e->round;
+  bool sent = false;
+  if (!rd->leave.empty()) {
+    // (args lives in the round's pool: gone before next_round destroys it)
+    sess::RedisArgs args(&rd->mr);
+    sess::index_cmd_remove(e->key, rd->leave.data(), rd->leave.size(), args);
+    sent = redis_send(e->r, e->lcf, args, e->key, round_removed, e, nullptr, rd->pool) != nullptr;
   }
-  if (e->cursor == "0") {
-    finish_end(e);
-  } else {
-    scan(e);
-  }
+  if (!sent) next_round(e);
 }
 
 void ended(ngx_http_request_t* r, void* data, const sess::RespValue* reply, bool) {
@@ -316,11 +383,17 @@ void ended(ngx_http_request_t* r, void* data, const sess::RespValue* reply, bool
       case sess::EndOutcome::NotUsers:
         e->result.pruned++;
         break;
+      case sess::EndOutcome::Moved:  // (its new id is ended by the next pass)
+        e->moved = true;
+        e->result.pruned++;
+        break;
+      case sess::EndOutcome::NoUser:  // not the user's (yet): stays
+        break;
       default:
         failed(e, "ending a session of the user", reply);
         break;
     }
-    if (sess::end_outcome_final(o)) e->leave.push_back(e->round[slot->i]);
+    if (sess::end_outcome_final(o)) e->round->leave.push_back(e->round->members[slot->i]);
     if (--e->outstanding == 0) round_done(e);
   });
 }
@@ -332,40 +405,69 @@ void scanned(ngx_http_request_t* r, void* data, const sess::RespValue* reply, bo
     std::vector<std::string> members, junk;
     sess::IndexReply res = too_large ? sess::IndexReply::Failed
                                      : sess::index_scan_reply(reply, &cursor, &members, &junk);
+    if (res == sess::IndexReply::WrongType) {
+      // Not a set: nginx did not write that key (a Flask app can be made to, under a sid the
+      // client chose). It lists no session: the index is empty (the next add replaces it).
+      ngx_str_t u = log_safe(r, e->user);
+      ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                    "session: the index of user \"%V\" is not a set (another program wrote that "
+                    "key): it lists no session, read as empty",
+                    &u);
+      finish_end(e);
+      return;
+    }
     if (res != sess::IndexReply::Done) {
       failed(e, "reading the user's session index", reply);
       finish_end(e);
       return;
     }
     e->cursor.assign(cursor);
-    e->round.clear();
-    for (const std::string& m : junk) e->leave.emplace_back(m);  // not a session: just removed
+    round_t* rd = e->round;
+    rd->members.reserve(members.size() + junk.size());
+    rd->leave.reserve(members.size() + junk.size());
+    for (const std::string& m : junk) {  // not a session: just removed
+      rd->members.emplace_back(m);
+      rd->leave.push_back(rd->members.back());
+    }
     e->result.pruned += junk.size();
-    std::pmr::memory_resource* mr = e->key.get_allocator().resource();
+    const size_t first = rd->members.size();
     for (const std::string& m : members) {
       if (m == std::string_view(e->except)) continue;
-      e->round.emplace_back(m);
+      rd->members.emplace_back(m);
     }
-    for (size_t i = 0; i < e->round.size(); i++) {
-      sess::pstring record(mr);
-      record.append(sv(e->lcf->prefix)).append(e->round[i]);
-      sess::RedisArgs args(mr);
-      // Flask-Session records cannot be read in Redis: they are ended as they are.
-      bool flask = e->lcf->format == FORMAT_FLASK;
-      sess::index_cmd_end(record, flask ? std::string_view() : sv(e->lcf->user_key),
-                          flask ? std::string_view() : std::string_view(e->user_json), args);
-      auto* slot = static_cast<end_slot_t*>(ngx_palloc(r->pool, sizeof(end_slot_t)));
-      if (slot == nullptr) throw std::bad_alloc();
-      slot->e = e;
-      slot->i = i;
-      if (redis_send(r, e->lcf, args, record, ended, slot) != nullptr) {
+    // (A failure here still leads to round_done: once the commands sent have answered.)
+    bool sent_all = guard<bool>(r->connection->log, false, [&]() {
+      for (size_t i = first; i < rd->members.size(); i++) {
+        sess::index_cmd_end_key(sv(e->lcf->prefix), rd->members[i], e->end_cmd);
+        auto* slot = static_cast<end_slot_t*>(ngx_palloc(rd->pool, sizeof(end_slot_t)));
+        if (slot == nullptr) return false;
+        slot->e = e;
+        slot->i = i;
+        if (redis_send(r, e->lcf, e->end_cmd, e->end_cmd[3], ended, slot, nullptr, rd->pool) ==
+            nullptr) {
+          return false;
+        }
         e->outstanding++;
-      } else {
-        failed(e, "ending a session of the user", nullptr);
       }
-    }
+      return true;
+    });
+    if (!sent_all) failed(e, "ending a session of the user", nullptr);
     if (e->outstanding == 0) round_done(e);
   });
+}
+
+// Starts a round: its pool, and the SSCAN from e->cursor.
+bool send_scan(end_user_t* e) {
+  round_t* rd = e->begin_round();
+  bool sent;
+  {
+    // (args lives in the round's pool: gone before end_round destroys it)
+    sess::RedisArgs args(&rd->mr);
+    sess::index_cmd_scan(e->key, e->cursor, sess::kIndexScanCount, args);
+    sent = redis_send(e->r, e->lcf, args, e->key, scanned, e, nullptr, rd->pool) != nullptr;
+  }
+  if (!sent) e->end_round();
+  return sent;
 }
 
 void scan(end_user_t* e) {
@@ -379,9 +481,7 @@ void scan(end_user_t* e) {
     finish_end(e);
     return;
   }
-  sess::RedisArgs args(e->key.get_allocator().resource());
-  sess::index_cmd_scan(e->key, e->cursor, sess::kIndexScanCount, args);
-  if (redis_send(e->r, e->lcf, args, e->key, scanned, e) == nullptr) {
+  if (!send_scan(e)) {
     failed(e, "reading the user's session index", nullptr);
     finish_end(e);
   }
@@ -403,9 +503,11 @@ bool index_end_user(ngx_http_request_t* r, const loc_conf_t* lcf, std::string_vi
     e->done = done;
     e->data = data;
     e->rounds = 1;
-    sess::RedisArgs args(&ctx->mr);
-    sess::index_cmd_scan(e->key, e->cursor, sess::kIndexScanCount, args);
-    return redis_send(r, lcf, args, e->key, scanned, e) != nullptr;
+    // Flask-Session records cannot be read in Redis: they are ended as they are.
+    bool flask = lcf->format == FORMAT_FLASK;
+    sess::index_cmd_end("", flask ? std::string_view() : sv(lcf->user_key),
+                        flask ? std::string_view() : std::string_view(e->user_json), e->end_cmd);
+    return send_scan(e);
   });
 }
 

@@ -196,6 +196,40 @@ def test_index_ttl_is_raised_never_lowered(nginx, redis_server):
     Device(srv, "alice")
     assert admin.ttl(index_key("alice")) > LIFETIME * 4
     assert {first.sid, second.sid} <= members(admin, "alice")
+    # compared in milliseconds: an index a few hundred ms short of a new session's end (whole
+    # seconds would round it up to the same TTL) is raised too
+    admin.pexpire(index_key("alice"), LIFETIME * 1000 - 400)
+    third = Device(srv, "alice")
+    index_ms = admin.pttl(index_key("alice"))
+    assert admin.pttl(record(third.sid)) <= index_ms
+    assert index_ms > LIFETIME * 1000 - 200, index_ms
+
+
+def test_a_key_of_another_type_at_the_index_is_replaced(nginx, redis_server):
+    """nginx only ever writes a set at <prefix>user:<name>. Anything else there was written by
+    another program (a Flask app can be made to write its record under a sid the client chose,
+    "user:alice": REVIEW_LOGOUT_ALL.md finding 1) and lists no session: a login replaces it
+    (never a 503: nobody can lock an account out that way), and a logout-all that finds one
+    reads an empty index (303, a warning) - what it lists is what a missing index lists."""
+    admin = redis_server.admin()
+    srv = start(nginx, redis_server.address)
+    admin.set(index_key("alice"), "a pickle", ex=LIFETIME * 24)
+    a = Device(srv, "alice")                            # (Device asserts the 303)
+    assert admin.type(index_key("alice")) == b"set"
+    assert members(admin, "alice") == {a.sid}
+    assert 0 < admin.ttl(index_key("alice")) <= LIFETIME
+    b = Device(srv, "alice")
+    assert b.get("/logout-all").status_code == 303
+    assert not a.logged_in()
+    # written over behind nginx while a session lives: that session left the index then
+    c, d = Device(srv, "alice"), Device(srv, "alice")
+    admin.delete(index_key("alice"))
+    admin.hset(index_key("alice"), "not", "an index")
+    assert c.get("/logout-all").status_code == 303
+    assert srv.grep_log('the index of user "alice" is not a set', level="warn")
+    assert d.logged_in()                                # (as after a DEL of the index)
+    assert admin.type(index_key("alice")) == b"hash"    # left alone: the next add replaces it
+    assert Device(srv, "alice").get("/logout-all").status_code == 303
 
 
 def test_logout_regenerate_and_destroy_keep_the_index(nginx, redis_server):
@@ -300,6 +334,60 @@ def test_an_entry_naming_another_users_session_does_not_end_it(nginx, redis_serv
     assert alice.get("/logout-all").status_code == 303
     assert bob.logged_in()
     assert not admin.exists(index_key("alice"))
+
+
+def test_the_end_check_compares_decoded_users(nginx, redis_server):
+    """The end script compares the user field as a decoded JSON value, not as text: a record
+    that spells the name another way (json.dumps' "\\u00e9", a migration tool's) is the
+    user's and is ended. A record that holds no user (no field, not JSON, JSON null) is not
+    ended and KEEPS its entry: a session_set of the user key adds the entry before the record
+    takes the user, so the next logout-all must still find it. Another user's record is
+    pruned."""
+    admin = redis_server.admin()
+    srv = start(nginx, redis_server.address)
+    me = Device(srv, "émile x")
+    bob = Device(srv, "bob")
+    now = int(time.time())
+    spelled, sid, key = seed(admin, {"user": "émile x"}, srv.secrets[0], ttl=LIFETIME,
+                             created=now - 10, refreshed=now - 10)
+    assert admin.hget(key, "user") == b'"\\u00e9mile x"'
+    assert srv.get("/whoami", headers=cookie_header(spelled)).content.decode().startswith(
+        "user=[émile x] status=valid ")
+    anon, anon_sid, anon_key = seed(admin, {"name": "x"}, srv.secrets[0], ttl=LIFETIME)
+    odd = {"7" * 32: "émile x", "8" * 32: "null", "9" * 32: "[\"émile x\"]"}
+    for m, v in odd.items():
+        admin.hset(record(m), "user", v)
+        admin.expire(record(m), LIFETIME)
+    admin.sadd(index_key("émile x"), sid, anon_sid, bob.sid, *odd)
+    assert me.get("/logout-all").status_code == 303
+    assert not admin.exists(key)
+    assert " status=valid " not in srv.get("/whoami", headers=cookie_header(spelled)).text
+    assert bob.logged_in()
+    assert all(admin.exists(record(m)) for m in [anon_sid, *odd])
+    assert members(admin, "émile x") == {anon_sid, *odd}
+    assert srv.grep_log(': 1 other sessions ended, 1 stale index entries removed',
+                        level="info")
+
+
+def test_an_entry_of_a_regenerated_session_is_followed(nginx, redis_server):
+    """An entry whose record is session_regenerate's marker: the session moved to a new id,
+    which joined the index before the old id was retired. The walk takes the old entry out
+    (the marker is left to expire), reads the index again and ends the new id - the marker is
+    never counted as an ended session (REVIEW_LOGOUT_ALL.md finding 6; t/review has the race
+    itself)."""
+    admin = redis_server.admin()
+    srv = start(nginx, redis_server.address)
+    a, b = Device(srv, "alice"), Device(srv, "alice")
+    old = b.sid
+    assert b.get("/regen").status_code == 200 and b.sid != old
+    assert admin.get(record(old)) == b"#session-regenerated"
+    admin.sadd(index_key("alice"), old)      # as a walk that read the index before the move
+    assert a.get("/logout-all").status_code == 303
+    assert not b.logged_in()
+    assert admin.get(record(old)) == b"#session-regenerated"
+    assert not admin.exists(index_key("alice"))
+    assert srv.grep_log('session logout all: user "alice": 1 other sessions ended, '
+                        '1 stale index entries removed', level="info")
 
 
 # ---- logout everywhere ----------------------------------------------------------------------------
@@ -594,7 +682,7 @@ def test_destroy_user_with_store_fail_open(nginx, redis_server):
 
 # README's least-privilege user (t/test_redis.py) plus what the user index needs.
 from test_redis import LEAST_PRIVILEGE   # noqa: E402
-INDEX_COMMANDS = ["+sscan", "+srem", "+exists", "+sadd", "+ttl", "+srandmember"]
+INDEX_COMMANDS = ["+sscan", "+srem", "+exists", "+sadd", "+srandmember"]   # (+pttl +pexpire: v1's)
 
 
 def acl_site(nginx, redis_factory, tmp_path, rules, extra=""):

@@ -7,29 +7,50 @@ namespace sess {
 
 namespace {
 
-// ARGV[1] member, ARGV[2] ttl (seconds), ARGV[3] how many random members to return. Adds the
-// member, raises the TTL to at least ttl (never lowers it: other members may live longer; TTL
-// answers -1 for a key without one), and returns a sample of the members for the caller to check
-// (SRANDMEMBER with a positive count: distinct members, at most that many). SADD comes first: at
-// maxmemory it is refused and the script writes nothing.
+// ARGV[1] member, ARGV[2] ttl (milliseconds), ARGV[3] how many random members to return. A key
+// of another type at the index's name is garbage, not an index (nginx only ever makes a set there:
+// e.g. a Flask-Session record that an app wrote under a sid chosen by the client, "user:alice"):
+// it can list no session, so it is deleted and the set starts afresh - a login is never refused
+// because of it. Then adds the member, raises the TTL to at least ttl (PTTL/PEXPIRE: never lowers
+// it, other members may live longer; PTTL answers -1 for a key without one), and returns a sample
+// of the members for the caller to check (SRANDMEMBER with a positive count: distinct members, at
+// most that many). SADD is the first write that can be refused at maxmemory (DEL never is): the
+// script then adds nothing.
 constexpr std::string_view kAddScript =
     "local k = KEYS[1] "
+    "local t = redis.call('TYPE', k).ok "
+    "if t ~= 'set' and t ~= 'none' then redis.call('DEL', k) end "
     "redis.call('SADD', k, ARGV[1]) "
     "local ttl = tonumber(ARGV[2]) "
-    "if redis.call('TTL', k) < ttl then redis.call('EXPIRE', k, ttl) end "
+    "if redis.call('PTTL', k) < ttl then redis.call('PEXPIRE', k, ttl) end "
     "return redis.call('SRANDMEMBER', k, tonumber(ARGV[3]))";
 
 // KEYS[1] a session record, ARGV[1] the user key's hash field ('' : do not check), ARGV[2] the
-// user's JSON text. 1 deleted, 0 no such key, -1 not this user's session (another user, no user,
-// or a key that is no session record: a hash holds v2 records, a string v1 records, Flask-Session
-// records and session_regenerate's marker).
+// user's JSON text as nginx writes it. The user field is compared as a decoded value (cjson, under
+// pcall), never as text: every JSON spelling of the name ("\u00e9" or "é") is the same user.
+//   1 deleted;
+//   0 no such key;
+//  -1 another user's session, or a key that is no session record (a hash holds v2 records, a
+//     string v1 records and Flask-Session records): the entry can go;
+//  -2 a record that holds no user (no field, not JSON, not a string): not the user's now, but a
+//     session_set of the user key may be about to give it this user (its entry is added before
+//     the record changes), so the entry stays (it goes with its record);
+//   2 session_regenerate's marker: the session moved to a new id, which joined the index before
+//     the old one was retired (the marker is left to expire; the entry can go).
 constexpr std::string_view kEndScript =
     "local k = KEYS[1] "
     "local t = redis.call('TYPE', k).ok "
     "if t == 'none' then return 0 end "
-    "if t == 'hash' then "
-    "if ARGV[1] ~= '' and redis.call('HGET', k, ARGV[1]) ~= ARGV[2] then return -1 end "
-    "elseif t ~= 'string' then return -1 end "
+    "if t == 'string' then "
+    "if redis.call('GET', k) == '#session-regenerated' then return 2 end "
+    "elseif t ~= 'hash' then return -1 "
+    "elseif ARGV[1] ~= '' then "
+    "local v = redis.call('HGET', k, ARGV[1]) "
+    "if not v then return -2 end "
+    "local ok, u = pcall(cjson.decode, v) "
+    "if not ok or type(u) ~= 'string' then return -2 end "
+    "if u ~= cjson.decode(ARGV[2]) then return -1 end "
+    "end "
     "return redis.call('DEL', k)";
 
 void push(RedisArgs& out, std::string_view s) { out.emplace_back(s.data(), s.size()); }
@@ -47,7 +68,10 @@ bool member_char(unsigned char c) noexcept {
 
 IndexReply classify(const RespValue* reply, RespType want) noexcept {
   if (reply == nullptr) return IndexReply::Failed;
-  if (reply->type == RespType::Error) return IndexReply::Refused;
+  if (reply->type == RespType::Error) {
+    return std::string_view(reply->str).substr(0, 10) == "WRONGTYPE " ? IndexReply::WrongType
+                                                                      : IndexReply::Refused;
+  }
   return reply->type == want ? IndexReply::Done : IndexReply::Failed;
 }
 
@@ -76,7 +100,7 @@ void index_cmd_add(std::string_view key, std::string_view member, uint64_t ttl, 
   push(out, "1");
   push(out, key);
   push(out, member);
-  push_uint(out, ttl > 0 ? ttl : 1);
+  push_uint(out, (ttl > 0 ? ttl : 1) * 1000);
   push_uint(out, sample);
 }
 
@@ -116,6 +140,12 @@ void index_cmd_end(std::string_view record_key, std::string_view field, std::str
   push(out, record_key);
   push(out, field);
   push(out, user_json);
+}
+
+void index_cmd_end_key(std::string_view prefix, std::string_view member, RedisArgs& cmd) {
+  pstring& key = cmd.at(3);
+  key.assign(prefix);
+  key.append(member);
 }
 
 IndexReply index_add_reply(const RespValue* reply, std::vector<std::string>* sample) {
@@ -173,8 +203,16 @@ EndOutcome index_end_outcome(const RespValue* reply) noexcept {
     case 1: return EndOutcome::Ended;
     case 0: return EndOutcome::Missing;
     case -1: return EndOutcome::NotUsers;
+    case -2: return EndOutcome::NoUser;
+    case 2: return EndOutcome::Moved;
     default: return EndOutcome::Failed;
   }
+}
+
+WalkNext index_walk_next(bool cursor_done, bool moved, unsigned passes) noexcept {
+  if (!cursor_done) return WalkNext::Round;
+  if (!moved) return WalkNext::Done;
+  return passes < kIndexMaxPasses ? WalkNext::Pass : WalkNext::Moving;
 }
 
 IndexPlan index_plan(const IndexInputs& in) noexcept {
@@ -191,7 +229,9 @@ IndexPlan index_plan(const IndexInputs& in) noexcept {
       break;
     case RecordWrite::Update:
       p.add_before = changed_user;
-      p.refresh = in.flask && in.user_after && !changed_user;
+      // (after a change of user: again, once the record holds it - a logout-all of the new user
+      // that ran in between found a record of another user and took the entry out)
+      p.refresh = in.user_after && (changed_user || in.flask);
       p.remove_old = lost_user;
       break;
     case RecordWrite::Touch:

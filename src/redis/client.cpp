@@ -1083,7 +1083,7 @@ void fill_op_done(redis_op_t* op) {
 
 redis_op_t* redis_send(ngx_http_request_t* r, const loc_conf_t* lcf, const sess::RedisArgs& args,
                        std::string_view key, redis_done_pt done, void* data,
-                       const sess::RespLimits* limits) noexcept {
+                       const sess::RespLimits* limits, ngx_pool_t* pool) noexcept {
   redis_client_t* cl = lcf->redis != nullptr ? lcf->redis->client : nullptr;
   auto unavailable = [&]() -> redis_op_t* {
     uint64_t more = 0;
@@ -1098,7 +1098,7 @@ redis_op_t* redis_send(ngx_http_request_t* r, const loc_conf_t* lcf, const sess:
   };
   if (cl == nullptr || args.empty() || cl->exiting) return unavailable();
   return guard<redis_op_t*>(r->connection->log, nullptr, [&]() -> redis_op_t* {
-    ngx_pool_cleanup_t* cln = ngx_pool_cleanup_add(r->pool, 0);
+    ngx_pool_cleanup_t* cln = ngx_pool_cleanup_add(pool != nullptr ? pool : r->pool, 0);
     if (cln == nullptr) return unavailable();
     // (Before the command is queued: a fill of the key read after it would be fine, one read
     // before it must not be stored.)

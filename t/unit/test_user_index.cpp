@@ -73,9 +73,14 @@ TEST(UserIndex, Commands) {
   EXPECT_EQ(a[0], "EVAL");
   EXPECT_NE(a[1].find("SADD"), pstring::npos);
   EXPECT_NE(a[1].find("SRANDMEMBER"), pstring::npos);
-  EXPECT_EQ(V(a.begin() + 2, a.end()), (V{"1", "session:user:alice", "00ff", "3600", "4"}));
+  // the TTL in milliseconds (PTTL/PEXPIRE: never a bound rounded to whole seconds)
+  EXPECT_NE(a[1].find("PTTL"), pstring::npos);
+  EXPECT_NE(a[1].find("PEXPIRE"), pstring::npos);
+  // a key of another type at the index's name is garbage: replaced, never a refused login
+  EXPECT_LT(a[1].find("TYPE"), a[1].find("SADD"));
+  EXPECT_EQ(V(a.begin() + 2, a.end()), (V{"1", "session:user:alice", "00ff", "3600000", "4"}));
   sess::index_cmd_add("k", "m", 0, 0, a);
-  EXPECT_EQ(a[5], "1");  // a TTL is at least one second
+  EXPECT_EQ(a[5], "1000");  // a TTL is at least one second
 
   const std::string_view members[] = {"a", "b"};
   sess::index_cmd_remove("session:user:alice", members, 2, a);
@@ -88,6 +93,16 @@ TEST(UserIndex, Commands) {
   ASSERT_EQ(a.size(), 6u);
   EXPECT_EQ(a[0], "EVAL");
   EXPECT_EQ(V(a.begin() + 2, a.end()), (V{"1", "session:00ff", "user", "\"alice\""}));
+  // the user compared as a decoded value, not as JSON text
+  EXPECT_NE(a[1].find("cjson.decode"), pstring::npos);
+  EXPECT_NE(a[1].find("pcall"), pstring::npos);
+  // one command for the whole walk, pointed at each record in place
+  const std::string script(a[1]);
+  sess::index_cmd_end_key("session:", "0123", a);
+  EXPECT_EQ(V(a.begin() + 2, a.end()), (V{"1", "session:0123", "user", "\"alice\""}));
+  EXPECT_EQ(std::string_view(a[1]), script);
+  sess::index_cmd_end_key("p:", "ab", a);
+  EXPECT_EQ(a[3], "p:ab");
   sess::index_cmd_end("session:sid", "", "", a);  // Flask-Session records: not checked
   EXPECT_EQ(V(a.begin() + 2, a.end()), (V{"1", "session:sid", "", ""}));
 }
@@ -117,7 +132,12 @@ TEST(UserIndex, ScanReply) {
   EXPECT_EQ(members, V{"ab"});
   EXPECT_EQ(junk, V{"user:bob"});  // removed from the index, never ended
 
+  // the index key holds something else than a set (nginx never writes one): told apart
   r = reply("-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+  EXPECT_EQ(sess::index_scan_reply(&r, &cursor, &members, &junk), IndexReply::WrongType);
+  r = reply("-NOPERM this user has no permissions to run the 'sscan' command\r\n");
+  EXPECT_EQ(sess::index_scan_reply(&r, &cursor, &members, &junk), IndexReply::Refused);
+  r = reply("-WRONGTYPEX\r\n");
   EXPECT_EQ(sess::index_scan_reply(&r, &cursor, &members, &junk), IndexReply::Refused);
   EXPECT_EQ(sess::index_scan_reply(nullptr, &cursor, &members, &junk), IndexReply::Failed);
   for (const char* bad : {"*2\r\n$1\r\nx\r\n*0\r\n", "*2\r\n$0\r\n\r\n*0\r\n", "*1\r\n$1\r\n0\r\n",
@@ -167,8 +187,14 @@ TEST(UserIndex, EndOutcomes) {
   EXPECT_EQ(sess::index_end_outcome(&r), EndOutcome::Missing);
   r = integer(-1);
   EXPECT_EQ(sess::index_end_outcome(&r), EndOutcome::NotUsers);
+  r = integer(-2);
+  EXPECT_EQ(sess::index_end_outcome(&r), EndOutcome::NoUser);
   r = integer(2);
-  EXPECT_EQ(sess::index_end_outcome(&r), EndOutcome::Failed);
+  EXPECT_EQ(sess::index_end_outcome(&r), EndOutcome::Moved);
+  for (int64_t n : {3, -3, 100}) {
+    r = integer(n);
+    EXPECT_EQ(sess::index_end_outcome(&r), EndOutcome::Failed) << n;
+  }
   r = reply("-NOPERM this user has no permissions to access one of the keys\r\n");
   EXPECT_EQ(sess::index_end_outcome(&r), EndOutcome::Refused);
   EXPECT_EQ(sess::index_end_outcome(nullptr), EndOutcome::Failed);
@@ -176,8 +202,28 @@ TEST(UserIndex, EndOutcomes) {
   EXPECT_TRUE(sess::end_outcome_final(EndOutcome::Ended));
   EXPECT_TRUE(sess::end_outcome_final(EndOutcome::Missing));
   EXPECT_TRUE(sess::end_outcome_final(EndOutcome::NotUsers));
+  // a regenerated session's old id: its new id is in the index already
+  EXPECT_TRUE(sess::end_outcome_final(EndOutcome::Moved));
+  // a record with no user may be taking one (session_set of the user key): the entry stays
+  EXPECT_FALSE(sess::end_outcome_final(EndOutcome::NoUser));
   EXPECT_FALSE(sess::end_outcome_final(EndOutcome::Refused));
   EXPECT_FALSE(sess::end_outcome_final(EndOutcome::Failed));
+}
+
+TEST(UserIndex, WalkNext) {
+  using sess::WalkNext;
+  // the cursor decides while the pass runs, moved or not
+  EXPECT_EQ(sess::index_walk_next(false, false, 1), WalkNext::Round);
+  EXPECT_EQ(sess::index_walk_next(false, true, 1), WalkNext::Round);
+  EXPECT_EQ(sess::index_walk_next(false, true, sess::kIndexMaxPasses), WalkNext::Round);
+  // through: done, unless a session moved (its new id may be behind the cursor)
+  EXPECT_EQ(sess::index_walk_next(true, false, 1), WalkNext::Done);
+  EXPECT_EQ(sess::index_walk_next(true, false, sess::kIndexMaxPasses), WalkNext::Done);
+  EXPECT_EQ(sess::index_walk_next(true, true, 1), WalkNext::Pass);
+  EXPECT_EQ(sess::index_walk_next(true, true, sess::kIndexMaxPasses - 1), WalkNext::Pass);
+  // bounded: still moving in the last pass is a failure, never a claim
+  EXPECT_EQ(sess::index_walk_next(true, true, sess::kIndexMaxPasses), WalkNext::Moving);
+  EXPECT_EQ(sess::index_walk_next(true, true, sess::kIndexMaxPasses + 5), WalkNext::Moving);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -239,14 +285,19 @@ TEST(UserIndex, Plan) {
       {"regenerate of an anonymous session", "move", "-"},
       // An existing record taking a user: the entry first (an entry without its record is
       // pruned; a record without its entry would be missed).
-      {"session_set of the user key on an anonymous session", "update after", "add_before"},
+      // ... and again once the record holds the user: a logout-all of that user that ran in
+      // between saw a record of another user and took the entry out.
+      {"session_set of the user key on an anonymous session", "update after",
+       "add_before refresh"},
       {"session_set of the user key to another user", "update before after",
-       "add_before remove_old"},
+       "add_before refresh remove_old"},
       {"session_unset of the user key", "update before", "remove_old"},
       {"another key changed", "update before after same", "-"},
       {"flask mode: every write resets the record's TTL", "flask update before after same",
        "refresh"},
-      {"flask mode, another user", "flask update before after", "add_before remove_old"},
+      {"flask mode, another user", "flask update before after",
+       "add_before refresh remove_old"},
+      {"flask mode, a user on an anonymous session", "flask update after", "add_before refresh"},
       // Renewal re-adds (indexes sessions from before the index; a flask TTL moves on).
       {"renewal", "touch before after same", "refresh"},
       {"renewal of an anonymous session", "touch", "-"},
