@@ -718,7 +718,7 @@ ngx_int_t check_session_cookie_names(ngx_conf_t* cf) noexcept {
     const cookie_conf_t* a = u[i].cookie;
     for (ngx_uint_t j = 0; j < n; j++) {
       const cookie_conf_t* b = u[j].cookie;
-      const char* why = sess::session_cookie_clash(sv(a->name), u[i].chunks, sv(b->name));
+      const char* why = sess::session_cookie_clash(sv(a->name), sv(b->name));
       if (why != nullptr) {
         ngx_str_t wa = where(a->file, a->line, cf->pool), wb = where(b->file, b->line, cf->pool);
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
@@ -727,15 +727,17 @@ ngx_int_t check_session_cookie_names(ngx_conf_t* cf) noexcept {
                       &b->name, &wb, why, &a->name, &wa);
         return NGX_ERROR;
       }
-      if (j > i && sv(a->name) == sv(b->name) && a->file.data != nullptr &&
-          b->file.data != nullptr && (a->file.data != b->file.data || a->line != b->line)) {
+      // (Entries are distinct by name and count: the same name here has another chunks=; one
+      // directive inherited by a Redis-store location, where chunks do not apply, is not two.)
+      if (j > i && sv(a->name) == sv(b->name) &&
+          (a->file.data != nullptr || b->file.data != nullptr) &&
+          (a->file.data != b->file.data || a->line != b->line)) {
+        ngx_str_t wa = where(a->file, a->line, cf->pool), wb = where(b->file, b->line, cf->pool);
         ngx_log_error(NGX_LOG_WARN, cf->log, 0,
-                      "session cookie \"%V\" is split into up to %uz cookies in %V:%ui but %uz "
-                      "in %V:%ui: where fewer are allowed, a longer session is read as invalid "
-                      "and a write replaces it (give every \"session_cookie %V\" the same "
-                      "chunks=)",
-                      &a->name, u[i].chunks, &a->file, a->line, u[j].chunks, &b->file, b->line,
-                      &a->name);
+                      "session cookie \"%V\" is split into up to %uz cookies %V but %uz %V: "
+                      "where fewer are allowed, a longer session is read as invalid and a write "
+                      "replaces it (give every \"session_cookie %V\" the same chunks=)",
+                      &a->name, u[i].chunks, &wa, u[j].chunks, &wb, &a->name);
       }
     }
   }

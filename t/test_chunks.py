@@ -607,11 +607,18 @@ def test_another_session_cookie_named_like_a_chunk_fails_nginx_t(nginx_t, other,
         f'"{NAME}" in ' in out and "nginx.conf:" in out, out
 
 
-def test_unchunked_neighbours_and_other_names_pass_nginx_t(nginx_t):
-    # session_1 beside an unchunked "session": no write of "session" touches session_1
+def test_chunk_names_are_reserved_beside_an_unchunked_cookie_too(nginx_t):
+    """A write of an unchunked "session" still expires the chunks a request carries (left from a
+    larger chunks= before, or planted): session_1 is refused beside it too; names that are never
+    chunk names (session_x, session_16, session_01) are fine."""
     locs = ("location = /a { session_set big $arg_v; return 200; }\n"
-            "location = /b { session_cookie session_1; session_set u $arg_u; return 200; }\n"
-            "location = /c { session_cookie session_x; session_set u $arg_u; return 200; }\n")
+            "location = /b { session_cookie session_1; session_set u $arg_u; return 200; }\n")
+    rc, out = nginx_t(site(1, locations=locs))
+    assert rc != 0 and 'is a chunk name of session cookie "session"' in out, out
+    locs = ("location = /a { session_set big $arg_v; return 200; }\n"
+            "location = /c { session_cookie session_x; session_set u $arg_u; return 200; }\n"
+            "location = /d { session_cookie session_16; session_set u $arg_u; return 200; }\n"
+            "location = /e { session_cookie session_01; session_set u $arg_u; return 200; }\n")
     rc, out = nginx_t(site(1, locations=locs))
     assert rc == 0, out
     assert "[warn]" not in out, out

@@ -1,6 +1,8 @@
 // Cookie request-header parsing and Set-Cookie building (RFC 6265, RFC 7230, RFC 7231).
 #include "cookie.h"
 
+#include "chunks.h"
+
 #include <charconv>
 
 namespace sess {
@@ -209,11 +211,16 @@ bool cookie_is_session_own(std::string_view session_name, std::string_view name)
   return true;
 }
 
-const char* session_cookie_clash(std::string_view name, size_t chunks,
-                                 std::string_view other) noexcept {
+const char* session_cookie_clash(std::string_view name, std::string_view other) noexcept {
   if (other == name || !cookie_is_session_own(name, other)) return nullptr;
-  if (other.substr(name.size()) == "_csrf") return "the CSRF cookie";
-  return chunks > 1 ? "a chunk name" : nullptr;
+  std::string_view rest = other.substr(name.size());
+  if (rest == "_csrf") return "the CSRF cookie";
+  // Chunk names are <name>_1 .. <name>_15 (chunks.h): the ones a write may expire or overwrite.
+  std::string_view digits = rest.substr(1);
+  if (digits.size() > 2 || digits[0] == '0') return nullptr;
+  unsigned n = 0;
+  for (char c : digits) n = n * 10 + static_cast<unsigned>(c - '0');
+  return n >= 1 && n < kMaxChunks ? "a chunk name" : nullptr;
 }
 
 }  // namespace sess

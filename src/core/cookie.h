@@ -61,11 +61,11 @@ void cookie_collect(std::string_view header, std::string_view name,
 // (<session_name>_<digits>). cookie_set and cookie_delete never write these.
 bool cookie_is_session_own(std::string_view session_name, std::string_view name) noexcept;
 
-// Why a session cookie called other cannot be configured beside the session cookie called name
-// that is split into up to chunks cookies, or nullptr when both can be: other would be name's
-// CSRF cookie, or one of the chunk names that a write of name expires or overwrites.
-const char* session_cookie_clash(std::string_view name, size_t chunks,
-                                 std::string_view other) noexcept;
+// Why a session cookie called other cannot be configured beside the session cookie called name,
+// or nullptr when both can be: other would be name's CSRF cookie, or one of its chunk names
+// (<name>_1 .. <name>_15), which a write of name expires or overwrites - with chunks=1 too (a
+// request may carry chunks from a larger chunks= before, or planted ones).
+const char* session_cookie_clash(std::string_view name, std::string_view other) noexcept;
 
 // RFC 6265 cookie-name: a non-empty HTTP token.
 bool cookie_name_valid(std::string_view name) noexcept;

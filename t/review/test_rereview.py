@@ -183,30 +183,17 @@ CLASH_LOCATIONS = r"""
 """
 
 
-def test_unchunked_cookie_write_expires_a_neighbours_session_cookie_named_like_a_chunk(nginx):
-    """check_session_cookie_names lets `session_cookie session_1` sit beside an UNchunked
-    `session` (session_cookie_clash: chunks <= 1 -> no clash; t/test_chunks.py
-    test_unchunked_neighbours_and_other_names_pass_nginx_t says "no write of "session" touches
-    session_1"). But expire_stale_chunks runs for chunks=1 too whenever the request carried a
-    `session` value that looks like a chunk head (any value starting with a digit:
-    ctx->s.chunk_head), and then expires every session_<i> the request carried. One planted
-    domain cookie `session=2.x` (a sibling subdomain, README's own threat for chunks) makes
-    every session write in /a - a renewal is enough - send `Set-Cookie: session_1=; Max-Age=0`,
-    deleting /b's host-only session cookie, which the sibling itself could never delete."""
-    srv = nginx(server_conf(CLASH_LOCATIONS, "session_cookie session;", BIG_BUFFERS))
-    r = srv.raw("/b?u=alice")
-    b_cookie = [c for c in r.set_cookies if c.startswith("session_1=")]
-    assert r.status == 200 and b_cookie, r.set_cookies
-    b_value = b_cookie[0].split(";")[0].split("=", 1)[1]
-    shown = srv.raw("/bshow", headers=[("Cookie", f"session_1={b_value}")])
-    assert b"u=[alice] valid" in shown.body, shown.body
-    # a write in /a with the planted head-like value next to /b's session cookie
-    r = srv.raw("/a?v=x", headers=[("Cookie", f"session=2.AAAA; session_1={b_value}")])
-    assert r.status == 200
-    gone = [c for c in r.set_cookies if c.startswith("session_1=;")]
-    assert not gone, (
-        f"a write of the unchunked cookie \"session\" expired the session cookie of another "
-        f"location (\"session_1\", which nginx -t accepted beside it): {r.set_cookies}")
+def test_unchunked_cookie_write_expires_a_neighbours_session_cookie_named_like_a_chunk(nginx_t):
+    """(Finding 3.) check_session_cookie_names let `session_cookie session_1` sit beside an
+    UNchunked `session`, but expire_stale_chunks runs for chunks=1 too whenever the request
+    carried a `session` value that looks like a chunk head (a planted `session=2.x`, or chunks
+    left from a larger chunks= before): every session write in /a then sent
+    `Set-Cookie: session_1=; Max-Age=0`, deleting /b's session cookie. Fixed: the chunk names
+    _1.._15 of any session cookie are reserved whatever its chunks=: nginx -t refuses the pair."""
+    rc, out = nginx_t(server_conf(CLASH_LOCATIONS, "session_cookie session;", BIG_BUFFERS))
+    assert rc != 0, out
+    assert 'session cookie "session_1"' in out and 'is a chunk name of session cookie ' \
+        '"session"' in out, out
 
 
 def test_default_cookie_and_a_chunked_redeclaration_warn(nginx_t):
@@ -470,6 +457,9 @@ def test_held_a_thief_regenerating_in_a_loop_never_survives_a_303(nginx, redis_s
             f"log: {a.grep_log('session logout all')[-2:]}")
 
 
+@pytest.mark.xfail(strict=True, reason="known limit (README, Logout everywhere): a session that "
+                   "keeps moving to a new id faster than the walk reaches it outlasts the walk's "
+                   "3 passes; the answer is 503, never a false 303")
 def test_a_thief_regenerating_faster_than_the_walk_outlasts_every_logout_all(
         nginx, redis_server, proxies):
     """The owner's nginx reaches Redis through a link that holds end commands back 0.3 s (a

@@ -544,19 +544,22 @@ TEST(CookieOwn, TheSessionCookieItsCsrfCookieAndChunks) {
   }
 }
 
-// Two session cookies configured side by side: one may not be the other's CSRF cookie, nor, when
-// the other is chunked, one of its chunk names (a write would expire or overwrite it).
-TEST(CookieSessionClash, CsrfAlwaysChunksOnlyWhenChunked) {
-  EXPECT_STREQ(sess::session_cookie_clash("session", 1, "session_csrf"), "the CSRF cookie");
-  EXPECT_STREQ(sess::session_cookie_clash("session", 3, "session_csrf"), "the CSRF cookie");
-  EXPECT_STREQ(sess::session_cookie_clash("session", 3, "session_1"), "a chunk name");
-  EXPECT_STREQ(sess::session_cookie_clash("session", 2, "session_15"), "a chunk name");
-  EXPECT_EQ(sess::session_cookie_clash("session", 1, "session_1"), nullptr);
-  EXPECT_EQ(sess::session_cookie_clash("session", 3, "session"), nullptr);
-  EXPECT_EQ(sess::session_cookie_clash("session", 3, "session_x"), nullptr);
-  EXPECT_EQ(sess::session_cookie_clash("session", 3, "sessions_1"), nullptr);
-  EXPECT_EQ(sess::session_cookie_clash("session_1", 3, "session"), nullptr);
-  EXPECT_EQ(sess::session_cookie_clash("sid", 3, "session_1"), nullptr);
+// Two session cookies configured side by side: one may not be the other's CSRF cookie, nor one
+// of its chunk names (_1 .. _15; a write expires or overwrites those, chunked or not).
+TEST(CookieSessionClash, CsrfAndChunkNames) {
+  EXPECT_STREQ(sess::session_cookie_clash("session", "session_csrf"), "the CSRF cookie");
+  EXPECT_STREQ(sess::session_cookie_clash("session", "session_1"), "a chunk name");
+  EXPECT_STREQ(sess::session_cookie_clash("session", "session_15"), "a chunk name");
+  EXPECT_EQ(sess::session_cookie_clash("session", "session_16"), nullptr);
+  EXPECT_EQ(sess::session_cookie_clash("session", "session_99"), nullptr);
+  EXPECT_EQ(sess::session_cookie_clash("session", "session_01"), nullptr);
+  EXPECT_EQ(sess::session_cookie_clash("session", "session_0"), nullptr);
+  EXPECT_EQ(sess::session_cookie_clash("session", "session_123"), nullptr);
+  EXPECT_EQ(sess::session_cookie_clash("session", "session"), nullptr);
+  EXPECT_EQ(sess::session_cookie_clash("session", "session_x"), nullptr);
+  EXPECT_EQ(sess::session_cookie_clash("session", "sessions_1"), nullptr);
+  EXPECT_EQ(sess::session_cookie_clash("session_1", "session"), nullptr);
+  EXPECT_EQ(sess::session_cookie_clash("sid", "session_1"), nullptr);
 }
 
 // The pair scanner under cookie_find/cookie_collect and the chunk collector (chunks.h).
