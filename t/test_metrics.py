@@ -502,7 +502,10 @@ def test_redis_timeouts_and_reconnects(nginx, redis_factory):
     finally:
         rd.resume()
     assert r.status_code == 503 or "status=error" in r.text, r.text
-    d = scrape(srv).delta(mid)
+    # (Requests are counted at their log phase, which may run just after the client has the
+    # response: a scrape served by the other worker can come first. Bounded wait.)
+    d = helpers.poll(lambda: scrape(srv).delta(mid), 3.0, until=lambda d: d.get(
+        key("nginx_session_requests_total", status="error"), 0) >= 1)
     assert d.get(key("nginx_session_redis_commands_total", command="read", result="timeout")) \
         == 1, d
     assert d.get(key("nginx_session_requests_total", status="error")) == 1, d
