@@ -1022,10 +1022,9 @@ ngx_int_t main_header(ngx_http_request_t* r, loc_conf_t* lcf) {
   // a session is made. (Not r->error_page itself: nginx sets it on every response it makes
   // itself - a login's 303, `return 302` - once any error_page is in scope.)
   bool error_page = ctx->via_error_page || (r->internal && r->err_status >= NGX_HTTP_BAD_REQUEST);
-  bool allowed = sess::writes_allowed(stage, ctx->refused || error_page, false);
-  // The public key answers anyone, exempt from session_require: not where a session is made or
-  // changed (actions inherited from the protected location around it are not applied).
-  if (is_jwks_endpoint(r)) allowed = false;
+  // (session_jwks: actions inherited from the protected location around it are not applied.)
+  bool allowed = sess::writes_allowed(stage, ctx->refused || error_page, false,
+                                      is_jwks_endpoint(r));
   // The session of this location's configuration: the rewrite phase loaded it; the cookie store
   // can still be read now if it did not run.
   if (ctx->s.conf == nullptr || !same_binding(ctx->s.conf, lcf) || ctx->s.loading) {

@@ -27,8 +27,8 @@ Stage stage_of(const PhaseLayout& l, size_t h) noexcept {
   return Stage::BeforeLocation;
 }
 
-bool writes_allowed(Stage s, bool refused, bool subrequest) noexcept {
-  if (subrequest) return false;
+bool writes_allowed(Stage s, bool refused, bool subrequest, bool public_key) noexcept {
+  if (subrequest || public_key) return false;
   switch (s) {
     case Stage::Rewrite:
       return !refused;

@@ -50,7 +50,9 @@ enum class Stage : uint8_t {
 Stage stage_of(const PhaseLayout& l, size_t phase_handle) noexcept;
 
 // True if a response at this stage may carry actions and session writes. refused: the module
-// itself answered with a refusal (session_require, store failure) in this location.
-bool writes_allowed(Stage s, bool refused, bool subrequest) noexcept;
+// itself answered with a refusal (session_require, store failure) in this location. public_key:
+// the response is session_jwks's, which answers anyone without a session (exempt from
+// session_require): never where a session is made or changed.
+bool writes_allowed(Stage s, bool refused, bool subrequest, bool public_key = false) noexcept;
 
 }  // namespace sess

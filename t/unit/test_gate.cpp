@@ -239,6 +239,8 @@ TEST(WritesAllowed, Table) {
   };
   for (const auto& r : rows) {
     EXPECT_EQ(sess::writes_allowed(r.stage, r.refused, r.subrequest), r.want) << r.what;
+    // session_jwks's answers (public, exempt from session_require) never write, at any stage.
+    EXPECT_FALSE(sess::writes_allowed(r.stage, r.refused, r.subrequest, true)) << r.what;
   }
 }
 
