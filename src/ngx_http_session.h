@@ -282,9 +282,10 @@ struct loaded_t {
   sess::Times times;
   unsigned char id[sess::kSessionIdLen];
   sess::pstring payload;          // JSON as received (decoded into data on first use), or ...
-  std::shared_ptr<const std::string> shared_payload;  // ... the verified-cookie table's copy
+  const std::string* shared_payload;  // ... the verified-cookie table's copy (kept alive by a
+                                      // hold until the request ends: hold_until_request_ends)
   sess::SessionData data;         // decoded here, or ...
-  std::shared_ptr<const sess::SessionData> shared;  // ... the verified-cookie table's copy
+  const sess::SessionData* shared;   // ... the verified-cookie table's copy (held likewise)
   std::string_view cached_value;  // the cookie value, if the verified-cookie table holds it
                                   // (the decoded data is added to the entry on first use)
   ngx_str_t flask_sid;            // flask mode, Redis store: the Flask-Session id (pool)
@@ -361,9 +362,16 @@ struct ctx_t {
 
 // Returns the main request's ctx, creating it if create is set. nullptr on allocation failure or
 // when absent and !create. Survives internal redirects (found again through the pool cleanup).
-ctx_t* get_ctx(ngx_http_request_t* r, bool create);
+// (Inline: it is asked several times per request; get_ctx_slow finds or makes it.)
+ctx_t* get_ctx_slow(ngx_http_request_t* r, bool create);
+inline ctx_t* get_ctx(ngx_http_request_t* r, bool create) {
+  auto* ctx = static_cast<ctx_t*>(ngx_http_get_module_ctx(r->main, ngx_http_session_module));
+  return ctx != nullptr ? ctx : get_ctx_slow(r, create);
+}
 
-loc_conf_t* loc_conf(ngx_http_request_t* r);
+inline loc_conf_t* loc_conf(ngx_http_request_t* r) {
+  return static_cast<loc_conf_t*>(ngx_http_get_module_loc_conf(r, ngx_http_session_module));
+}
 
 // True if both configurations make and read the same sessions (see loaded_t).
 bool same_binding(const loc_conf_t* a, const loc_conf_t* b);

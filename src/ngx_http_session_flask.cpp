@@ -744,7 +744,7 @@ UpstreamSession flask_adopt_upstream_session(ngx_http_request_t* r, ctx_t* ctx,
     // The record the app just wrote is not the bytes this request read (none, or an older
     // one): the compare-and-set fails, reads the app's record and applies nginx's changes to it.
     s->payload.clear();
-    s->shared_payload.reset();
+    s->shared_payload = nullptr;
     s->status = sess::LoadStatus::Valid;
     s->has_id = 1;
     s->decoded = 1;
@@ -768,7 +768,7 @@ UpstreamSession flask_adopt_upstream_session(ngx_http_request_t* r, ctx_t* ctx,
   }
   ctx->next = data;
   s->payload.swap(json);
-  s->shared_payload.reset();
+  s->shared_payload = nullptr;
   s->status = sess::LoadStatus::Valid;
   s->times.created = s->times.refreshed = signed_at;
   s->decoded = 1;

@@ -71,10 +71,6 @@ const ngx_str_t* request_header(ngx_http_request_t* r, std::string_view name) {
   return found;
 }
 
-loc_conf_t* loc_conf(ngx_http_request_t* r) {
-  return static_cast<loc_conf_t*>(ngx_http_get_module_loc_conf(r, ngx_http_session_module));
-}
-
 sess::ExpiryPolicy policy_of(const loc_conf_t* lcf) {
   sess::ExpiryPolicy p;
   p.lifetime = static_cast<uint64_t>(lcf->lifetime);
@@ -126,7 +122,7 @@ void sub_ctx_cleanup(void* data) noexcept { static_cast<sub_ctx_t*>(data)->~sub_
 }  // namespace
 
 loaded_t::loaded_t(std::pmr::memory_resource* mr)
-    : conf(nullptr), status(sess::LoadStatus::None), times(), id(), payload(mr), data(mr),
+    : conf(nullptr), status(sess::LoadStatus::None), times(), id(), payload(mr), shared_payload(nullptr), data(mr), shared(nullptr),
       flask_sid(), op(nullptr), loader(nullptr), waiters(nullptr) {
   had_cookie = 0;
   has_id = 0;
@@ -148,9 +144,9 @@ void loaded_t::reset(const loc_conf_t* binding) {
   ngx_memzero(id, sizeof(id));
   ngx_str_null(&flask_sid);
   payload.clear();
-  shared_payload.reset();
-  data.clear();
-  shared.reset();
+  shared_payload = nullptr;
+  if (!data.empty()) data.clear();
+  shared = nullptr;
   cached_value = std::string_view();
   had_cookie = 0;
   has_id = 0;
@@ -182,23 +178,29 @@ ctx_t::ctx_t(ngx_http_request_t* req)
   hold_used = 0;
 }
 
-ctx_t* get_ctx(ngx_http_request_t* r, bool create) {
+ctx_t* get_ctx_slow(ngx_http_request_t* r, bool create) {
   r = r->main;
-  auto* ctx = static_cast<ctx_t*>(ngx_http_get_module_ctx(r, ngx_http_session_module));
-  if (ctx != nullptr) return ctx;
   // An internal redirect zeroes r->ctx; the pool cleanup still knows the ctx.
   for (ngx_pool_cleanup_t* c = r->pool->cleanup; c != nullptr; c = c->next) {
     if (c->handler == ctx_cleanup) {
-      ctx = static_cast<ctx_t*>(c->data);
+      auto* ctx = static_cast<ctx_t*>(c->data);
       ngx_http_set_ctx(r, ctx, ngx_http_session_module);
       return ctx;
     }
   }
   if (!create) return nullptr;
-  ngx_pool_cleanup_t* cln = ngx_pool_cleanup_add(r->pool, sizeof(ctx_t));
-  if (cln == nullptr) return nullptr;
-  ctx = new (cln->data) ctx_t(r);
-  cln->handler = ctx_cleanup;
+  // The cleanup and the ctx in one allocation (what ngx_pool_cleanup_add does in two).
+  struct cleanup_ctx_t {
+    ngx_pool_cleanup_t cln;
+    ctx_t ctx;
+  };
+  auto* mem = static_cast<cleanup_ctx_t*>(ngx_palloc(r->pool, sizeof(cleanup_ctx_t)));
+  if (mem == nullptr) return nullptr;
+  auto* ctx = new (&mem->ctx) ctx_t(r);
+  mem->cln.handler = ctx_cleanup;
+  mem->cln.data = ctx;
+  mem->cln.next = r->pool->cleanup;
+  r->pool->cleanup = &mem->cln;
   ngx_http_set_ctx(r, ctx, ngx_http_session_module);
   return ctx;
 }
@@ -212,14 +214,18 @@ namespace {
 // Cookie values this worker verified recently (src/core/verified_cache.h): a repeated cookie
 // skips base64url, the MAC/AEAD and the JSON parse. Made on first use, in the worker, with a
 // hash seed of its own.
-sess::VerifiedCache* verified_cache() {
-  static std::unique_ptr<sess::VerifiedCache> cache;
-  if (!cache) {
-    uint64_t seed = 0;
-    if (!sess::random_bytes(&seed, sizeof(seed))) seed = static_cast<uint64_t>(ngx_pid);
-    cache = std::make_unique<sess::VerifiedCache>(seed);
-  }
-  return cache.get();
+std::unique_ptr<sess::VerifiedCache> verified_table;
+
+sess::VerifiedCache* make_verified_cache() {
+  uint64_t seed = 0;
+  if (!sess::random_bytes(&seed, sizeof(seed))) seed = static_cast<uint64_t>(ngx_pid);
+  verified_table = std::make_unique<sess::VerifiedCache>(seed);
+  return verified_table.get();
+}
+
+inline sess::VerifiedCache* verified_cache() {
+  sess::VerifiedCache* c = verified_table.get();
+  return c != nullptr ? c : make_verified_cache();
 }
 
 // What a request took from the verified-cookie table stays alive until the request's pool is
@@ -477,6 +483,24 @@ void lookup_resume(ngx_http_request_t* r, loaded_t* s) {
 
 namespace {
 
+// A request's chunk cookies and the buffer their heads are joined in: one per request that sends
+// a chunk head (eight heads must not cost eight joined copies of the Cookie header), in its pool
+// (a pstring's memory is the pool's: nothing to release).
+struct ChunkScratch {
+  sess::ChunkCookies cookies;
+  sess::pstring joined;
+  explicit ChunkScratch(std::pmr::memory_resource* mr) : joined(mr) {}
+};
+
+ChunkScratch* chunk_scratch(ngx_http_request_t* r, const loc_conf_t* lcf,
+                            std::pmr::memory_resource* mr) {
+  void* mem = ngx_palloc(r->pool, sizeof(ChunkScratch));
+  if (mem == nullptr) return nullptr;
+  auto* c = new (mem) ChunkScratch(mr);
+  collect_chunks(r, sv(lcf->cookie.name), c->cookies);
+  return c;
+}
+
 // Reads and verifies the session cookie(s) of r under lcf into s. For the Redis store, starts the
 // lookup (NGX_AGAIN).
 ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
@@ -503,12 +527,10 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
   sess::Times times;
   sess::VerifiedCache* cache = verified_cache();
   const sess::VerifiedBinding binding = verified_binding(lcf);
-  std::optional<sess::ChunkCookies> chunks;  // collected on the first chunk head
-  // Scratch buffers reused by every candidate (pool memory is only returned with the request:
-  // eight chunk heads must not cost eight joined copies of the Cookie header). Payloads of later
-  // candidates are only needed until a second valid one shows up.
+  ChunkScratch* chunks = nullptr;  // made on the first chunk head
+  // Scratch buffer reused by every candidate (pool memory is only returned with the request).
+  // Payloads of later candidates are only needed until a second valid one shows up.
   sess::pstring payload(s->payload.get_allocator().resource());
-  sess::pstring joined(s->payload.get_allocator().resource());
   for (size_t i = 0; i < acc.count; i++) {
     std::string_view value = acc.values[i];
     // A chunk head ("<k>.", core/chunks.h): the value is the k cookies joined, verified as one
@@ -516,14 +538,18 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
     bool chunked = false;
     if (sess::chunk_head_like(value)) {
       s->chunk_head = 1;
-      if (!chunks) collect_chunks(r, sv(lcf->cookie.name), chunks.emplace());
-      sess::ChunkRead cr = sess::chunk_assemble(value, chunks_of(lcf), *chunks, joined);
+      if (chunks == nullptr &&
+          (chunks = chunk_scratch(r, lcf, payload.get_allocator().resource())) == nullptr) {
+        return NGX_ERROR;
+      }
+      sess::ChunkRead cr = sess::chunk_assemble(value, chunks_of(lcf), chunks->cookies,
+                                                chunks->joined);
       if (cr != sess::ChunkRead::Ok) {
         if (i == 0) chunk_why = sess::chunk_read_text(cr);
         verdicts[i] = sess::CandidateVerdict::Malformed;
         continue;
       }
-      value = joined;
+      value = chunks->joined;
       chunked = true;
     }
     // A value verified before under this binding gives what envelope_open gave then (the table
@@ -561,9 +587,9 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
             id_taken = true;
           } else if (hit != nullptr) {
             if (!hold_until_request_ends(r, hit)) return NGX_ERROR;
-            s->shared_payload = hit->payload;
+            s->shared_payload = hit->payload.get();
             if (hit->data && lcf->store != STORE_REDIS) {
-              s->shared = hit->data;
+              s->shared = hit->data.get();
               s->decoded = 1;
             }
           } else {
@@ -584,9 +610,9 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
   s->status = sel.status;
   if (sel.status != sess::LoadStatus::Valid) {
     s->payload.clear();
-    s->shared_payload.reset();
+    s->shared_payload = nullptr;
     s->data.clear();
-    s->shared.reset();
+    s->shared = nullptr;
     s->decoded = 0;
     s->cached_value = std::string_view();
     if (sel.tossing) {
@@ -621,7 +647,7 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
   }
   s->has_id = 1;
   s->payload.clear();
-  s->shared_payload.reset();
+  s->shared_payload = nullptr;
   s->retried = 0;
   if (lcf->redis_cache != nullptr) {
     // (The key on the stack: a hit builds nothing else. Prefixes are at most

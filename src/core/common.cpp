@@ -2,13 +2,6 @@
 
 namespace sess {
 
-bool has_ctl(std::string_view s) noexcept {
-  for (unsigned char c : s) {
-    if (is_ctl(c)) return true;
-  }
-  return false;
-}
-
 bool ct_equal(std::string_view a, std::string_view b) noexcept {
   if (a.size() != b.size()) return false;
   unsigned char d = 0;

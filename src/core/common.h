@@ -48,8 +48,14 @@ inline uint64_t get_be64(const unsigned char* p) noexcept {
   return v;
 }
 
-// True if any byte of s is a control byte (CR, LF, NUL, TAB, DEL, ...).
-bool has_ctl(std::string_view s) noexcept;
+// True if any byte of s is a control byte (CR, LF, NUL, TAB, DEL, ...). (Inline: variables
+// check their value on every read.)
+inline bool has_ctl(std::string_view s) noexcept {
+  for (unsigned char c : s) {
+    if (is_ctl(c)) return true;
+  }
+  return false;
+}
 
 // Constant-time comparison: time depends only on the lengths.
 bool ct_equal(std::string_view a, std::string_view b) noexcept;

@@ -46,7 +46,10 @@ void cookie_find(std::string_view header, std::string_view name, CookieLookup& a
 // values once; at most kMax distinct values are kept (`overflow` says more were seen).
 struct CookieCandidates {
   static constexpr size_t kMax = 8;
-  std::string_view values[kMax];
+  union {  // (only values[0 .. count) are ever set or read: not zeroed on every request)
+    std::string_view values[kMax];
+  };
+  CookieCandidates() noexcept {}
   size_t count = 0;        // distinct values kept
   size_t occurrences = 0;  // occurrences of the name
   bool overflow = false;

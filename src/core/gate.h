@@ -47,12 +47,22 @@ enum class Stage : uint8_t {
   Passed,          // pre-content and content
 };
 
-Stage stage_of(const PhaseLayout& l, size_t phase_handle) noexcept;
+inline Stage stage_of(const PhaseLayout& l, size_t h) noexcept {
+  if (h >= l.precontent) return Stage::Passed;
+  if (h >= l.preaccess) return Stage::Access;
+  if (h >= l.rewrite) return Stage::Rewrite;
+  if (h >= l.server_rewrite && h < l.find_config) return Stage::ServerRewrite;
+  return Stage::BeforeLocation;
+}
 
 // True if a response at this stage may carry actions and session writes. refused: the module
 // itself answered with a refusal (session_require, store failure) in this location. public_key:
 // the response is session_jwks's, which answers anyone without a session (exempt from
 // session_require): never where a session is made or changed.
-bool writes_allowed(Stage s, bool refused, bool subrequest, bool public_key = false) noexcept;
+inline bool writes_allowed(Stage s, bool refused, bool subrequest,
+                           bool public_key = false) noexcept {
+  if (subrequest || public_key) return false;
+  return (s == Stage::Rewrite || s == Stage::Passed) && !refused;
+}
 
 }  // namespace sess
