@@ -867,13 +867,15 @@ ngx_int_t rewrite_handler(ngx_http_request_t* r) noexcept {
     // The login and logout endpoints themselves (by their content handler, so that a nested
     // location keeps its own session_require), the page the login renders, and session_jwks
     // (a public key, fetched server-to-server without a session).
-    bool exempt =
-        is_session_endpoint(r) || is_jwks_endpoint(r) || (r == r->main && ctx->login_page);
-    if (s->store_error && lcf->fail == FAIL_CLOSED && !exempt) {
+    // (Asked only when there is something to refuse.)
+    auto exempt = [&]() {
+      return is_session_endpoint(r) || is_jwks_endpoint(r) || (r == r->main && ctx->login_page);
+    };
+    if (s->store_error && lcf->fail == FAIL_CLOSED && !exempt()) {
       if (r == r->main) ctx->refused = 1;
       return unavailable(r);
     }
-    if (lcf->require == 1 && !exempt) {
+    if (lcf->require == 1 && !exempt()) {
       ctx->read = 1;
       if (!logged_in(r, s)) {
         if (r == r->main) ctx->refused = 1;

@@ -25,7 +25,37 @@ struct Selection {
   bool tossing = false;   // two or more candidates verified
 };
 
-Selection select_candidate(const CandidateVerdict* v, size_t n) noexcept;
+// (Inline: on every request.)
+inline Selection select_candidate(const CandidateVerdict* v, size_t n) noexcept {
+  Selection s;
+  if (n == 0) return s;
+  size_t valid = 0;
+  bool expired = false;
+  for (size_t i = 0; i < n; i++) {
+    if (v[i] == CandidateVerdict::Valid) {
+      if (valid++ == 0) s.index = i;
+    }
+  }
+  if (valid == 1) {
+    s.status = LoadStatus::Valid;
+    return s;
+  }
+  if (valid > 1) {
+    s.status = LoadStatus::Invalid;
+    s.tossing = true;
+    s.index = 0;
+    return s;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (v[i] == CandidateVerdict::Expired) {
+      expired = true;
+      s.index = i;
+      break;
+    }
+  }
+  s.status = expired ? LoadStatus::Expired : LoadStatus::Invalid;
+  return s;
+}
 
 // The same choice when another reader shares the cookie and picks by position, not by validity
 // (Flask takes the first cookie of the name): authentic[i] says that candidate i's signature

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory_resource>
 #include <string>
+#include <cstring>
 #include <string_view>
 
 namespace sess {
@@ -48,13 +49,42 @@ inline uint64_t get_be64(const unsigned char* p) noexcept {
   return v;
 }
 
-// True if any byte of s is a control byte (CR, LF, NUL, TAB, DEL, ...). (Inline: variables
-// check their value on every read.)
+// True if any byte of s is a control byte (CR, LF, NUL, TAB, DEL, ...). (Inline and without a
+// branch per byte: variables check their value on every read.)
 inline bool has_ctl(std::string_view s) noexcept {
-  for (unsigned char c : s) {
-    if (is_ctl(c)) return true;
+  unsigned bad = 0;
+  for (unsigned char c : s) bad |= static_cast<unsigned>(c < 0x20) | static_cast<unsigned>(c == 0x7f);
+  return bad != 0;
+}
+
+// a[0..n) == b[0..n), for the short strings of the request path (cookie names, session keys):
+// overlapping word loads instead of a call to memcmp. Not constant-time.
+inline bool bytes_equal(const char* a, const char* b, size_t n) noexcept {
+  auto w8 = [](const char* p) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    return v;
+  };
+  auto w4 = [](const char* p) {
+    uint32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+  };
+  if (n >= 8) {
+    for (size_t i = 0; i + 8 < n; i += 8) {
+      if (w8(a + i) != w8(b + i)) return false;
+    }
+    return w8(a + n - 8) == w8(b + n - 8);
   }
-  return false;
+  if (n >= 4) return w4(a) == w4(b) && w4(a + n - 4) == w4(b + n - 4);
+  for (size_t i = 0; i < n; i++) {
+    if (a[i] != b[i]) return false;
+  }
+  return true;
+}
+
+inline bool bytes_equal(std::string_view a, std::string_view b) noexcept {
+  return a.size() == b.size() && bytes_equal(a.data(), b.data(), a.size());
 }
 
 // Constant-time comparison: time depends only on the lengths.

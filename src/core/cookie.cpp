@@ -4,6 +4,7 @@
 #include "chunks.h"
 
 #include <charconv>
+#include <cstring>
 
 namespace sess {
 
@@ -50,13 +51,44 @@ void civil_from_days(int64_t z, int64_t& y, unsigned& m, unsigned& d) noexcept {
   y = static_cast<int64_t>(yoe) + era * 400 + (m <= 2 ? 1 : 0);
 }
 
-// Calls f(value) for every occurrence of name in one Cookie header value (cookie_for_each_pair).
+inline bool is_wsp(char c) noexcept { return c == ' ' || c == '\t'; }
+
+// Calls f(value) for every occurrence of name in one Cookie header value, exactly as
+// cookie_for_each_pair would report it (name == the pair's trimmed name), without splitting
+// pairs that are not name's: a pair is name's iff, after SP/HTAB, it starts with name followed by
+// SP/HTAB and '=' - when name has no '=' or ';' and no SP/HTAB at either end (the pair's first
+// '=' is then the one after it). A name that cannot be a trimmed pair name never matches. One
+// memchr per pair (the session cookie's path runs this on every request).
 template <typename F>
 void for_each_value(std::string_view header, std::string_view name, F&& f) noexcept {
-  if (name.empty()) return;
-  cookie_for_each_pair(header, [&](std::string_view n, std::string_view value) noexcept {
-    if (n == name) f(value);
-  });
+  if (name.empty() || header.empty()) return;
+  // (A name with a leading SP/HTAB or a ';' never matches the bytes compared below; one with a
+  // trailing SP/HTAB or an '=' could, and is refused when it does.)
+  auto impossible = [name]() noexcept {
+    return is_wsp(name.back()) || std::memchr(name.data(), '=', name.size()) != nullptr;
+  };
+  const char* p = header.data();
+  const size_t n = header.size();
+  size_t pos = 0;
+  while (pos <= n) {
+    const char* semi_p = static_cast<const char*>(std::memchr(p + pos, ';', n - pos));
+    const size_t semi = semi_p != nullptr ? static_cast<size_t>(semi_p - p) : n;
+    size_t i = pos;
+    while (i < semi && is_wsp(p[i])) i++;
+    if (semi - i > name.size() && bytes_equal(p + i, name.data(), name.size())) {
+      i += name.size();
+      while (i < semi && is_wsp(p[i])) i++;
+      if (i < semi && p[i] == '=') {
+        if (impossible()) return;
+        std::string_view value = trim_wsp(std::string_view(p + i + 1, semi - i - 1));
+        if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+          value = value.substr(1, value.size() - 2);
+        }
+        f(value);
+      }
+    }
+    pos = semi + 1;
+  }
 }
 
 }  // namespace

@@ -454,7 +454,7 @@ bool session_user_logged_in(const SessionValue* user) noexcept {
 const SessionValue* session_user(const SessionData& data, std::string_view user_key) noexcept {
   const SessionValue* found = nullptr;
   for (const auto& v : data.values()) {
-    if (std::string_view(v.key) == user_key) {
+    if (bytes_equal(v.key, user_key)) {
       found = &v;
     } else if (ascii_iequal(v.key, user_key)) {
       return nullptr;  // ambiguous

@@ -76,7 +76,7 @@ VerifiedCache::Entry* VerifiedCache::lookup(const VerifiedBinding& b,
   Entry* e = &slots_[slot_of(b, value)];
   // Non-secret parts first; the value last and in constant time.
   if (e->binding.ring != b.ring || e->binding.kind != b.kind ||
-      std::string_view(e->name) != b.cookie_name || !ct_equal_words(e->value, value)) {
+      !bytes_equal(e->name, b.cookie_name) || !ct_equal_words(e->value, value)) {
     return nullptr;
   }
   return e;
