@@ -374,8 +374,12 @@ inline loc_conf_t* loc_conf(ngx_http_request_t* r) {
 }
 
 // True if both configurations make and read the same sessions (see loaded_t).
-bool same_binding(const loc_conf_t* a, const loc_conf_t* b);
 bool binding_equal(const loc_conf_t* a, const loc_conf_t* b);  // field by field
+inline bool same_binding(const loc_conf_t* a, const loc_conf_t* b) {
+  if (a == b) return true;
+  if (a->binding != nullptr && b->binding != nullptr) return a->binding == b->binding;
+  return binding_equal(a, b);
+}
 
 // The session of r under lcf: loads it if needed (cookie store: now; Redis store: starts the
 // lookup and returns NGX_AGAIN, the request is resumed through its write_event_handler when the
@@ -404,8 +408,18 @@ class ngx_clock final : public sess::Clock {
   uint64_t now() const noexcept override { return static_cast<uint64_t>(ngx_time()); }
 };
 
-sess::ExpiryPolicy policy_of(const loc_conf_t* lcf);
-sess::Kind cookie_kind(const loc_conf_t* lcf);
+inline sess::ExpiryPolicy policy_of(const loc_conf_t* lcf) {
+  sess::ExpiryPolicy p;
+  p.lifetime = static_cast<uint64_t>(lcf->lifetime);
+  p.idle = static_cast<uint64_t>(lcf->idle);
+  p.renew = static_cast<uint64_t>(lcf->renew);
+  return p;
+}
+
+inline sess::Kind cookie_kind(const loc_conf_t* lcf) {
+  if (lcf->store == STORE_REDIS) return sess::Kind::Id;
+  return lcf->encrypt ? sess::Kind::Sealed : sess::Kind::Signed;
+}
 
 // The most cookies lcf's session cookie is split into: chunks= for the native cookie store, 1
 // for the Redis store (the cookie holds only the id) and flask mode (refused by nginx -t).
@@ -417,7 +431,10 @@ inline size_t chunks_of(const loc_conf_t* lcf) {
 void id_hex(const unsigned char* id, u_char* out);
 
 // The stage of the response being sent (gate.h), from r->phase_handle.
-sess::Stage request_stage(ngx_http_request_t* r);
+extern sess::PhaseLayout http_phases;  // set by postconfiguration
+inline sess::Stage request_stage(ngx_http_request_t* r) {
+  return sess::stage_of(http_phases, static_cast<size_t>(r->phase_handler));
+}
 
 // The module's own variable names after "session_" (status, id, ...): session keys of these names
 // cannot be reached through $session_<key> (case-insensitive).
@@ -605,10 +622,12 @@ bool login_merge(ngx_conf_t* cf, loc_conf_t* conf) noexcept;
 // The login page's status (401/403) replaces the template's 200.
 void login_header_filter(ngx_http_request_t* r, ctx_t* ctx) noexcept;
 // A login's session data (empty session + user + auth keys), for the write path.
-bool login_succeeded(ctx_t* ctx);
+bool login_succeeded_slow(ctx_t* ctx);
+inline bool login_succeeded(ctx_t* ctx) { return ctx->login != nullptr && login_succeeded_slow(ctx); }
 // True if r's location is a session_login or session_logout endpoint.
 bool is_session_endpoint(ngx_http_request_t* r);
-bool login_stored(ctx_t* ctx);
+bool login_stored_slow(ctx_t* ctx);
+inline bool login_stored(ctx_t* ctx) { return ctx->login != nullptr && login_stored_slow(ctx); }
 
 ngx_int_t var_csrf_token(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t) noexcept;
 enum : uintptr_t { LOGIN_VAR_ERROR, LOGIN_VAR_NEXT, LOGIN_VAR_USERNAME, LOGIN_VAR_PASSWORD };

@@ -683,8 +683,8 @@ bool is_session_endpoint(ngx_http_request_t* r) {
   return r->content_handler == login_handler || r->content_handler == logout_handler;
 }
 
-bool login_succeeded(ctx_t* ctx) { return ctx->login != nullptr && ctx->login->succeeded; }
-bool login_stored(ctx_t* ctx) { return ctx->login != nullptr && ctx->login->stored; }
+bool login_succeeded_slow(ctx_t* ctx) { return ctx->login->succeeded; }
+bool login_stored_slow(ctx_t* ctx) { return ctx->login->stored; }
 
 char* login_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept {
   auto* lcf = static_cast<loc_conf_t*>(conf);

@@ -16,6 +16,8 @@
 
 namespace ngx_session {
 
+sess::PhaseLayout http_phases;
+
 // ---------------------------------------------------------------------------------------------
 // Boundary helpers
 
@@ -71,25 +73,6 @@ const ngx_str_t* request_header(ngx_http_request_t* r, std::string_view name) {
   return found;
 }
 
-sess::ExpiryPolicy policy_of(const loc_conf_t* lcf) {
-  sess::ExpiryPolicy p;
-  p.lifetime = static_cast<uint64_t>(lcf->lifetime);
-  p.idle = static_cast<uint64_t>(lcf->idle);
-  p.renew = static_cast<uint64_t>(lcf->renew);
-  return p;
-}
-
-sess::Kind cookie_kind(const loc_conf_t* lcf) {
-  if (lcf->store == STORE_REDIS) return sess::Kind::Id;
-  return lcf->encrypt ? sess::Kind::Sealed : sess::Kind::Signed;
-}
-
-bool same_binding(const loc_conf_t* a, const loc_conf_t* b) {
-  if (a == b) return true;
-  if (a->binding != nullptr && b->binding != nullptr) return a->binding == b->binding;
-  return binding_equal(a, b);
-}
-
 bool binding_equal(const loc_conf_t* a, const loc_conf_t* b) {
   return a->secrets == b->secrets && sv(a->cookie.name) == sv(b->cookie.name) &&
          cookie_kind(a) == cookie_kind(b) && a->store == b->store && a->redis == b->redis &&
@@ -102,7 +85,6 @@ bool binding_equal(const loc_conf_t* a, const loc_conf_t* b) {
 namespace {
 
 const ngx_clock clock_now;
-sess::PhaseLayout phases;
 
 void ctx_cleanup(void* data) noexcept {
   auto* ctx = static_cast<ctx_t*>(data);
@@ -203,10 +185,6 @@ ctx_t* get_ctx_slow(ngx_http_request_t* r, bool create) {
   r->pool->cleanup = &mem->cln;
   ngx_http_set_ctx(r, ctx, ngx_http_session_module);
   return ctx;
-}
-
-sess::Stage request_stage(ngx_http_request_t* r) {
-  return sess::stage_of(phases, static_cast<size_t>(r->phase_handler));
 }
 
 namespace {
@@ -1053,9 +1031,9 @@ ngx_int_t init_module(ngx_cycle_t* cycle) noexcept {
       ngx_http_cycle_get_module_main_conf(cycle, ngx_http_core_module));
   size_t counts[sess::kPhaseCount];
   for (size_t i = 0; i < sess::kPhaseCount; i++) counts[i] = cmcf->phases[i].handlers.nelts;
-  phases = sess::phase_layout(counts);
-  if (phases.server_rewrite != cmcf->phase_engine.server_rewrite_index ||
-      phases.rewrite != cmcf->phase_engine.location_rewrite_index) {
+  http_phases = sess::phase_layout(counts);
+  if (http_phases.server_rewrite != cmcf->phase_engine.server_rewrite_index ||
+      http_phases.rewrite != cmcf->phase_engine.location_rewrite_index) {
     ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
                   "session: unexpected layout of nginx's request phases (this nginx version "
                   "is not supported)");

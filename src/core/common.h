@@ -15,7 +15,7 @@ namespace sess {
 using pstring = std::pmr::string;
 
 // True for bytes 0x00-0x1f and 0x7f.
-inline bool is_ctl(unsigned char c) { return c < 0x20 || c == 0x7f; }
+constexpr bool is_ctl(unsigned char c) { return c < 0x20 || c == 0x7f; }
 
 // The value of one hex digit, or -1.
 inline int hex_value(char ch) noexcept {
@@ -51,9 +51,19 @@ inline uint64_t get_be64(const unsigned char* p) noexcept {
 
 // True if any byte of s is a control byte (CR, LF, NUL, TAB, DEL, ...). (Inline and without a
 // branch per byte: variables check their value on every read.)
+namespace common_detail {
+struct CtlTable {
+  unsigned char ctl[256] = {};
+  constexpr CtlTable() {
+    for (int c = 0; c < 256; c++) ctl[c] = is_ctl(static_cast<unsigned char>(c)) ? 1 : 0;
+  }
+};
+inline constexpr CtlTable kCtl{};
+}  // namespace common_detail
+
 inline bool has_ctl(std::string_view s) noexcept {
   unsigned bad = 0;
-  for (unsigned char c : s) bad |= static_cast<unsigned>(c < 0x20) | static_cast<unsigned>(c == 0x7f);
+  for (unsigned char c : s) bad |= common_detail::kCtl.ctl[c];
   return bad != 0;
 }
 

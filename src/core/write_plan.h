@@ -77,7 +77,7 @@ inline WritePlan end_session(const WriteInputs& in) noexcept {
 }  // namespace plan_detail
 
 // (Inline: the header filter asks it on every response.)
-inline WritePlan plan_write(const WriteInputs& in) noexcept {
+[[gnu::always_inline]] inline WritePlan plan_write(const WriteInputs& in) noexcept {
   WritePlan p;
   if (in.logout) {
     if (in.server_store && in.has_id) p.record = RecordWrite::Delete;
