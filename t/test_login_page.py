@@ -26,6 +26,14 @@ from pathlib import Path
 import login_support as L
 from test_browser import APP, UPSTREAM, chromium
 
+
+def _page_wait(d):
+    """A 15 s wait that looks again when the element it holds went stale: a submitted form
+    reloads the page while the wait reads the old page's element."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+    return WebDriverWait(d, 15, ignored_exceptions=(StaleElementReferenceException,))
+
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO / "examples" / "html" / "login.shtml"
 SHOTS = REPO / "build" / "screenshots"
@@ -291,7 +299,7 @@ def test_login_page_in_chromium(nginx, tmp_path):
     srv = nginx(L.user_file_site(redirect="/", locations=APP, http_extra=UPSTREAM),
                 files=L.files_for(users))
     with chromium(tmp_path, performance_log=True) as d:
-        wait = WebDriverWait(d, 15)
+        wait = _page_wait(d)
         _set_size(d, PHONE, page=False)
         _requests(d, flush=True)
         d.get(srv.url("/app/reports?year=2024"))
@@ -366,7 +374,7 @@ def test_limited_page_in_chromium(nginx, tmp_path):
     srv = nginx(L.user_file_site(login_extra="session_login_limit zone=lp:64k attempts=1;"),
                 files=L.files_for({"alice": L.hash_password("sha", "pw")}))
     with chromium(tmp_path, performance_log=True) as d:
-        wait = WebDriverWait(d, 15)
+        wait = _page_wait(d)
         _set_size(d, PHONE, page=False)
         _requests(d, flush=True)
         d.get(srv.url("/login?next=%2Fprivate"))
@@ -398,7 +406,7 @@ def test_login_page_without_javascript(nginx, tmp_path):
     srv = nginx(L.user_file_site(redirect="/", locations=APP, http_extra=UPSTREAM),
                 files=L.files_for(users))
     with chromium(tmp_path, javascript=False) as d:
-        wait = WebDriverWait(d, 15)
+        wait = _page_wait(d)
         # Page scripts really are off.
         d.get("data:text/html,<p id=x>static</p><script>document.getElementById('x')"
               ".textContent='scripted'</script>")
@@ -455,7 +463,7 @@ def test_login_page_under_a_strict_csp(nginx, tmp_path):
     r = srv.get("/login")
     assert csp in r.headers["Content-Security-Policy"], r.headers
     with chromium(tmp_path) as d:
-        wait = WebDriverWait(d, 15)
+        wait = _page_wait(d)
         _set_size(d, PHONE, page=False)
         d.get(srv.url("/login?next=%2Fprivate"))
         wait.until(EC.presence_of_element_located((By.ID, "username")))

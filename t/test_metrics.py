@@ -312,7 +312,13 @@ def test_exact_counts_cookie_store(nginx):
     attempt({"username": "", "password": PASSWORD}, 401)
     attempt({"username": "alice", "password": PASSWORD}, 303)
 
-    after = scrape(srv)
+    # Requests are counted in the log phase, after the response reached the client (another
+    # worker may still be logging the last one): wait, bounded, until all of them are counted.
+    def counted(m):
+        return sum(v for k, v in m.delta(before).items()
+                   if k[0] == "nginx_session_requests_total")
+    after = helpers.poll(lambda: scrape(srv), 3.0,
+                         until=lambda m: counted(m) >= sum(status.values()))
     R, E, L = ("nginx_session_requests_total", "nginx_session_events_total",
                "nginx_session_logins_total")
     C = "nginx_session_cookies_rejected_total"
