@@ -269,7 +269,7 @@ bool html_with_session(ngx_http_request_t* r, ctx_t* ctx) {
   return ctx->s.had_cookie && t.len >= 9 && ngx_strncasecmp(t.data, (u_char*)"text/html", 9) == 0;
 }
 
-void cache_headers(ngx_http_request_t* r, ctx_t* ctx, bool wrote_cookie) {
+[[gnu::always_inline]] inline void cache_headers(ngx_http_request_t* r, ctx_t* ctx, bool wrote_cookie) {
   if (wrote_cookie) make_private(r);
   if (wrote_cookie || ctx->read || html_with_session(r, ctx)) {
     vary_cookie(r);

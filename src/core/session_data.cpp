@@ -447,10 +447,6 @@ void SessionData::assign(const SessionData& other) {
 
 void SessionData::clear() noexcept { values_.clear(); }
 
-bool session_user_logged_in(const SessionValue* user) noexcept {
-  return user != nullptr && user->is_string && !user->text.empty();
-}
-
 const SessionValue* session_user(const SessionData& data, std::string_view user_key) noexcept {
   const SessionValue* found = nullptr;
   for (const auto& v : data.values()) {

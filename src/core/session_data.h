@@ -85,7 +85,9 @@ std::string_view utf8_as_stored(std::string_view s, pstring& out);
 
 // A session is logged in when its user key holds a non-empty JSON string (a user literally named
 // "null" is a user; numbers, booleans, null, arrays and objects log nobody in).
-bool session_user_logged_in(const SessionValue* user) noexcept;
+inline bool session_user_logged_in(const SessionValue* user) noexcept {
+  return user != nullptr && user->is_string && !user->text.empty();
+}
 
 // The user of a session: the value whose key is exactly user_key, or nullptr when there is none
 // or when another key differs from it only in ASCII case ({"username":"alice","USERNAME":"x"}):

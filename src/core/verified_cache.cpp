@@ -35,8 +35,8 @@ uint64_t mix_value(uint64_t h, std::string_view s) noexcept {
   return step(h, load64(reinterpret_cast<const char*>(buf) + 8));
 }
 
-// Equality in time that depends only on the lengths (16 bytes at a time, the last words
-// overlapping): a client must not learn how much of a cached cookie its guess shares.
+// Equality in time that depends only on the lengths (32 bytes at a time, then words, the last
+// word overlapping): a client must not learn how much of a cached cookie its guess shares.
 bool ct_equal_words(std::string_view a, std::string_view b) noexcept {
   const size_t n = a.size();
   if (n != b.size()) return false;
@@ -49,10 +49,11 @@ bool ct_equal_words(std::string_view a, std::string_view b) noexcept {
   }
   uint64_t d = load64(p + n - 8) ^ load64(q + n - 8);
   size_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    d |= (load64(p + i) ^ load64(q + i)) | (load64(p + i + 8) ^ load64(q + i + 8));
+  for (; i + 32 <= n; i += 32) {
+    d |= (load64(p + i) ^ load64(q + i)) | (load64(p + i + 8) ^ load64(q + i + 8)) |
+         (load64(p + i + 16) ^ load64(q + i + 16)) | (load64(p + i + 24) ^ load64(q + i + 24));
   }
-  if (i + 8 <= n) d |= load64(p + i) ^ load64(q + i);
+  for (; i + 8 <= n; i += 8) d |= load64(p + i) ^ load64(q + i);
   return d == 0;
 }
 
