@@ -104,8 +104,9 @@ void sub_ctx_cleanup(void* data) noexcept { static_cast<sub_ctx_t*>(data)->~sub_
 }  // namespace
 
 loaded_t::loaded_t(std::pmr::memory_resource* mr)
-    : conf(nullptr), status(sess::LoadStatus::None), times(), id(), payload(mr), shared_payload(nullptr), data(mr), shared(nullptr),
-      flask_sid(), op(nullptr), loader(nullptr), waiters(nullptr) {
+    : conf(nullptr), status(sess::LoadStatus::None), times(), id(), payload(mr),
+      shared_payload(nullptr), data(mr), shared(nullptr), flask_sid(), op(nullptr),
+      loader(nullptr), waiters(nullptr) {
   had_cookie = 0;
   has_id = 0;
   decoded = 0;
@@ -176,6 +177,7 @@ ctx_t* get_ctx_slow(ngx_http_request_t* r, bool create) {
     ngx_pool_cleanup_t cln;
     ctx_t ctx;
   };
+  static_assert(alignof(cleanup_ctx_t) <= NGX_ALIGNMENT, "ngx_palloc's alignment");
   auto* mem = static_cast<cleanup_ctx_t*>(ngx_palloc(r->pool, sizeof(cleanup_ctx_t)));
   if (mem == nullptr) return nullptr;
   auto* ctx = new (&mem->ctx) ctx_t(r);

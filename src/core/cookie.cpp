@@ -80,11 +80,7 @@ void for_each_value(std::string_view header, std::string_view name, F&& f) noexc
       while (i < semi && is_wsp(p[i])) i++;
       if (i < semi && p[i] == '=') {
         if (impossible()) return;
-        std::string_view value = trim_wsp(std::string_view(p + i + 1, semi - i - 1));
-        if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
-          value = value.substr(1, value.size() - 2);
-        }
-        f(value);
+        f(cookie_pair_value(std::string_view(p + i + 1, semi - i - 1)));
       }
     }
     pos = semi + 1;

@@ -5,6 +5,16 @@
 
 namespace sess {
 
+// A cookie pair's value as the scanners report it: trimmed of SP/HTAB, a DQUOTEd value
+// unwrapped.
+inline std::string_view cookie_pair_value(std::string_view raw) noexcept {
+  std::string_view value = trim_wsp(raw);
+  if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+    value = value.substr(1, value.size() - 2);
+  }
+  return value;
+}
+
 // Calls f(name, value) for every cookie pair of one Cookie header value: pairs split on ';', name
 // and value trimmed of SP/HTAB, pairs without '=' ignored, a DQUOTEd value unwrapped. The views
 // point into header.
@@ -20,11 +30,7 @@ void cookie_for_each_pair(std::string_view header, F&& f) noexcept {
 
     const size_t eq = pair.find('=');
     if (eq == std::string_view::npos) continue;  // no '=': not a cookie pair, ignored
-    std::string_view value = trim_wsp(pair.substr(eq + 1));
-    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
-      value = value.substr(1, value.size() - 2);
-    }
-    f(trim_wsp(pair.substr(0, eq)), value);
+    f(trim_wsp(pair.substr(0, eq)), cookie_pair_value(pair.substr(eq + 1)));
   }
 }
 

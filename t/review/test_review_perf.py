@@ -17,32 +17,23 @@ import time
 import pytest
 
 import helpers
-from conftest import LoopbackHTTPServer
 from helpers import server_conf
+from test_review_verified_cache import LONG_USER, SlowUpstream
 
-LONG_USER = "alice-" + "x" * 42   # heap-allocated text (beyond the small-string buffer)
-LONG_OTHER = "bob-" + "y" * 44
-
-
-class SlowUpstream(LoopbackHTTPServer):
-    def __init__(self, delay, status=200, headers=()):
-        self.delay, self.status, self.headers = delay, status, list(headers)
-        super().__init__()
-
-    def answer(self, handler, body):
-        time.sleep(self.delay)
-        return self.status, self.headers, b"upstream\n"
+LONG_OTHER = "bob-" + "y" * 44   # heap-allocated text, like LONG_USER
 
 
 def evict_table(srv, secret, n=2500, names=("session",)):
-    """n distinct valid cookies per name on one keep-alive connection: every slot of the
-    worker's verified-cookie table is replaced (bounded: n requests)."""
+    """n requests on one keep-alive connection, each with a new valid cookie of every name in
+    one Cookie header: every slot of the worker's verified-cookie table is replaced (bounded:
+    n requests)."""
     conn = srv.session()
     for i in range(n):
-        for name in names:
-            v = helpers.make_cookie(secret, {"user": f"evict{i}"}, name=name)
-            r = srv.get("/whoami", session=conn, headers={"Cookie": f"{name}={v}"})
-            assert r.status_code == 200
+        cookie = "; ".join(
+            f"{name}={helpers.make_cookie(secret, {'user': f'evict{i}'}, name=name)}"
+            for name in names)
+        r = srv.get("/whoami", session=conn, headers={"Cookie": cookie})
+        assert r.status_code == 200
 
 
 def run_in_thread(fn):
@@ -229,12 +220,7 @@ def test_server_and_location_bindings_loaded_twice_survive_eviction(nginx):
             srv.raw("/slow?warm", [("Cookie", cookie)])
         t, result = run_in_thread(lambda: srv.raw("/slow", [("Cookie", cookie)]))
         time.sleep(0.7)
-        conn = srv.session()
-        for i in range(1500):
-            e1 = helpers.make_cookie(secret, {"user": f"evict{i}"}, name="session")
-            e2 = helpers.make_cookie(secret, {"user": f"evict{i}"}, name="sid")
-            r = srv.get("/whoami", session=conn, headers={"Cookie": f"session={e1}; sid={e2}"})
-            assert r.status_code == 200
+        evict_table(srv, secret, n=1500, names=("session", "sid"))
         t.join(30)
         assert "e" not in result, f"request failed: {result.get('e')!r}"
         r = result["r"]
