@@ -28,11 +28,13 @@ from test_browser import APP, UPSTREAM, chromium
 
 
 def _page_wait(d):
-    """A 15 s wait that looks again when the element it holds went stale: a submitted form
-    reloads the page while the wait reads the old page's element."""
-    from selenium.common.exceptions import StaleElementReferenceException
+    """A 15 s wait that looks again when the element it read went away: a submitted form
+    reloads the page while the wait reads the old page's element (selenium says
+    StaleElementReference, or Chromium's "Node with given id does not belong to the document"
+    as a plain WebDriverException). A condition that never holds still fails, by timeout."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
-    return WebDriverWait(d, 15, ignored_exceptions=(StaleElementReferenceException,))
+    return WebDriverWait(d, 15, ignored_exceptions=(WebDriverException,))
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO / "examples" / "html" / "login.shtml"
