@@ -97,7 +97,32 @@ inline bool bytes_equal(std::string_view a, std::string_view b) noexcept {
   return a.size() == b.size() && bytes_equal(a.data(), b.data(), a.size());
 }
 
-// Constant-time comparison: time depends only on the lengths.
-bool ct_equal(std::string_view a, std::string_view b) noexcept;
+// Constant-time comparison: time depends only on the lengths (32 bytes a round, then words,
+// the last word overlapping; bytes when shorter than a word), so a client does not learn how much
+// of a MAC, tag or cached cookie its guess shares.
+inline bool ct_equal(std::string_view a, std::string_view b) noexcept {
+  auto w8 = [](const char* p) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    return v;
+  };
+  const size_t n = a.size();
+  if (n != b.size()) return false;
+  const char* p = a.data();
+  const char* q = b.data();
+  if (n < 8) {
+    unsigned d = 0;
+    for (size_t i = 0; i < n; i++) d |= static_cast<unsigned char>(p[i] ^ q[i]);
+    return d == 0;
+  }
+  uint64_t d = w8(p + n - 8) ^ w8(q + n - 8);
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    d |= (w8(p + i) ^ w8(q + i)) | (w8(p + i + 8) ^ w8(q + i + 8)) |
+         (w8(p + i + 16) ^ w8(q + i + 16)) | (w8(p + i + 24) ^ w8(q + i + 24));
+  }
+  for (; i + 8 <= n; i += 8) d |= w8(p + i) ^ w8(q + i);
+  return d == 0;
+}
 
 }  // namespace sess

@@ -1,11 +1,17 @@
 #include "crypto.h"
 
+// HMAC-SHA256 runs on SHA256_CTX midstates (see KeyRing::Key): OpenSSL 3 marks the low-level
+// SHA-256 functions deprecated, but they are the only interface that can copy a digest state
+// without an allocation.
+#define OPENSSL_SUPPRESS_DEPRECATED 1
+
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/params.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 
 #include <atomic>
 #include <climits>
@@ -20,9 +26,6 @@ constexpr size_t kSubKeyLen = 32;  // HMAC-SHA256 keys and the AES-256 key
 // Owning wrappers for the OpenSSL objects used while deriving keys (config time only).
 struct KdfFree {
   void operator()(EVP_KDF* p) const noexcept { EVP_KDF_free(p); }
-};
-struct MacFree {
-  void operator()(EVP_MAC* p) const noexcept { EVP_MAC_free(p); }
 };
 struct CipherFree {
   void operator()(EVP_CIPHER* p) const noexcept { EVP_CIPHER_free(p); }
@@ -62,15 +65,21 @@ bool random_bytes(void* buf, size_t n) noexcept {
   return RAND_bytes(static_cast<unsigned char*>(buf), static_cast<int>(n)) == 1;
 }
 
-// The prepared per-key state. Each context already holds its key (HMAC pads, AES key schedule);
-// an operation only re-initialises it (EVP_MAC_init with a NULL key, EVP_*Init_ex2 with only the
-// IV), so no algorithm is fetched and no key is re-expanded per request. (OpenSSL 3.0's HMAC still
-// copies its SHA-256 state internally on init/final, two small allocations; AES-GCM does none.)
-// The contexts change on every operation, hence mutable: KeyRing's const methods use them
-// (single-threaded, see crypto.h).
+// The prepared per-key state. HMAC-SHA256 (RFC 2104) is kept as the SHA-256 states after the
+// key's inner and outer pad blocks, so an operation copies a state (a struct assignment) and
+// hashes only the message and the inner digest: OpenSSL 3.0's EVP_MAC HMAC duplicates its digest
+// contexts through the provider on every init and final (two allocations; over a third of the
+// instructions of verifying an id cookie). The AES-GCM contexts already hold their key schedule;
+// an operation only re-initialises them with the IV (EVP_*Init_ex2), so no algorithm is fetched
+// and no key is re-expanded per request. The cipher contexts change on every operation, hence
+// mutable: KeyRing's const methods use them (single-threaded, see crypto.h).
+static_assert(KeyRing::kMacLen == SHA256_DIGEST_LENGTH, "HMAC-SHA256");
+static_assert(kSubKeyLen <= SHA256_CBLOCK, "a MAC key fits in one SHA-256 block");
+
 struct KeyRing::Key {
   uint8_t hint = 0;
-  mutable EVP_MAC_CTX* mac[2] = {nullptr, nullptr};  // indexed by KeyUse
+  SHA256_CTX mac_inner[2];  // indexed by KeyUse: SHA-256 after (key XOR ipad)
+  SHA256_CTX mac_outer[2];  // ... after (key XOR opad)
   mutable EVP_CIPHER_CTX* enc = nullptr;
   mutable EVP_CIPHER_CTX* dec = nullptr;
 
@@ -78,8 +87,8 @@ struct KeyRing::Key {
   Key(const Key&) = delete;
   Key& operator=(const Key&) = delete;
   ~Key() {
-    EVP_MAC_CTX_free(mac[0]);
-    EVP_MAC_CTX_free(mac[1]);
+    OPENSSL_cleanse(mac_inner, sizeof(mac_inner));  // (each is as good as the key)
+    OPENSSL_cleanse(mac_outer, sizeof(mac_outer));
     EVP_CIPHER_CTX_free(enc);
     EVP_CIPHER_CTX_free(dec);
   }
@@ -97,9 +106,8 @@ bool KeyRing::add_secret(std::string_view secret) {
 
   // Fetched once per secret at configuration time; the contexts keep their own references.
   std::unique_ptr<EVP_KDF, KdfFree> kdf(EVP_KDF_fetch(nullptr, "HKDF", nullptr));
-  std::unique_ptr<EVP_MAC, MacFree> hmac(EVP_MAC_fetch(nullptr, "HMAC", nullptr));
   std::unique_ptr<EVP_CIPHER, CipherFree> aes(EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr));
-  if (!kdf || !hmac || !aes) return false;
+  if (!kdf || !aes) return false;
 
   SubKey mac_key, csrf_key, enc_key;
   unsigned char hint = 0;
@@ -113,20 +121,24 @@ bool KeyRing::add_secret(std::string_view secret) {
   auto key = std::make_unique<Key>();
   key->hint = hint;
 
-  char digest[] = "SHA256";
-  OSSL_PARAM mac_params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-      OSSL_PARAM_construct_end(),
-  };
   const unsigned char* mac_keys[2];
   mac_keys[static_cast<size_t>(KeyUse::Cookie)] = mac_key.b;
   mac_keys[static_cast<size_t>(KeyUse::Csrf)] = csrf_key.b;
   for (size_t u = 0; u < 2; u++) {
-    key->mac[u] = EVP_MAC_CTX_new(hmac.get());
-    if (key->mac[u] == nullptr ||
-        EVP_MAC_init(key->mac[u], mac_keys[u], kSubKeyLen, mac_params) != 1) {
-      return false;
+    // The key is shorter than SHA-256's block: zero-padded to it, XORed with the pads.
+    unsigned char ipad[SHA256_CBLOCK], opad[SHA256_CBLOCK];
+    for (size_t i = 0; i < SHA256_CBLOCK; i++) {
+      unsigned char k = i < kSubKeyLen ? mac_keys[u][i] : 0;
+      ipad[i] = static_cast<unsigned char>(k ^ 0x36);
+      opad[i] = static_cast<unsigned char>(k ^ 0x5c);
     }
+    bool ok = SHA256_Init(&key->mac_inner[u]) == 1 &&
+              SHA256_Update(&key->mac_inner[u], ipad, sizeof(ipad)) == 1 &&
+              SHA256_Init(&key->mac_outer[u]) == 1 &&
+              SHA256_Update(&key->mac_outer[u], opad, sizeof(opad)) == 1;
+    OPENSSL_cleanse(ipad, sizeof(ipad));
+    OPENSSL_cleanse(opad, sizeof(opad));
+    if (!ok) return false;
   }
 
   key->enc = EVP_CIPHER_CTX_new();
@@ -152,17 +164,21 @@ bool KeyRing::mac(size_t key, KeyUse use, const std::string_view* parts, size_t 
                   unsigned char* out) const noexcept {
   auto u = static_cast<size_t>(use);
   if (key >= keys_.size() || u > 1) return false;
-  EVP_MAC_CTX* ctx = keys_[key]->mac[u];
-  // A NULL key restarts HMAC with the key set in add_secret.
-  if (EVP_MAC_init(ctx, nullptr, 0, nullptr) != 1) return false;
-  for (size_t i = 0; i < n; i++) {
-    if (EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(parts[i].data()),
-                       parts[i].size()) != 1) {
-      return false;
-    }
+  const Key& k = *keys_[key];
+  SHA256_CTX c = k.mac_inner[u];
+  unsigned char inner[SHA256_DIGEST_LENGTH];
+  bool ok = true;
+  for (size_t i = 0; i < n && ok; i++) {
+    ok = SHA256_Update(&c, parts[i].data(), parts[i].size()) == 1;
   }
-  size_t len = 0;
-  return EVP_MAC_final(ctx, out, &len, kMacLen) == 1 && len == kMacLen;
+  ok = ok && SHA256_Final(inner, &c) == 1;
+  if (ok) {
+    c = k.mac_outer[u];
+    ok = SHA256_Update(&c, inner, sizeof(inner)) == 1 && SHA256_Final(out, &c) == 1;
+  }
+  // (After a final, c holds only the digest; before it, a state as good as the key.)
+  if (!ok) OPENSSL_cleanse(&c, sizeof(c));
+  return ok;
 }
 
 bool KeyRing::seal(size_t key, const unsigned char* nonce, std::string_view aad,

@@ -35,28 +35,6 @@ uint64_t mix_value(uint64_t h, std::string_view s) noexcept {
   return step(h, load64(reinterpret_cast<const char*>(buf) + 8));
 }
 
-// Equality in time that depends only on the lengths (32 bytes at a time, then words, the last
-// word overlapping): a client must not learn how much of a cached cookie its guess shares.
-bool ct_equal_words(std::string_view a, std::string_view b) noexcept {
-  const size_t n = a.size();
-  if (n != b.size()) return false;
-  const char* p = a.data();
-  const char* q = b.data();
-  if (n < 8) {
-    unsigned d = 0;
-    for (size_t i = 0; i < n; i++) d |= static_cast<unsigned char>(p[i] ^ q[i]);
-    return d == 0;
-  }
-  uint64_t d = load64(p + n - 8) ^ load64(q + n - 8);
-  size_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    d |= (load64(p + i) ^ load64(q + i)) | (load64(p + i + 8) ^ load64(q + i + 8)) |
-         (load64(p + i + 16) ^ load64(q + i + 16)) | (load64(p + i + 24) ^ load64(q + i + 24));
-  }
-  for (; i + 8 <= n; i += 8) d |= load64(p + i) ^ load64(q + i);
-  return d == 0;
-}
-
 constexpr size_t kValueOverhead = sizeof(SessionValue);
 
 }  // namespace
@@ -77,7 +55,7 @@ VerifiedCache::Entry* VerifiedCache::lookup(const VerifiedBinding& b,
   Entry* e = &slots_[slot_of(b, value)];
   // Non-secret parts first; the value last and in constant time.
   if (e->binding.ring != b.ring || e->binding.kind != b.kind ||
-      !bytes_equal(e->name, b.cookie_name) || !ct_equal_words(e->value, value)) {
+      !bytes_equal(e->name, b.cookie_name) || !ct_equal(e->value, value)) {
     return nullptr;
   }
   return e;

@@ -27,6 +27,26 @@ TEST(BytesEqual, AgreesWithStringViewEquality) {
   }
 }
 
+// ct_equal (constant time, word-wise): the same answer as ==, every length 0..100 (short, word
+// tails, 32-byte rounds), a difference of one bit at every position, low and high.
+TEST(CtEqual, AgreesWithStringViewEquality) {
+  for (size_t n = 0; n <= 100; n++) {
+    std::string a(n, 'x');
+    for (size_t i = 0; i < n; i++) a[i] = static_cast<char>('a' + (i * 11) % 26);
+    std::string b = a;
+    EXPECT_TRUE(sess::ct_equal(a, b)) << n;
+    for (size_t i = 0; i < n; i++) {
+      std::string c = a;
+      c[i] = static_cast<char>(c[i] ^ 0x01);
+      EXPECT_FALSE(sess::ct_equal(a, c)) << n << " at " << i;
+      c[i] = static_cast<char>(a[i] ^ 0x80);
+      EXPECT_FALSE(sess::ct_equal(a, c)) << n << " at " << i << " (high bit)";
+    }
+    EXPECT_FALSE(sess::ct_equal(a, a + "y")) << n;
+    EXPECT_FALSE(sess::ct_equal(a + "y", a)) << n;
+  }
+}
+
 // has_ctl: exactly the bytes below 0x20 and DEL, at any position; bytes >= 0x80 (UTF-8) are not.
 TEST(HasCtl, ExactlyC0AndDel) {
   for (int c = 0; c < 256; c++) {
