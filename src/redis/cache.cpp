@@ -2,7 +2,7 @@
 //
 //   session_redis_cache NAME:SIZE [max_age=T] | off;      (default off; max_age default 60s)
 //
-// This file holds the directive, the zone (nginx slab, shared by all workers: a red-black tree of
+// This file holds the directive, the zone (nginx slab, shared by all workers: a hash table of
 // entries by key, an LRU list, the flush epoch of the core's CacheCoherence (src/core/
 // redis_cache.h), the generation that shuts out workers of a previous configuration, and each
 // worker's heartbeat), the zones' attachment to their endpoint, and $session_cache_status. What
@@ -26,6 +26,8 @@ char* conf_error() { return static_cast<char*>(NGX_CONF_ERROR); }
 constexpr ngx_uint_t kMaxWorkers = 256;     // workers with a higher number do not fill
 constexpr ngx_msec_t kHeartbeatLimit = 300;  // an entry whose filler's heartbeat is older: dead
 
+struct cache_node_t;
+
 struct cache_shm_t {
   ngx_atomic_t epoch;        // CacheCoherence's SharedEpoch: entries of other epochs are dead
   ngx_atomic_t generation;   // bumped by every configuration (re)load that uses the zone
@@ -33,18 +35,22 @@ struct cache_shm_t {
   // 100 ms): Redis sends a key's invalidation only to the worker whose connection read it, so
   // an entry is served by the others only while that worker is seen running.
   ngx_atomic_t heartbeat[kMaxWorkers];
-  ngx_rbtree_t tree;         // entries by key (node.key: a hash of it, ties by the key bytes)
-  ngx_rbtree_node_t sentinel;
+  // Entries by key: chains by key_hash, a power of two of them, about one per 256 bytes of zone
+  // (an entry - key, record and this header - takes a slab chunk of 128 bytes at the very least,
+  // usually 256 or more), so a chain holds one or two entries when the zone is full.
+  cache_node_t** buckets;
+  ngx_uint_t mask;           // buckets - 1
   ngx_queue_t lru;           // most recently used first
   ngx_atomic_t entries;      // for tests and logs
 };
 
 // One entry: its key and record bytes follow the struct.
 struct cache_node_t {
-  ngx_rbtree_node_t node;
+  cache_node_t* next;        // its chain
   ngx_queue_t lru;
   uint64_t epoch;            // the fill's ticket epoch
   uint64_t expires_ms;       // ngx_current_msec scale (monotonic, the same in every worker)
+  uint32_t hash;             // key_hash(key)
   uint16_t filler;           // the worker whose connection read it (ngx_worker)
   uint32_t key_len;
   uint32_t data_len;
@@ -60,72 +66,57 @@ struct cache_zone_t {
   size_t max_record;         // larger records are not stored (an eighth of the zone)
 };
 
-// FNV-1a over the key's last 16 bytes: a session key ends in 32 hex digits of a random id (and
-// entries with equal hashes are still told apart by the whole key).
-ngx_rbtree_key_t key_hash(std::string_view key) {
+// A hash of the key for its chain: a session key ends in 32 hex digits of a random id, so its
+// last 16 bytes are mixed; shorter keys (tests) by FNV-1a. Entries are told apart by the whole key.
+uint32_t key_hash(std::string_view key) {
   if (key.size() >= 16) {
-    // The last 16 bytes (a session key ends in its random id), two words at a time.
     uint64_t a, b;
     std::memcpy(&a, key.data() + key.size() - 16, 8);
     std::memcpy(&b, key.data() + key.size() - 8, 8);
     uint64_t h = (a * 0x9e3779b97f4a7c15ull) ^ (b * 0xc2b2ae3d27d4eb4full) ^ key.size();
     h ^= h >> 29;
-    return static_cast<ngx_rbtree_key_t>(static_cast<uint32_t>(h ^ (h >> 32)));
+    return static_cast<uint32_t>(h ^ (h >> 32));
   }
   uint32_t h = 2166136261u;
   for (unsigned char c : key) h = (h ^ c) * 16777619u;
   return h;
 }
 
-int compare(std::string_view key, ngx_rbtree_key_t hash, const cache_node_t* n) {
-  if (hash != n->node.key) return hash < n->node.key ? -1 : 1;
-  std::string_view other(reinterpret_cast<const char*>(n->bytes), n->key_len);
-  return key.compare(other);
-}
+// (Under the zone's lock, as everything that reads or changes the table.)
+cache_node_t** chain_of(cache_shm_t* sh, uint32_t hash) { return &sh->buckets[hash & sh->mask]; }
 
-void insert_value(ngx_rbtree_node_t* temp, ngx_rbtree_node_t* node,
-                  ngx_rbtree_node_t* sentinel) {
-  auto* n = reinterpret_cast<cache_node_t*>(node);
-  std::string_view key(reinterpret_cast<const char*>(n->bytes), n->key_len);
-  for (;;) {
-    auto* t = reinterpret_cast<cache_node_t*>(temp);
-    ngx_rbtree_node_t** p = compare(key, node->key, t) < 0 ? &temp->left : &temp->right;
-    if (*p == sentinel) {
-      *p = node;
-      break;
+cache_node_t* find(cache_shm_t* sh, std::string_view key, uint32_t hash) {
+  for (cache_node_t* n = *chain_of(sh, hash); n != nullptr; n = n->next) {
+    if (n->hash == hash && n->key_len == key.size() &&
+        std::memcmp(n->bytes, key.data(), key.size()) == 0) {
+      return n;
     }
-    temp = *p;
-  }
-  node->parent = temp;
-  node->left = sentinel;
-  node->right = sentinel;
-  ngx_rbt_red(node);
-}
-
-cache_node_t* find(cache_shm_t* sh, std::string_view key, ngx_rbtree_key_t hash) {
-  ngx_rbtree_node_t* node = sh->tree.root;
-  ngx_rbtree_node_t* sentinel = sh->tree.sentinel;
-  while (node != sentinel) {
-    auto* n = reinterpret_cast<cache_node_t*>(node);
-    int c = compare(key, hash, n);
-    if (c == 0) return n;
-    node = c < 0 ? node->left : node->right;
   }
   return nullptr;
 }
 
 // (Under the zone's lock.)
 void remove_node(cache_zone_t* ctx, cache_node_t* n) {
-  ngx_rbtree_delete(&ctx->sh->tree, &n->node);
+  cache_node_t** p = chain_of(ctx->sh, n->hash);
+  while (*p != n) p = &(*p)->next;
+  *p = n->next;
   ngx_queue_remove(&n->lru);
   ngx_slab_free_locked(ctx->shpool, n);
   ctx->sh->entries--;
 }
 
-void init_header(cache_shm_t* sh) {
-  ngx_rbtree_init(&sh->tree, &sh->sentinel, insert_value);
+bool init_header(cache_zone_t* ctx, size_t zone_size) {
+  cache_shm_t* sh = ctx->sh;
+  size_t want = zone_size / 256;
+  size_t n = 64;
+  while (n * 2 <= want) n *= 2;
+  void* b = ngx_slab_calloc(ctx->shpool, n * sizeof(cache_node_t*));
+  if (b == nullptr) return false;
+  sh->buckets = static_cast<cache_node_t**>(b);
+  sh->mask = n - 1;
   ngx_queue_init(&sh->lru);
   sh->entries = 0;
+  return true;
 }
 
 // Empties a zone kept from the previous configuration (its memory is reused as it is).
@@ -160,7 +151,7 @@ ngx_int_t init_zone(ngx_shm_zone_t* zone, void* data) noexcept {
   ctx->sh->epoch = 1;
   ctx->sh->generation = 1;
   ctx->generation = 1;
-  init_header(ctx->sh);
+  if (!init_header(ctx, zone->shm.size)) return NGX_ERROR;
   static const char kLog[] = " in session_redis_cache zone \"";
   const size_t len = sizeof(kLog) - 1 + zone->shm.name.len + 2;
   auto* p = static_cast<u_char*>(ngx_slab_alloc(ctx->shpool, len));
@@ -353,7 +344,7 @@ bool redis_cache_zone_get(ngx_shm_zone_t* zone, std::string_view key, uint64_t e
                           uint64_t now_ms, cache_reader_pt read, void* arg) {
   cache_zone_t* ctx = usable(zone);
   if (ctx == nullptr) return false;
-  ngx_rbtree_key_t hash = key_hash(key);
+  uint32_t hash = key_hash(key);
   bool hit = false;
   ngx_shmtx_lock(&ctx->shpool->mutex);
   cache_node_t* n = find(ctx->sh, key, hash);
@@ -380,7 +371,7 @@ bool redis_cache_zone_get(ngx_shm_zone_t* zone, std::string_view key, uint64_t e
 void redis_cache_zone_erase(ngx_shm_zone_t* zone, std::string_view key) {
   auto* ctx = static_cast<cache_zone_t*>(zone->data);
   if (ctx == nullptr || ctx->sh == nullptr) return;  // (any generation: erasing is always safe)
-  ngx_rbtree_key_t hash = key_hash(key);
+  uint32_t hash = key_hash(key);
   ngx_shmtx_lock(&ctx->shpool->mutex);
   if (cache_node_t* n = find(ctx->sh, key, hash)) remove_node(ctx, n);
   ngx_shmtx_unlock(&ctx->shpool->mutex);
@@ -391,7 +382,7 @@ bool redis_cache_zone_put(ngx_shm_zone_t* zone, std::string_view key, uint64_t e
   cache_zone_t* ctx = usable(zone);
   if (ctx == nullptr || ngx_worker >= kMaxWorkers) return false;
   size_t size = offsetof(cache_node_t, bytes) + key.size() + record.size();
-  ngx_rbtree_key_t hash = key_hash(key);
+  uint32_t hash = key_hash(key);
   ngx_shmtx_lock(&ctx->shpool->mutex);
   ctx->sh->heartbeat[ngx_worker] = ngx_current_msec;
   if (cache_node_t* old = find(ctx->sh, key, hash)) remove_node(ctx, old);
@@ -410,7 +401,7 @@ bool redis_cache_zone_put(ngx_shm_zone_t* zone, std::string_view key, uint64_t e
   }
   if (p != nullptr) {
     auto* n = static_cast<cache_node_t*>(p);
-    n->node.key = hash;
+    n->hash = hash;
     n->epoch = epoch;
     n->expires_ms = expires_ms;
     n->filler = static_cast<uint16_t>(ngx_worker);
@@ -418,7 +409,9 @@ bool redis_cache_zone_put(ngx_shm_zone_t* zone, std::string_view key, uint64_t e
     n->data_len = static_cast<uint32_t>(record.size());
     ngx_memcpy(n->bytes, key.data(), key.size());
     ngx_memcpy(n->bytes + key.size(), record.data(), record.size());
-    ngx_rbtree_insert(&ctx->sh->tree, &n->node);
+    cache_node_t** chain = chain_of(ctx->sh, hash);
+    n->next = *chain;
+    *chain = n;
     ngx_queue_insert_head(&ctx->sh->lru, &n->lru);
     ctx->sh->entries++;
   }
