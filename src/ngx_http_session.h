@@ -32,6 +32,7 @@ extern "C" {
 #include "core/resp.h"
 #include "core/redis_cache.h"
 #include "core/session_data.h"
+#include "core/verified_cache.h"
 #include "core/write_plan.h"
 
 extern "C" {
@@ -318,12 +319,9 @@ struct loaded_t {
 struct login_t;                   // src/ngx_http_session_login.cpp
 struct write_t;                   // src/ngx_http_session_filter.cpp
 
-// References to a verified-cookie table entry's payload and decoded data, kept until the request
+// A reference to a verified-cookie table entry's payload and decoded data, kept until the request
 // ends (the table may drop its own meanwhile; see hold_until_request_ends).
-struct shared_hold_t {
-  std::shared_ptr<const std::string> payload;
-  std::shared_ptr<const sess::SessionData> data;
-};
+using shared_hold_t = sess::VerifiedCache::Hold;
 
 struct ctx_t {
   ngx_http_request_t* r;          // the main request

@@ -221,16 +221,13 @@ bool hold_until_request_ends(ngx_http_request_t* r, const sess::VerifiedCache::E
   ctx_t* ctx = get_ctx(r, false);
   if (ctx != nullptr && !ctx->hold_used) {
     ctx->hold_used = 1;
-    ctx->hold.payload = hit->payload;
-    ctx->hold.data = hit->data;
+    ctx->hold = hit->shared.share();
     return true;
   }
   ngx_pool_cleanup_t* cln = ngx_pool_cleanup_add(r->pool, sizeof(shared_hold_t));
   if (cln == nullptr) return false;
-  auto* h = new (cln->data) shared_hold_t();
+  new (cln->data) shared_hold_t(hit->shared.share());
   cln->handler = release_shared_hold;
-  h->payload = hit->payload;
-  h->data = hit->data;
   return true;
 }
 
@@ -561,15 +558,15 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
         if (valid++ == 0) {
           s->times = times;
           if (hit != nullptr && lcf->store == STORE_REDIS &&
-              hit->payload->size() == sess::kSessionIdLen) {
+              hit->payload().size() == sess::kSessionIdLen) {
             // (The entry found is still there: nothing was inserted since the find.)
-            ngx_memcpy(s->id, hit->payload->data(), sess::kSessionIdLen);
+            ngx_memcpy(s->id, hit->payload().data(), sess::kSessionIdLen);
             id_taken = true;
           } else if (hit != nullptr) {
             if (!hold_until_request_ends(r, hit)) return NGX_ERROR;
-            s->shared_payload = hit->payload.get();
-            if (hit->data && lcf->store != STORE_REDIS) {
-              s->shared = hit->data.get();
+            s->shared_payload = &hit->payload();
+            if (hit->data() != nullptr && lcf->store != STORE_REDIS) {
+              s->shared = hit->data();
               s->decoded = 1;
             }
           } else {

@@ -72,12 +72,11 @@ bool VerifiedCache::insert(const VerifiedBinding& b, std::string_view value, con
   Entry* e = &slots_[slot_of(b, value)];
   // Drop the previous entry first: a failed copy below must not leave a mix of two entries.
   e->binding.ring = 0;
-  e->payload.reset();
-  e->data.reset();
+  e->shared.reset();
   if (b.cookie_name.size() > kMaxName || payload.size() > kMaxPayload) return false;
   e->name.assign(b.cookie_name.data(), b.cookie_name.size());
   e->value.assign(value.data(), value.size());
-  e->payload = std::make_shared<const std::string>(payload);
+  e->shared = Hold(new Shared(payload));
   e->times = t;
   e->binding.kind = b.kind;
   e->binding.cookie_name = e->name;
@@ -88,18 +87,18 @@ bool VerifiedCache::insert(const VerifiedBinding& b, std::string_view value, con
 bool VerifiedCache::attach_data(const VerifiedBinding& b, std::string_view value,
                                 const SessionData& data) {
   Entry* e = lookup(b, value);
-  if (e == nullptr || e->data || data_bytes(data) > kMaxDataBytes) return false;
-  auto copy = std::make_shared<SessionData>(std::pmr::new_delete_resource());
+  if (e == nullptr || e->data() != nullptr || data_bytes(data) > kMaxDataBytes) return false;
+  auto copy = std::make_unique<SessionData>(std::pmr::new_delete_resource());
   copy->assign(data);
-  e->data = std::move(copy);
+  // (Requests holding this Shared took no data from it: they decoded their own.)
+  e->shared.s_->data_ = std::move(copy);
   return true;
 }
 
 void VerifiedCache::clear() noexcept {
   for (size_t i = 0; i < kSlots; i++) {
     slots_[i].binding.ring = 0;
-    slots_[i].payload.reset();
-    slots_[i].data.reset();
+    slots_[i].shared.reset();
   }
 }
 

@@ -47,23 +47,72 @@ class VerifiedCache {
   static constexpr size_t kMaxDataBytes = 2048; // decoded data, as counted by data_bytes
   static constexpr size_t kMaxEntryBytes = kMaxValue + kMaxName + kMaxPayload + kMaxDataBytes;
 
+  // What an entry shares with the requests that use it: the payload envelope_open returned and,
+  // once attach_data stored it, its decoded form. Reference-counted by Holds, not atomically
+  // (one table per worker, see below); freed when the last Hold - the entry's own or a
+  // request's - lets go, so a request keeps it after its entry was replaced.
+  class Shared {
+   public:
+    const std::string& payload() const noexcept { return payload_; }
+    const SessionData* data() const noexcept { return data_.get(); }
+
+   private:
+    friend class Hold;
+    friend class VerifiedCache;
+    explicit Shared(std::string_view payload) : payload_(payload) {}
+    uint32_t refs_ = 0;
+    std::string payload_;
+    std::unique_ptr<const SessionData> data_;
+  };
+
+  // One reference to a Shared (move-only). Default: none.
+  class Hold {
+   public:
+    Hold() noexcept = default;
+    Hold(Hold&& o) noexcept : s_(o.s_) { o.s_ = nullptr; }
+    Hold& operator=(Hold&& o) noexcept {
+      if (this != &o) {
+        reset();
+        s_ = o.s_;
+        o.s_ = nullptr;
+      }
+      return *this;
+    }
+    Hold(const Hold&) = delete;
+    Hold& operator=(const Hold&) = delete;
+    ~Hold() { reset(); }
+    void reset() noexcept {
+      if (s_ != nullptr && --s_->refs_ == 0) delete s_;
+      s_ = nullptr;
+    }
+    const Shared* get() const noexcept { return s_; }
+    uint32_t use_count() const noexcept { return s_ != nullptr ? s_->refs_ : 0; }
+    Hold share() const noexcept { return Hold(s_); }  // another reference to the same
+
+   private:
+    friend class VerifiedCache;
+    explicit Hold(Shared* s) noexcept : s_(s) {
+      if (s_ != nullptr) s_->refs_++;
+    }
+    Shared* s_ = nullptr;
+  };
+
   struct Entry {
     VerifiedBinding binding;  // binding.cookie_name views name
     std::string name;
     std::string value;
-    // What envelope_open returned, shared with the requests that use it like data below.
-    std::shared_ptr<const std::string> payload;
-    Times times;
-    // The decoded payload once attach_data stored it (heap memory, shared with the requests
-    // that use it: a request keeps its reference after the entry is replaced).
-    std::shared_ptr<const SessionData> data;
+    Times times;               // what envelope_open returned, with shared->payload()
+    Hold shared;               // set while the entry is in use (binding.ring != 0)
+    const std::string& payload() const noexcept { return shared.get()->payload(); }
+    // The decoded payload once attach_data stored it, or nullptr.
+    const SessionData* data() const noexcept { return shared.get()->data(); }
   };
 
   // seed: the hash key (the glue passes CSPRNG bytes, tests a fixed value).
   explicit VerifiedCache(uint64_t seed);
 
   // The entry for exactly this binding and value, or nullptr. The pointer is valid until the next
-  // insert, attach_data or clear (entry->data, once copied, stays valid as long as the copy).
+  // insert or clear; what entry->shared points to stays valid as long as a Hold of it.
   const Entry* find(const VerifiedBinding& b, std::string_view value) const noexcept;
 
   // Records that envelope_open(ring, kind, name, value) returned Ok with these times and

@@ -33,9 +33,10 @@ TEST(VerifiedCache, MissWhenEmptyThenHitWithWhatWasStored) {
   ASSERT_NE(e, nullptr);
   EXPECT_EQ(e->times.created, kTimes.created);
   EXPECT_EQ(e->times.refreshed, kTimes.refreshed);
-  ASSERT_NE(e->payload, nullptr);
-  EXPECT_EQ(*e->payload, "{\"user\":\"alice\"}");
-  EXPECT_EQ(e->data, nullptr);
+  ASSERT_NE(e->shared.get(), nullptr);
+  EXPECT_EQ(e->payload(), "{\"user\":\"alice\"}");
+  EXPECT_EQ(e->data(), nullptr);
+  EXPECT_EQ(e->shared.use_count(), 1u);  // the entry's own
   EXPECT_EQ(c.size(), 1u);
 }
 
@@ -152,20 +153,29 @@ TEST(VerifiedCache, AttachDataOnlyToThePresentEntryOnce) {
   d.set_string("user", "mallory");                     // the caller's copy changes: not the entry
   const auto* e = c.find(binding(), kValue);
   ASSERT_NE(e, nullptr);
-  ASSERT_NE(e->data, nullptr);
-  ASSERT_NE(e->data->get("user"), nullptr);
-  EXPECT_EQ(e->data->get("user")->text, "alice");
-  EXPECT_EQ(e->data->get("n")->text, "[1,2]");
-  EXPECT_FALSE(e->data->get("n")->is_string);
-  std::shared_ptr<const SessionData> held = e->data;  // a request in flight
+  ASSERT_NE(e->data(), nullptr);
+  ASSERT_NE(e->data()->get("user"), nullptr);
+  EXPECT_EQ(e->data()->get("user")->text, "alice");
+  EXPECT_EQ(e->data()->get("n")->text, "[1,2]");
+  EXPECT_FALSE(e->data()->get("n")->is_string);
+  VerifiedCache::Hold held = e->shared.share();  // a request in flight
+  EXPECT_EQ(held.use_count(), 2u);
+  VerifiedCache::Hold moved(std::move(held));    // (moving keeps the one reference)
+  EXPECT_EQ(held.get(), nullptr);
+  EXPECT_EQ(moved.use_count(), 2u);
 
   // A new insert for the slot drops the data from the entry; the holder keeps its copy.
   ASSERT_TRUE(c.insert(binding(), kValue, kTimes, "{}"));
   e = c.find(binding(), kValue);
   ASSERT_NE(e, nullptr);
-  EXPECT_EQ(e->data, nullptr);
-  EXPECT_EQ(held.use_count(), 1);
-  EXPECT_EQ(held->get("user")->text, "alice");
+  EXPECT_EQ(e->data(), nullptr);
+  EXPECT_NE(e->shared.get(), moved.get());
+  EXPECT_EQ(moved.use_count(), 1u);
+  EXPECT_EQ(moved.get()->payload(), "{\"user\":\"alice\",\"n\":[1,2]}");
+  EXPECT_EQ(moved.get()->data()->get("user")->text, "alice");
+  moved.reset();  // the last reference: freed (ASan/LSan builds check it)
+  EXPECT_EQ(moved.get(), nullptr);
+  EXPECT_EQ(moved.use_count(), 0u);
 }
 
 TEST(VerifiedCache, AttachDataIsBounded) {
@@ -175,7 +185,7 @@ TEST(VerifiedCache, AttachDataIsBounded) {
   d.set_string("big", std::string(VerifiedCache::kMaxDataBytes, 'x'));
   EXPECT_GT(VerifiedCache::data_bytes(d), VerifiedCache::kMaxDataBytes);
   EXPECT_FALSE(c.attach_data(binding(), kValue, d));
-  EXPECT_EQ(c.find(binding(), kValue)->data, nullptr);
+  EXPECT_EQ(c.find(binding(), kValue)->data(), nullptr);
 }
 
 TEST(SessionData, AssignCopiesIntoItsOwnResource) {
@@ -246,7 +256,7 @@ TEST(VerifiedCache, HitsAgreeWithEnvelopeOpen) {
     if (e != nullptr) {
       hits++;
       ASSERT_EQ(res, sess::OpenResult::Ok);
-      EXPECT_EQ(*e->payload, std::string_view(payload));
+      EXPECT_EQ(e->payload(), std::string_view(payload));
       EXPECT_EQ(e->times.created, t.created);
       EXPECT_EQ(e->times.refreshed, t.refreshed);
     } else if (res == sess::OpenResult::Ok) {
