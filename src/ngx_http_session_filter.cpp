@@ -1017,20 +1017,34 @@ ngx_int_t main_header(ngx_http_request_t* r, loc_conf_t* lcf) {
   ctx->filter_done = 1;
   if (ctx->login != nullptr) login_header_filter(r, ctx);
 
+  // The session of this location's configuration: the rewrite phase loaded it; the cookie store
+  // can still be read now if it did not run.
+  bool loaded = true;
+  if (ctx->s.conf == nullptr || !same_binding(ctx->s.conf, lcf) || ctx->s.loading) {
+    loaded_t* s;
+    loaded = lcf->store != STORE_REDIS && load_session(r, lcf, &s) == NGX_OK;
+  }
+  // The read-only path: nothing was asked of the session (no actions here; no login, logout or
+  // change from this or an earlier location), so the plan keeps the cookie and the record unless
+  // a valid session is due for renewal (plan_keeps; otherwise the inputs are built below).
+  const bool asked = lcf->actions != nullptr || ctx->login != nullptr || ctx->changed ||
+                     ctx->destroy || ctx->regenerate || ctx->logout || ctx->destroy_user.len != 0;
+  const bool valid = ctx->s.status == sess::LoadStatus::Valid;
+  if (sess::plan_keeps(asked, valid,
+                       valid && sess::expiry_needs_renew(policy_of(lcf), ctx->s.times,
+                                                         clock_now))) {
+    cache_headers(r, ctx, false);
+    return next_header_filter(r);
+  }
+
   // An error page (error_page after a refusal or a failure; with recursive_error_pages nginx
   // leaves r->error_page unset, but the redirected request keeps its error status) is not where
   // a session is made. (Not r->error_page itself: nginx sets it on every response it makes
   // itself - a login's 303, `return 302` - once any error_page is in scope.)
   bool error_page = ctx->via_error_page || (r->internal && r->err_status >= NGX_HTTP_BAD_REQUEST);
   // (session_jwks: actions inherited from the protected location around it are not applied.)
-  bool allowed = sess::writes_allowed(stage, ctx->refused || error_page, false,
-                                      is_jwks_endpoint(r));
-  // The session of this location's configuration: the rewrite phase loaded it; the cookie store
-  // can still be read now if it did not run.
-  if (ctx->s.conf == nullptr || !same_binding(ctx->s.conf, lcf) || ctx->s.loading) {
-    loaded_t* s;
-    if (lcf->store == STORE_REDIS || load_session(r, lcf, &s) != NGX_OK) allowed = false;
-  }
+  bool allowed = loaded && sess::writes_allowed(stage, ctx->refused || error_page, false,
+                                                is_jwks_endpoint(r));
 
   sess::pstring buf(&ctx->mr);
   if (allowed && lcf->actions != nullptr) {

@@ -76,6 +76,15 @@ inline WritePlan end_session(const WriteInputs& in) noexcept {
 }
 }  // namespace plan_detail
 
+// Whether plan_write's answer is the default plan (keep the cookie, no record write, nothing
+// refused) whatever its other inputs: nothing was asked of the session - no login, logout,
+// destroy, change or regenerate - and it is not a valid session due for renewal. The header
+// filter asks this first on the read-only path and builds the inputs only when it is false
+// (t/unit/test_write_plan.cpp checks it against plan_write over every input).
+inline bool plan_keeps(bool asked, bool valid, bool renew_due) noexcept {
+  return !asked && !(valid && renew_due);
+}
+
 // (Inline: the header filter asks it on every response.)
 [[gnu::always_inline]] inline WritePlan plan_write(const WriteInputs& in) noexcept {
   WritePlan p;

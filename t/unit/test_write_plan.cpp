@@ -257,16 +257,24 @@ TEST(WritePlan, EveryCombination) {
   const LoadStatus statuses[] = {LoadStatus::None, LoadStatus::Valid, LoadStatus::Expired,
                                  LoadStatus::Invalid, LoadStatus::Error};
   for (LoadStatus st : statuses) {
-    for (unsigned bits = 0; bits < (1u << 13); bits++) {
+    for (unsigned bits = 0; bits < (1u << 14); bits++) {
       WriteInputs in;
       in.status = st;
       bool* flags[] = {&in.had_cookie, &in.server_store, &in.has_id,     &in.writes_allowed,
                        &in.store_error, &in.changed,     &in.empty_after, &in.destroy,
                        &in.regenerate,  &in.login,       &in.login_stored, &in.logout,
-                       &in.renew_due};
-      for (size_t i = 0; i < 13; i++) *flags[i] = (bits >> i) & 1;
+                       &in.renew_due,   &in.logout_all};
+      for (size_t i = 0; i < 14; i++) *flags[i] = (bits >> i) & 1;
       const WritePlan p = sess::plan_write(in);
       const bool valid = st == LoadStatus::Valid;
+      // The header filter's shortcut: when plan_keeps says so, the plan is the default one,
+      // whatever the store, the gate, the cookie or the ids were.
+      const bool asked = in.login || in.logout || in.destroy || in.changed || in.regenerate;
+      if (sess::plan_keeps(asked, valid, in.renew_due)) {
+        EXPECT_EQ(describe(p), "keep none");
+        EXPECT_FALSE(p.refuse || p.logout || p.logout_all || p.new_id || p.delete_old ||
+                     p.restart_lifetime || p.cache_private);
+      }
       const bool acts = in.changed || in.destroy || in.regenerate || in.login;
       SCOPED_TRACE("status " + std::to_string(static_cast<int>(st)) + " bits " +
                    std::to_string(bits) + " -> " + describe(p));
