@@ -1056,7 +1056,7 @@ def test_token_cache_memory_is_bounded(nginx, keys):
     ~2.8 KiB token each), then thousands more, then users over the bound: the worker's memory
     levels off at the table's size (2048 entries) instead of growing with the users."""
     srv = nginx(site(keys["ed"], "session_jwt_claims user blob;\n    session_jwt_lifetime 1h;"))
-    (pid,) = srv.worker_pids()
+    (pid,) = helpers.wait_for(srv.worker_pids, 10.0, "the worker to start")
     s = srv.session()
     token_of(srv, s, headers=cookie_for(srv, {"user": "warm"}))
     base = worker_rss_kib(pid)
@@ -1154,7 +1154,7 @@ def test_log_phase_of_broken_requests(nginx, keys):
     log_format jwtlog 'J[$status][$session_jwt]';
     large_client_header_buffers 2 1k;
 """, extra="access_log {prefix}/jwt.log jwtlog;"))
-    (pid,) = srv.worker_pids()
+    (pid,) = helpers.wait_for(srv.worker_pids, 10.0, "the worker to start")
     cookie = cookie_for(srv, {"user": "alice"})["Cookie"]
     bad = [
         b"GARBAGE\r\n\r\n",
