@@ -228,6 +228,10 @@ class Nginx(Prefix):
                             f"--- nginx.conf ---\n{self.conf.read_text()}\n"
                             f"--- stderr ---\n{self.stderr()}\n"
                             f"--- error.log ---\n{self.log_text()}", pytrace=False)
+        # The master listens before it forks: tests that read worker pids right away (or count
+        # them) find every worker running, within the start timeout.
+        if isinstance(self.workers, int) and "master_process off" not in rendered:
+            helpers.poll(lambda: len(self.worker_pids()) >= self.workers, START_TIMEOUT)
         return self
 
     def stop(self):

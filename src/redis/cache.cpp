@@ -40,6 +40,7 @@ struct cache_shm_t {
   // usually 256 or more), so a chain holds one or two entries when the zone is full.
   cache_node_t** buckets;
   ngx_uint_t mask;           // buckets - 1
+  uint64_t seed[2];          // key_hash's, from the CSPRNG when the zone is made
   ngx_queue_t lru;           // most recently used first
   ngx_atomic_t entries;      // for tests and logs
 };
@@ -50,7 +51,7 @@ struct cache_node_t {
   ngx_queue_t lru;
   uint64_t epoch;            // the fill's ticket epoch
   uint64_t expires_ms;       // ngx_current_msec scale (monotonic, the same in every worker)
-  uint32_t hash;             // key_hash(key)
+  uint32_t hash;             // key_hash(sh, key)
   uint16_t filler;           // the worker whose connection read it (ngx_worker)
   uint32_t key_len;
   uint32_t data_len;
@@ -66,18 +67,20 @@ struct cache_zone_t {
   size_t max_record;         // larger records are not stored (an eighth of the zone)
 };
 
-// A hash of the key for its chain: a session key ends in 32 hex digits of a random id, so its
-// last 16 bytes are mixed; shorter keys (tests) by FNV-1a. Entries are told apart by the whole key.
-uint32_t key_hash(std::string_view key) {
+// A hash of the key for its chain, keyed by the zone's seed (so which keys share a chain is not
+// known outside): a session key ends in 32 hex digits of a random id, so its last 16 bytes are
+// mixed; shorter keys (tests) by FNV-1a. Entries are told apart by the whole key.
+uint32_t key_hash(const cache_shm_t* sh, std::string_view key) {
   if (key.size() >= 16) {
     uint64_t a, b;
     std::memcpy(&a, key.data() + key.size() - 16, 8);
     std::memcpy(&b, key.data() + key.size() - 8, 8);
-    uint64_t h = (a * 0x9e3779b97f4a7c15ull) ^ (b * 0xc2b2ae3d27d4eb4full) ^ key.size();
+    uint64_t h = ((a ^ sh->seed[0]) * 0x9e3779b97f4a7c15ull) ^
+                 ((b ^ sh->seed[1]) * 0xc2b2ae3d27d4eb4full) ^ key.size();
     h ^= h >> 29;
     return static_cast<uint32_t>(h ^ (h >> 32));
   }
-  uint32_t h = 2166136261u;
+  uint32_t h = 2166136261u ^ static_cast<uint32_t>(sh->seed[0]);
   for (unsigned char c : key) h = (h ^ c) * 16777619u;
   return h;
 }
@@ -111,7 +114,7 @@ bool init_header(cache_zone_t* ctx, size_t zone_size) {
   size_t n = 64;
   while (n * 2 <= want) n *= 2;
   void* b = ngx_slab_calloc(ctx->shpool, n * sizeof(cache_node_t*));
-  if (b == nullptr) return false;
+  if (b == nullptr || !sess::random_bytes(sh->seed, sizeof(sh->seed))) return false;
   sh->buckets = static_cast<cache_node_t**>(b);
   sh->mask = n - 1;
   ngx_queue_init(&sh->lru);
@@ -344,7 +347,7 @@ bool redis_cache_zone_get(ngx_shm_zone_t* zone, std::string_view key, uint64_t e
                           uint64_t now_ms, cache_reader_pt read, void* arg) {
   cache_zone_t* ctx = usable(zone);
   if (ctx == nullptr) return false;
-  uint32_t hash = key_hash(key);
+  uint32_t hash = key_hash(ctx->sh, key);
   bool hit = false;
   ngx_shmtx_lock(&ctx->shpool->mutex);
   cache_node_t* n = find(ctx->sh, key, hash);
@@ -371,7 +374,7 @@ bool redis_cache_zone_get(ngx_shm_zone_t* zone, std::string_view key, uint64_t e
 void redis_cache_zone_erase(ngx_shm_zone_t* zone, std::string_view key) {
   auto* ctx = static_cast<cache_zone_t*>(zone->data);
   if (ctx == nullptr || ctx->sh == nullptr) return;  // (any generation: erasing is always safe)
-  uint32_t hash = key_hash(key);
+  uint32_t hash = key_hash(ctx->sh, key);
   ngx_shmtx_lock(&ctx->shpool->mutex);
   if (cache_node_t* n = find(ctx->sh, key, hash)) remove_node(ctx, n);
   ngx_shmtx_unlock(&ctx->shpool->mutex);
@@ -382,7 +385,7 @@ bool redis_cache_zone_put(ngx_shm_zone_t* zone, std::string_view key, uint64_t e
   cache_zone_t* ctx = usable(zone);
   if (ctx == nullptr || ngx_worker >= kMaxWorkers) return false;
   size_t size = offsetof(cache_node_t, bytes) + key.size() + record.size();
-  uint32_t hash = key_hash(key);
+  uint32_t hash = key_hash(ctx->sh, key);
   ngx_shmtx_lock(&ctx->shpool->mutex);
   ctx->sh->heartbeat[ngx_worker] = ngx_current_msec;
   if (cache_node_t* old = find(ctx->sh, key, hash)) remove_node(ctx, old);
