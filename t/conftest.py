@@ -239,13 +239,28 @@ class Nginx(Prefix):
             return
         for s in self._sessions:
             s.close()
+        children = self.children() if self.proc.poll() is None else set()
         stop_process(self.proc, signal.SIGQUIT)
+        # A worker that outlived its master (the master was killed after STOP_TIMEOUT: a worker
+        # stuck in a loop) must not go on eating a core for the rest of the run: by its pid.
+        for pid in children:
+            if _ppid(pid) in (None, self.proc.pid):
+                continue
+            if _cmdline(pid).startswith("nginx: "):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
         self._stdout.close()
         self._stderr.close()
 
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    def children(self) -> set:
+        """Every process of this nginx's master (workers, cache and helper processes)."""
+        return {int(d) for d in os.listdir("/proc") if d.isdigit() and _ppid(int(d)) == self.pid}
 
     def worker_pids(self) -> set:
         out = set()

@@ -59,6 +59,22 @@ TEST(HasCtl, ExactlyC0AndDel) {
   }
   EXPECT_FALSE(sess::has_ctl(""));
   EXPECT_FALSE(sess::has_ctl("alice \xc3\xa9"));
+  // Every length 0..40 (bytes, half words, overlapping words), every byte value at every
+  // position, among bytes that sit next to the thresholds (0x20, 0x7e, 0x80, 0xff).
+  for (char fill : {' ', '~', '\x80', '\xff', 'a'}) {
+    for (size_t n = 0; n <= 40; n++) {
+      const std::string clean(n, fill);
+      EXPECT_FALSE(sess::has_ctl(clean)) << n << " fill " << int(fill);
+      for (size_t pos = 0; pos < n; pos++) {
+        for (int c = 0; c < 256; c++) {
+          std::string s = clean;
+          s[pos] = static_cast<char>(c);
+          ASSERT_EQ(sess::has_ctl(s), c < 0x20 || c == 0x7f)
+              << n << " fill " << int(fill) << " byte " << c << " at " << pos;
+        }
+      }
+    }
+  }
 }
 
 }  // namespace
