@@ -7,44 +7,41 @@
 
 namespace {
 
-// bytes_equal agrees with std::string_view equality for every length up to 40 and a difference
-// at every position (the word loads overlap differently per length).
-TEST(BytesEqual, AgreesWithStringViewEquality) {
-  for (size_t n = 0; n <= 40; n++) {
+// eq agrees with std::string_view equality for every length 0..max_len (the word loads overlap
+// differently per length) and a one-bit difference, low and high, at every position.
+template <typename Eq>
+void expect_equality(Eq eq, size_t max_len) {
+  for (size_t n = 0; n <= max_len; n++) {
     std::string a(n, 'x');
     for (size_t i = 0; i < n; i++) a[i] = static_cast<char>('a' + (i * 7) % 26);
     std::string b = a;
-    EXPECT_TRUE(sess::bytes_equal(a, b)) << n;
-    EXPECT_TRUE(sess::bytes_equal(a.data(), b.data(), n)) << n;
+    EXPECT_TRUE(eq(a, b)) << n;
     for (size_t i = 0; i < n; i++) {
       std::string c = a;
       c[i] = static_cast<char>(c[i] ^ 0x01);
-      EXPECT_FALSE(sess::bytes_equal(a, c)) << n << " at " << i;
+      EXPECT_FALSE(eq(a, c)) << n << " at " << i;
       c[i] = static_cast<char>(a[i] ^ 0x80);
-      EXPECT_FALSE(sess::bytes_equal(a, c)) << n << " at " << i << " (high bit)";
+      EXPECT_FALSE(eq(a, c)) << n << " at " << i << " (high bit)";
     }
-    EXPECT_FALSE(sess::bytes_equal(a, a + "y")) << n;
+    EXPECT_FALSE(eq(a, a + "y")) << n;
+    EXPECT_FALSE(eq(a + "y", a)) << n;
   }
 }
 
-// ct_equal (constant time, word-wise): the same answer as ==, every length 0..100 (short, word
-// tails, 32-byte rounds), a difference of one bit at every position, low and high.
+TEST(BytesEqual, AgreesWithStringViewEquality) {
+  expect_equality([](const std::string& x, const std::string& y) {
+    return sess::bytes_equal(x, y);
+  }, 40);
+  expect_equality([](const std::string& x, const std::string& y) {
+    return x.size() == y.size() && sess::bytes_equal(x.data(), y.data(), x.size());
+  }, 40);
+}
+
+// ct_equal (constant time): short, word tails and 32-byte rounds.
 TEST(CtEqual, AgreesWithStringViewEquality) {
-  for (size_t n = 0; n <= 100; n++) {
-    std::string a(n, 'x');
-    for (size_t i = 0; i < n; i++) a[i] = static_cast<char>('a' + (i * 11) % 26);
-    std::string b = a;
-    EXPECT_TRUE(sess::ct_equal(a, b)) << n;
-    for (size_t i = 0; i < n; i++) {
-      std::string c = a;
-      c[i] = static_cast<char>(c[i] ^ 0x01);
-      EXPECT_FALSE(sess::ct_equal(a, c)) << n << " at " << i;
-      c[i] = static_cast<char>(a[i] ^ 0x80);
-      EXPECT_FALSE(sess::ct_equal(a, c)) << n << " at " << i << " (high bit)";
-    }
-    EXPECT_FALSE(sess::ct_equal(a, a + "y")) << n;
-    EXPECT_FALSE(sess::ct_equal(a + "y", a)) << n;
-  }
+  expect_equality([](const std::string& x, const std::string& y) {
+    return sess::ct_equal(x, y);
+  }, 100);
 }
 
 // has_ctl: exactly the bytes below 0x20 and DEL, at any position; bytes >= 0x80 (UTF-8) are not.
