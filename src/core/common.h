@@ -49,6 +49,19 @@ inline uint64_t get_be64(const unsigned char* p) noexcept {
   return v;
 }
 
+// Unaligned native-order loads (memcpy: no alignment or aliasing assumptions), for the word-wise
+// scans and compares below.
+inline uint64_t load_u64(const char* p) noexcept {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+inline uint32_t load_u32(const char* p) noexcept {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
 // True if any byte of s is a control byte (CR, LF, NUL, TAB, DEL, ...): bytes below 0x20 and
 // 0x7f. Inline and without a branch per byte (variables check their value on every read): words
 // at a time, the last one overlapping, with the exact "some byte is below 0x20" and "some byte is
@@ -67,20 +80,13 @@ inline bool has_ctl(std::string_view s) noexcept {
   const char* p = s.data();
   const size_t n = s.size();
   if (n >= 8) {
-    auto w8 = [](const char* q) {
-      uint64_t v;
-      std::memcpy(&v, q, 8);
-      return v;
-    };
-    uint64_t bad = common_detail::ctl_in_word(w8(p + n - 8));
-    for (size_t i = 0; i + 8 < n; i += 8) bad |= common_detail::ctl_in_word(w8(p + i));
+    uint64_t bad = common_detail::ctl_in_word(load_u64(p + n - 8));
+    for (size_t i = 0; i + 8 < n; i += 8) bad |= common_detail::ctl_in_word(load_u64(p + i));
     return bad != 0;
   }
   if (n >= 4) {
-    uint32_t a, b;
-    std::memcpy(&a, p, 4);
-    std::memcpy(&b, p + n - 4, 4);
-    return (common_detail::ctl_in_word(a) | common_detail::ctl_in_word(b)) != 0;
+    using common_detail::ctl_in_word;
+    return (ctl_in_word(load_u32(p)) | ctl_in_word(load_u32(p + n - 4))) != 0;
   }
   bool bad = false;
   for (size_t i = 0; i < n; i++) bad |= is_ctl(static_cast<unsigned char>(p[i]));
@@ -90,23 +96,13 @@ inline bool has_ctl(std::string_view s) noexcept {
 // a[0..n) == b[0..n), for the short strings of the request path (cookie names, session keys):
 // overlapping word loads instead of a call to memcmp. Not constant-time.
 inline bool bytes_equal(const char* a, const char* b, size_t n) noexcept {
-  auto w8 = [](const char* p) {
-    uint64_t v;
-    std::memcpy(&v, p, 8);
-    return v;
-  };
-  auto w4 = [](const char* p) {
-    uint32_t v;
-    std::memcpy(&v, p, 4);
-    return v;
-  };
   if (n >= 8) {
     for (size_t i = 0; i + 8 < n; i += 8) {
-      if (w8(a + i) != w8(b + i)) return false;
+      if (load_u64(a + i) != load_u64(b + i)) return false;
     }
-    return w8(a + n - 8) == w8(b + n - 8);
+    return load_u64(a + n - 8) == load_u64(b + n - 8);
   }
-  if (n >= 4) return w4(a) == w4(b) && w4(a + n - 4) == w4(b + n - 4);
+  if (n >= 4) return load_u32(a) == load_u32(b) && load_u32(a + n - 4) == load_u32(b + n - 4);
   for (size_t i = 0; i < n; i++) {
     if (a[i] != b[i]) return false;
   }
@@ -121,11 +117,6 @@ inline bool bytes_equal(std::string_view a, std::string_view b) noexcept {
 // the last word overlapping; bytes when shorter than a word), so a client does not learn how much
 // of a MAC, tag or cached cookie its guess shares.
 inline bool ct_equal(std::string_view a, std::string_view b) noexcept {
-  auto w8 = [](const char* p) {
-    uint64_t v;
-    std::memcpy(&v, p, 8);
-    return v;
-  };
   const size_t n = a.size();
   if (n != b.size()) return false;
   const char* p = a.data();
@@ -135,13 +126,14 @@ inline bool ct_equal(std::string_view a, std::string_view b) noexcept {
     for (size_t i = 0; i < n; i++) d |= static_cast<unsigned char>(p[i] ^ q[i]);
     return d == 0;
   }
-  uint64_t d = w8(p + n - 8) ^ w8(q + n - 8);
+  uint64_t d = load_u64(p + n - 8) ^ load_u64(q + n - 8);
   size_t i = 0;
   for (; i + 32 <= n; i += 32) {
-    d |= (w8(p + i) ^ w8(q + i)) | (w8(p + i + 8) ^ w8(q + i + 8)) |
-         (w8(p + i + 16) ^ w8(q + i + 16)) | (w8(p + i + 24) ^ w8(q + i + 24));
+    d |= (load_u64(p + i) ^ load_u64(q + i)) | (load_u64(p + i + 8) ^ load_u64(q + i + 8)) |
+         (load_u64(p + i + 16) ^ load_u64(q + i + 16)) |
+         (load_u64(p + i + 24) ^ load_u64(q + i + 24));
   }
-  for (; i + 8 <= n; i += 8) d |= w8(p + i) ^ w8(q + i);
+  for (; i + 8 <= n; i += 8) d |= load_u64(p + i) ^ load_u64(q + i);
   return d == 0;
 }
 

@@ -6,12 +6,6 @@ namespace sess {
 
 namespace {
 
-inline uint64_t load64(const char* p) noexcept {
-  uint64_t w;
-  std::memcpy(&w, p, sizeof(w));
-  return w;
-}
-
 inline uint64_t rotl(uint64_t x, int r) noexcept { return x << r | x >> (64 - r); }
 
 constexpr uint64_t kMul = 0x9e3779b97f4a7c15ULL;
@@ -26,13 +20,13 @@ uint64_t mix_value(uint64_t h, std::string_view s) noexcept {
   const size_t n = s.size();
   h = step(h, static_cast<uint64_t>(n));
   if (n >= 16) {
-    h = step(h, load64(s.data() + n - 16));
-    return step(h, load64(s.data() + n - 8));
+    h = step(h, load_u64(s.data() + n - 16));
+    return step(h, load_u64(s.data() + n - 8));
   }
   unsigned char buf[16] = {};
   std::memcpy(buf, s.data(), n);
-  h = step(h, load64(reinterpret_cast<const char*>(buf)));
-  return step(h, load64(reinterpret_cast<const char*>(buf) + 8));
+  h = step(h, load_u64(reinterpret_cast<const char*>(buf)));
+  return step(h, load_u64(reinterpret_cast<const char*>(buf) + 8));
 }
 
 constexpr size_t kValueOverhead = sizeof(SessionValue);

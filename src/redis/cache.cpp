@@ -72,9 +72,8 @@ struct cache_zone_t {
 // mixed; shorter keys (tests) by FNV-1a. Entries are told apart by the whole key.
 uint32_t key_hash(const cache_shm_t* sh, std::string_view key) {
   if (key.size() >= 16) {
-    uint64_t a, b;
-    std::memcpy(&a, key.data() + key.size() - 16, 8);
-    std::memcpy(&b, key.data() + key.size() - 8, 8);
+    uint64_t a = sess::load_u64(key.data() + key.size() - 16);
+    uint64_t b = sess::load_u64(key.data() + key.size() - 8);
     uint64_t h = ((a ^ sh->seed[0]) * 0x9e3779b97f4a7c15ull) ^
                  ((b ^ sh->seed[1]) * 0xc2b2ae3d27d4eb4full) ^ key.size();
     h ^= h >> 29;
