@@ -1,7 +1,7 @@
 // ngx_http_session_module: the module, the request's session state, loading (which cookie is
 // the session, under which configuration), the phase handlers that enforce session_require and
 // the store failure policy, and the variables. The header/body filters that write the session
-// are in ngx_http_session_filter.cpp.
+// are in ngx_http_session_filter.cpp, the write itself in ngx_http_session_write.cpp.
 
 #include "ngx_http_session.h"
 
