@@ -317,7 +317,7 @@ struct loaded_t {
 };
 
 struct login_t;                   // src/ngx_http_session_login.cpp
-struct write_t;                   // src/ngx_http_session_filter.cpp
+struct write_t;                   // src/ngx_http_session_write.h
 
 // A reference to a verified-cookie table entry's payload and decoded data, kept until the request
 // ends (the table may drop its own meanwhile; see hold_until_request_ends).
@@ -493,7 +493,7 @@ void reject_cookie(ngx_http_request_t* r, const loc_conf_t* lcf, const char* why
 void lookup_resume(ngx_http_request_t* r, loaded_t* s);
 
 // ---------------------------------------------------------------------------------------------
-// Filters (src/ngx_http_session_filter.cpp)
+// Filters (src/ngx_http_session_filter.cpp) and the write (src/ngx_http_session_write.cpp)
 
 ngx_int_t filter_init(ngx_conf_t* cf) noexcept;
 
@@ -504,7 +504,7 @@ void apply_actions(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf, ses
 // Adds Vary: Cookie to the response unless it varies on Cookie already.
 bool vary_cookie(ngx_http_request_t* r);
 
-// Would the session cookie of ctx->next (a login's new session) fit in one Set-Cookie?
+// Would the session cookie of ctx->next (a login's new session) fit in one Set-Cookie? (write)
 bool login_cookie_fits(ngx_http_request_t* r, ctx_t* ctx, const loc_conf_t* lcf);
 
 // ---------------------------------------------------------------------------------------------

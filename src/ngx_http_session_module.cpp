@@ -1,7 +1,8 @@
 // ngx_http_session_module: the module, the request's session state, the phase handlers that
 // enforce session_require and the store failure policy, and the variables. Loading the session
 // (which cookie is the session, under which configuration) is in ngx_http_session_load.cpp; the
-// header/body filters that write the session are in ngx_http_session_filter.cpp.
+// header/body filters are in ngx_http_session_filter.cpp, the write they apply in
+// ngx_http_session_write.cpp.
 
 #include "ngx_http_session.h"
 
