@@ -965,16 +965,24 @@ def test_unknown_user_costs_like_a_wrong_password(nginx, fmt, cost, extra):
         return time.monotonic() - t
 
     once("real"), once("ghost")   # warm up
-    wrong, unknown = [], []
-    for i in range(5):
-        wrong.append(once("real"))
-        unknown.append(once("ghost"))
-    ratio = statistics.median(unknown) / statistics.median(wrong)
-    detail = (f"unknown user {[round(x * 1000, 1) for x in unknown]} ms vs wrong password "
-              f"{[round(x * 1000, 1) for x in wrong]} ms: ratio {ratio:.2f}")
-    print(detail)
     # The issue asks for the same cost; 0.5..2 would let a doubled cost pass, so the bound is
-    # tighter (medians of 5 samples of 2..60 ms are stable to a few percent here).
-    assert 0.67 <= ratio <= 1.5, detail
+    # tighter. Medians of 5 interleaved samples of 2..60 ms are stable to a few percent on a quiet
+    # machine; a busy one (a parallel build) can skew one set of samples, so up to three sets
+    # are taken and one must be within the bound. A cheaper path for unknown users (no hash:
+    # ratio ~0.1) fails all three.
+    details = []
+    for attempt in range(3):
+        wrong, unknown = [], []
+        for i in range(5):
+            wrong.append(once("real"))
+            unknown.append(once("ghost"))
+        ratio = statistics.median(unknown) / statistics.median(wrong)
+        detail = (f"unknown user {[round(x * 1000, 1) for x in unknown]} ms vs wrong password "
+                  f"{[round(x * 1000, 1) for x in wrong]} ms: ratio {ratio:.2f}")
+        print(detail)
+        details.append(detail)
+        if 0.67 <= ratio <= 1.5:
+            break
+    assert 0.67 <= ratio <= 1.5, "; ".join(details)
     if fmt == "2y":
         assert statistics.median(wrong) > 0.02, detail   # bcrypt cost 10 really ran
