@@ -233,7 +233,7 @@ int main(int argc, char** argv) {
   put("htpasswd", "dummy-unknown", byte(3 | 3 << 2) + "plaintext");
 
   // --- cache: MODE | REST. MODE 0: a RESP2 stream read on the invalidation subscriber (as Redis
-  // 7.0 writes it, src/redis/client.cpp); MODE 1 (3: pushes as RESP): the model's choices, one byte
+  // 7.0 writes it, src/redis/redis.h); MODE 1 (3: pushes as RESP): the model's choices, one byte
   // each (an event is its byte % 14, see t/unit/cache_model.h).
   const std::string chan = "$20\r\n__redis__:invalidate\r\n";
   const std::string subscribed = "*3\r\n$9\r\nsubscribe\r\n" + chan + ":1\r\n";

@@ -539,14 +539,14 @@ void redis_note_timeout(redis_endpoint_t* ep, ngx_msec_t timeout);
 char* session_redis_cache_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 bool redis_cache_merge(ngx_conf_t* cf, loc_conf_t* conf) noexcept;
 // A merged location with a cache and its endpoint (conf->redis): the endpoint keeps the zone, so
-// its client in each worker keeps the invalidation link (src/redis/client.cpp).
+// its client in each worker keeps the invalidation link (src/redis/cache_link.cpp).
 bool redis_cache_attach(ngx_conf_t* cf, loc_conf_t* conf) noexcept;
 // A new configuration is in place: its zones start empty (src/redis/cache.cpp).
 void redis_cache_init_module(ngx_cycle_t* cycle);
 ngx_int_t var_cache_status(ngx_http_request_t* r, ngx_http_variable_value_t* v,
                            uintptr_t) noexcept;
-// The request path (src/redis/client.cpp). redis_cache_lookup: the record of key in lcf's zone
-// (lcf->redis_cache set): Hit fills *out (no Redis command); Miss: read it with
+// The request path (src/redis/cache_link.cpp). redis_cache_lookup: the record of key in lcf's
+// zone (lcf->redis_cache set): Hit fills *out (no Redis command); Miss: read it with
 // redis_cache_read; Bypass: the cache cannot be trusted now (read with redis_send as without
 // it). redis_cache_read reads the record for the zone (HGETALL and PTTL, pipelined, tracked);
 // concurrent misses of one key in a worker share it; done gets the HGETALL reply as from

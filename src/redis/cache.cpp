@@ -6,8 +6,8 @@
 // entries by key, an LRU list, the flush epoch of the core's CacheCoherence (src/core/
 // redis_cache.h), the generation that shuts out workers of a previous configuration, and each
 // worker's heartbeat), the zones' attachment to their endpoint, and $session_cache_status. What
-// reads and fills the zone, and the invalidation link that keeps it coherent, are in client.cpp;
-// README "The session cache" says what is guaranteed.
+// reads and fills the zone, and the invalidation link that keeps it coherent, are in
+// cache_link.cpp; README "The session cache" says what is guaranteed.
 
 #include <cstring>
 #include "redis.h"

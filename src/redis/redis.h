@@ -5,8 +5,11 @@
 //   node.cpp    one connection to one Redis node: an nginx peer connection on the worker's event
 //               loop, TLS by nginx's own SSL layer, RESP2 by the core's bounded parser
 //               (core/resp.h), pipelined commands, a deadline per command, reconnect backoff
-//   client.cpp  the topologies (standalone, Sentinel, Cluster) and the request-facing API
-//               declared in ngx_http_session.h (redis_send and friends)
+//   client.cpp  one client per endpoint and worker: its nodes, the operations of requests
+//               (redis_send and friends, declared in ngx_http_session.h), standalone
+//   topology.cpp  Sentinel (the master) and Cluster (the slot map) that route() reads
+//   cache_link.cpp  the session cache's invalidation links and the reads that fill its zones
+//   cache.cpp   session_redis_cache: the shared-memory zones
 //
 // Pitfalls this design avoids (they were the hiredis-async adapter's): one event model (nginx's),
 // no library that closes our fd or calls getaddrinfo; a reply never reaches a request that went
@@ -20,6 +23,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "../core/cluster.h"
@@ -167,7 +171,7 @@ struct redis_node_t {
   ngx_ssl_session_t* ssl_pending = nullptr;  // announced during a handshake not yet verified
 #endif
   void* storage = nullptr;        // the strings behind name and tls_name (node.cpp)
-  struct cache_link_t* link = nullptr;  // the session cache's link (client.cpp): data and
+  struct cache_link_t* link = nullptr;  // the session cache's link (cache_link.cpp): data and
                                         // invalidation nodes of a caching endpoint
 };
 
@@ -191,6 +195,93 @@ bool node_usable(const redis_node_t* node);  // connected or connecting
 
 // ---------------------------------------------------------------------------------------------
 // Operations and clients (client.cpp)
+
+// The flush epoch of every cache zone of the endpoint (one counter per zone, all workers): a
+// flush bumps each, and the sum moves whenever any of them does.
+class EndpointEpoch final : public sess::SharedEpoch {
+ public:
+  explicit EndpointEpoch(const redis_endpoint_t* ep) : ep_(ep) {}
+  uint64_t load() const noexcept override {
+    uint64_t sum = 0;
+    auto** zones = static_cast<ngx_shm_zone_t**>(ep_->cache_zones->elts);
+    for (ngx_uint_t i = 0; i < ep_->cache_zones->nelts; i++) sum += redis_cache_epoch(zones[i]);
+    return sum;
+  }
+  void bump() noexcept override {
+    auto** zones = static_cast<ngx_shm_zone_t**>(ep_->cache_zones->elts);
+    for (ngx_uint_t i = 0; i < ep_->cache_zones->nelts; i++) redis_cache_flush(zones[i]);
+  }
+
+ private:
+  const redis_endpoint_t* ep_;
+};
+
+// The session cache's coherence link for one data node of a caching endpoint: an invalidation
+// node on the same Redis node (CLIENT ID, then SUBSCRIBE __redis__:invalidate, pinged), and the
+// data node's CLIENT TRACKING on REDIRECT <its id>, sent in the data node's handshake and again
+// whenever the id changes. Every event goes to the link's CacheCoherence (all links share the
+// endpoint's epoch: a flush on any of them empties the zones).
+//
+// Redis 7.0 as verified against redis-server (raw RESP2): CLIENT TRACKING on REDIRECT <b> on a
+// connection already redirecting to <a> is accepted (no OFF first) and takes effect for keys read
+// before; a REDIRECT to a client id that does not exist is refused (-ERR ... does not exist) and
+// the connection stays usable, untracked; the subscriber's confirmation is [subscribe, channel,
+// 1], a key change [message, channel, [key]] (an array of keys), FLUSHALL [message, channel,
+// nil]; PING in subscribed mode answers [pong, ""]; when the redirect target dies, the RESP2 data
+// connection is told nothing (no tracking-redir-broken: that is RESP3) and later writes are
+// reported nowhere: hence the PING with its own deadline. Redis writes a command's reply before
+// the invalidations it caused (the same event-loop turn).
+struct cache_link_t {
+  redis_client_t* cl;
+  redis_node_t* data;
+  redis_node_t* inval;
+  int64_t id = 0;                 // the invalidation node's CLIENT ID on this connection
+  int64_t subscribed_id = 0;      // id, once the subscription is confirmed; 0: not subscribed
+  bool ping_out = false;
+  bool stopped = false;           // its data node is not kept connected (a former Sentinel
+                                  // master, a cluster seed outside the map): not counted
+  ngx_event_t ping;
+  sess::LogLimiter refused_log;   // CLIENT TRACKING refusals
+  std::unique_ptr<sess::CacheCoherence> coherence;
+  uint64_t invalidations = 0;
+};
+
+// One endpoint's client in one worker (client.cpp; topology.cpp and cache_link.cpp keep their
+// parts of it).
+struct redis_client_t {
+  redis_endpoint_t* ep;
+  ngx_log_t* log;
+  bool exiting = false;
+  std::vector<redis_node_t*> all;       // every node this client made (owned)
+
+  redis_node_t* master = nullptr;       // standalone and sentinel: the data node
+
+  std::vector<redis_node_t*> sentinels;  // sentinel: query connections, one per sentinel
+  std::vector<redis_node_t*> subs;       // pub/sub connections, one per sentinel (made lazily)
+  size_t sub_index = 0;
+  size_t query_index = 0;
+  size_t query_tries = 0;
+  bool discovering = false;
+  ngx_event_t poll;
+  ngx_queue_t waiting;                   // operations that arrived before the first master
+
+  sess::SlotMap map;                     // cluster
+  std::vector<redis_node_t*> by_index;   // node of map.nodes()[i]
+  std::vector<redis_node_t*> seeds;
+  size_t seed_index = 0;
+  bool refreshing = false;
+  ngx_msec_t last_refresh = 0;
+  ngx_event_t refresh;
+  ngx_event_t prune;                     // posted after a new map: drops nodes nobody uses
+
+  sess::LogLimiter unavailable_log;
+  sess::LogLimiter node_limit_log;
+
+  std::unique_ptr<EndpointEpoch> epoch;  // the session cache (nullptr: the endpoint has none)
+  ngx_event_t heartbeat;                 // this worker's heartbeat in the zones
+  std::vector<cache_link_t*> links;      // one per data node that connected (owned)
+  std::unordered_map<std::string, struct cache_fill_t*> fills;  // reads for the zone, by key
+};
 
 // One request's command, owned by the request through a pool cleanup that cancels it.
 struct redis_op_t {
@@ -221,13 +312,13 @@ struct redis_op_t {
 void op_reply(redis_op_t* op, redis_node_t* node, sess::RespValue* reply, bool too_large);
 
 // Called by nodes: connecting (queue the handshake: AUTH, SELECT, ROLE, SUBSCRIBE), established
-// (TCP and TLS), lost, and a pub/sub message.
+// (TCP and TLS; cache_link.cpp), lost, and a pub/sub message (topology.cpp).
 void client_node_handshake(redis_node_t* node);
 void client_node_ready(redis_node_t* node);
 void client_node_down(redis_node_t* node);
 void client_node_message(redis_node_t* node, std::string_view channel, std::string_view payload);
-// An invalidation node: its SUBSCRIBE __redis__:invalidate is confirmed; an invalidation
-// message (Keys or All) arrived.
+// An invalidation node (cache_link.cpp): its SUBSCRIBE __redis__:invalidate is confirmed; an
+// invalidation message (Keys or All) arrived.
 void client_node_subscribed(redis_node_t* node);
 void client_node_invalidation(redis_node_t* node, const sess::Invalidation& inv);
 
@@ -238,5 +329,78 @@ ngx_msec_t client_stall_limit(const redis_client_t* client);
 const redis_endpoint_t* client_endpoint(const redis_client_t* client);
 ngx_log_t* client_log(const redis_client_t* client);
 bool client_exiting(const redis_client_t* client);
+
+// Shared by client.cpp, topology.cpp and cache_link.cpp (defined in client.cpp).
+// A command of the client's own (topology queries, handshakes), with a connect-long deadline.
+redis_cmd_t internal_cmd(node_reply_pt handler, void* data,
+                         CmdPurpose purpose = CmdPurpose::Internal);
+// The configured address of a node, if it is one (for its name and TLS name).
+const redis_addr_t* configured_addr(redis_client_t* cl, const sess::NodeAddr& addr);
+// The client's node of role at addr, made if new; nullptr past kMaxClientNodes or on failure.
+redis_node_t* node_for(redis_client_t* cl, NodeRole role, const sess::NodeAddr& addr,
+                       const redis_addr_t* configured = nullptr);
+// The NodeAddr of a configured address (unix sockets: the text as written, port 0).
+sess::NodeAddr addr_of(const redis_addr_t& a);
+// An operation is done (reply nullptr: failed): its timer stops, done runs from a posted event.
+void complete(redis_op_t* op, sess::RespValue* reply, bool too_large);
+// Queues op's command on node; false (nothing queued) if node is nullptr or refuses it.
+bool send_op(redis_op_t* op, redis_node_t* node);
+// A new operation of args for key (not queued yet).
+redis_op_t* new_op(redis_client_t* cl, const sess::RedisArgs& args, std::string_view key,
+                   ngx_msec_t timeout, const sess::RespLimits* limits, ngx_log_t* log);
+// Queues op where its key lives (or to wait for the first Sentinel master), starts its timer.
+bool dispatch_op(redis_client_t* cl, redis_op_t* op, ngx_msec_t timeout);
+
+// Topologies (topology.cpp).
+constexpr ngx_msec_t kSentinelPoll = 5000;  // the sentinels are asked again this often
+// Sentinel: asks the sentinels for the master (unless already asking).
+void discover(redis_client_t* cl);
+// Sentinel: keeps one pub/sub connection to a sentinel (+switch-master).
+void ensure_subscriber(redis_client_t* cl);
+// Sentinel: the poll timer (discover, ensure_subscriber, every kSentinelPoll).
+void poll_handler(ngx_event_t* ev) noexcept;
+// Cluster: sends CLUSTER SLOTS now (unless a refresh is in flight).
+void refresh_now(redis_client_t* cl);
+// Cluster: the refresh timer.
+void refresh_handler(ngx_event_t* ev) noexcept;
+// Cluster: refreshes the slot map, at most once a second.
+void schedule_refresh(redis_client_t* cl);
+// Cluster: the posted event that drops data nodes that left the slot map.
+void prune_handler(ngx_event_t* ev) noexcept;
+
+// The data node for a slot (-1 outside Cluster: the master); nullptr: none now. Inline: it is on
+// every command's path (dispatch_op) and reads what the topology keeps (the master, the map).
+inline redis_node_t* route(redis_client_t* cl, int slot) {
+  if (cl->ep->spec->topology != Topology::Cluster) return cl->master;
+  uint16_t idx = cl->map.node_of(static_cast<uint16_t>(slot));
+  if (idx != sess::SlotMap::kNone && idx < cl->by_index.size() && cl->by_index[idx] != nullptr) {
+    return cl->by_index[idx];
+  }
+  schedule_refresh(cl);
+  // No map yet: any seed; a MOVED will say where the key lives.
+  for (size_t i = 0; i < cl->seeds.size(); i++) {
+    redis_node_t* n = cl->seeds[(cl->seed_index + i) % cl->seeds.size()];
+    if (node_usable(n) || ngx_current_msec >= n->retry_at) return n;
+  }
+  return cl->seeds.empty() ? nullptr : cl->seeds[0];
+}
+
+// The session cache's links (cache_link.cpp).
+// This worker's heartbeat timer in the endpoint's zones.
+void heartbeat_handler(ngx_event_t* ev) noexcept;
+// A Sentinel switch, a cluster MOVED: every zone of the endpoint is emptied.
+void cache_topology_changed(redis_client_t* cl);
+// The reply to CLIENT ID on an invalidation node.
+void on_client_id(redis_node_t* node, void*, const sess::RespValue* reply, bool);
+// Sends CLIENT TRACKING on REDIRECT <the subscribed id> on the link's data node.
+void send_tracking(cache_link_t* link);
+// The link of a data node, made when it first connects (or kept connected again).
+cache_link_t* link_for(redis_client_t* cl, redis_node_t* data);
+// The data node is no longer kept connected (a former Sentinel master): neither is its link.
+void link_stop(cache_link_t* link);
+// The data node is being destroyed (left the cluster's map).
+void link_destroy(redis_client_t* cl, cache_link_t* link);
+// This nginx changes key: its entry goes, and fills of it in flight are not stored.
+void cache_own_write(redis_client_t* cl, std::string_view key);
 
 }  // namespace ngx_session
