@@ -275,12 +275,22 @@ def settle(pid: int, limit: float = 60.0):
     log(f"worker {pid} still busy after {limit:.0f}s")
 
 
-def vm_rss_kib(pid: int) -> int:
+def rss_parts_kib(pid: int) -> dict:
+    """VmRSS and its parts: RssAnon (heap, stacks: what a leak grows), RssFile, RssShmem
+    (shared memory zones: pages of a zone the worker has touched, bounded by the zone)."""
+    out = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise HarnessError(f"no VmRSS for pid {pid}")
+            key = line.split(":", 1)[0]
+            if key in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
+                out[key] = int(line.split()[1])
+    if "VmRSS" not in out:
+        raise HarnessError(f"no VmRSS for pid {pid}")
+    return out
+
+
+def vm_rss_kib(pid: int) -> int:
+    return rss_parts_kib(pid)["VmRSS"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1002,18 +1012,24 @@ def memory_phase(scenarios, ports, nginx: Nginx) -> dict:
     settle(nginx.worker)
     out = {"requests_per_store": MEM_REQUESTS, "warmup_requests_per_store": warm,
            "worker_pid": nginx.worker}
-    rss = vm_rss_kib(nginx.worker)
+    parts = rss_parts_kib(nginx.worker)
     for key, sc in plan:
-        before = rss
+        before_parts = parts
         limit = max(120, MEM_REQUESTS / 2000)           # bounded: at least 2,000 req/s expected
         r = run_count(sc, ports, MEM_REQUESTS, limit)
         settle(nginx.worker)
-        rss = vm_rss_kib(nginx.worker)
+        parts = rss_parts_kib(nginx.worker)
+        before, rss = before_parts["VmRSS"], parts["VmRSS"]
         out[key] = dict(scenario=sc["name"], rss_before_kib=before, rss_after_kib=rss,
-                        growth_kib=rss - before, requests=r["requests"],
+                        growth_kib=rss - before,
+                        anon_growth_kib=parts.get("RssAnon", 0) - before_parts.get("RssAnon", 0),
+                        shmem_growth_kib=parts.get("RssShmem", 0) -
+                        before_parts.get("RssShmem", 0),
+                        requests=r["requests"],
                         failures=r["failures"], seconds=round(r["seconds"], 1))
         log(f"memory {key}: {r['requests']} requests in {r['seconds']:.0f}s, VmRSS {before} -> "
-            f"{rss} KiB ({rss - before:+d} KiB)")
+            f"{rss} KiB ({rss - before:+d} KiB; RssAnon {out[key]['anon_growth_kib']:+d}, "
+            f"RssShmem {out[key]['shmem_growth_kib']:+d})")
     return out
 
 
@@ -1596,15 +1612,19 @@ def write_report(info, rows, tgts, mem, settings, paced, instr=None, revocation=
     if mem:
         lines += ["## Memory (nginx worker VmRSS, fresh nginx, after a warm-up of "
                   f"{mem['warmup_requests_per_store']:,} requests per store)", "",
-                  "| store | scenario | requests | RSS before KiB | RSS after KiB | growth KiB |",
-                  "|---|---|---|---|---|---|"]
+                  "| store | scenario | requests | RSS before KiB | RSS after KiB | growth KiB "
+                  "| of which RssAnon KiB | of which RssShmem KiB |",
+                  "|---|---|---|---|---|---|---|---|"]
         for key, _ in MEM_STORES:
             m = mem.get(key)
             if m:
                 lines.append(f"| {key} | {m['scenario']} | {m['requests']:,} | "
                              f"{m['rss_before_kib']} | {m['rss_after_kib']} | "
-                             f"{m['growth_kib']:+d} |")
-        lines.append("")
+                             f"{m['growth_kib']:+d} | {m['anon_growth_kib']:+d} | "
+                             f"{m['shmem_growth_kib']:+d} |")
+        lines += ["", "RssAnon is the worker's private memory (heap, stacks: what a leak would "
+                  "grow); RssShmem counts the pages of shared memory zones (the session cache, "
+                  "metrics) the worker has touched so far, bounded by the zones' sizes.", ""]
     lines += ["## Targets (reported, never asserted)", "",
               "| target | goal | measured | | by nginx CPU/request | |",
               "|---|---|---|---|---|---|"]
