@@ -390,8 +390,11 @@ ngx_int_t load_session(ngx_http_request_t* r, const loc_conf_t* lcf, loaded_t** 
 loaded_t* current_session(ngx_http_request_t* r);
 
 // Decodes s->payload into s->data once. False if the JSON is malformed (logged; status becomes
-// invalid).
-bool ensure_decoded(ngx_http_request_t* r, loaded_t* s);
+// invalid). (Inline: every variable asks, and all but the first find it done.)
+bool decode_session(ngx_http_request_t* r, loaded_t* s);
+inline bool ensure_decoded(ngx_http_request_t* r, loaded_t* s) {
+  return s->decoded ? !s->decode_failed : decode_session(r, s);
+}
 
 // The session's user key counts as logged in (core: session_user_logged_in).
 bool logged_in(ngx_http_request_t* r, loaded_t* s);

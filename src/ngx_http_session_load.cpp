@@ -81,7 +81,7 @@ sess::VerifiedBinding verified_binding(const loc_conf_t* lcf) {
 
 }  // namespace
 
-bool ensure_decoded(ngx_http_request_t* r, loaded_t* s) {
+bool decode_session(ngx_http_request_t* r, loaded_t* s) {
   if (s->decoded) return !s->decode_failed;
   s->decoded = 1;
   if (s->status != sess::LoadStatus::Valid) return true;
@@ -108,11 +108,6 @@ bool ensure_decoded(ngx_http_request_t* r, loaded_t* s) {
     return false;
   }
   return true;
-}
-
-bool logged_in(ngx_http_request_t* r, loaded_t* s) {
-  if (s == nullptr || s->status != sess::LoadStatus::Valid || !ensure_decoded(r, s)) return false;
-  return sess::session_user_logged_in(sess::session_user(s->view(), sv(loc_conf(r)->user_key)));
 }
 
 namespace {

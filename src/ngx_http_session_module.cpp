@@ -175,10 +175,15 @@ ctx_t* get_ctx_slow(ngx_http_request_t* r, bool create) {
 }
 
 
-namespace {
-
 // ---------------------------------------------------------------------------------------------
 // session_require and the store failure policy
+
+bool logged_in(ngx_http_request_t* r, loaded_t* s) {
+  if (s == nullptr || s->status != sess::LoadStatus::Valid || !ensure_decoded(r, s)) return false;
+  return sess::session_user_logged_in(sess::session_user(s->view(), sv(loc_conf(r)->user_key)));
+}
+
+namespace {
 
 // Accept: ... text/html ... on a GET or HEAD of a main request: a browser navigating.
 bool is_browser(ngx_http_request_t* r) {
