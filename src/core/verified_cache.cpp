@@ -35,20 +35,22 @@ constexpr size_t kValueOverhead = sizeof(SessionValue);
 
 VerifiedCache::VerifiedCache(uint64_t seed) : seed_(seed), slots_(new Entry[kSlots]) {}
 
-size_t VerifiedCache::slot_of(const VerifiedBinding& b, std::string_view value) const noexcept {
+uint64_t VerifiedCache::mix_of(const VerifiedBinding& b, std::string_view value) const noexcept {
   // The name is left out (it is compared in full; one value under two names is rare).
   uint64_t h = seed_ ^ (b.ring * 0xff51afd7ed558ccdULL) ^ static_cast<uint64_t>(b.kind);
   h = mix_value(h, value);
-  h ^= h >> 32;
-  return static_cast<size_t>(h % kSlots);
+  return h ^ (h >> 32);
 }
 
 VerifiedCache::Entry* VerifiedCache::lookup(const VerifiedBinding& b,
                                             std::string_view value) const noexcept {
   if (b.ring == 0 || value.size() > kMaxValue) return nullptr;
-  Entry* e = &slots_[slot_of(b, value)];
-  // Non-secret parts first; the value last and in constant time.
-  if (e->binding.ring != b.ring || e->binding.kind != b.kind ||
+  const uint64_t mix = mix_of(b, value);
+  Entry* e = &slots_[mix % kSlots];
+  // Non-secret parts first (the mix depends only on the length and the MAC or tag at the end,
+  // which the caller sent: a mismatch says nothing about the stored value's bytes); the value
+  // last, in full and in constant time.
+  if (e->mix != mix || e->binding.ring != b.ring || e->binding.kind != b.kind ||
       !bytes_equal(e->name, b.cookie_name) || !ct_equal(e->value, value)) {
     return nullptr;
   }
@@ -63,7 +65,8 @@ const VerifiedCache::Entry* VerifiedCache::find(const VerifiedBinding& b,
 bool VerifiedCache::insert(const VerifiedBinding& b, std::string_view value, const Times& t,
                            std::string_view payload) {
   if (b.ring == 0 || value.size() > kMaxValue) return false;
-  Entry* e = &slots_[slot_of(b, value)];
+  const uint64_t mix = mix_of(b, value);
+  Entry* e = &slots_[mix % kSlots];
   // Drop the previous entry first: a failed copy below must not leave a mix of two entries.
   e->binding.ring = 0;
   e->shared.reset();
@@ -74,6 +77,7 @@ bool VerifiedCache::insert(const VerifiedBinding& b, std::string_view value, con
   e->times = t;
   e->binding.kind = b.kind;
   e->binding.cookie_name = e->name;
+  e->mix = mix;
   e->binding.ring = b.ring;  // last: the entry is complete
   return true;
 }

@@ -99,6 +99,9 @@ class VerifiedCache {
 
   struct Entry {
     VerifiedBinding binding;  // binding.cookie_name views name
+    uint64_t mix = 0;         // the slot hash of (binding, value) before the modulo: a value
+                              // that does not match it is told apart without reading value's
+                              // bytes (elsewhere in memory); a match is compared in full
     std::string name;
     std::string value;
     Times times;               // what envelope_open returned, with shared->payload()
@@ -133,7 +136,7 @@ class VerifiedCache {
   static size_t data_bytes(const SessionData& data) noexcept;
 
  private:
-  size_t slot_of(const VerifiedBinding& b, std::string_view value) const noexcept;
+  uint64_t mix_of(const VerifiedBinding& b, std::string_view value) const noexcept;
   Entry* lookup(const VerifiedBinding& b, std::string_view value) const noexcept;
 
   uint64_t seed_;
