@@ -442,7 +442,8 @@ inline sess::Stage request_stage(ngx_http_request_t* r) {
 bool is_reserved_key(std::string_view key);
 
 // ---------------------------------------------------------------------------------------------
-// Configuration handlers (src/ngx_http_session_conf.cpp)
+// Configuration: the directives (src/ngx_http_session_conf.cpp); creating and merging
+// (src/ngx_http_session_merge.cpp)
 
 extern ngx_command_t commands[];
 void* create_main_conf(ngx_conf_t* cf) noexcept;
@@ -490,10 +491,14 @@ UpstreamSession flask_adopt_upstream_session(ngx_http_request_t* r, ctx_t* ctx,
 // failure.
 bool flask_var_text(const sess::SessionValue& v, sess::pstring& out);
 
-// A rejected session cookie: one info line, rate-limited (src/ngx_http_session_module.cpp).
+// A rejected session cookie: one info line, rate-limited (src/ngx_http_session_load.cpp).
 void reject_cookie(ngx_http_request_t* r, const loc_conf_t* lcf, const char* why);
-// A Redis lookup of s has ended: resumes r and the requests waiting for it (module.cpp).
+// A Redis lookup of s has ended: resumes r and the requests waiting for it (load.cpp).
 void lookup_resume(ngx_http_request_t* r, loaded_t* s);
+// A Redis lookup without a usable answer (none, an error, an unexpected reply): status error,
+// store_error set (the failure policy decides), one error line as limit allows.
+void lookup_failed(ngx_http_request_t* r, loaded_t* s, const sess::RespValue* reply,
+                   sess::LogLimiter& limit);
 
 // ---------------------------------------------------------------------------------------------
 // Filters (src/ngx_http_session_filter.cpp) and the write (src/ngx_http_session_write.cpp)

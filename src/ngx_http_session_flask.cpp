@@ -308,20 +308,7 @@ void flask_lookup_done(ngx_http_request_t* r, void* data, const sess::RespValue*
              reply->str.compare(0, 9, "WRONGTYPE") == 0) {
     reject_cookie(r, lcf, "the key of this session id is not a Flask-Session record");
   } else {
-    s->status = sess::LoadStatus::Error;
-    s->store_error = 1;
-    uint64_t more = 0;
-    if (flask_lookup_log_limit.allow(static_cast<uint64_t>(ngx_time()), &more)) {
-      std::string_view why = reply == nullptr ? std::string_view("no answer")
-                             : reply->type == sess::RespType::Error
-                                 ? std::string_view(reply->str)
-                                 : std::string_view("an unexpected reply");
-      ngx_str_t msg = log_safe(r, why, 240);
-      ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                    "session redis \"%V\": lookup failed: %V (%uL more since the last such "
-                    "line)",
-                    redis_name(lcf), &msg, more);
-    }
+    lookup_failed(r, s, reply, flask_lookup_log_limit);
   }
   if (s->status != sess::LoadStatus::Valid) s->data.clear();
   lookup_resume(r, s);

@@ -256,29 +256,31 @@ void lookup_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply
       reject(r, s->conf, "the record in the store is not a session");
       s->status = sess::LoadStatus::Invalid;
       break;
-    case sess::RecordRead::Failed: {
-      s->status = sess::LoadStatus::Error;
-      s->store_error = 1;
-      uint64_t more = 0;
-      if (lookup_log_limit.allow(static_cast<uint64_t>(ngx_time()), &more)) {
-        std::string_view why = reply == nullptr ? std::string_view("no answer")
-                               : reply->type == sess::RespType::Error
-                                   ? std::string_view(reply->str)
-                                   : std::string_view("an unexpected reply");
-        ngx_str_t msg = log_safe(r, why, 240);
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "session redis \"%V\": lookup failed: %V (%uL more since the last such "
-                      "line)",
-                      redis_name(s->conf), &msg, more);
-      }
+    case sess::RecordRead::Failed:
+      lookup_failed(r, s, reply, lookup_log_limit);
       break;
-    }
   }
   if (s->status != sess::LoadStatus::Valid) s->data.clear();
   lookup_resume(r, s);
 }
 
 }  // namespace
+
+void lookup_failed(ngx_http_request_t* r, loaded_t* s, const sess::RespValue* reply,
+                   sess::LogLimiter& limit) {
+  s->status = sess::LoadStatus::Error;
+  s->store_error = 1;
+  uint64_t more = 0;
+  if (!limit.allow(static_cast<uint64_t>(ngx_time()), &more)) return;
+  std::string_view why = reply == nullptr ? std::string_view("no answer")
+                         : reply->type == sess::RespType::Error
+                             ? std::string_view(reply->str)
+                             : std::string_view("an unexpected reply");
+  ngx_str_t msg = log_safe(r, why, 240);
+  ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                "session redis \"%V\": lookup failed: %V (%uL more since the last such line)",
+                redis_name(s->conf), &msg, more);
+}
 
 // Resume the phases where the request stopped (the main request or a subrequest), and those
 // of the requests that waited for this lookup (other subrequests of the same session).
