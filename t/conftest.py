@@ -367,12 +367,33 @@ def nginx_bin() -> Path:
     return NGINX_BIN
 
 
+NGINX_LOG_LINE_RE = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[")
+
+
+def _crash_details(srv) -> str:
+    """For a worker that died by a signal: what it wrote to its stderr (nginx points a worker's
+    stderr at error.log, so a glibc heap check's or std::terminate's message lands there as a
+    line without nginx's prefix), stderr.txt, and the log's last lines before the crash."""
+    lines = srv.log_lines()
+    at = next((i for i, l in enumerate(lines) if "exited on signal" in l), None)
+    if at is None:
+        return ""
+    raw = [l for l in lines if l and not NGINX_LOG_LINE_RE.match(l)]
+    out = "\n  --- lines without nginx's prefix (a process's own stderr) ---\n  "
+    out += "\n  ".join(raw[-40:]) if raw else "(none)"
+    err = srv.stderr().strip()
+    if err:
+        out += "\n  --- stderr.txt ---\n  " + "\n  ".join(err.splitlines()[-40:])
+    out += "\n  --- error.log before the crash ---\n  " + "\n  ".join(lines[max(0, at - 60):at + 1])
+    return out
+
+
 def _check_logs(servers, request):
     problems = []
     for srv in servers:
         bad = srv.bad_log_lines()
         if bad:
-            problems.append(f"{srv.error_log}:\n  " + "\n  ".join(bad))
+            problems.append(f"{srv.error_log}:\n  " + "\n  ".join(bad) + _crash_details(srv))
     if problems:
         pytest.fail(f"{request.node.nodeid}: error.log has [alert]/[crit]/[emerg] lines:\n"
                     + "\n".join(problems), pytrace=False)
