@@ -14,6 +14,7 @@
 #include <mutex>
 #include <string>
 
+#include "core/crypto.h"
 #include "core/users.h"
 
 extern "C" {
@@ -104,6 +105,7 @@ void users_check_thread(void* data, ngx_log_t*) {
   } catch (...) {
     t->result = -1;
   }
+  sess::release_thread_crypto_state();  // (nginx does not join its pool's threads: core/crypto.h)
 }
 
 void users_check_event(ngx_event_t* ev) noexcept {

@@ -65,6 +65,8 @@ bool random_bytes(void* buf, size_t n) noexcept {
   return RAND_bytes(static_cast<unsigned char*>(buf), static_cast<int>(n)) == 1;
 }
 
+void release_thread_crypto_state() noexcept { OPENSSL_thread_stop(); }
+
 // The prepared per-key state. HMAC-SHA256 (RFC 2104) is kept as the SHA-256 states after the
 // key's inner and outer pad blocks, so an operation copies a state (a struct assignment) and
 // hashes only the message and the inner digest: OpenSSL 3.0's EVP_MAC HMAC duplicates its digest

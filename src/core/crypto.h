@@ -19,6 +19,15 @@ namespace sess {
 // Fills buf with n bytes from the CSPRNG (RAND_bytes). Returns false on failure.
 bool random_bytes(void* buf, size_t n) noexcept;
 
+// Frees the calling thread's OpenSSL state (its error queue, its random generators and their
+// registration for the thread's end): OPENSSL_thread_stop. For the threads of nginx's thread pools,
+// at the end of every task: nginx ends those threads without joining them (the worker goes on to
+// exit() as soon as each has said it is leaving), so OpenSSL's state would be freed by the
+// thread's own exit while the worker's exit runs OpenSSL's atexit cleanup, which frees every
+// thread's registration without taking its lock: now and then a double free and a worker killed
+// by SIGABRT (or SIGSEGV) at a graceful shutdown. The thread may use OpenSSL again afterwards.
+void release_thread_crypto_state() noexcept;
+
 enum class KeyUse : uint8_t { Cookie, Csrf };
 
 class KeyRing {

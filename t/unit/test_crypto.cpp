@@ -1,9 +1,11 @@
 #include <gtest/gtest.h>
 #include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
 #include <string>
+#include <thread>
 
 #include "crypto.h"
 
@@ -108,6 +110,30 @@ TEST(Crypto, RandomBytes) {
 }
 
 // Validates the test's own HKDF against RFC 5869 test case 1 before it is used as the oracle.
+// A pool thread's OpenSSL state is gone after release_thread_crypto_state (its error queue is the
+// visible part: an error raised before is no longer there), and the thread can use OpenSSL again.
+TEST(Crypto, ReleaseThreadCryptoStateFreesTheThreadsState) {
+  bool raised = false, gone = false, usable = false, gone_again = false;
+  std::thread t([&] {
+    unsigned char b[16];
+    (void)sess::random_bytes(b, sizeof(b));  // per-thread random generators
+    ERR_raise(ERR_LIB_USER, ERR_R_PASSED_NULL_PARAMETER);
+    raised = ERR_peek_error() != 0;
+    sess::release_thread_crypto_state();
+    gone = ERR_peek_error() == 0;
+    usable = sess::random_bytes(b, sizeof(b));
+    ERR_raise(ERR_LIB_USER, ERR_R_PASSED_NULL_PARAMETER);
+    sess::release_thread_crypto_state();
+    gone_again = ERR_peek_error() == 0;
+    sess::release_thread_crypto_state();  // nothing left: a no-op
+  });
+  t.join();
+  EXPECT_TRUE(raised);
+  EXPECT_TRUE(gone);
+  EXPECT_TRUE(usable);
+  EXPECT_TRUE(gone_again);
+}
+
 TEST(Crypto, ReferenceHkdfMatchesRfc5869Case1) {
   const std::string ikm(22, '\x0b');
   const std::string salt = unhex("000102030405060708090a0b0c");
