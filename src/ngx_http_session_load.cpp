@@ -323,7 +323,13 @@ ChunkScratch* chunk_scratch(ngx_http_request_t* r, const loc_conf_t* lcf,
 // lookup (NGX_AGAIN).
 ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
   if (lcf->format == FORMAT_FLASK) return flask_load(r, s, lcf);  // src/ngx_http_session_flask.cpp
-  s->reset(lcf);
+  // Never loaded (conf is set here and by reset only): every field is still as the constructor
+  // made it, so the reset is skipped (~20 instructions a request).
+  if (s->conf != nullptr) {
+    s->reset(lcf);
+  } else {
+    s->conf = lcf;
+  }
   sess::CookieCandidates acc;
   collect_cookie(r, sv(lcf->cookie.name), acc);
   if (acc.count == 0) return NGX_OK;

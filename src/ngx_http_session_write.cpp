@@ -92,7 +92,9 @@ namespace {
 // The data the response writes: the actions' copy, or the session as loaded (renewal).
 const sess::SessionData* data_to_write(ngx_http_request_t* r, ctx_t* ctx) {
   if (ctx->next != nullptr) return ctx->next;
-  ensure_decoded(r, &ctx->s);
+  // (Only a loaded valid session is decoded, as everywhere else: a session not loaded yet keeps
+  // its constructor's state, which load() relies on.)
+  if (ctx->s.status == sess::LoadStatus::Valid) ensure_decoded(r, &ctx->s);
   return &ctx->s.view();
 }
 
