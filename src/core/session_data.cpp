@@ -311,7 +311,7 @@ void append_json_string(std::string_view s, pstring& out) {
 SessionData::SessionData(std::pmr::memory_resource* mr) : mr_(mr), values_(mr) {}
 
 bool SessionData::decode(std::string_view json) {
-  clear();
+  clear();  // (forgets the user; nothing asks for it until decode returns)
   DecodeHandler handler(values_, mr_);
   bool ok = false;
   try {
@@ -386,6 +386,7 @@ const SessionValue* SessionData::get_ci(std::string_view key, bool* ambiguous) c
 }
 
 void SessionData::set_string(std::string_view key, std::string_view value) {
+  forget_user();
   for (auto& v : values_) {
     if (std::string_view(v.key) == key) {
       v.text.assign(value.data(), value.size());
@@ -401,6 +402,7 @@ void SessionData::set_string(std::string_view key, std::string_view value) {
 }
 
 void SessionData::append(std::string_view key, std::string_view text, bool is_string) {
+  forget_user();
   SessionValue& v = values_.emplace_back(mr_);
   v.key.assign(key.data(), key.size());
   v.text.assign(text.data(), text.size());
@@ -408,6 +410,7 @@ void SessionData::append(std::string_view key, std::string_view text, bool is_st
 }
 
 void SessionData::set_json(std::string_view key, std::string_view json_text) {
+  forget_user();
   for (auto& v : values_) {
     if (std::string_view(v.key) == key) {
       v.text.assign(json_text.data(), json_text.size());
@@ -423,6 +426,7 @@ void SessionData::set_json(std::string_view key, std::string_view json_text) {
 }
 
 bool SessionData::erase(std::string_view key) {
+  forget_user();
   for (auto it = values_.begin(); it != values_.end(); ++it) {
     if (std::string_view(it->key) == key) {
       values_.erase(it);
@@ -434,6 +438,7 @@ bool SessionData::erase(std::string_view key) {
 
 void SessionData::assign(const SessionData& other) {
   if (&other == this) return;
+  forget_user();
   values_.clear();
   values_.reserve(other.values_.size());
   for (const auto& v : other.values_) {
@@ -445,16 +450,27 @@ void SessionData::assign(const SessionData& other) {
   }
 }
 
-void SessionData::clear() noexcept { values_.clear(); }
+void SessionData::clear() noexcept {
+  forget_user();
+  values_.clear();
+}
 
-const SessionValue* session_user(const SessionData& data, std::string_view user_key) noexcept {
+const SessionValue* session_user_lookup(const SessionData& data,
+                                        std::string_view user_key) noexcept {
+  SessionData::UserMemo& memo = data.user_memo_;
   const SessionValue* found = nullptr;
   for (const auto& v : data.values()) {
     if (bytes_equal(v.key, user_key)) {
       found = &v;
     } else if (ascii_iequal(v.key, user_key)) {
-      return nullptr;  // ambiguous
+      found = nullptr;  // ambiguous
+      break;
     }
+  }
+  if (user_key.size() <= SessionData::UserMemo::kMaxKey) {
+    std::memcpy(memo.key, user_key.data(), user_key.size());
+    memo.key_len = static_cast<uint8_t>(user_key.size());
+    memo.user = found;
   }
   return found;
 }

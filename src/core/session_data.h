@@ -46,16 +46,52 @@ class SessionData {
   // Replaces the contents with a copy of other's values, allocated from this object's resource.
   void assign(const SessionData& other);
   void clear() noexcept;
-  void reserve(size_t n) { values_.reserve(n); }
+  void reserve(size_t n) {
+    forget_user();  // (the values may move)
+    values_.reserve(n);
+  }
   // Appends a value whose key is not in the data yet (the caller knows: no search).
   void append(std::string_view key, std::string_view text, bool is_string);
   bool empty() const noexcept { return values_.empty(); }
   size_t size() const noexcept { return values_.size(); }
   const std::pmr::vector<SessionValue>& values() const noexcept { return values_; }
 
+  // session_user's answer for user_key if it is remembered (see user_memo_ below).
+  bool user_known(std::string_view user_key, const SessionValue** user) const noexcept {
+    if (user_key.size() > UserMemo::kMaxKey || user_memo_.key_len != user_key.size() ||
+        !bytes_equal(user_memo_.key, user_key.data(), user_key.size())) {
+      return false;
+    }
+    *user = user_memo_.user;
+    return true;
+  }
+
  private:
+  friend const SessionValue* session_user_lookup(const SessionData& data,
+                                                 std::string_view user_key) noexcept;
+
+  // session_user's last answer for these values (it is asked by session_require and again by
+  // $session_user, and a verified cookie's decoded data outlives the request): a function of the
+  // values and the key only, so every change forgets it, and a copy or move starts without one
+  // (its pointer would be into the other object's values). Keys over kMaxKey are not kept.
+  struct UserMemo {
+    static constexpr size_t kMaxKey = 23;  // (32 bytes in all: every ctx has one)
+    static constexpr uint8_t kNone = 0xff;
+    uint8_t key_len = kNone;
+    char key[kMaxKey];
+    const SessionValue* user = nullptr;
+    UserMemo() noexcept = default;
+    UserMemo(const UserMemo&) noexcept {}
+    UserMemo& operator=(const UserMemo&) noexcept {
+      key_len = kNone;
+      return *this;
+    }
+  };
+  void forget_user() noexcept { user_memo_.key_len = UserMemo::kNone; }
+
   std::pmr::memory_resource* mr_;
   std::pmr::vector<SessionValue> values_;
+  mutable UserMemo user_memo_;
 };
 
 // One value of the session JSON object on its own (a v2 record keeps each value in its own hash
@@ -94,7 +130,13 @@ inline bool session_user_logged_in(const SessionValue* user) noexcept {
 // $session_user is looked up without regard to case, session_require and the login flow by the
 // exact key, and an app (Flask's session['username']) by the exact key too, so a session where
 // these could disagree has no user at all. Every user check goes through here.
-const SessionValue* session_user(const SessionData& data, std::string_view user_key) noexcept;
+// (Inline: asked on every request, and remembered by the data until it changes.)
+const SessionValue* session_user_lookup(const SessionData& data, std::string_view user_key) noexcept;
+inline const SessionValue* session_user(const SessionData& data,
+                                        std::string_view user_key) noexcept {
+  const SessionValue* user;
+  return data.user_known(user_key, &user) ? user : session_user_lookup(data, user_key);
+}
 // Sets the user (a login): user_key = user, and every key that differs from it only in case is
 // removed, so that session_user finds it.
 void set_session_user(SessionData& data, std::string_view user_key, std::string_view user);

@@ -811,3 +811,79 @@ TEST(SessionUser, ExactKeyAndNoCaseVariants) {
   EXPECT_EQ(d.size(), 2u);
   EXPECT_EQ(d.get("theme")->text, "dark");
 }
+
+// session_user remembers its answer (the data it was asked about, per key): every change of the
+// values must give the answer for the new values, a copy or move must answer for its own values
+// (never point into the other object's), and another key is asked anew. Each step below is
+// asked twice (the second answer comes from the memo) and compared with a fresh lookup on a copy.
+TEST(SessionUser, RememberedAnswerFollowsEveryChange) {
+  auto expect_user = [](const sess::SessionData& d, std::string_view key, const char* want) {
+    for (int pass = 0; pass < 2; pass++) {
+      const sess::SessionValue* u = sess::session_user(d, key);
+      if (want == nullptr) {
+        EXPECT_EQ(u, nullptr) << key << " pass " << pass;
+        continue;
+      }
+      ASSERT_NE(u, nullptr) << key << " pass " << pass;
+      EXPECT_EQ(u->text, want) << key << " pass " << pass;
+      // The pointer is into d's own values.
+      bool own = false;
+      for (const auto& v : d.values()) own = own || &v == u;
+      EXPECT_TRUE(own) << key << " pass " << pass;
+    }
+  };
+  sess::SessionData d;
+  expect_user(d, "user", nullptr);
+  d.set_string("user", "alice");
+  expect_user(d, "user", "alice");
+  d.set_string("user", "bob");  // same key, new text
+  expect_user(d, "user", "bob");
+  d.set_json("user", "7");  // not a string: still the value, but nobody is logged in
+  ASSERT_NE(sess::session_user(d, "user"), nullptr);
+  EXPECT_FALSE(sess::session_user_logged_in(sess::session_user(d, "user")));
+  d.set_string("user", "carol");
+  expect_user(d, "user", "carol");
+  d.set_string("USER", "x");  // a case variant: nobody
+  expect_user(d, "user", nullptr);
+  EXPECT_TRUE(d.erase("USER"));
+  expect_user(d, "user", "carol");
+  expect_user(d, "name", nullptr);  // another key, asked anew
+  d.set_string("name", "n");
+  expect_user(d, "name", "n");
+  expect_user(d, "user", "carol");
+  // Enough appends to move the values to new memory.
+  for (int i = 0; i < 64; i++) d.append("k" + std::to_string(i), "v", true);
+  expect_user(d, "user", "carol");
+  d.reserve(1024);
+  expect_user(d, "user", "carol");
+  // Copies and moves answer for themselves.
+  sess::SessionData copy(d);
+  expect_user(copy, "user", "carol");
+  sess::SessionData other;
+  other.set_string("user", "dave");
+  expect_user(other, "user", "dave");
+  other = d;
+  expect_user(other, "user", "carol");
+  sess::SessionData moved(std::move(copy));
+  expect_user(moved, "user", "carol");
+  sess::SessionData assigned;
+  expect_user(assigned, "user", nullptr);
+  assigned.assign(d);
+  expect_user(assigned, "user", "carol");
+  ASSERT_TRUE(d.decode(R"({"user":"erin"})"));
+  expect_user(d, "user", "erin");
+  EXPECT_FALSE(d.decode("not json"));
+  expect_user(d, "user", nullptr);
+  d.set_string("user", "frank");
+  expect_user(d, "user", "frank");
+  d.clear();
+  expect_user(d, "user", nullptr);
+  sess::set_session_user(d, "user", "gina");
+  expect_user(d, "user", "gina");
+  // A key longer than what is remembered is looked up every time.
+  const std::string long_key(40, 'u');
+  d.set_string(long_key, "hank");
+  expect_user(d, long_key, "hank");
+  d.set_string(long_key, "ivan");
+  expect_user(d, long_key, "ivan");
+}
