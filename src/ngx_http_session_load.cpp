@@ -319,6 +319,69 @@ ChunkScratch* chunk_scratch(ngx_http_request_t* r, const loc_conf_t* lcf,
   return c;
 }
 
+// A verified-table hit becomes the session's payload (held until the request ends, with its
+// decoded data if the entry has it), or for the Redis store the id it holds (copied: nothing
+// held; *id_taken). The entry must be the one just found (nothing inserted since).
+bool take_hit(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf,
+              const sess::VerifiedCache::Entry* hit, bool* id_taken) {
+  if (lcf->store == STORE_REDIS && hit->payload().size() == sess::kSessionIdLen) {
+    ngx_memcpy(s->id, hit->payload().data(), sess::kSessionIdLen);
+    *id_taken = true;
+    return true;
+  }
+  if (!hold_until_request_ends(r, hit)) return false;
+  s->shared_payload = &hit->payload();
+  if (hit->data() != nullptr && lcf->store != STORE_REDIS) {
+    s->shared = hit->data();
+    s->decoded = 1;
+  }
+  return true;
+}
+
+// The rest of a load whose cookie is valid (s->status): for the Redis store, the session id and
+// its record (from the cache, or a lookup started: NGX_AGAIN). id_taken: s->id is set already.
+ngx_int_t load_valid(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf, bool id_taken) {
+  if (lcf->store != STORE_REDIS) return NGX_OK;
+  if (!id_taken) {
+    std::string_view id = s->payload_view();
+    if (id.size() != sess::kSessionIdLen) {
+      s->status = sess::LoadStatus::Invalid;
+      metric(sess::Metric::CookiesRejected, sess::RejectReason::BadId);
+      reject(r, lcf, "bad session id");
+      return NGX_OK;
+    }
+    ngx_memcpy(s->id, id.data(), sess::kSessionIdLen);
+  }
+  s->has_id = 1;
+  s->payload.clear();
+  s->shared_payload = nullptr;
+  s->retried = 0;
+  if (lcf->redis_cache != nullptr) {
+    // (The key on the stack: a hit builds nothing else. Prefixes are at most
+    // kMaxPrefixLen, checked by nginx -t.)
+    char buf[sess::kMaxPrefixLen + 2 * sess::kSessionIdLen];
+    std::string_view key(buf, sess::redis_key_to(sv(lcf->prefix), s->id, sess::kSessionIdLen,
+                                                 buf));
+    auto st = static_cast<sess::CacheStatus>(redis_cache_lookup(r, lcf, key, &s->data));
+    s->cache_status = static_cast<unsigned>(st);
+    metric(sess::Metric::CacheLookups, static_cast<size_t>(st) - 1);  // (Hit, Miss, Bypass)
+    if (st == sess::CacheStatus::Hit) {
+      s->status = sess::LoadStatus::Valid;
+      s->decoded = 1;  // the record's fields are the data
+      return NGX_OK;
+    }
+    s->cache_miss = st == sess::CacheStatus::Miss;
+  }
+  if (!start_read(r, s, false)) {
+    s->status = sess::LoadStatus::Error;
+    s->store_error = 1;
+    return NGX_OK;
+  }
+  s->loading = 1;
+  s->loader = r;
+  return NGX_AGAIN;
+}
+
 // Reads and verifies the session cookie(s) of r under lcf into s. For the Redis store, starts the
 // lookup (NGX_AGAIN).
 ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
@@ -351,6 +414,19 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
   sess::Times times;
   sess::VerifiedCache* cache = verified_cache();
   const sess::VerifiedBinding binding = verified_binding(lcf);
+  if (acc.count == 1 && !sess::chunk_head_like(acc.values[0])) {
+    // The usual request: one cookie, verified before and still valid (anything else, a miss
+    // included, takes the loop below, which finds the same entry again).
+    const sess::VerifiedCache::Entry* hit = cache->find(binding, acc.values[0]);
+    if (hit != nullptr &&
+        sess::expiry_check(policy, hit->times, clock_now) == sess::Verdict::Valid) {
+      s->times = hit->times;
+      if (!take_hit(r, s, lcf, hit, &id_taken)) return NGX_ERROR;
+      s->cached_value = acc.values[0];
+      s->status = sess::LoadStatus::Valid;
+      return load_valid(r, s, lcf, id_taken);
+    }
+  }
   ChunkScratch* chunks = nullptr;  // made on the first chunk head
   // Scratch buffer reused by every candidate (pool memory is only returned with the request).
   // Payloads of later candidates are only needed until a second valid one shows up.
@@ -404,18 +480,8 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
         verdicts[i] = sess::CandidateVerdict::Valid;
         if (valid++ == 0) {
           s->times = times;
-          if (hit != nullptr && lcf->store == STORE_REDIS &&
-              hit->payload().size() == sess::kSessionIdLen) {
-            // (The entry found is still there: nothing was inserted since the find.)
-            ngx_memcpy(s->id, hit->payload().data(), sess::kSessionIdLen);
-            id_taken = true;
-          } else if (hit != nullptr) {
-            if (!hold_until_request_ends(r, hit)) return NGX_ERROR;
-            s->shared_payload = &hit->payload();
-            if (hit->data() != nullptr && lcf->store != STORE_REDIS) {
-              s->shared = hit->data();
-              s->decoded = 1;
-            }
+          if (hit != nullptr) {
+            if (!take_hit(r, s, lcf, hit, &id_taken)) return NGX_ERROR;
           } else {
             s->payload.swap(payload);
           }
@@ -458,45 +524,7 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
     return NGX_OK;
   }
 
-  if (lcf->store != STORE_REDIS) return NGX_OK;
-  if (!id_taken) {
-    std::string_view id = s->payload_view();
-    if (id.size() != sess::kSessionIdLen) {
-      s->status = sess::LoadStatus::Invalid;
-      metric(sess::Metric::CookiesRejected, sess::RejectReason::BadId);
-      reject(r, lcf, "bad session id");
-      return NGX_OK;
-    }
-    ngx_memcpy(s->id, id.data(), sess::kSessionIdLen);
-  }
-  s->has_id = 1;
-  s->payload.clear();
-  s->shared_payload = nullptr;
-  s->retried = 0;
-  if (lcf->redis_cache != nullptr) {
-    // (The key on the stack: a hit builds nothing else. Prefixes are at most
-    // kMaxPrefixLen, checked by nginx -t.)
-    char buf[sess::kMaxPrefixLen + 2 * sess::kSessionIdLen];
-    std::string_view key(buf, sess::redis_key_to(sv(lcf->prefix), s->id, sess::kSessionIdLen,
-                                                 buf));
-    auto st = static_cast<sess::CacheStatus>(redis_cache_lookup(r, lcf, key, &s->data));
-    s->cache_status = static_cast<unsigned>(st);
-    metric(sess::Metric::CacheLookups, static_cast<size_t>(st) - 1);  // (Hit, Miss, Bypass)
-    if (st == sess::CacheStatus::Hit) {
-      s->status = sess::LoadStatus::Valid;
-      s->decoded = 1;  // the record's fields are the data
-      return NGX_OK;
-    }
-    s->cache_miss = st == sess::CacheStatus::Miss;
-  }
-  if (!start_read(r, s, false)) {
-    s->status = sess::LoadStatus::Error;
-    s->store_error = 1;
-    return NGX_OK;
-  }
-  s->loading = 1;
-  s->loader = r;
-  return NGX_AGAIN;
+  return load_valid(r, s, lcf, id_taken);
 }
 
 }  // namespace
