@@ -320,12 +320,14 @@ ngx_int_t not_found(ngx_http_variable_value_t* v) {
 
 sess::LogLimiter ambiguous_log_limit(60);
 
-ngx_int_t var_key(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t data) noexcept {
+// $session_<key> (user == false: data is the variable's name) and $session_user (user == true).
+template <bool user>
+ngx_int_t var_value(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t data) noexcept {
   return guard<ngx_int_t>(r->connection->log, NGX_ERROR, [&]() -> ngx_int_t {
-    auto* name = reinterpret_cast<ngx_str_t*>(data);
-    std::string_view key = sv(*name).substr(sizeof("session_") - 1);
-    const bool user = key == "user";
-    if (user) key = sv(loc_conf(r)->user_key);  // session_user_key
+    static ngx_str_t user_name = ngx_string("session_user");
+    auto* name = user ? &user_name : reinterpret_cast<ngx_str_t*>(data);
+    std::string_view key = user ? sv(loc_conf(r)->user_key)  // session_user_key
+                                : sv(*name).substr(sizeof("session_") - 1);
     loaded_t* s = current_session(r);
     if (s == nullptr || s->status != sess::LoadStatus::Valid || !ensure_decoded(r, s)) {
       return not_found(v);
@@ -420,8 +422,11 @@ ngx_int_t var_id(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t)
 }
 
 ngx_http_variable_t variables[] = {
-    {ngx_string("session_"), nullptr, var_key, 0,
+    {ngx_string("session_"), nullptr, var_value<false>, 0,
      NGX_HTTP_VAR_NOCACHEABLE | NGX_HTTP_VAR_PREFIX, 0},
+    // (Its own variable only to skip reading the name on every request: it shows
+    // session_user_key's value, so a key named "user" is not reserved.)
+    {ngx_string("session_user"), nullptr, var_value<true>, 0, NGX_HTTP_VAR_NOCACHEABLE, 0},
     {ngx_string("session_status"), nullptr, var_status, 0, NGX_HTTP_VAR_NOCACHEABLE, 0},
     {ngx_string("session_expires"), nullptr, var_expires, 0, NGX_HTTP_VAR_NOCACHEABLE, 0},
     {ngx_string("session_id"), nullptr, var_id, 0, NGX_HTTP_VAR_NOCACHEABLE, 0},
@@ -515,6 +520,7 @@ bool is_reserved_key(std::string_view key) {
     std::string_view name = sv(v->name);
     if (name.size() <= prefix.size()) continue;  // the prefix variable itself
     std::string_view own = name.substr(prefix.size());
+    if (v->get_handler == var_value<true>) continue;  // $session_user: see above
     if (own.size() == key.size() &&
         ngx_strncasecmp((u_char*)own.data(), (u_char*)key.data(), key.size()) == 0) {
       return true;
