@@ -113,9 +113,9 @@ inline bool bytes_equal(std::string_view a, std::string_view b) noexcept {
   return a.size() == b.size() && bytes_equal(a.data(), b.data(), a.size());
 }
 
-// Constant-time comparison: time depends only on the lengths (32 bytes a round, then words,
-// the last word overlapping; bytes when shorter than a word), so a client does not learn how much
-// of a MAC, tag or cached cookie its guess shares.
+// Constant-time comparison: time depends only on the lengths (32 bytes a round as two 16-byte
+// vectors, the last round overlapping; words, the last one overlapping, below 32 bytes; bytes
+// below 8), so a client does not learn how much of a MAC, tag or cached cookie its guess shares.
 inline bool ct_equal(std::string_view a, std::string_view b) noexcept {
   const size_t n = a.size();
   if (n != b.size()) return false;
@@ -126,15 +126,24 @@ inline bool ct_equal(std::string_view a, std::string_view b) noexcept {
     for (size_t i = 0; i < n; i++) d |= static_cast<unsigned char>(p[i] ^ q[i]);
     return d == 0;
   }
-  uint64_t d = load_u64(p + n - 8) ^ load_u64(q + n - 8);
-  size_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    d |= (load_u64(p + i) ^ load_u64(q + i)) | (load_u64(p + i + 8) ^ load_u64(q + i + 8)) |
-         (load_u64(p + i + 16) ^ load_u64(q + i + 16)) |
-         (load_u64(p + i + 24) ^ load_u64(q + i + 24));
+  if (n < 32) {
+    uint64_t d = load_u64(p + n - 8) ^ load_u64(q + n - 8);
+    for (size_t i = 0; i + 8 < n; i += 8) d |= load_u64(p + i) ^ load_u64(q + i);
+    return d == 0;
   }
-  for (; i + 8 <= n; i += 8) d |= load_u64(p + i) ^ load_u64(q + i);
-  return d == 0;
+  // (A GCC/Clang vector type: SSE2 on x86-64, NEON on arm64, plain words elsewhere.)
+  typedef uint64_t v2u64 __attribute__((vector_size(16)));
+  auto xor32 = [](const char* x, const char* y) noexcept {
+    v2u64 x0, x1, y0, y1;
+    std::memcpy(&x0, x, 16);
+    std::memcpy(&x1, x + 16, 16);
+    std::memcpy(&y0, y, 16);
+    std::memcpy(&y1, y + 16, 16);
+    return (x0 ^ y0) | (x1 ^ y1);
+  };
+  v2u64 d = xor32(p + n - 32, q + n - 32);
+  for (size_t i = 0; i + 32 < n; i += 32) d |= xor32(p + i, q + i);
+  return (d[0] | d[1]) == 0;
 }
 
 }  // namespace sess

@@ -41,7 +41,7 @@ TEST(BytesEqual, AgreesWithStringViewEquality) {
 TEST(CtEqual, AgreesWithStringViewEquality) {
   expect_equality([](const std::string& x, const std::string& y) {
     return sess::ct_equal(x, y);
-  }, 100);
+  }, 160);
 }
 
 // has_ctl: exactly the bytes below 0x20 and DEL, at any position; bytes >= 0x80 (UTF-8) are not.
