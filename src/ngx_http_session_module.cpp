@@ -425,8 +425,10 @@ ngx_http_variable_t variables[] = {
     {ngx_string("session_"), nullptr, var_value<false>, 0,
      NGX_HTTP_VAR_NOCACHEABLE | NGX_HTTP_VAR_PREFIX, 0},
     // (Its own variable only to skip reading the name on every request: it shows
-    // session_user_key's value, so a key named "user" is not reserved.)
-    {ngx_string("session_user"), nullptr, var_value<true>, 0, NGX_HTTP_VAR_NOCACHEABLE, 0},
+    // session_user_key's value, so a key named "user" is not reserved. Changeable, as it was
+    // under the prefix: `set $session_user` and `map ... $session_user` override it.)
+    {ngx_string("session_user"), nullptr, var_value<true>, 0,
+     NGX_HTTP_VAR_CHANGEABLE | NGX_HTTP_VAR_NOCACHEABLE, 0},
     {ngx_string("session_status"), nullptr, var_status, 0, NGX_HTTP_VAR_NOCACHEABLE, 0},
     {ngx_string("session_expires"), nullptr, var_expires, 0, NGX_HTTP_VAR_NOCACHEABLE, 0},
     {ngx_string("session_id"), nullptr, var_id, 0, NGX_HTTP_VAR_NOCACHEABLE, 0},
