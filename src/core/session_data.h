@@ -73,7 +73,8 @@ class SessionData {
   // session_user's last answer for these values (it is asked by session_require and again by
   // $session_user, and a verified cookie's decoded data outlives the request): a function of the
   // values and the key only, so every change forgets it, and a copy or move starts without one
-  // (its pointer would be into the other object's values). Keys over kMaxKey are not kept.
+  // (its pointer would be into the other object's values), as does the object moved from (its
+  // values went with the move). Keys over kMaxKey are not kept.
   struct UserMemo {
     static constexpr size_t kMaxKey = 23;  // (32 bytes in all: every ctx has one)
     static constexpr uint8_t kNone = 0xff;
@@ -82,8 +83,14 @@ class SessionData {
     const SessionValue* user = nullptr;
     UserMemo() noexcept = default;
     UserMemo(const UserMemo&) noexcept {}
+    UserMemo(UserMemo&& from) noexcept { from.key_len = kNone; }  // (its values went too)
     UserMemo& operator=(const UserMemo&) noexcept {
       key_len = kNone;
+      return *this;
+    }
+    UserMemo& operator=(UserMemo&& from) noexcept {
+      key_len = kNone;
+      from.key_len = kNone;
       return *this;
     }
   };

@@ -887,3 +887,24 @@ TEST(SessionUser, RememberedAnswerFollowsEveryChange) {
   d.set_string(long_key, "ivan");
   expect_user(d, long_key, "ivan");
 }
+
+// The object moved from forgets too: its values went with the move, and a remembered answer
+// would point into the new owner's values (a use after free once that owner changes or goes).
+TEST(SessionUser, MovedFromForgets) {
+  sess::SessionData a;
+  a.set_string("user", "alice");
+  ASSERT_NE(sess::session_user(a, "user"), nullptr);  // remembered
+  sess::SessionData b(std::move(a));
+  EXPECT_EQ(sess::session_user(a, "user"), nullptr);  // NOLINT(bugprone-use-after-move)
+  ASSERT_NE(sess::session_user(b, "user"), nullptr);
+  sess::SessionData c;
+  c.set_string("user", "carol");
+  ASSERT_NE(sess::session_user(c, "user"), nullptr);
+  sess::SessionData d;
+  d = std::move(c);
+  EXPECT_EQ(sess::session_user(c, "user"), nullptr);  // NOLINT(bugprone-use-after-move)
+  ASSERT_NE(sess::session_user(d, "user"), nullptr);
+  EXPECT_EQ(sess::session_user(d, "user")->text, "carol");
+  d.clear();
+  EXPECT_EQ(sess::session_user(d, "user"), nullptr);
+}
