@@ -400,7 +400,26 @@ class SentinelTopology:
                     return False, {"sentinel": s.port, "replicas": reps}
             return True, None
 
-        _wait(f"127.0.0.1:{node.port} back as a replica", _quiet(check), timeout, 0.1)
+        try:
+            _wait(f"127.0.0.1:{node.port} back as a replica", _quiet(check), timeout, 0.1)
+        except TopologyError as e:
+            # (Rare: the restarted node was seen reporting role master. What it and the
+            # sentinels logged about it says who made it one.)
+            raise TopologyError(f"{e}\n{self.logs_about(node)}") from None
+
+    def logs_about(self, node, lines: int = 25) -> str:
+        """The tail of node's log and every sentinel's log lines that name its port."""
+        def tail(path, keep=lambda line: True):
+            try:
+                text = path.read_text(errors="replace").splitlines()
+            except OSError as e:
+                return [f"({e})"]
+            return [x for x in text if keep(x)][-lines:]
+        out = [f"--- {node.log_path}"] + tail(node.log_path)
+        for s in self.sentinels:
+            out += [f"--- {s.log_path} (lines naming {node.port})"]
+            out += tail(s.log_path, lambda x: str(node.port) in x)
+        return "\n".join(out)
 
     # --- clients ---------------------------------------------------------------------------
 
