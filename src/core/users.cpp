@@ -143,7 +143,7 @@ const std::string& UserTable::decoy(std::string_view user, const unsigned char* 
 }
 
 CheckResult users_check(const UserTable& t, std::string_view user, std::string_view password,
-                        const unsigned char* decoy_key) {
+                        const unsigned char* decoy_key, const std::string** verified) {
   // The decoy is picked for known users too, so both paths do the same work before hashing.
   const std::string& decoy = t.decoy(user, decoy_key);
   const std::string* hash = t.find(user);
@@ -151,8 +151,10 @@ CheckResult users_check(const UserTable& t, std::string_view user, std::string_v
   // module does not know) would fail at once and so reveal that the name exists: it costs the
   // decoy's verification instead, like an unknown user.
   if (hash != nullptr && htpasswd_hash_kind(*hash) != HashKind::Unknown) {
+    if (verified != nullptr) *verified = hash;
     return htpasswd_verify(password, *hash) ? CheckResult::Match : CheckResult::NoMatch;
   }
+  if (verified != nullptr) *verified = &decoy;
   (void)htpasswd_verify(password, decoy);
   return CheckResult::NoMatch;
 }
