@@ -385,6 +385,19 @@ inline bool same_binding(const loc_conf_t* a, const loc_conf_t* b) {
 // their own. *out is set on NGX_OK (and NGX_AGAIN). NGX_ERROR on allocation failure.
 ngx_int_t load_session(ngx_http_request_t* r, const loc_conf_t* lcf, loaded_t** out);
 
+// The end of a load that reads the record (a session id's, or a Flask-Session id's): with the
+// read sent (sent), r waits for it (NGX_AGAIN); without, the session is a store error (NGX_OK).
+inline ngx_int_t read_sent(ngx_http_request_t* r, loaded_t* s, bool sent) {
+  if (!sent) {
+    s->status = sess::LoadStatus::Error;
+    s->store_error = 1;
+    return NGX_OK;
+  }
+  s->loading = 1;
+  s->loader = r;
+  return NGX_AGAIN;
+}
+
 // The loaded session for variables: loads the cookie store on demand; the Redis store is read
 // only by the phase handlers (nullptr if not loaded).
 loaded_t* current_session(ngx_http_request_t* r);

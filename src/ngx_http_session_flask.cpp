@@ -378,14 +378,7 @@ ngx_int_t flask_redis_load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t*
   sess::RedisArgs args(s->payload.get_allocator().resource());
   sess::flask_cmd_read(key, args);
   s->op = redis_send(r, lcf, args, key, flask_lookup_done, s, &kGetLimits);
-  if (s->op == nullptr) {
-    s->status = sess::LoadStatus::Error;
-    s->store_error = 1;
-    return NGX_OK;
-  }
-  s->loading = 1;
-  s->loader = r;
-  return NGX_AGAIN;
+  return read_sent(r, s, s->op != nullptr);
 }
 
 // An update that found the record changed by another writer (Flask rewrites it on every

@@ -372,14 +372,7 @@ ngx_int_t load_valid(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf, 
     }
     s->cache_miss = st == sess::CacheStatus::Miss;
   }
-  if (!start_read(r, s, false)) {
-    s->status = sess::LoadStatus::Error;
-    s->store_error = 1;
-    return NGX_OK;
-  }
-  s->loading = 1;
-  s->loader = r;
-  return NGX_AGAIN;
+  return read_sent(r, s, start_read(r, s, false));
 }
 
 // Reads and verifies the session cookie(s) of r under lcf into s. For the Redis store, starts the
