@@ -10,9 +10,11 @@
 // for it, and unknown users cost what known ones do), or by a session_login_auth subrequest.
 // Success starts a new, empty session (new id: no fixation, nothing carried over) holding the
 // user, and answers 303 to a safe `next` once the session is stored; failure answers 401 with
-// the page and $session_login_error. The header filter writes the cookie (write_plan.h).
+// the page and $session_login_error. The header filter writes the cookie (write_plan.h). The
+// two credential checks' ends (the subrequest, the user file's thread) are in
+// ngx_http_session_login_auth.cpp.
 
-#include "ngx_http_session.h"
+#include "ngx_http_session_login.h"
 #include "ngx_http_session_metrics.h"
 
 #include "core/base64url.h"
@@ -23,22 +25,6 @@
 
 namespace ngx_session {
 
-// The login flow's state, on the request's ctx.
-struct login_t {
-  ngx_str_t csrf_token;           // $session_csrf_token
-  ngx_str_t next;                 // $session_login_next: the safe `next`, decoded
-  ngx_str_t user;                 // $session_login_username
-  ngx_str_t password;             // $session_login_password, only while the auth subrequest runs
-  ngx_str_t error;                // $session_login_error
-  ngx_uint_t page_status;         // status of the login page response (401, 403), 0 = as is
-  login_limit_ticket_t limit;     // what session_login_limit charged for this attempt
-  ngx_array_t* auth_keys;         // ngx_keyval_t from the auth subrequest's X-Session-* headers
-  ngx_int_t auth_status;
-  unsigned auth_done : 1;
-  unsigned plausible : 1;         // the submitted credentials could be valid at all
-  unsigned succeeded : 1;         // the credentials were accepted: a new session is written
-  unsigned stored : 1;            // Redis store: its record is confirmed (ctx->new_id)
-};
 
 namespace {
 
@@ -303,8 +289,6 @@ ngx_int_t login_success(ngx_http_request_t* r, ctx_t* ctx, login_t* L, const loc
   return NGX_AGAIN;
 }
 
-void login_resume(ngx_http_request_t* r) noexcept;
-
 ngx_int_t login_failure(ngx_http_request_t* r, ctx_t* ctx, login_t* L, const loc_conf_t* lcf) {
   log_login(r, false, L->user);
   metric_login(r, sess::LoginResult::Failure);
@@ -323,91 +307,7 @@ ngx_int_t login_limited(ngx_http_request_t* r, ctx_t* ctx, login_t* L, const loc
   return render_page(r, ctx, L, lcf, NGX_HTTP_TOO_MANY_REQUESTS, kLimited);
 }
 
-// ---------------------------------------------------------------------------------------------
-// Credential check by subrequest (session_login_auth)
-
-bool header_to_key(const ngx_str_t& name, ngx_str_t* key, ngx_pool_t* pool) {
-  static const char prefix[] = "x-session-";
-  size_t plen = sizeof(prefix) - 1;
-  if (name.len <= plen || ngx_strncasecmp(name.data, (u_char*)prefix, plen) != 0) return false;
-  key->len = name.len - plen;
-  key->data = static_cast<u_char*>(ngx_pnalloc(pool, key->len));
-  if (key->data == nullptr) return false;
-  for (size_t i = 0; i < key->len; i++) {
-    u_char c = ngx_tolower(name.data[plen + i]);
-    key->data[i] = c == '-' ? '_' : c;
-  }
-  return sess::session_key_valid(sv(*key));
-}
-
-ngx_int_t auth_done(ngx_http_request_t* sr, void* data, ngx_int_t rc) noexcept {
-  return guard<ngx_int_t>(sr->connection->log, NGX_ERROR, [&]() -> ngx_int_t {
-    auto* L = static_cast<login_t*>(data);
-    ngx_http_request_t* r = sr->main;
-    L->auth_done = 1;
-    L->password.len = 0;  // $session_login_password exists only while the subrequest runs
-    L->auth_status = sr->headers_out.status ? static_cast<ngx_int_t>(sr->headers_out.status) : rc;
-    if (L->auth_status < NGX_HTTP_OK || L->auth_status >= 300) return rc;
-
-    // X-Session-<Key>: <value> response headers become session keys.
-    bool failed = find_header(&sr->headers_out.headers, [&](const ngx_table_elt_t& h) {
-      ngx_str_t key;
-      if (h.hash == 0 || !header_to_key(h.key, &key, r->pool)) return false;
-      if (sess::has_ctl(sv(h.value))) return false;
-      if (sv(key) == "user") {
-        // The auth service may canonicalise the user name (a name that is not UTF-8 would be
-        // stored as another one, with U+FFFD in it: ignored, the typed name stays).
-        if (h.value.len && sess::utf8_well_formed(sv(h.value))) L->user = h.value;
-        return false;
-      }
-      if (L->auth_keys == nullptr) {
-        L->auth_keys = ngx_array_create(r->pool, 4, sizeof(ngx_keyval_t));
-        if (L->auth_keys == nullptr) return true;
-      }
-      auto* kv = static_cast<ngx_keyval_t*>(ngx_array_push(L->auth_keys));
-      if (kv == nullptr) return true;
-      kv->key = key;
-      return !pool_str(r->pool, sv(h.value), &kv->value);
-    });
-    if (failed) return NGX_ERROR;
-    return rc;
-  });
-}
-
-ngx_int_t start_auth_subrequest(ngx_http_request_t* r, login_t* L, const loc_conf_t* lcf) {
-  auto* ps = static_cast<ngx_http_post_subrequest_t*>(
-      ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t)));
-  if (ps == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
-  ps->handler = auth_done;
-  ps->data = L;
-  ngx_http_request_t* sr;
-  ngx_str_t uri = lcf->login_auth;
-  if (ngx_http_subrequest(r, &uri, nullptr, &sr, ps, NGX_HTTP_SUBREQUEST_WAITED) != NGX_OK) {
-    return NGX_HTTP_INTERNAL_SERVER_ERROR;
-  }
-  // Like auth_request: headers only, and no request body (the credentials are in
-  // $session_login_username / $session_login_password).
-  sr->request_body = static_cast<ngx_http_request_body_t*>(
-      ngx_pcalloc(r->pool, sizeof(ngx_http_request_body_t)));
-  if (sr->request_body == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
-  sr->header_only = 1;
-  r->write_event_handler = login_resume;
-  return NGX_AGAIN;
-}
-
-void user_file_done(ngx_http_request_t* r, int result) {
-  ctx_t* ctx = get_ctx(r, false);
-  if (ctx == nullptr || ctx->login == nullptr) return;
-  login_t* L = ctx->login;
-  L->auth_status = result == 1 ? NGX_HTTP_OK : result == 0 ? NGX_HTTP_UNAUTHORIZED : -1;
-  L->auth_done = 1;
-  if (result < 0) {
-    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                  "session_login_user_file \"%V\" cannot be read", &loc_conf(r)->login_user_file);
-  }
-  r->write_event_handler = login_resume;
-  login_resume(r);
-}
+}  // namespace
 
 // ---------------------------------------------------------------------------------------------
 // The POST
@@ -438,6 +338,8 @@ void login_resume(ngx_http_request_t* r) noexcept {
   if (rc == NGX_AGAIN) return;
   ngx_http_finalize_request(r, rc);
 }
+
+namespace {
 
 // Copies the whole form body (at most kMaxFormBody), from memory or from the temporary file
 // nginx wrote it to. NGX_DECLINED if it is too large.
