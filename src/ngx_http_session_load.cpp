@@ -407,10 +407,16 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
   sess::Times times;
   sess::VerifiedCache* cache = verified_cache();
   const sess::VerifiedBinding binding = verified_binding(lcf);
+  // The table's entry for the first cookie once it has been looked up (first_found): nothing is
+  // inserted before the loop below, so the loop takes it instead of a second lookup.
+  const sess::VerifiedCache::Entry* first = nullptr;
+  bool first_found = false;
   if (acc.count == 1 && !sess::chunk_head_like(acc.values[0])) {
     // The usual request: one cookie, verified before and still valid (anything else, a miss
-    // included, takes the loop below, which finds the same entry again).
+    // included, takes the loop below).
     const sess::VerifiedCache::Entry* hit = cache->find(binding, acc.values[0]);
+    first = hit;
+    first_found = true;
     if (hit != nullptr &&
         sess::expiry_check(policy, hit->times, clock_now) == sess::Verdict::Valid) {
       s->times = hit->times;
@@ -447,7 +453,9 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
     }
     // A value verified before under this binding gives what envelope_open gave then (the table
     // only ever holds successes); expiry is checked below either way.
-    const sess::VerifiedCache::Entry* hit = chunked ? nullptr : cache->find(binding, value);
+    const sess::VerifiedCache::Entry* hit = chunked                  ? nullptr
+                                            : i == 0 && first_found ? first
+                                                                    : cache->find(binding, value);
     bool cached = hit != nullptr;
     sess::OpenResult res = sess::OpenResult::Ok;
     if (hit != nullptr) {

@@ -69,11 +69,27 @@ bool VerifiedCache::insert(const VerifiedBinding& b, std::string_view value, con
   Entry* e = &slots_[mix % kSlots];
   // Drop the previous entry first: a failed copy below must not leave a mix of two entries.
   e->binding.ring = 0;
-  e->shared.reset();
-  if (b.cookie_name.size() > kMaxName || payload.size() > kMaxPayload) return false;
+  // Its shared block is reused when nothing else holds it (no request in flight took it: a
+  // Redis id is copied out, not held), emptied first - its decoded data belonged to the old
+  // payload; one a request still holds stays that request's, and the entry gets a new one.
+  Shared* reuse = e->shared.use_count() == 1 ? e->shared.s_ : nullptr;
+  if (reuse != nullptr) {
+    reuse->data_.reset();
+    reuse->payload_.clear();
+  } else {
+    e->shared.reset();
+  }
+  if (b.cookie_name.size() > kMaxName || payload.size() > kMaxPayload) {
+    e->shared.reset();
+    return false;
+  }
   e->name.assign(b.cookie_name.data(), b.cookie_name.size());
   e->value.assign(value.data(), value.size());
-  e->shared = Hold(new Shared(payload));
+  if (reuse != nullptr) {
+    reuse->payload_.assign(payload.data(), payload.size());
+  } else {
+    e->shared = Hold(new Shared(payload));
+  }
   e->times = t;
   e->binding.kind = b.kind;
   e->binding.cookie_name = e->name;

@@ -19,7 +19,8 @@
 // kMaxValue + kMaxName + kMaxPayload bytes of strings and data of at most kMaxDataBytes
 // (see data_bytes), so the table never holds more than kSlots * kMaxEntryBytes plus fixed
 // overhead, plus the payload and data that requests in flight still hold after their entry was
-// replaced (one of each per request at most). Memory is taken as slots are filled and reused in place.
+// replaced (one of each per request at most). Memory is taken as slots are filled and reused in
+// place: an entry's strings, and its shared block when no request holds it any more.
 //
 // Not thread-safe: one per nginx worker, used from the event loop only.
 #pragma once

@@ -267,3 +267,61 @@ TEST(VerifiedCache, HitsAgreeWithEnvelopeOpen) {
 }
 
 }  // namespace
+
+namespace {
+
+// A value that takes the slot of `taken` (found by inserting candidates until taken is evicted),
+// inserted with payload; "" if none of many did.
+std::string evict_with(VerifiedCache& c, const std::string& taken, std::string_view payload) {
+  for (int i = 0; i < 100000; i++) {
+    std::string v = kValue + "x" + std::to_string(i);
+    if (!c.insert(binding(), v, kTimes, payload)) return "";
+    if (c.find(binding(), taken) == nullptr) return v;
+  }
+  return "";
+}
+
+}  // namespace
+
+// A slot's shared block is reused by the next value when nothing else holds it: emptied first,
+// so the new entry never shows the old payload's decoded data (a Redis id cookie's entry is
+// replaced this way on every miss); one a request holds is never reused.
+TEST(VerifiedCache, ReusedBlockStartsEmpty) {
+  VerifiedCache c(11);
+  ASSERT_TRUE(c.insert(binding(), kValue, kTimes, "{\"user\":\"alice\"}"));
+  SessionData alice;
+  ASSERT_TRUE(alice.decode("{\"user\":\"alice\"}"));
+  ASSERT_TRUE(c.attach_data(binding(), kValue, alice));
+  const VerifiedCache::Shared* block = c.find(binding(), kValue)->shared.get();
+
+  const std::string b = evict_with(c, kValue, "{\"user\":\"bob\"}");
+  ASSERT_FALSE(b.empty());
+  const auto* e = c.find(binding(), b);
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->shared.get(), block);  // reused: nothing held it
+  EXPECT_EQ(e->shared.use_count(), 1u);
+  EXPECT_EQ(e->payload(), "{\"user\":\"bob\"}");
+  EXPECT_EQ(e->data(), nullptr);      // alice's decoded data went with her payload
+  SessionData bob;
+  ASSERT_TRUE(bob.decode("{\"user\":\"bob\"}"));
+  ASSERT_TRUE(c.attach_data(binding(), b, bob));
+  ASSERT_NE(c.find(binding(), b)->data(), nullptr);
+  EXPECT_EQ(c.find(binding(), b)->data()->get("user")->text, "bob");
+
+  // Held by a request: the next value of the slot gets a block of its own.
+  VerifiedCache::Hold held = c.find(binding(), b)->shared.share();
+  const std::string d = evict_with(c, b, "{\"user\":\"dave\"}");
+  ASSERT_FALSE(d.empty());
+  e = c.find(binding(), d);
+  ASSERT_NE(e, nullptr);
+  EXPECT_NE(e->shared.get(), held.get());
+  EXPECT_EQ(e->payload(), "{\"user\":\"dave\"}");
+  EXPECT_EQ(e->data(), nullptr);
+  EXPECT_EQ(held.use_count(), 1u);
+  EXPECT_EQ(held.get()->payload(), "{\"user\":\"bob\"}");
+  EXPECT_EQ(held.get()->data()->get("user")->text, "bob");
+
+  // A refused insert (payload over its bound) leaves the slot empty, the block freed.
+  ASSERT_FALSE(c.insert(binding(), d, kTimes, std::string(VerifiedCache::kMaxPayload + 1, 'x')));
+  EXPECT_EQ(c.find(binding(), d), nullptr);
+}
