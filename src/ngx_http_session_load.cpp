@@ -407,20 +407,17 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
   sess::Times times;
   sess::VerifiedCache* cache = verified_cache();
   const sess::VerifiedBinding binding = verified_binding(lcf);
-  // The table's entry for the first cookie once it has been looked up (first_found): nothing is
-  // inserted before the loop below, so the loop takes it instead of a second lookup.
-  const sess::VerifiedCache::Entry* first = nullptr;
-  bool first_found = false;
+  // One cookie, not a chunk head: the table's entry for it, looked up once (nothing is inserted
+  // before the loop below, which takes it from here).
+  const sess::VerifiedCache::Entry* only = nullptr;
   if (acc.count == 1 && !sess::chunk_head_like(acc.values[0])) {
     // The usual request: one cookie, verified before and still valid (anything else, a miss
     // included, takes the loop below).
-    const sess::VerifiedCache::Entry* hit = cache->find(binding, acc.values[0]);
-    first = hit;
-    first_found = true;
-    if (hit != nullptr &&
-        sess::expiry_check(policy, hit->times, clock_now) == sess::Verdict::Valid) {
-      s->times = hit->times;
-      if (!take_hit(r, s, lcf, hit, &id_taken)) return NGX_ERROR;
+    only = cache->find(binding, acc.values[0]);
+    if (only != nullptr &&
+        sess::expiry_check(policy, only->times, clock_now) == sess::Verdict::Valid) {
+      s->times = only->times;
+      if (!take_hit(r, s, lcf, only, &id_taken)) return NGX_ERROR;
       s->cached_value = acc.values[0];
       s->status = sess::LoadStatus::Valid;
       return load_valid(r, s, lcf, id_taken);
@@ -453,9 +450,10 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
     }
     // A value verified before under this binding gives what envelope_open gave then (the table
     // only ever holds successes); expiry is checked below either way.
-    const sess::VerifiedCache::Entry* hit = chunked                  ? nullptr
-                                            : i == 0 && first_found ? first
-                                                                    : cache->find(binding, value);
+    // (acc.count 1 and not chunked: this is the one cookie the fast path looked up.)
+    const sess::VerifiedCache::Entry* hit = chunked           ? nullptr
+                                            : acc.count == 1 ? only
+                                                             : cache->find(binding, value);
     bool cached = hit != nullptr;
     sess::OpenResult res = sess::OpenResult::Ok;
     if (hit != nullptr) {
