@@ -85,6 +85,27 @@ def mint(secret, n, tag, name="session"):
              f"{tag}{i}-{LONG}") for i in range(n)]
 
 
+def held_through_storm(srv, secret, mine, tag, path_of):
+    """Each of mine's cookies on its own request to path_of(i) (a slow upstream holds them),
+    while 3,000 new cookies take every slot of the table; {i: response or exception}."""
+    results = {}
+
+    def go(i, v):
+        try:
+            results[i] = srv.raw(path_of(i), [("Cookie", f"session={v}")])
+        except Exception as e:
+            results[i] = e
+
+    threads = [threading.Thread(target=go, args=(i, v)) for i, (v, _) in enumerate(mine)]
+    for t in threads:
+        t.start()
+    time.sleep(0.8)
+    storm(srv.port, mint(secret, 3000, tag))
+    for t in threads:
+        t.join(30)
+    return results
+
+
 def test_slot_churn_never_shows_another_cookies_data(nginx):
     """3 rounds of 2,000 cookies (every slot reused ~4x a round, decoded data attached each time),
     then the same cookies again (hits, or misses where evicted): every body is its own user's."""
@@ -130,22 +151,8 @@ def test_slow_requests_keep_their_own_data_through_slot_reuse(nginx, first_sight
         mine = mint(secret, 20, "slow")
         if first_sight == "hit":
             storm(srv.port, mine)   # in the table, data attached
-        results = {}
-
-        def go(i, v):
-            path = "/slowfirst" if i % 2 else "/slow"
-            try:
-                results[i] = srv.raw(path, [("Cookie", f"session={v}")])
-            except Exception as e:
-                results[i] = e
-
-        threads = [threading.Thread(target=go, args=(i, v)) for i, (v, _) in enumerate(mine)]
-        for t in threads:
-            t.start()
-        time.sleep(0.8)
-        storm(srv.port, mint(secret, 3000, "ev"))
-        for t in threads:
-            t.join(30)
+        results = held_through_storm(srv, secret, mine, "ev",
+                                     lambda i: "/slowfirst" if i % 2 else "/slow")
         for i, (v, u) in enumerate(mine):
             r = results[i]
             assert not isinstance(r, Exception), r
@@ -332,20 +339,10 @@ def test_renewal_after_slot_reuse_reseals_the_requests_own_payload(nginx):
         mine = [(helpers.make_cookie(secret, {"user": f"ren{i}-{LONG}", "n": i}, created=old,
                                      refreshed=old), f"ren{i}-{LONG}") for i in range(10)]
         storm(srv.port, mine)   # in the table, data attached
-        res = {}
-
-        def go(i, v):
-            res[i] = srv.raw("/slow", [("Cookie", f"session={v}")])
-
-        ts = [threading.Thread(target=go, args=(i, v)) for i, (v, _) in enumerate(mine)]
-        for t in ts:
-            t.start()
-        time.sleep(0.8)
-        storm(srv.port, mint(secret, 3000, "rn"))
-        for t in ts:
-            t.join(30)
+        res = held_through_storm(srv, secret, mine, "rn", lambda i: "/slow")
         for i, (v, u) in enumerate(mine):
             r = res[i]
+            assert not isinstance(r, Exception), r
             assert r.status == 200
             newv = None
             for line in r.header_all("Set-Cookie"):
