@@ -191,3 +191,46 @@ def test_tls_config_errors(nginx_t, lines, message):
     rc, out = nginx_t(redis_snippet("127.0.0.1:6379", REDIS_LOCATIONS,
                                     "session_redis_tls on;\n    " + lines))
     assert rc != 0 and message in out, out
+
+
+BIG_LOCATIONS = REDIS_LOCATIONS + "".join(
+    f"    location = /set{i} {{ session_set k{i} $arg_v; return 200 \"set\\n\"; }}\n"
+    for i in range(5)) + """
+    location = /big { return 200 "$session_k0|$session_k1|$session_k2|$session_k3|$session_k4"; }
+"""
+
+
+def test_large_records_over_tls_under_concurrency(nginx, redis_factory, tls_material):
+    """A 30 KB record spans several TLS records and fills the read buffer (16 KiB) more than
+    once; with 16 requests at a time, replies also arrive back to back on one connection. Every
+    response carries every value whole (the read loop continues while the layer has data and
+    stops only when it is drained)."""
+    rd = redis_factory(tls=tls_material.redis("ip"))
+    srv = nginx(redis_snippet("127.0.0.1:{rport}", BIG_LOCATIONS,
+                              "session_redis_tls on;\n    "
+                              f"session_redis_tls_trusted_certificate {tls_material.ca};"),
+                rport=rd.port)
+    values = [chr(ord("a") + i) * 6000 + str(i) for i in range(5)]
+    cookie = session_cookie_value(srv.get("/login?u=alice"))
+    for i, v in enumerate(values):
+        r = srv.get(f"/set{i}", params={"v": v}, headers=cookie_header(cookie))
+        assert r.status_code == 200, r.text
+        cookie = session_cookie_value(r) if helpers.cookie_named(r, "session") else cookie
+    expected = "|".join(values)
+    assert srv.get("/big", headers=cookie_header(cookie)).text == expected
+
+    failures = []
+
+    def reader():
+        for _ in range(10):
+            r = srv.get("/big", headers=cookie_header(cookie))
+            if r.status_code != 200 or r.text != expected:
+                failures.append((r.status_code, len(r.text)))
+
+    threads = [threading.Thread(target=reader) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads), "requests hung"
+    assert failures == []

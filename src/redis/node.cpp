@@ -414,6 +414,13 @@ void node_read_handler(ngx_event_t* ev) noexcept {
                  res == sess::RespParser::Result::TooLarge);
         if (node->c != c) return;  // closed by the reply's handler
       }
+      // Drained (recv saw EAGAIN, or a short read with EPOLLRDHUP): another recv could only
+      // answer NGX_AGAIN - over TLS at the cost of one more SSL_read, its error-queue clearing
+      // and a recv(2) per reply. The edge-triggered event reports the next data.
+      if (!c->read->ready) {
+        if (ngx_handle_read_event(c->read, 0) != NGX_OK) node_close(node, "read event failed");
+        return;
+      }
     }
   });
 }
