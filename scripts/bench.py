@@ -930,7 +930,9 @@ PACED_DURATION = env_int("BENCH_TLS_DURATION", 3, 1)
 # The cookie check's CPU the same way: (reference, scenario) at one fixed rate, many short rounds.
 # The closed-loop rounds' CPU µs/req move by about a microsecond between rounds on this VM (its
 # speed drifts), more than the quarter microsecond the target is about; paired runs at a fixed
-# rate, order swapped each round, and the median of the per-round differences resolve it.
+# rate, order swapped each round, and the median of the per-round differences narrow it (two
+# runs on 2026-12-02 agreed against the cookie-less baseline, +0.70/+0.68 µs, not against
+# baseline_cookie, +0.59/+0.09 µs).
 COOKIE_PACED = (("baseline_cookie", "cookie_encrypted"), ("baseline", "cookie_encrypted"))
 COOKIE_ROUNDS = env_int("BENCH_COOKIE_ROUNDS", 9, 1)
 COOKIE_DURATION = env_int("BENCH_COOKIE_DURATION", 2, 1)
@@ -1643,8 +1645,8 @@ def write_report(info, rows, tgts, mem, settings, paced, instr=None, revocation=
                   "BENCH_COOKIE_DURATION); added = median over rounds of (scenario − "
                   "reference) nginx worker CPU µs/req of the same round. The closed-loop "
                   "rounds' CPU moves by about a microsecond between rounds on a VM whose speed "
-                  "drifts; paired runs resolve the fraction of a microsecond a cookie check "
-                  "costs.", ""]
+                  "drifts; paired runs narrow the fraction of a microsecond a cookie check "
+                  "costs (compare the per-round column before trusting the median).", ""]
     probes = [r for r in rows if r["probe"]]
     if probes:
         lines += ["## Latency at one connection (no queue: what a session adds to a request)",
