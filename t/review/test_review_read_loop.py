@@ -192,6 +192,19 @@ def tls_lines(tls_material) -> str:
             f"session_redis_tls_trusted_certificate {tls_material.ca};\n    ")
 
 
+def proxied_site(nginx, redis_factory, tls_material, proxies, tls, locations=None,
+                 extra="", redis_extra=None, **proxy):
+    """redis-server (TLS or not), a ShapingProxy in front of it (proxy: its mode and shape) and
+    nginx using Redis through the proxy with session_redis_timeout 5s. Returns (rd, px, srv)."""
+    rd = redis_factory(tls=tls_material.redis("ip") if tls else None,
+                       **({"extra": redis_extra} if redis_extra else {}))
+    px = proxies(rd.port, **proxy)
+    srv = nginx(redis_snippet(f"127.0.0.1:{px.port}", locations or BIG_LOCATIONS,
+                              (tls_lines(tls_material) if tls else "")
+                              + "session_redis_timeout 5s;" + extra))
+    return rd, px, srv
+
+
 def set_values(admin, cookie: str, values: list):
     """The record's k0..k4 written behind nginx's back (a v2 record: a hash of JSON values)."""
     key = f"session:{id_of(cookie)}"
@@ -239,11 +252,7 @@ SIZES = [16384 - 200, 3, 16384 + 17, 20000, 1]
 @pytest.mark.parametrize("mode", ["direct", "coalesce", "dribble"])
 def test_pipelined_replies_of_every_size(nginx, redis_factory, tls_material, proxies,
                                          tls, mode):
-    rd = redis_factory(tls=tls_material.redis("ip") if tls else None)
-    px = proxies(rd.port, mode=mode)
-    srv = nginx(redis_snippet(f"127.0.0.1:{px.port}", BIG_LOCATIONS,
-                              (tls_lines(tls_material) if tls else "")
-                              + "session_redis_timeout 5s;"))
+    rd, px, srv = proxied_site(nginx, redis_factory, tls_material, proxies, tls, mode=mode)
     r = srv.get("/login?u=alice")
     assert r.status_code == 200, r.text
     cookie = session_cookie_value(r)
@@ -268,11 +277,7 @@ def test_pipelined_replies_of_every_size(nginx, redis_factory, tls_material, pro
 @pytest.mark.parametrize("mode", ["direct", "coalesce"])
 def test_reply_then_fin_is_served_and_close_seen(nginx, redis_factory, tls_material, proxies,
                                                  tls, mode):
-    rd = redis_factory(tls=tls_material.redis("ip") if tls else None)
-    px = proxies(rd.port, mode=mode)
-    srv = nginx(redis_snippet(f"127.0.0.1:{px.port}", BIG_LOCATIONS,
-                              (tls_lines(tls_material) if tls else "")
-                              + "session_redis_timeout 5s;"))
+    rd, px, srv = proxied_site(nginx, redis_factory, tls_material, proxies, tls, mode=mode)
     admin = rd.admin()
     r = srv.get("/login?u=alice")
     assert r.status_code == 200, r.text
@@ -375,11 +380,8 @@ def test_redis_idle_timeout_close_is_noticed(nginx, redis_factory, tls_material,
                                              tls):
     """Redis's `timeout 1` closes nginx's idle connection (a FIN with no data): nginx notices
     by itself (it closes its side), and the next request is answered at once."""
-    rd = redis_factory(tls=tls_material.redis("ip") if tls else None, extra=["--timeout", "1"])
-    px = proxies(rd.port, mode="direct")
-    srv = nginx(redis_snippet(f"127.0.0.1:{px.port}", BIG_LOCATIONS,
-                              (tls_lines(tls_material) if tls else "")
-                              + "session_redis_timeout 5s;"))
+    rd, px, srv = proxied_site(nginx, redis_factory, tls_material, proxies, tls,
+                               redis_extra=["--timeout", "1"], mode="direct")
     cookie = session_cookie_value(srv.get("/login?u=alice"))
     for i in range(2):
         r = srv.get("/whoami", headers=cookie_header(cookie))
@@ -405,11 +407,9 @@ def test_redis_idle_timeout_close_is_noticed(nginx, redis_factory, tls_material,
 def test_invalidation_bursts_are_seen_at_once(nginx, redis_factory, tls_material, proxies,
                                               tls, mode):
     from test_redis_cache_coherence import EXTRA, _status
-    rd = redis_factory(tls=tls_material.redis("ip") if tls else None)
-    px = proxies(rd.port, mode=mode, piece=40, gap=0.0002)
-    srv = nginx(redis_snippet(f"127.0.0.1:{px.port}", REDIS_LOCATIONS,
-                              (tls_lines(tls_material) if tls else "")
-                              + "session_redis_timeout 5s; " + EXTRA))
+    rd, px, srv = proxied_site(nginx, redis_factory, tls_material, proxies, tls,
+                               locations=REDIS_LOCATIONS, extra=" " + EXTRA, mode=mode,
+                               piece=40, gap=0.0002)
     admin = rd.admin()
 
     def whoami(v):
@@ -462,11 +462,8 @@ def test_invalidation_bursts_are_seen_at_once(nginx, redis_factory, tls_material
 
 @pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
 def test_too_large_replies_between_good_ones(nginx, redis_factory, tls_material, proxies, tls):
-    rd = redis_factory(tls=tls_material.redis("ip") if tls else None)
-    px = proxies(rd.port, mode="coalesce", hold=0.005)
-    srv = nginx(redis_snippet(f"127.0.0.1:{px.port}", BIG_LOCATIONS,
-                              (tls_lines(tls_material) if tls else "")
-                              + "session_redis_timeout 5s;"))
+    rd, px, srv = proxied_site(nginx, redis_factory, tls_material, proxies, tls,
+                               mode="coalesce", hold=0.005)
     admin = rd.admin()
     good = session_cookie_value(srv.get("/login?u=good"))
     huge = session_cookie_value(srv.get("/login?u=huge"))
