@@ -21,8 +21,12 @@ Run it through scripts/bench.sh (or /usr/bin/python3 scripts/bench.py). Environm
   BENCH_TLS_DURATION  seconds per TLS cost run (default 3)
   BENCH_COOKIE_ROUNDS, BENCH_COOKIE_DURATION
                       the cookie check's CPU against the baseline (with and without the
-                      session cookie) at a fixed rate: rounds (default 9), seconds per run
+                      session cookie) at a fixed rate: rounds (default 15), seconds per run
                       (default 2)
+  BENCH_COOKIE_RATE   that fixed rate (default: half the slower scenario's max req/s)
+  BENCH_USER_CPU      1 (default): in those runs, also sample the nginx worker's user-mode
+                      CPU with perf (Debian's linux-perf; skipped without it); 0: off
+  BENCH_USER_PERIOD_NS  perf's sampling period in ns of the worker's running time (1000000)
   NGINX_BIN           nginx binary (default build/sbin/nginx)
 
 What it does: renders scripts/bench/nginx.conf.in (one nginx, worker_processes 1, one server
@@ -870,9 +874,62 @@ def measure_probe(sc, base_sc, ports, nginx: Nginx) -> dict:
     return res
 
 
+# The nginx worker's user-mode CPU, sampled: perf's cpu-clock event of the worker with
+# exclude_kernel (":u") fires every USER_PERIOD_NS of the worker's running time and keeps a sample
+# only when it lands in user mode, so samples x period estimate its user-mode CPU (Poisson
+# error: 1/sqrt(samples)). The module's hot path is user-space work, while about 70% of
+# the worker's CPU a request is the kernel's loopback TCP, whose share moves with how requests
+# batch per wakeup; the user-mode figure is what resolves a fraction of a microsecond.
+# Off without perf (Debian's linux-perf) or with BENCH_USER_CPU=0.
+PERF = shutil.which("perf") if env_int("BENCH_USER_CPU", 1, 0) else None
+# 1 kHz: at 4 kHz the sampling interrupts themselves added ~20% to the worker's CPU a request
+# on this VM (at 20 kHz it fell to a third of the rate); at 1 kHz its CPU a request is as
+# without perf, and a 2 s run still gives some 250 samples a side
+USER_PERIOD_NS = env_int("BENCH_USER_PERIOD_NS", 1_000_000, 10_000)
+
+
+class UserCpu:
+    """perf record of one pid's user-mode samples, from start() to stop() (bounded)."""
+
+    def __init__(self, pid: int, path: Path):
+        self.path = path
+        self.proc = subprocess.Popen(
+            [PERF, "record", "-q", "-e", "cpu-clock:u", "-c", str(USER_PERIOD_NS), "-p",
+             str(pid), "-o", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # perf attaches before it writes the file's header: wait for it (bounded)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if path.exists() and path.stat().st_size > 0:
+                break
+            time.sleep(0.02)
+
+    def stop(self) -> float | None:
+        """User-mode CPU seconds sampled, or None if perf failed."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            _, err = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+            return None
+        if self.proc.returncode not in (0, -signal.SIGINT, 130):
+            log(f"perf record failed ({self.proc.returncode}): {err.decode(errors='replace')}")
+            return None
+        out = subprocess.run([PERF, "report", "-i", str(self.path), "--stdio", "--sort", "pid"],
+                             capture_output=True, text=True, timeout=60).stdout
+        self.path.unlink(missing_ok=True)
+        m = re.search(r"^# Samples: \S+\s+of event 'cpu-clock:u'\n# Event count \(approx\.\): (\d+)",
+                      out, re.M)
+        if m:
+            return int(m.group(1)) / 1e9
+        return 0.0 if "Samples" not in out else None
+
+
 def measure(sc, ports, nginx: Nginx, stores: dict, rate: int = 0,
-            duration: int = DURATION) -> dict:
-    """One wrk run of the scenario (closed loop, or paced at `rate` requests/s in all)."""
+            duration: int = DURATION, user_cpu: bool = False) -> dict:
+    """One wrk run of the scenario (closed loop, or paced at `rate` requests/s in all); with
+    user_cpu (and perf), the nginx worker's user-mode CPU sampled too (UserCpu)."""
     prepare(sc, ports)
     nodes = stores.get(sc.get("redis"), [])           # the scenario's Redis server(s)
     redis_pids = [n.pid for ns in stores.values() for n in ns]
@@ -880,6 +937,8 @@ def measure(sc, ports, nginx: Nginx, stores: dict, rate: int = 0,
         cmds0 = redis_commands_processed(nodes)
     rcpu0 = sum(cpu_seconds(pid) for pid in redis_pids)
     ncpu0 = sum(cpu_seconds(n.pid) for n in nodes)
+    # (started before the first reading: it takes a moment to attach; nginx is idle until wrk)
+    sampler = UserCpu(nginx.worker, RUN / "user-cpu.data") if user_cpu and PERF else None
     cpu0 = cpu_seconds(nginx.worker)
     wcpu0 = children_cpu_seconds()
     busy0, steal0 = machine_busy_seconds()
@@ -892,6 +951,8 @@ def measure(sc, ports, nginx: Nginx, stores: dict, rate: int = 0,
     wcpu1 = children_cpu_seconds()
     rcpu1 = sum(cpu_seconds(pid) for pid in redis_pids)
     ncpu1 = sum(cpu_seconds(n.pid) for n in nodes)
+    # (after the readings: perf, once reaped, would count as wrk's CPU)
+    user = sampler.stop() if sampler else None
     n = st["requests"]
     none = n == 0                       # nothing completed within the run (slow logins)
     n = max(n, 1)
@@ -907,7 +968,8 @@ def measure(sc, ports, nginx: Nginx, stores: dict, rate: int = 0,
                wrk_cpu_us_per_req=None if none else (wcpu1 - wcpu0) * 1e6 / n,
                # CPU the rest of the machine used meanwhile (other processes, steal), in cores
                foreign_cores=max(0.0, (busy1 - busy0) - own) / elapsed,
-               steal_cores=(steal1 - steal0) / elapsed)
+               steal_cores=(steal1 - steal0) / elapsed,
+               user_cpu_us_per_req=None if none or user is None else user * 1e6 / n)
     if nodes:
         # every node counts the first INFO in the second reading; subtract them
         res["redis_cmds_per_req"] = (redis_commands_processed(nodes) - cmds0 - len(nodes)) / n
@@ -934,8 +996,9 @@ PACED_DURATION = env_int("BENCH_TLS_DURATION", 3, 1)
 # runs on 2026-12-02 agreed against the cookie-less baseline, +0.70/+0.68 µs, not against
 # baseline_cookie, +0.59/+0.09 µs).
 COOKIE_PACED = (("baseline_cookie", "cookie_encrypted"), ("baseline", "cookie_encrypted"))
-COOKIE_ROUNDS = env_int("BENCH_COOKIE_ROUNDS", 9, 1)
+COOKIE_ROUNDS = env_int("BENCH_COOKIE_ROUNDS", 15, 1)
 COOKIE_DURATION = env_int("BENCH_COOKIE_DURATION", 2, 1)
+COOKIE_RATE = env_int("BENCH_COOKIE_RATE", 0, 0)  # 0: half the slower pair member's max req/s
 
 
 def paced_rate(plain: str, tls: str, rounds: list, override: int = 0) -> int:
@@ -947,7 +1010,7 @@ def paced_rate(plain: str, tls: str, rounds: list, override: int = 0) -> int:
 
 def paced_phase(scenarios, rounds, ports, nginx: Nginx, stores: dict, pairs=PACED,
                 n_rounds=PACED_ROUNDS, duration=PACED_DURATION, rate_override=PACED_RATE,
-                label="TLS cost") -> list:
+                label="TLS cost", user_cpu: bool = False) -> list:
     """Every pair (reference "plain", scenario "tls") at one fixed rate, n_rounds times (order
     swapped every round); per round the ratio of nginx worker CPU µs/req, scenario ÷ reference,
     and the difference. Bounded: `duration` s a run."""
@@ -964,9 +1027,10 @@ def paced_phase(scenarios, rounds, ports, nginx: Nginx, stores: dict, pairs=PACE
             res = {}
             for name in ((plain, tls) if i % 2 == 0 else (tls, plain)):
                 res[name] = x = measure(by[name], ports, nginx, stores, rate=rate,
-                                        duration=duration)
+                                        duration=duration, user_cpu=user_cpu)
                 log(f"paced {i + 1}/{n_rounds} {name:<16} {x['rps']:>8.0f} req/s  "
-                    f"nginx {fmt(x['cpu_us_per_req'], '.2f')} µs/req  redis "
+                    f"nginx {fmt(x['cpu_us_per_req'], '.2f')} µs/req (user "
+                    f"{fmt(x.get('user_cpu_us_per_req'), '.3f')})  redis "
                     f"{fmt(x.get('redis_cpu_us_per_req'), '.2f')} µs/req  p99 "
                     f"{fmt(x['p99_ms'], '.3f')} ms  statuses {x['statuses']}")
             runs.append(res)
@@ -980,12 +1044,20 @@ def paced_phase(scenarios, rounds, ports, nginx: Nginx, stores: dict, pairs=PACE
         added = [r[tls]["cpu_us_per_req"] - r[plain]["cpu_us_per_req"]
                  if r[tls]["cpu_us_per_req"] is not None
                  and r[plain]["cpu_us_per_req"] is not None else None for r in runs]
+        user_added = [r[tls]["user_cpu_us_per_req"] - r[plain]["user_cpu_us_per_req"]
+                      if r[tls].get("user_cpu_us_per_req") is not None
+                      and r[plain].get("user_cpu_us_per_req") is not None else None
+                      for r in runs]
         achieved = min(m(plain, "rps") or 0, m(tls, "rps") or 0)
         out.append(dict(
             plain=plain, tls=tls, title=by[tls]["title"], ref_title=by[plain]["title"],
             rate=rate, rate_reached=achieved >= 0.97 * rate,
             cpu_added_us=med(added),
             cpu_added_runs=[round(x, 3) if x is not None else None for x in added],
+            user_cpu_us_per_req=[m(plain, "user_cpu_us_per_req"),
+                                 m(tls, "user_cpu_us_per_req")],
+            user_added_us=med(user_added),
+            user_added_runs=[round(x, 3) if x is not None else None for x in user_added],
             rps=[m(plain, "rps"), m(tls, "rps")],
             cpu_us_per_req=[m(plain, "cpu_us_per_req"), m(tls, "cpu_us_per_req")],
             cpu_ratio=med(ratios), cpu_ratio_runs=[round(x, 4) if x else None for x in ratios],
@@ -1440,6 +1512,13 @@ def targets(rows, mem, paced, revocation=None, cookie_paced=()) -> list[dict]:
             add(f"{pc['title']}: nginx CPU added per request vs {pc['plain']} at a fixed "
                 f"{pc['rate']:,} req/s, median of {len(pc['cpu_added_runs'])} paired runs{note}",
                 "<= 0.25 µs", f"{pc['cpu_added_us']:+.2f} µs", pc["cpu_added_us"] <= 0.25)
+        if pc.get("user_added_us") is not None:
+            # the same runs' user-mode CPU (UserCpu): the module's work, without the kernel's
+            # loopback TCP whose share moves from round to round
+            add(f"{pc['title']}: nginx user-mode CPU added per request vs {pc['plain']} at a "
+                f"fixed {pc['rate']:,} req/s (perf-sampled), median of "
+                f"{len(pc['user_added_runs'])} paired runs",
+                "<= 0.25 µs", f"{pc['user_added_us']:+.2f} µs", pc["user_added_us"] <= 0.25)
     r = by.get("redis_cache")
     if r and r.get("added") is not None:
         add(f"{r['title']}: instructions added per request (callgrind)",
@@ -1629,15 +1708,20 @@ def write_report(info, rows, tgts, mem, settings, paced, instr=None, revocation=
     if cookie_paced:
         lines += ["## Cookie check CPU at a fixed request rate (below saturation)", "",
                   "| scenario | against | fixed rate req/s | achieved req/s against / scenario | "
-                  "nginx CPU µs/req against | nginx CPU µs/req scenario | added µs/req | "
-                  "added per round | failures / requests |", "|" + "---|" * 9]
+                  "nginx CPU µs/req against / scenario | added µs/req | added per round | "
+                  "user-mode CPU µs/req against / scenario | user-mode added µs/req | "
+                  "user-mode added per round | failures / requests |", "|" + "---|" * 11]
         for pc in cookie_paced:
+            uruns = pc.get("user_added_runs") or []
             lines.append(
                 f"| {pc['title']} | {pc['ref_title']} | {pc['rate']:,} | "
                 f"{' / '.join(fmt(x, ',.0f') for x in pc['rps'])} | "
-                f"{fmt(pc['cpu_us_per_req'][0], '.2f')} | {fmt(pc['cpu_us_per_req'][1], '.2f')} | "
+                f"{' / '.join(fmt(x, '.2f') for x in pc['cpu_us_per_req'])} | "
                 f"{fmt(pc['cpu_added_us'], '+.2f')} | "
                 f"{', '.join(fmt(x, '+.2f') for x in pc['cpu_added_runs'])} | "
+                f"{' / '.join(fmt(x, '.3f') for x in pc.get('user_cpu_us_per_req') or [None])} | "
+                f"{fmt(pc.get('user_added_us'), '+.3f')} | "
+                f"{', '.join(fmt(x, '+.2f') for x in uruns) or '–'} | "
                 f"{pc['failures']} / {pc['requests']:,} |")
         lines += ["", f"Each pair at one rate (half the slower one's max req/s above), "
                   f"{CONNECTIONS} connections paced by wrk.lua, {COOKIE_ROUNDS} rounds × "
@@ -1646,7 +1730,19 @@ def write_report(info, rows, tgts, mem, settings, paced, instr=None, revocation=
                   "reference) nginx worker CPU µs/req of the same round. The closed-loop "
                   "rounds' CPU moves by about a microsecond between rounds on a VM whose speed "
                   "drifts; paired runs narrow the fraction of a microsecond a cookie check "
-                  "costs (compare the per-round column before trusting the median).", ""]
+                  "costs (compare the per-round column before trusting the median). "
+                  "User-mode CPU: the same runs, the nginx worker sampled by `perf record -e "
+                  f"cpu-clock:u -c {USER_PERIOD_NS}` (a sample every "
+                  f"{USER_PERIOD_NS / 1e6:g} ms of its running time, kept only when it lands "
+                  "in user mode; samples × period, Poisson error 1/√samples; "
+                  "BENCH_USER_CPU=0 turns it off, BENCH_USER_PERIOD_NS sets the period). "
+                  "The module's check is user-mode work; about 70% of the worker's "
+                  "CPU a request is the kernel's loopback TCP, whose share moves with how "
+                  "requests batch per wakeup. A sample due while the kernel runs with "
+                  "interrupts off lands on the first user instruction after the system call, "
+                  "so the user-mode figures include a little kernel time per system call, the "
+                  "same for both members of a pair." +
+                  ("" if PERF else " (perf not found: no user-mode figures.)"), ""]
     probes = [r for r in rows if r["probe"]]
     if probes:
         lines += ["## Latency at one connection (no queue: what a session adds to a request)",
@@ -1864,7 +1960,8 @@ def main() -> int:
     paced = paced_phase(scenarios, rounds, ports, nginx, stores)
     cookie_paced = paced_phase(scenarios, rounds, ports, nginx, stores, pairs=COOKIE_PACED,
                                n_rounds=COOKIE_ROUNDS, duration=COOKIE_DURATION,
-                               rate_override=0, label="cookie check CPU")
+                               rate_override=COOKIE_RATE, label="cookie check CPU",
+                               user_cpu=True)
     mem = memory_phase(scenarios, ports, nginx)
     revocation = revocation_phase(scenarios, ports, values)
     instr = instructions_phase(scenarios, ports, values, sections, nginx)

@@ -36,6 +36,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
+# valgrind (instruction counts) and perf (user-mode CPU samples); idempotent
+BOOTSTRAP_EXTRA="${BOOTSTRAP_EXTRA:-} bench" "$root/scripts/bootstrap.sh"
+
 /usr/bin/python3 "$root/scripts/bench.py" "$@" &
 py_pid=$!
 wait "$py_pid"

@@ -20,11 +20,14 @@ PACKAGES=(
   # the metrics tests parse the exposition with the Prometheus client's own parser
   python3-prometheus-client
 )
-# Extra groups selected by the caller, e.g. BOOTSTRAP_EXTRA="browser fuzz".
+# Extra groups selected by the caller, e.g. BOOTSTRAP_EXTRA="browser fuzz" (scripts/bench.sh asks
+# for "bench").
 for extra in ${BOOTSTRAP_EXTRA:-}; do
   case "$extra" in
     browser) PACKAGES+=(chromium chromium-driver python3-selenium) ;;
     fuzz) PACKAGES+=(clang-14 libfuzzer-14-dev libclang-rt-14-dev valgrind) ;;
+    # make bench: callgrind's instruction counts, perf's user-mode CPU samples
+    bench) PACKAGES+=(valgrind linux-perf) ;;
     *) echo "bootstrap: unknown extra group '$extra'" >&2; exit 2 ;;
   esac
 done
