@@ -97,6 +97,7 @@ bool pool_str(ngx_pool_t* pool, std::string_view s, ngx_str_t* out);
 class pool_resource final : public std::pmr::memory_resource {
  public:
   explicit pool_resource(ngx_pool_t* pool) : pool_(pool) {}
+  ~pool_resource() override;  // (defined with do_allocate, where the vtable is: see ctx_t)
 
  private:
   void* do_allocate(size_t bytes, size_t align) override;
@@ -325,7 +326,13 @@ using shared_hold_t = sess::VerifiedCache::Hold;
 
 struct ctx_t {
   ngx_http_request_t* r;          // the main request
-  pool_resource mr;
+  // Never destroyed (a variant member: ~ctx_t leaves it): its destructor is
+  // std::pmr::memory_resource's, which does nothing but is defined in libstdc++, a call into
+  // another library's code on every request; what it hands out is the pool's, freed with it.
+  // (It outlives the members below, which give their memory back through it as they go.)
+  union {
+    pool_resource mr;
+  };
   loaded_t s;
 
   // How the request is being handled (reset for each location the request enters).
@@ -356,6 +363,9 @@ struct ctx_t {
   unsigned hold_used : 1;
 
   explicit ctx_t(ngx_http_request_t* req);
+  ~ctx_t() {}  // (the members but mr, see above)
+  ctx_t(const ctx_t&) = delete;
+  ctx_t& operator=(const ctx_t&) = delete;
 };
 
 // Returns the main request's ctx, creating it if create is set. nullptr on allocation failure or

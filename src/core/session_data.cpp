@@ -308,8 +308,6 @@ void append_json_string(std::string_view s, pstring& out) {
   out.push_back('"');
 }
 
-SessionData::SessionData(std::pmr::memory_resource* mr) : mr_(mr), values_(mr) {}
-
 bool SessionData::decode(std::string_view json) {
   clear();  // (forgets the user; nothing asks for it until decode returns)
   DecodeHandler handler(values_, mr_);

@@ -24,7 +24,10 @@ class SessionData {
   static constexpr size_t kMaxDepth = 16;      // nesting limit when decoding
   static constexpr size_t kMaxKeys = 256;
 
-  explicit SessionData(std::pmr::memory_resource* mr = std::pmr::get_default_resource());
+  // (Inline: every request with a session constructs one, and an out-of-line constructor in
+  // another translation unit was a cold call of its own.)
+  explicit SessionData(std::pmr::memory_resource* mr = std::pmr::get_default_resource())
+      : mr_(mr), values_(mr) {}
 
   // Replaces the contents with the JSON object in json. Returns false (and leaves the data empty)
   // on malformed JSON, a top-level value that is not an object, nesting deeper than kMaxDepth,
