@@ -47,27 +47,9 @@ stop() {
 trap stop EXIT
 trap 'exit 130' INT TERM HUP
 
-free_port() {
-  /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
-
-rm -rf "$prefix"
-mkdir -p "$prefix/tmp" "$prefix/logs"
+. "$root/scripts/bench/profile-setup.sh"
+profile_setup "$nginx_src"
 cp "$nginx_src" "$prefix/nginx"
-(umask 077; head -c 36 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$prefix/secret"
- echo >>"$prefix/secret")
-port=$(free_port)
-port_base=$(free_port)
-port_req=$(free_port)
-port_signed=$(free_port)
-user=""
-[ "$(id -u)" = 0 ] && user="user root;"
-sed -e "s#@PREFIX@#$prefix#g" -e "s#@PORT@#$port#g" -e "s#@PORT_BASELINE@#$port_base#g" \
-    -e "s#@PORT_REQUIRE@#$port_req#g" -e "s#@PORT_SIGNED@#$port_signed#g" \
-    -e "s#@SECRET@#$prefix/secret#g" -e "s#@USER@#$user\n#" \
-    "$root/scripts/bench/profile.conf.in" >"$prefix/nginx.conf"
-"$prefix/nginx" -p "$prefix/" -c "$prefix/nginx.conf" -t -q
 
 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$prefix/callgrind.out" \
   --vgdb=yes --log-file="$prefix/valgrind.log" \
