@@ -26,7 +26,7 @@ import pytest
 import requests
 
 import helpers
-from conftest import LoopbackHTTPServer
+from conftest import LoopbackHTTPServer, skip_under_asan
 from helpers import make_cookie, server_conf
 
 jwt = pytest.importorskip("jwt")
@@ -1051,6 +1051,7 @@ def _many_users(srv, prefix, n, claim_len, session):
     return last
 
 
+@skip_under_asan
 def test_token_cache_memory_is_bounded(nginx, keys):
     """Thousands of distinct users with claims just under the cached bound (about 2 KiB, so a
     ~2.8 KiB token each), then thousands more, then users over the bound: the worker's memory

@@ -28,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import helpers  # noqa: E402
 import login_support as L  # noqa: E402
+from conftest import skip_under_asan  # noqa: E402
 import test_logout_all as LA  # noqa: E402  (its SITE, Device, start: the feature's own harness)
 from fake_redis import FakeRedis, array, bulk, read_command_timeout, _Closed  # noqa: E402
 from helpers import cookie_named, poll  # noqa: E402
@@ -516,6 +517,7 @@ server {
         app.stop()
 
 
+@skip_under_asan
 def test_the_walks_memory_grows_with_the_whole_index(nginx, redis_server):
     """Every member walked leaves its allocations (round strings, record keys, a copy of the
     ~250-byte end script per command, slots, SREM arguments) in the REQUEST pool until the
