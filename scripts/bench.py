@@ -923,7 +923,7 @@ class UserCpu:
                       out, re.M)
         if m:
             return int(m.group(1)) / 1e9
-        return 0.0 if "Samples" not in out else None
+        return None  # (no samples read: unknown, not zero)
 
 
 def measure(sc, ports, nginx: Nginx, stores: dict, rate: int = 0,
