@@ -290,6 +290,8 @@ struct loaded_t {
   const sess::SessionData* shared;   // ... the verified-cookie table's copy (held likewise)
   std::string_view cached_value;  // the cookie value, if the verified-cookie table holds it
                                   // (the decoded data is added to the entry on first use)
+  std::string_view kept_cookie;   // Redis store with session_redis_cache: the one cookie, as
+                                  // verified, for the zone's entry to keep (load_kept)
   ngx_str_t flask_sid;            // flask mode, Redis store: the Flask-Session id (pool)
   redis_op_t* op;                 // pending lookup, cancelled if the request goes away
   ngx_http_request_t* loader;     // the request that started it
@@ -576,16 +578,31 @@ bool redis_cache_attach(ngx_conf_t* cf, loc_conf_t* conf) noexcept;
 void redis_cache_init_module(ngx_cycle_t* cycle);
 ngx_int_t var_cache_status(ngx_http_request_t* r, ngx_http_variable_value_t* v,
                            uintptr_t) noexcept;
+// A session's id cookie as verified: envelope_open said Ok for value under the key ring ring
+// (KeyRing::id(), never reused within the master's life; a reload empties the zones) and the
+// cookie name name.
+struct cache_cookie_t {
+  uint64_t ring;
+  std::string_view name;
+  std::string_view value;
+};
 // The request path (src/redis/cache_link.cpp). redis_cache_lookup: the record of key in lcf's
 // zone (lcf->redis_cache set): Hit fills *out (no Redis command); Miss: read it with
 // redis_cache_read; Bypass: the cache cannot be trusted now (read with redis_send as without
 // it). redis_cache_read reads the record for the zone (HGETALL and PTTL, pipelined, tracked);
 // concurrent misses of one key in a worker share it; done gets the HGETALL reply as from
-// redis_send. False when it could not be sent (done is then never called).
+// redis_send. False when it could not be sent (done is then never called). cookie: the id cookie
+// (verified, naming key's id) that the entry keeps if this read makes one (the first of the
+// misses that share it: the others' are not kept).
+//   cookie, keep: as redis_cache_zone_get's (src/redis/redis.h): with cookie and not keep, a Hit
+// only if the entry keeps exactly that id cookie (else Miss, and the entry stays); with keep, a
+// hit's entry keeps it from then on.
 uint8_t redis_cache_lookup(ngx_http_request_t* r, const loc_conf_t* lcf, std::string_view key,
-                           sess::SessionData* out) noexcept;  // a sess::CacheStatus
+                           sess::SessionData* out, const cache_cookie_t* cookie = nullptr,
+                           bool keep = false) noexcept;  // a sess::CacheStatus
 bool redis_cache_read(ngx_http_request_t* r, const loc_conf_t* lcf, std::string_view key,
-                      redis_done_pt done, void* data, const sess::RespLimits* limits) noexcept;
+                      redis_done_pt done, void* data, const sess::RespLimits* limits,
+                      const cache_cookie_t* cookie = nullptr) noexcept;
 
 // The endpoint's name for log lines.
 const ngx_str_t* redis_name(const loc_conf_t* lcf);

@@ -180,6 +180,11 @@ sess::LogLimiter lookup_log_limit;
 void lookup_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply,
                  bool too_large);
 
+// The cookie s->kept_cookie under s's binding.
+cache_cookie_t kept_cookie_of(const loaded_t* s) {
+  return cache_cookie_t{s->conf->secrets->ring->id(), sv(s->conf->cookie.name), s->kept_cookie};
+}
+
 // Starts one read of s's record: v2 (HGETALL) or v1 (GETRANGE). False if it could not be sent.
 bool start_read(ngx_http_request_t* r, loaded_t* s, bool v1) {
   sess::pstring key(s->payload.get_allocator().resource());
@@ -195,7 +200,9 @@ bool start_read(ngx_http_request_t* r, loaded_t* s, bool v1) {
     // The first read after a session_redis_cache miss (shared with the worker's other misses of
     // the key; a v1 record is not cached, its second read goes alone).
     s->cache_miss = 0;
-    return redis_cache_read(r, s->conf, key, lookup_done, s, &kLookupLimits);
+    const cache_cookie_t cookie = kept_cookie_of(s);
+    return redis_cache_read(r, s->conf, key, lookup_done, s, &kLookupLimits,
+                            s->kept_cookie.empty() ? nullptr : &cookie);
   }
   s->op = redis_send(r, s->conf, args, key, lookup_done, s, &kLookupLimits);
   return s->op != nullptr;
@@ -338,9 +345,24 @@ bool take_hit(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf,
   return true;
 }
 
+// A cache hit: the record is in s->data (the id in s->id).
+void cache_hit(loaded_t* s) {
+  s->has_id = 1;
+  s->payload.clear();
+  s->shared_payload = nullptr;
+  s->retried = 0;
+  s->cache_status = static_cast<unsigned>(sess::CacheStatus::Hit);
+  metric(sess::Metric::CacheLookups, static_cast<size_t>(sess::CacheStatus::Hit) - 1);
+  s->status = sess::LoadStatus::Valid;
+  s->decoded = 1;  // the record's fields are the data
+}
+
 // The rest of a load whose cookie is valid (s->status): for the Redis store, the session id and
 // its record (from the cache, or a lookup started: NGX_AGAIN). id_taken: s->id is set already.
-ngx_int_t load_valid(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf, bool id_taken) {
+// keep: s->kept_cookie was verified by envelope_open just now, and a cache hit's entry keeps it
+// (replacing the one it kept: the cookie was renewed, or another of the session's is in use).
+ngx_int_t load_valid(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf, bool id_taken,
+                     bool keep = false) {
   if (lcf->store != STORE_REDIS) return NGX_OK;
   if (!id_taken) {
     std::string_view id = s->payload_view();
@@ -362,17 +384,48 @@ ngx_int_t load_valid(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf, 
     char buf[sess::kMaxPrefixLen + 2 * sess::kSessionIdLen];
     std::string_view key(buf, sess::redis_key_to(sv(lcf->prefix), s->id, sess::kSessionIdLen,
                                                  buf));
-    auto st = static_cast<sess::CacheStatus>(redis_cache_lookup(r, lcf, key, &s->data));
-    s->cache_status = static_cast<unsigned>(st);
-    metric(sess::Metric::CacheLookups, static_cast<size_t>(st) - 1);  // (Hit, Miss, Bypass)
+    const cache_cookie_t cookie = kept_cookie_of(s);
+    auto st = static_cast<sess::CacheStatus>(
+        redis_cache_lookup(r, lcf, key, &s->data, keep ? &cookie : nullptr, keep));
     if (st == sess::CacheStatus::Hit) {
-      s->status = sess::LoadStatus::Valid;
-      s->decoded = 1;  // the record's fields are the data
+      cache_hit(s);
       return NGX_OK;
     }
+    s->cache_status = static_cast<unsigned>(st);
+    metric(sess::Metric::CacheLookups, static_cast<size_t>(st) - 1);  // (Miss, Bypass)
     s->cache_miss = st == sess::CacheStatus::Miss;
   }
   return read_sent(r, s, start_read(r, s, false));
+}
+
+// The Redis store with session_redis_cache, one cookie that this worker's verified-cookie table
+// does not hold: if the zone's entry for the session its value names keeps exactly that value as
+// verified (an HMAC that some worker checked, see redis_cache_lookup), the cookie is valid
+// without checking it again - with thousands of sessions in turn the table cannot hold them, the
+// zone can. Its times and id are what the value says (envelope_peek_id: the value is the one
+// verified), the expiry is checked as always. True if that made the load (s: a cache hit); false
+// (s untouched) for the usual way, which tells an expired or forged cookie from a valid one.
+bool load_kept(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf, std::string_view value,
+               const sess::ExpiryPolicy& policy) {
+  sess::Times t;
+  unsigned char id[sess::kSessionIdLen];
+  if (!sess::envelope_peek_id(value, &t, id) ||
+      sess::expiry_check(policy, t, clock_now) != sess::Verdict::Valid) {
+    return false;
+  }
+  char buf[sess::kMaxPrefixLen + 2 * sess::kSessionIdLen];
+  std::string_view key(buf, sess::redis_key_to(sv(lcf->prefix), id, sess::kSessionIdLen, buf));
+  const cache_cookie_t cookie{lcf->secrets->ring->id(), sv(lcf->cookie.name), value};
+  if (static_cast<sess::CacheStatus>(redis_cache_lookup(r, lcf, key, &s->data, &cookie)) !=
+      sess::CacheStatus::Hit) {
+    return false;
+  }
+  ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                 "session: cookie is the one the cache entry keeps as verified");
+  s->times = t;
+  ngx_memcpy(s->id, id, sess::kSessionIdLen);
+  cache_hit(s);
+  return true;
 }
 
 // Reads and verifies the session cookie(s) of r under lcf into s. For the Redis store, starts the
@@ -404,6 +457,7 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
   sess::ExpiryPolicy policy = policy_of(lcf);
   size_t valid = 0;
   bool id_taken = false;  // (Redis store: the id copied out of the table entry, nothing held)
+  bool opened = false;    // the valid cookie was verified here (envelope_open), not chunked
   sess::Times times;
   sess::VerifiedCache* cache = verified_cache();
   const sess::VerifiedBinding binding = verified_binding(lcf);
@@ -420,7 +474,13 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
       if (!take_hit(r, s, lcf, only, &id_taken)) return NGX_ERROR;
       s->cached_value = acc.values[0];
       s->status = sess::LoadStatus::Valid;
+      // (A miss's fill stores it with the record; a hit's entry is not changed.)
+      if (lcf->redis_cache != nullptr) s->kept_cookie = acc.values[0];
       return load_valid(r, s, lcf, id_taken);
+    }
+    if (only == nullptr && lcf->redis_cache != nullptr && lcf->store == STORE_REDIS &&
+        load_kept(r, s, lcf, acc.values[0], policy)) {
+      return NGX_OK;
     }
   }
   ChunkScratch* chunks = nullptr;  // made on the first chunk head
@@ -483,6 +543,7 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
             if (!take_hit(r, s, lcf, hit, &id_taken)) return NGX_ERROR;
           } else {
             s->payload.swap(payload);
+            opened = !chunked;
           }
           if (cached) s->cached_value = value;  // (never a joined value)
         }
@@ -523,6 +584,13 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
     return NGX_OK;
   }
 
+  if (opened && acc.count == 1 && lcf->redis_cache != nullptr) {
+    // The zone's entry keeps the cookie just verified (or the fill that a miss starts stores it
+    // with the record): the next request with it, in any worker, is checked against that
+    // (load_kept).
+    s->kept_cookie = acc.values[0];
+    return load_valid(r, s, lcf, id_taken, true);
+  }
   return load_valid(r, s, lcf, id_taken);
 }
 

@@ -118,6 +118,7 @@ void loaded_t::reset(const loc_conf_t* binding) {
   if (!data.empty()) data.clear();
   shared = nullptr;
   cached_value = std::string_view();
+  kept_cookie = std::string_view();
   had_cookie = 0;
   has_id = 0;
   decoded = 0;

@@ -28,6 +28,17 @@ constexpr ngx_msec_t kHeartbeatLimit = 300;  // an entry whose filler's heartbea
 
 struct cache_node_t;
 
+// The id cookie an entry keeps (redis_cache_zone_get): its own slab chunk, the name's and the
+// value's bytes following the struct; cap is how many bytes the chunk has room for.
+struct cache_cookie_node_t {
+  uint64_t ring;
+  uint32_t name_len;
+  uint32_t value_len;
+  uint32_t cap;
+  u_char bytes[1];
+};
+constexpr size_t kMaxKeptCookie = 512;  // name and value bytes: longer ones are not kept
+
 struct cache_shm_t {
   ngx_atomic_t epoch;        // CacheCoherence's SharedEpoch: entries of other epochs are dead
   ngx_atomic_t generation;   // bumped by every configuration (re)load that uses the zone
@@ -55,6 +66,7 @@ struct cache_node_t {
   uint16_t filler;           // the worker whose connection read it (ngx_worker)
   uint32_t key_len;
   uint32_t data_len;
+  cache_cookie_node_t* cookie;  // the id cookie it keeps, or nullptr
   u_char bytes[1];
 };
 
@@ -103,6 +115,7 @@ void remove_node(cache_zone_t* ctx, cache_node_t* n) {
   while (*p != n) p = &(*p)->next;
   *p = n->next;
   ngx_queue_remove(&n->lru);
+  if (n->cookie != nullptr) ngx_slab_free_locked(ctx->shpool, n->cookie);
   ngx_slab_free_locked(ctx->shpool, n);
   ctx->sh->entries--;
 }
@@ -169,6 +182,43 @@ bool filler_alive(const cache_shm_t* sh, const cache_node_t* n, ngx_msec_t now) 
   if (n->filler == ngx_worker) return true;  // (this worker is running)
   auto beat = static_cast<ngx_msec_t>(sh->heartbeat[n->filler]);
   return static_cast<ngx_msec_int_t>(now - beat) <= static_cast<ngx_msec_int_t>(kHeartbeatLimit);
+}
+
+// (Under the zone's lock.) Whether n keeps exactly cookie c.
+bool keeps(const cache_node_t* n, const cache_cookie_t& c) {
+  const cache_cookie_node_t* k = n->cookie;
+  if (k == nullptr || k->ring != c.ring || k->name_len != c.name.size() ||
+      k->value_len != c.value.size() || std::memcmp(k->bytes, c.name.data(), k->name_len) != 0) {
+    return false;
+  }
+  return sess::ct_equal(std::string_view(reinterpret_cast<const char*>(k->bytes) + k->name_len,
+                                         k->value_len),
+                        c.value);
+}
+
+// (Under the zone's lock.) n keeps cookie c from now on, in place of what it kept, if there is
+// room: a chunk of its own, reused when large enough; none is made by evicting entries.
+void keep(cache_zone_t* ctx, cache_node_t* n, const cache_cookie_t& c) {
+  const size_t len = c.name.size() + c.value.size();
+  if (len > kMaxKeptCookie || c.ring == 0) return;
+  if (keeps(n, c)) return;
+  cache_cookie_node_t* k = n->cookie;
+  if (k != nullptr && k->cap < len) {
+    ngx_slab_free_locked(ctx->shpool, k);
+    k = n->cookie = nullptr;
+  }
+  if (k == nullptr) {
+    k = static_cast<cache_cookie_node_t*>(
+        ngx_slab_alloc_locked(ctx->shpool, offsetof(cache_cookie_node_t, bytes) + len));
+    if (k == nullptr) return;
+    k->cap = static_cast<uint32_t>(len);
+    n->cookie = k;
+  }
+  k->ring = c.ring;
+  k->name_len = static_cast<uint32_t>(c.name.size());
+  k->value_len = static_cast<uint32_t>(c.value.size());
+  ngx_memcpy(k->bytes, c.name.data(), c.name.size());
+  ngx_memcpy(k->bytes + c.name.size(), c.value.data(), c.value.size());
 }
 
 cache_zone_t* usable(const ngx_shm_zone_t* zone) {
@@ -343,7 +393,8 @@ void redis_cache_init_module(ngx_cycle_t* cycle) {
 }
 
 bool redis_cache_zone_get(ngx_shm_zone_t* zone, std::string_view key, uint64_t epoch,
-                          uint64_t now_ms, cache_reader_pt read, void* arg) {
+                          uint64_t now_ms, cache_reader_pt read, void* arg,
+                          const cache_cookie_t* cookie, bool keep_cookie) {
   cache_zone_t* ctx = usable(zone);
   if (ctx == nullptr) return false;
   uint32_t hash = key_hash(ctx->sh, key);
@@ -356,10 +407,13 @@ bool redis_cache_zone_get(ngx_shm_zone_t* zone, std::string_view key, uint64_t e
     } else if (!filler_alive(ctx->sh, n, static_cast<ngx_msec_t>(now_ms))) {
       // Its invalidations go to a worker that is not running: not served (this worker's read
       // replaces it).
+    } else if (cookie != nullptr && !keep_cookie && !keeps(n, *cookie)) {
+      // Not the cookie it keeps: the caller verifies it (and reads the entry then).
     } else if (read(std::string_view(reinterpret_cast<const char*>(n->bytes) + n->key_len,
                                      n->data_len),
                     arg)) {
       hit = true;
+      if (cookie != nullptr && keep_cookie) keep(ctx, n, *cookie);
       ngx_queue_remove(&n->lru);
       ngx_queue_insert_head(&ctx->sh->lru, &n->lru);
     } else {
@@ -380,7 +434,8 @@ void redis_cache_zone_erase(ngx_shm_zone_t* zone, std::string_view key) {
 }
 
 bool redis_cache_zone_put(ngx_shm_zone_t* zone, std::string_view key, uint64_t epoch,
-                          uint64_t expires_ms, std::string_view record) {
+                          uint64_t expires_ms, std::string_view record,
+                          const cache_cookie_t* cookie) {
   cache_zone_t* ctx = usable(zone);
   if (ctx == nullptr || ngx_worker >= kMaxWorkers) return false;
   size_t size = offsetof(cache_node_t, bytes) + key.size() + record.size();
@@ -409,6 +464,7 @@ bool redis_cache_zone_put(ngx_shm_zone_t* zone, std::string_view key, uint64_t e
     n->filler = static_cast<uint16_t>(ngx_worker);
     n->key_len = static_cast<uint32_t>(key.size());
     n->data_len = static_cast<uint32_t>(record.size());
+    n->cookie = nullptr;
     ngx_memcpy(n->bytes, key.data(), key.size());
     ngx_memcpy(n->bytes + key.size(), record.data(), record.size());
     cache_node_t** chain = chain_of(ctx->sh, hash);
@@ -416,6 +472,7 @@ bool redis_cache_zone_put(ngx_shm_zone_t* zone, std::string_view key, uint64_t e
     *chain = n;
     ngx_queue_insert_head(&ctx->sh->lru, &n->lru);
     ctx->sh->entries++;
+    if (cookie != nullptr) keep(ctx, n, *cookie);
   }
   ngx_shmtx_unlock(&ctx->shpool->mutex);
   return p != nullptr;

@@ -41,6 +41,10 @@ struct cache_fill_t {
   cache_link_t* link;             // whose coherence holds the ticket (nullptr: link destroyed)
   std::optional<sess::CacheCoherence::FillTicket> ticket;
   std::string key;
+  // The id cookie the entry keeps (redis_cache_read's cookie): ring 0 for none.
+  uint64_t cookie_ring = 0;
+  std::string cookie_name;
+  std::string cookie_value;
   ngx_shm_zone_t* zone;
   ngx_msec_t max_age;
   ngx_msec_t timeout;             // its operations' (the first requester's session_redis_timeout)
@@ -343,7 +347,9 @@ void fill_finish(cache_fill_t* f) {
     if (!storable) {
       f->link->coherence->abandon_fill(*f->ticket);
     } else if (f->link->coherence->end_fill(*f->ticket)) {
-      if (redis_cache_zone_put(f->zone, f->key, f->ticket->epoch, *expires, bytes)) {
+      const cache_cookie_t cookie{f->cookie_ring, f->cookie_name, f->cookie_value};
+      if (redis_cache_zone_put(f->zone, f->key, f->ticket->epoch, *expires, bytes,
+                               f->cookie_ring != 0 ? &cookie : nullptr)) {
         metric(sess::Metric::CacheStores);
       }
     }
@@ -387,7 +393,8 @@ void fill_op_done(redis_op_t* op) {
 }  // namespace
 
 uint8_t redis_cache_lookup(ngx_http_request_t* r, const loc_conf_t* lcf, std::string_view key,
-                           sess::SessionData* out) noexcept {
+                           sess::SessionData* out, const cache_cookie_t* cookie,
+                           bool keep) noexcept {
   const auto bypass = static_cast<uint8_t>(sess::CacheStatus::Bypass);
   redis_client_t* cl = lcf->redis != nullptr ? lcf->redis->client : nullptr;
   if (cl == nullptr || lcf->redis_cache == nullptr || cl->exiting || !cache_active(cl) ||
@@ -406,7 +413,7 @@ uint8_t redis_cache_lookup(ngx_http_request_t* r, const loc_conf_t* lcf, std::st
       return false;
     };
     if (!redis_cache_zone_get(lcf->redis_cache->zone, key, cl->epoch->load(), ngx_current_msec,
-                              read, out)) {
+                              read, out, cookie, keep)) {
       return static_cast<uint8_t>(sess::CacheStatus::Miss);
     }
     return static_cast<uint8_t>(sess::CacheStatus::Hit);
@@ -414,7 +421,8 @@ uint8_t redis_cache_lookup(ngx_http_request_t* r, const loc_conf_t* lcf, std::st
 }
 
 bool redis_cache_read(ngx_http_request_t* r, const loc_conf_t* lcf, std::string_view key,
-                      redis_done_pt done, void* data, const sess::RespLimits* limits) noexcept {
+                      redis_done_pt done, void* data, const sess::RespLimits* limits,
+                      const cache_cookie_t* cookie) noexcept {
   redis_client_t* cl = lcf->redis != nullptr ? lcf->redis->client : nullptr;
   if (cl == nullptr || cl->epoch == nullptr || lcf->redis_cache == nullptr || cl->exiting) {
     return false;
@@ -450,6 +458,11 @@ bool redis_cache_read(ngx_http_request_t* r, const loc_conf_t* lcf, std::string_
     f->cl = cl;
     f->link = link;
     f->key = k;
+    if (cookie != nullptr) {
+      f->cookie_ring = cookie->ring;
+      f->cookie_name = cookie->name;
+      f->cookie_value = cookie->value;
+    }
     f->zone = lcf->redis_cache->zone;
     f->max_age = redis_cache_zone_max_age(f->zone);
     f->timeout = lcf->redis_timeout;

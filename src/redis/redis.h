@@ -82,17 +82,26 @@ void redis_cache_flush(ngx_shm_zone_t* zone);
 // equal to epoch, not ended at now_ms) is read (below); a dead one is removed. put:
 // stores (evicting least recently used entries when full); false if it could not.
 bool redis_cache_zone_current(const ngx_shm_zone_t* zone);
+
 // The zone's max_age (the shortest of its locations'); this worker's heartbeat (a timer).
 ngx_msec_t redis_cache_zone_max_age(const ngx_shm_zone_t* zone);
 void redis_cache_heartbeat(ngx_shm_zone_t* zone);
 // get reads the record in place, under the zone's lock: read(record, arg) decodes it (it must
 // not throw, and returns false for bytes it cannot use: the entry is then removed); true if a
 // live entry was read.
+//   An entry also keeps one id cookie of its session that a worker verified (the last one it
+// was given with keep): with cookie and not keep, the entry is read only if it keeps exactly
+// that cookie (ring, name and value compared in full, the value in constant time), else get
+// returns false and leaves it; with cookie and keep - only for a cookie that envelope_open
+// verified and whose id is key's - a live entry read keeps that cookie from then on, if the zone
+// has room for it (nothing is evicted for it).
 using cache_reader_pt = bool (*)(std::string_view record, void* arg) noexcept;
 bool redis_cache_zone_get(ngx_shm_zone_t* zone, std::string_view key, uint64_t epoch,
-                          uint64_t now_ms, cache_reader_pt read, void* arg);
+                          uint64_t now_ms, cache_reader_pt read, void* arg,
+                          const cache_cookie_t* cookie = nullptr, bool keep = false);
 bool redis_cache_zone_put(ngx_shm_zone_t* zone, std::string_view key, uint64_t epoch,
-                          uint64_t expires_ms, std::string_view record);
+                          uint64_t expires_ms, std::string_view record,
+                          const cache_cookie_t* cookie = nullptr);  // (kept as by get's keep)
 void redis_cache_zone_erase(ngx_shm_zone_t* zone, std::string_view key);
 
 // Configuration (conf.cpp).

@@ -445,3 +445,56 @@ TEST(Envelope, OneAllocationPerOperation) {
     EXPECT_EQ(res.allocs, 1u);
   }
 }
+
+// envelope_peek_id reads what envelope_open would give for a genuine Id envelope of a session
+// id, and nothing else: other lengths, kinds, versions and non-base64url headers are refused.
+TEST(Envelope, PeekIdMatchesOpen) {
+  auto ring = make_ring({kA});
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 200; i++) {
+    std::string id(sess::kSessionIdLen, '\0');
+    for (char& c : id) c = static_cast<char>(rng());
+    const Times t{rng() >> 1, rng() >> 1};
+    const std::string v = seal(*ring, Kind::Id, "sid", id, t);
+    std::string got;
+    Times opened{};
+    ASSERT_EQ(open(*ring, Kind::Id, "sid", v, &got, &opened), OpenResult::Ok);
+    Times peeked{};
+    unsigned char pid[sess::kSessionIdLen] = {};
+    ASSERT_TRUE(sess::envelope_peek_id(v, &peeked, pid));
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(pid), sizeof(pid)), got);
+    EXPECT_EQ(peeked.created, opened.created);
+    EXPECT_EQ(peeked.refreshed, opened.refreshed);
+  }
+}
+
+TEST(Envelope, PeekIdRefusesOtherValues) {
+  auto ring = make_ring({kA});
+  const std::string id(sess::kSessionIdLen, 'i');
+  const std::string v = seal(*ring, Kind::Id, "sid", id);
+  Times t{};
+  unsigned char pid[sess::kSessionIdLen];
+  // other lengths: another payload size, truncated, extended
+  EXPECT_FALSE(sess::envelope_peek_id(seal(*ring, Kind::Id, "sid", id + "x"), &t, pid));
+  EXPECT_FALSE(sess::envelope_peek_id(seal(*ring, Kind::Id, "sid", id.substr(1)), &t, pid));
+  EXPECT_FALSE(sess::envelope_peek_id(v.substr(0, v.size() - 1), &t, pid));
+  EXPECT_FALSE(sess::envelope_peek_id(v + "A", &t, pid));
+  EXPECT_FALSE(sess::envelope_peek_id("", &t, pid));
+  // other kinds of the same length: a Signed envelope of 16 bytes
+  const std::string s = seal(*ring, Kind::Signed, "sid", id);
+  ASSERT_EQ(s.size(), v.size());
+  EXPECT_FALSE(sess::envelope_peek_id(s, &t, pid));
+  // another version byte
+  std::string raw = decode(v);
+  raw[0] = 2;
+  EXPECT_FALSE(sess::envelope_peek_id(encode(raw), &t, pid));
+  // not base64url within the first 48 characters; after them it is not read
+  for (size_t at : {size_t{0}, size_t{20}, size_t{47}}) {
+    std::string bad = v;
+    bad[at] = '*';
+    EXPECT_FALSE(sess::envelope_peek_id(bad, &t, pid)) << at;
+  }
+  std::string tail = v;
+  tail[60] = '*';
+  EXPECT_TRUE(sess::envelope_peek_id(tail, &t, pid));
+}
