@@ -578,13 +578,13 @@ bool redis_cache_attach(ngx_conf_t* cf, loc_conf_t* conf) noexcept;
 void redis_cache_init_module(ngx_cycle_t* cycle);
 ngx_int_t var_cache_status(ngx_http_request_t* r, ngx_http_variable_value_t* v,
                            uintptr_t) noexcept;
-// A session's id cookie as verified: envelope_open said Ok for value under the key ring ring
-// (KeyRing::id(), never reused within the master's life; a reload empties the zones) and the
-// cookie name name.
+// A session's id cookie as verified: envelope_open said Ok for a value with this proof
+// (envelope_peek_id's: header and MAC) under the key ring ring (KeyRing::id(), never reused
+// within the master's life; a reload empties the zones) and the cookie name name.
 struct cache_cookie_t {
   uint64_t ring;
   std::string_view name;
-  std::string_view value;
+  unsigned char proof[sess::kIdProofLen];
 };
 // The request path (src/redis/cache_link.cpp). redis_cache_lookup: the record of key in lcf's
 // zone (lcf->redis_cache set): Hit fills *out (no Redis command); Miss: read it with

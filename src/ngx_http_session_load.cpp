@@ -12,6 +12,7 @@
 
 #include "core/verified_cache.h"
 
+#include <cstring>
 #include <memory>
 
 namespace ngx_session {
@@ -180,9 +181,18 @@ sess::LogLimiter lookup_log_limit;
 void lookup_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply,
                  bool too_large);
 
-// The cookie s->kept_cookie under s's binding.
-cache_cookie_t kept_cookie_of(const loaded_t* s) {
-  return cache_cookie_t{s->conf->secrets->ring->id(), sv(s->conf->cookie.name), s->kept_cookie};
+// s->kept_cookie as a cache entry keeps it (the proof of an id cookie naming s->id, under s's
+// binding); false if there is none.
+bool kept_cookie_of(const loaded_t* s, cache_cookie_t* c) {
+  sess::IdEnvelope e;
+  if (s->kept_cookie.empty() || !sess::envelope_peek_id(s->kept_cookie, &e) ||
+      std::memcmp(e.id, s->id, sess::kSessionIdLen) != 0) {
+    return false;
+  }
+  c->ring = s->conf->secrets->ring->id();
+  c->name = sv(s->conf->cookie.name);
+  std::memcpy(c->proof, e.proof, sizeof(c->proof));
+  return true;
 }
 
 // Starts one read of s's record: v2 (HGETALL) or v1 (GETRANGE). False if it could not be sent.
@@ -200,9 +210,9 @@ bool start_read(ngx_http_request_t* r, loaded_t* s, bool v1) {
     // The first read after a session_redis_cache miss (shared with the worker's other misses of
     // the key; a v1 record is not cached, its second read goes alone).
     s->cache_miss = 0;
-    const cache_cookie_t cookie = kept_cookie_of(s);
+    cache_cookie_t cookie;
     return redis_cache_read(r, s->conf, key, lookup_done, s, &kLookupLimits,
-                            s->kept_cookie.empty() ? nullptr : &cookie);
+                            kept_cookie_of(s, &cookie) ? &cookie : nullptr);
   }
   s->op = redis_send(r, s->conf, args, key, lookup_done, s, &kLookupLimits);
   return s->op != nullptr;
@@ -384,7 +394,8 @@ ngx_int_t load_valid(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf, 
     char buf[sess::kMaxPrefixLen + 2 * sess::kSessionIdLen];
     std::string_view key(buf, sess::redis_key_to(sv(lcf->prefix), s->id, sess::kSessionIdLen,
                                                  buf));
-    const cache_cookie_t cookie = kept_cookie_of(s);
+    cache_cookie_t cookie;
+    keep = keep && kept_cookie_of(s, &cookie);
     auto st = static_cast<sess::CacheStatus>(
         redis_cache_lookup(r, lcf, key, &s->data, keep ? &cookie : nullptr, keep));
     if (st == sess::CacheStatus::Hit) {
@@ -407,23 +418,25 @@ ngx_int_t load_valid(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf, 
 // (s untouched) for the usual way, which tells an expired or forged cookie from a valid one.
 bool load_kept(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf, std::string_view value,
                const sess::ExpiryPolicy& policy) {
-  sess::Times t;
-  unsigned char id[sess::kSessionIdLen];
-  if (!sess::envelope_peek_id(value, &t, id) ||
-      sess::expiry_check(policy, t, clock_now) != sess::Verdict::Valid) {
+  cache_cookie_t cookie;
+  sess::IdEnvelope e;
+  if (!sess::envelope_peek_id(value, &e) ||
+      sess::expiry_check(policy, e.times, clock_now) != sess::Verdict::Valid) {
     return false;
   }
   char buf[sess::kMaxPrefixLen + 2 * sess::kSessionIdLen];
-  std::string_view key(buf, sess::redis_key_to(sv(lcf->prefix), id, sess::kSessionIdLen, buf));
-  const cache_cookie_t cookie{lcf->secrets->ring->id(), sv(lcf->cookie.name), value};
+  std::string_view key(buf, sess::redis_key_to(sv(lcf->prefix), e.id, sess::kSessionIdLen, buf));
+  cookie.ring = lcf->secrets->ring->id();
+  cookie.name = sv(lcf->cookie.name);
+  std::memcpy(cookie.proof, e.proof, sizeof(cookie.proof));
   if (static_cast<sess::CacheStatus>(redis_cache_lookup(r, lcf, key, &s->data, &cookie)) !=
       sess::CacheStatus::Hit) {
     return false;
   }
   ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                  "session: cookie is the one the cache entry keeps as verified");
-  s->times = t;
-  ngx_memcpy(s->id, id, sess::kSessionIdLen);
+  s->times = e.times;
+  ngx_memcpy(s->id, e.id, sess::kSessionIdLen);
   cache_hit(s);
   return true;
 }

@@ -198,3 +198,25 @@ def test_kept_cookie_after_logout_or_delete_is_refused(site):
     site.admin.ping()  # (its invalidation is on its way: t/test_redis_cache_coherence.py)
     r = _whoami(site, value)
     assert f"user={user} " not in r.text and "status=invalid" in r.text, r.text
+
+
+def test_zone_capacity_with_kept_cookies(nginx, redis_factory):
+    """README's sizing: each entry also keeps its session's id cookie (a 64-byte chunk), and a 1m
+    zone still holds more than 4,500 sessions of one short field (about 5,200 measured), the
+    most recently used ones."""
+    rd = redis_factory()
+    srv = nginx(redis_snippet("127.0.0.1:{rport}", LOCATIONS.replace("{prefix}/third.txt",
+                                                                    "{secret_file}"),
+                              "session_redis_cache sessions:1m max_age=60s; "
+                              "add_header X-Cache-Status \"[$session_cache_status]\" always;"),
+                rport=rd.port)
+    admin = rd.admin()
+    sessions = [seed(admin, {"user": f"u{i}"}, srv.secrets[0])[0] for i in range(6000)]
+    for value in sessions:
+        assert "status=valid" in _whoami(srv, value).text
+    held = 0
+    for value in reversed(sessions):
+        if _status(_whoami(srv, value)) != "hit":
+            break
+        held += 1
+    assert 4500 < held < 6000, held

@@ -184,28 +184,29 @@ bool envelope_key_hint(std::string_view value, uint8_t* hint) noexcept {
   return true;
 }
 
-bool envelope_peek_id(std::string_view value, Times* t, unsigned char* id) noexcept {
-  // The header and the id are the first 35 bytes: the first 48 characters decode to 36.
-  constexpr size_t kChars = 48;
-  static_assert(kChars / 4 * 3 >= kEnvelopeHeaderLen + kSessionIdLen, "header and id");
-  if (value.size() != envelope_sealed_len(Kind::Id, kSessionIdLen)) return false;
-  char buf[kChars / 4 * 3 + 8];
+bool envelope_peek_id(std::string_view value, IdEnvelope* out) noexcept {
+  constexpr size_t kRawLen = kEnvelopeHeaderLen + kSessionIdLen + KeyRing::kMacLen;
+  if (value.size() != base64url_encoded_len(kRawLen)) return false;
+  char buf[kRawLen + 16];
   std::pmr::monotonic_buffer_resource mr(buf, sizeof(buf), std::pmr::null_memory_resource());
   pstring raw(&mr);
   try {
-    raw.reserve(kChars / 4 * 3);
-    if (!base64url_decode(value.substr(0, kChars), raw)) return false;
+    raw.reserve(kRawLen);
+    if (!base64url_decode(value, raw)) return false;
   } catch (...) {
     return false;
   }
   const unsigned char* p = uc(raw.data());
-  if (raw.size() != kChars / 4 * 3 || p[kOffVersion] != kVersion ||
+  if (raw.size() != kRawLen || p[kOffVersion] != kVersion ||
       p[kOffKind] != static_cast<unsigned char>(Kind::Id)) {
     return false;
   }
-  t->created = get_be64(p + kOffCreated);
-  t->refreshed = get_be64(p + kOffRefreshed);
-  std::memcpy(id, p + kEnvelopeHeaderLen, kSessionIdLen);
+  out->times.created = get_be64(p + kOffCreated);
+  out->times.refreshed = get_be64(p + kOffRefreshed);
+  std::memcpy(out->id, p + kEnvelopeHeaderLen, kSessionIdLen);
+  std::memcpy(out->proof, p, kEnvelopeHeaderLen);
+  std::memcpy(out->proof + kEnvelopeHeaderLen, p + kEnvelopeHeaderLen + kSessionIdLen,
+              KeyRing::kMacLen);
   return true;
 }
 

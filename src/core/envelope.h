@@ -48,13 +48,21 @@ OpenResult envelope_open(const KeyRing& ring, Kind kind, std::string_view cookie
 // base64url there.
 bool envelope_key_hint(std::string_view value, uint8_t* hint) noexcept;
 
-// What an Id envelope of a session id says, read without verifying anything: its times and the
-// id. Only for a value whose authenticity is known by other means - the session cache keeps, with
-// each entry, a value of its session's id cookie that envelope_open verified, and a value equal
-// to it in full is that value. For such a value *t and id are exactly what envelope_open gave
-// (times, payload). False unless the value has the length of an Id envelope of kSessionIdLen
-// bytes and its first 48 characters are base64url with the right version and kind bytes.
-bool envelope_peek_id(std::string_view value, Times* t, unsigned char* id) noexcept;
+// What an Id envelope of a session id says, read without verifying anything: its times, the id,
+// and its proof - the header and the MAC, which with the id are every byte of the envelope. Only
+// for a value whose authenticity is known by other means: the session cache keeps, with each
+// entry, the proof of an id cookie of its session that envelope_open verified (under a ring and
+// a cookie name), and a value of that id with the same proof is that value. For a value that
+// envelope_open accepts, times and id are what it gave (times, payload).
+constexpr size_t kIdProofLen = kEnvelopeHeaderLen + KeyRing::kMacLen;
+struct IdEnvelope {
+  Times times;
+  unsigned char id[kSessionIdLen];
+  unsigned char proof[kIdProofLen];
+};
+// False unless the value is base64url of exactly the length of an Id envelope of kSessionIdLen
+// bytes, with the right version and kind bytes.
+bool envelope_peek_id(std::string_view value, IdEnvelope* out) noexcept;
 
 // Length of the base64url value envelope_seal produces for a payload of n bytes.
 size_t envelope_sealed_len(Kind kind, size_t n) noexcept;

@@ -28,16 +28,13 @@ constexpr ngx_msec_t kHeartbeatLimit = 300;  // an entry whose filler's heartbea
 
 struct cache_node_t;
 
-// The id cookie an entry keeps (redis_cache_zone_get): its own slab chunk, the name's and the
-// value's bytes following the struct; cap is how many bytes the chunk has room for.
+// The id cookie an entry keeps (redis_cache_zone_get), in a slab chunk of its own (64 bytes):
+// what it was verified under - a keyed hash of the ring's id and the cookie's name - and its
+// proof (the envelope's header and MAC: with the entry's id, every byte of the cookie).
 struct cache_cookie_node_t {
-  uint64_t ring;
-  uint32_t name_len;
-  uint32_t value_len;
-  uint32_t cap;
-  u_char bytes[1];
+  uint64_t binding;
+  unsigned char proof[sess::kIdProofLen];
 };
-constexpr size_t kMaxKeptCookie = 512;  // name and value bytes: longer ones are not kept
 
 struct cache_shm_t {
   ngx_atomic_t epoch;        // CacheCoherence's SharedEpoch: entries of other epochs are dead
@@ -184,41 +181,40 @@ bool filler_alive(const cache_shm_t* sh, const cache_node_t* n, ngx_msec_t now) 
   return static_cast<ngx_msec_int_t>(now - beat) <= static_cast<ngx_msec_int_t>(kHeartbeatLimit);
 }
 
-// (Under the zone's lock.) Whether n keeps exactly cookie c.
-bool keeps(const cache_node_t* n, const cache_cookie_t& c) {
+// What a cookie was verified under, as an entry keeps it: the ring's id and the cookie's name,
+// hashed with the zone's seed (two bindings of one configuration that collide would be a 2^-64
+// accident of the names chosen; none of it comes from a client).
+uint64_t binding_of(const cache_shm_t* sh, const cache_cookie_t& c) {
+  uint64_t h = (c.ring ^ sh->seed[0]) * 0x9e3779b97f4a7c15ull;
+  h ^= c.name.size();
+  for (unsigned char ch : c.name) h = (h ^ ch) * 0x100000001b3ull;
+  h ^= sh->seed[1];
+  h *= 0xc2b2ae3d27d4eb4full;
+  return h ^ (h >> 31);
+}
+
+// (Under the zone's lock.) Whether n keeps exactly cookie c (the proof compared in constant
+// time).
+bool keeps(const cache_shm_t* sh, const cache_node_t* n, const cache_cookie_t& c) {
   const cache_cookie_node_t* k = n->cookie;
-  if (k == nullptr || k->ring != c.ring || k->name_len != c.name.size() ||
-      k->value_len != c.value.size() || std::memcmp(k->bytes, c.name.data(), k->name_len) != 0) {
-    return false;
-  }
-  return sess::ct_equal(std::string_view(reinterpret_cast<const char*>(k->bytes) + k->name_len,
-                                         k->value_len),
-                        c.value);
+  if (k == nullptr || k->binding != binding_of(sh, c)) return false;
+  return sess::ct_equal(std::string_view(reinterpret_cast<const char*>(k->proof), sizeof(k->proof)),
+                        std::string_view(reinterpret_cast<const char*>(c.proof), sizeof(c.proof)));
 }
 
 // (Under the zone's lock.) n keeps cookie c from now on, in place of what it kept, if there is
-// room: a chunk of its own, reused when large enough; none is made by evicting entries.
+// room (no entry is evicted for it).
 void keep(cache_zone_t* ctx, cache_node_t* n, const cache_cookie_t& c) {
-  const size_t len = c.name.size() + c.value.size();
-  if (len > kMaxKeptCookie || c.ring == 0) return;
-  if (keeps(n, c)) return;
+  if (c.ring == 0) return;
   cache_cookie_node_t* k = n->cookie;
-  if (k != nullptr && k->cap < len) {
-    ngx_slab_free_locked(ctx->shpool, k);
-    k = n->cookie = nullptr;
-  }
   if (k == nullptr) {
     k = static_cast<cache_cookie_node_t*>(
-        ngx_slab_alloc_locked(ctx->shpool, offsetof(cache_cookie_node_t, bytes) + len));
+        ngx_slab_alloc_locked(ctx->shpool, sizeof(cache_cookie_node_t)));
     if (k == nullptr) return;
-    k->cap = static_cast<uint32_t>(len);
     n->cookie = k;
   }
-  k->ring = c.ring;
-  k->name_len = static_cast<uint32_t>(c.name.size());
-  k->value_len = static_cast<uint32_t>(c.value.size());
-  ngx_memcpy(k->bytes, c.name.data(), c.name.size());
-  ngx_memcpy(k->bytes + c.name.size(), c.value.data(), c.value.size());
+  k->binding = binding_of(ctx->sh, c);
+  ngx_memcpy(k->proof, c.proof, sizeof(k->proof));
 }
 
 cache_zone_t* usable(const ngx_shm_zone_t* zone) {
@@ -407,7 +403,7 @@ bool redis_cache_zone_get(ngx_shm_zone_t* zone, std::string_view key, uint64_t e
     } else if (!filler_alive(ctx->sh, n, static_cast<ngx_msec_t>(now_ms))) {
       // Its invalidations go to a worker that is not running: not served (this worker's read
       // replaces it).
-    } else if (cookie != nullptr && !keep_cookie && !keeps(n, *cookie)) {
+    } else if (cookie != nullptr && !keep_cookie && !keeps(ctx->sh, n, *cookie)) {
       // Not the cookie it keeps: the caller verifies it (and reads the entry then).
     } else if (read(std::string_view(reinterpret_cast<const char*>(n->bytes) + n->key_len,
                                      n->data_len),

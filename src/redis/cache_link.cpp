@@ -16,6 +16,7 @@
 #include "../ngx_http_session_metrics.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "../core/record.h"
 
@@ -44,7 +45,7 @@ struct cache_fill_t {
   // The id cookie the entry keeps (redis_cache_read's cookie): ring 0 for none.
   uint64_t cookie_ring = 0;
   std::string cookie_name;
-  std::string cookie_value;
+  unsigned char cookie_proof[sess::kIdProofLen];
   ngx_shm_zone_t* zone;
   ngx_msec_t max_age;
   ngx_msec_t timeout;             // its operations' (the first requester's session_redis_timeout)
@@ -347,7 +348,10 @@ void fill_finish(cache_fill_t* f) {
     if (!storable) {
       f->link->coherence->abandon_fill(*f->ticket);
     } else if (f->link->coherence->end_fill(*f->ticket)) {
-      const cache_cookie_t cookie{f->cookie_ring, f->cookie_name, f->cookie_value};
+      cache_cookie_t cookie;
+      cookie.ring = f->cookie_ring;
+      cookie.name = f->cookie_name;
+      std::memcpy(cookie.proof, f->cookie_proof, sizeof(cookie.proof));
       if (redis_cache_zone_put(f->zone, f->key, f->ticket->epoch, *expires, bytes,
                                f->cookie_ring != 0 ? &cookie : nullptr)) {
         metric(sess::Metric::CacheStores);
@@ -461,7 +465,7 @@ bool redis_cache_read(ngx_http_request_t* r, const loc_conf_t* lcf, std::string_
     if (cookie != nullptr) {
       f->cookie_ring = cookie->ring;
       f->cookie_name = cookie->name;
-      f->cookie_value = cookie->value;
+      std::memcpy(f->cookie_proof, cookie->proof, sizeof(f->cookie_proof));
     }
     f->zone = lcf->redis_cache->zone;
     f->max_age = redis_cache_zone_max_age(f->zone);

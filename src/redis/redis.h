@@ -90,11 +90,12 @@ void redis_cache_heartbeat(ngx_shm_zone_t* zone);
 // not throw, and returns false for bytes it cannot use: the entry is then removed); true if a
 // live entry was read.
 //   An entry also keeps one id cookie of its session that a worker verified (the last one it
-// was given with keep): with cookie and not keep, the entry is read only if it keeps exactly
-// that cookie (ring, name and value compared in full, the value in constant time), else get
-// returns false and leaves it; with cookie and keep - only for a cookie that envelope_open
-// verified and whose id is key's - a live entry read keeps that cookie from then on, if the zone
-// has room for it (nothing is evicted for it).
+// was given with keep, or put's): with cookie and not keep, the entry is read only if it keeps
+// exactly that cookie (the ring and cookie name it was verified under, and its proof - every
+// byte of the cookie but the id, which is key's - compared in constant time), else get returns
+// false and leaves it; with cookie and keep - only for a cookie that envelope_open verified and
+// whose id is key's - a live entry read keeps that cookie from then on, if the zone has room for
+// it (64 bytes; nothing is evicted for it).
 using cache_reader_pt = bool (*)(std::string_view record, void* arg) noexcept;
 bool redis_cache_zone_get(ngx_shm_zone_t* zone, std::string_view key, uint64_t epoch,
                           uint64_t now_ms, cache_reader_pt read, void* arg,

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <map>
 #include <memory_resource>
 #include <random>
@@ -447,7 +448,7 @@ TEST(Envelope, OneAllocationPerOperation) {
 }
 
 // envelope_peek_id reads what envelope_open would give for a genuine Id envelope of a session
-// id, and nothing else: other lengths, kinds, versions and non-base64url headers are refused.
+// id, and its proof is the header and the MAC; other values are refused.
 TEST(Envelope, PeekIdMatchesOpen) {
   auto ring = make_ring({kA});
   std::mt19937_64 rng(7);
@@ -459,12 +460,38 @@ TEST(Envelope, PeekIdMatchesOpen) {
     std::string got;
     Times opened{};
     ASSERT_EQ(open(*ring, Kind::Id, "sid", v, &got, &opened), OpenResult::Ok);
-    Times peeked{};
-    unsigned char pid[sess::kSessionIdLen] = {};
-    ASSERT_TRUE(sess::envelope_peek_id(v, &peeked, pid));
-    EXPECT_EQ(std::string(reinterpret_cast<const char*>(pid), sizeof(pid)), got);
-    EXPECT_EQ(peeked.created, opened.created);
-    EXPECT_EQ(peeked.refreshed, opened.refreshed);
+    sess::IdEnvelope e{};
+    ASSERT_TRUE(sess::envelope_peek_id(v, &e));
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(e.id), sizeof(e.id)), got);
+    EXPECT_EQ(e.times.created, opened.created);
+    EXPECT_EQ(e.times.refreshed, opened.refreshed);
+    const std::string raw = decode(v);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(e.proof), sizeof(e.proof)),
+              raw.substr(0, sess::kEnvelopeHeaderLen) +
+                  raw.substr(sess::kEnvelopeHeaderLen + sess::kSessionIdLen));
+  }
+}
+
+// Every byte of an Id envelope is in its id or its proof: two values of one id differ in their
+// proofs whatever byte differs.
+TEST(Envelope, PeekIdProofCoversEveryByte) {
+  auto ring = make_ring({kA});
+  const std::string v = seal(*ring, Kind::Id, "sid", std::string(sess::kSessionIdLen, 'i'));
+  const std::string raw = decode(v);
+  sess::IdEnvelope base{};
+  ASSERT_TRUE(sess::envelope_peek_id(v, &base));
+  for (size_t at = 0; at < raw.size(); at++) {
+    if (at == 0 || at == 1) continue;  // version and kind: refused, below
+    std::string changed = raw;
+    changed[at] = static_cast<char>(changed[at] ^ 0x01);
+    sess::IdEnvelope e{};
+    ASSERT_TRUE(sess::envelope_peek_id(encode(changed), &e)) << at;
+    const bool in_id = at >= sess::kEnvelopeHeaderLen &&
+                       at < sess::kEnvelopeHeaderLen + sess::kSessionIdLen;
+    EXPECT_TRUE(std::memcmp(e.proof, base.proof, sizeof(e.proof)) != 0 ||
+                std::memcmp(e.id, base.id, sizeof(e.id)) != 0)
+        << at;
+    EXPECT_EQ(std::memcmp(e.id, base.id, sizeof(e.id)) != 0, in_id) << at;
   }
 }
 
@@ -472,29 +499,25 @@ TEST(Envelope, PeekIdRefusesOtherValues) {
   auto ring = make_ring({kA});
   const std::string id(sess::kSessionIdLen, 'i');
   const std::string v = seal(*ring, Kind::Id, "sid", id);
-  Times t{};
-  unsigned char pid[sess::kSessionIdLen];
+  sess::IdEnvelope e{};
   // other lengths: another payload size, truncated, extended
-  EXPECT_FALSE(sess::envelope_peek_id(seal(*ring, Kind::Id, "sid", id + "x"), &t, pid));
-  EXPECT_FALSE(sess::envelope_peek_id(seal(*ring, Kind::Id, "sid", id.substr(1)), &t, pid));
-  EXPECT_FALSE(sess::envelope_peek_id(v.substr(0, v.size() - 1), &t, pid));
-  EXPECT_FALSE(sess::envelope_peek_id(v + "A", &t, pid));
-  EXPECT_FALSE(sess::envelope_peek_id("", &t, pid));
+  EXPECT_FALSE(sess::envelope_peek_id(seal(*ring, Kind::Id, "sid", id + "x"), &e));
+  EXPECT_FALSE(sess::envelope_peek_id(seal(*ring, Kind::Id, "sid", id.substr(1)), &e));
+  EXPECT_FALSE(sess::envelope_peek_id(v.substr(0, v.size() - 1), &e));
+  EXPECT_FALSE(sess::envelope_peek_id(v + "A", &e));
+  EXPECT_FALSE(sess::envelope_peek_id("", &e));
   // other kinds of the same length: a Signed envelope of 16 bytes
   const std::string s = seal(*ring, Kind::Signed, "sid", id);
   ASSERT_EQ(s.size(), v.size());
-  EXPECT_FALSE(sess::envelope_peek_id(s, &t, pid));
+  EXPECT_FALSE(sess::envelope_peek_id(s, &e));
   // another version byte
   std::string raw = decode(v);
   raw[0] = 2;
-  EXPECT_FALSE(sess::envelope_peek_id(encode(raw), &t, pid));
-  // not base64url within the first 48 characters; after them it is not read
-  for (size_t at : {size_t{0}, size_t{20}, size_t{47}}) {
+  EXPECT_FALSE(sess::envelope_peek_id(encode(raw), &e));
+  // not base64url anywhere
+  for (size_t at : {size_t{0}, size_t{20}, size_t{47}, size_t{60}, v.size() - 1}) {
     std::string bad = v;
     bad[at] = '*';
-    EXPECT_FALSE(sess::envelope_peek_id(bad, &t, pid)) << at;
+    EXPECT_FALSE(sess::envelope_peek_id(bad, &e)) << at;
   }
-  std::string tail = v;
-  tail[60] = '*';
-  EXPECT_TRUE(sess::envelope_peek_id(tail, &t, pid));
 }
