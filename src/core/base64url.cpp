@@ -58,15 +58,21 @@ void base64url_encode(std::string_view in, pstring& out) {
                       out.data() + old);
 }
 
+size_t base64url_decoded_len(size_t n) noexcept {
+  return n / 4 * 3 + (n % 4 == 0 ? 0 : n % 4 - 1);
+}
+
 bool base64url_decode(std::string_view in, pstring& out) {
+  if (in.size() % 4 == 1) return false;  // a single trailing character carries only 6 bits
+  size_t old = out.size();
+  out.resize(old + base64url_decoded_len(in.size()));
+  return base64url_decode_to(in, reinterpret_cast<unsigned char*>(out.data() + old));
+}
+
+bool base64url_decode_to(std::string_view in, unsigned char* d) noexcept {
   const size_t n = in.size();
   if (n % 4 == 1) return false;  // a single trailing character carries only 6 bits
   const auto* s = reinterpret_cast<const unsigned char*>(in.data());
-
-  size_t old = out.size();
-  out.resize(old + n / 4 * 3 + (n % 4 == 0 ? 0 : n % 4 - 1));
-  auto* d = reinterpret_cast<unsigned char*>(out.data() + old);
-
   size_t i = 0;
   for (; i + 4 <= n; i += 4) {
     unsigned a = kDecode[s[i]], b = kDecode[s[i + 1]], c = kDecode[s[i + 2]], e = kDecode[s[i + 3]];

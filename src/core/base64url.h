@@ -20,4 +20,9 @@ void base64url_encode_to(const unsigned char* in, size_t n, char* dst) noexcept;
 // bits.
 bool base64url_decode(std::string_view in, pstring& out);
 
+// The same into dst, which has room for base64url_decoded_len(in.size()) bytes (dst unspecified
+// on false). base64url_decoded_len: the bytes n characters decode to (n % 4 != 1).
+size_t base64url_decoded_len(size_t n) noexcept;
+bool base64url_decode_to(std::string_view in, unsigned char* dst) noexcept;
+
 }  // namespace sess

@@ -187,17 +187,9 @@ bool envelope_key_hint(std::string_view value, uint8_t* hint) noexcept {
 bool envelope_peek_id(std::string_view value, IdEnvelope* out) noexcept {
   constexpr size_t kRawLen = kEnvelopeHeaderLen + kSessionIdLen + KeyRing::kMacLen;
   if (value.size() != base64url_encoded_len(kRawLen)) return false;
-  char buf[kRawLen + 16];
-  std::pmr::monotonic_buffer_resource mr(buf, sizeof(buf), std::pmr::null_memory_resource());
-  pstring raw(&mr);
-  try {
-    raw.reserve(kRawLen);
-    if (!base64url_decode(value, raw)) return false;
-  } catch (...) {
-    return false;
-  }
-  const unsigned char* p = uc(raw.data());
-  if (raw.size() != kRawLen || p[kOffVersion] != kVersion ||
+  static_assert(kRawLen % 3 == 1, "90 characters: 22 groups and 2 more");
+  unsigned char p[kRawLen];
+  if (!base64url_decode_to(value, p) || p[kOffVersion] != kVersion ||
       p[kOffKind] != static_cast<unsigned char>(Kind::Id)) {
     return false;
   }

@@ -195,16 +195,17 @@ uint64_t binding_of(const cache_shm_t* sh, const cache_cookie_t& c) {
 
 // (Under the zone's lock.) Whether n keeps exactly cookie c (the proof compared in constant
 // time).
-bool keeps(const cache_shm_t* sh, const cache_node_t* n, const cache_cookie_t& c) {
+// binding: binding_of(c).
+bool keeps(const cache_node_t* n, const cache_cookie_t& c, uint64_t binding) {
   const cache_cookie_node_t* k = n->cookie;
-  if (k == nullptr || k->binding != binding_of(sh, c)) return false;
+  if (k == nullptr || k->binding != binding) return false;
   return sess::ct_equal(std::string_view(reinterpret_cast<const char*>(k->proof), sizeof(k->proof)),
                         std::string_view(reinterpret_cast<const char*>(c.proof), sizeof(c.proof)));
 }
 
 // (Under the zone's lock.) n keeps cookie c from now on, in place of what it kept, if there is
 // room (no entry is evicted for it).
-void keep(cache_zone_t* ctx, cache_node_t* n, const cache_cookie_t& c) {
+void keep(cache_zone_t* ctx, cache_node_t* n, const cache_cookie_t& c, uint64_t binding) {
   if (c.ring == 0) return;
   cache_cookie_node_t* k = n->cookie;
   if (k == nullptr) {
@@ -213,7 +214,7 @@ void keep(cache_zone_t* ctx, cache_node_t* n, const cache_cookie_t& c) {
     if (k == nullptr) return;
     n->cookie = k;
   }
-  k->binding = binding_of(ctx->sh, c);
+  k->binding = binding;
   ngx_memcpy(k->proof, c.proof, sizeof(k->proof));
 }
 
@@ -394,6 +395,7 @@ bool redis_cache_zone_get(ngx_shm_zone_t* zone, std::string_view key, uint64_t e
   cache_zone_t* ctx = usable(zone);
   if (ctx == nullptr) return false;
   uint32_t hash = key_hash(ctx->sh, key);
+  const uint64_t binding = cookie != nullptr ? binding_of(ctx->sh, *cookie) : 0;
   bool hit = false;
   ngx_shmtx_lock(&ctx->shpool->mutex);
   cache_node_t* n = find(ctx->sh, key, hash);
@@ -403,13 +405,13 @@ bool redis_cache_zone_get(ngx_shm_zone_t* zone, std::string_view key, uint64_t e
     } else if (!filler_alive(ctx->sh, n, static_cast<ngx_msec_t>(now_ms))) {
       // Its invalidations go to a worker that is not running: not served (this worker's read
       // replaces it).
-    } else if (cookie != nullptr && !keep_cookie && !keeps(ctx->sh, n, *cookie)) {
+    } else if (cookie != nullptr && !keep_cookie && !keeps(n, *cookie, binding)) {
       // Not the cookie it keeps: the caller verifies it (and reads the entry then).
     } else if (read(std::string_view(reinterpret_cast<const char*>(n->bytes) + n->key_len,
                                      n->data_len),
                     arg)) {
       hit = true;
-      if (cookie != nullptr && keep_cookie) keep(ctx, n, *cookie);
+      if (cookie != nullptr && keep_cookie) keep(ctx, n, *cookie, binding);
       ngx_queue_remove(&n->lru);
       ngx_queue_insert_head(&ctx->sh->lru, &n->lru);
     } else {
@@ -468,7 +470,7 @@ bool redis_cache_zone_put(ngx_shm_zone_t* zone, std::string_view key, uint64_t e
     *chain = n;
     ngx_queue_insert_head(&ctx->sh->lru, &n->lru);
     ctx->sh->entries++;
-    if (cookie != nullptr) keep(ctx, n, *cookie);
+    if (cookie != nullptr) keep(ctx, n, *cookie, binding_of(ctx->sh, *cookie));
   }
   ngx_shmtx_unlock(&ctx->shpool->mutex);
   return p != nullptr;
