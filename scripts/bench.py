@@ -1784,7 +1784,8 @@ def write_report(info, rows, tgts, mem, settings, paced, instr=None, revocation=
                   "The same cookie on every request (a cookie store's repeat case), except "
                   f"for the {CACHE_SESSIONS:,} sessions in turn: a different session every "
                   "request, each in the zone, none in the worker's table of verified cookies "
-                  "(its id cookie is verified again, an HMAC). \"added\" "
+                  "(its id cookie is checked against the proof its entry keeps, no HMAC). "
+                  "\"added\" "
                   "for scenarios that send a session cookie (Redis store: an id cookie, shorter) "
                   "is against the baseline receiving "
                   "a session cookie too.", ""]
