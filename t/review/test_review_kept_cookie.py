@@ -20,7 +20,6 @@ machine's speed: t/review/kept_cookie_test_flaky_under_load.sh.
 """
 import http.cookiejar
 import os
-import socket
 import subprocess
 import threading
 import time
@@ -230,17 +229,10 @@ def test_kept_cookie_and_cookie_tossing(site):
 
 
 def _raw_two_cookie_lines(site, a, b):
-    s = socket.create_connection(("127.0.0.1", site.srv.port), timeout=5)
-    s.sendall((f"GET /whoami HTTP/1.1\r\nHost: x\r\nCookie: session={a}\r\n"
-               f"Cookie: session={b}\r\nConnection: close\r\n\r\n").encode())
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
-    return data.decode(errors="replace")
+    r = helpers.raw_exchange(site.srv.port, (
+        f"GET /whoami HTTP/1.1\r\nHost: x\r\nCookie: session={a}\r\n"
+        f"Cookie: session={b}\r\nConnection: close\r\n\r\n").encode())
+    return r.raw.decode(errors="replace")
 
 
 def test_kept_cookie_tossing_in_two_header_lines(site):
