@@ -175,6 +175,12 @@ ngx_int_t init_zone(ngx_shm_zone_t* zone, void* data) noexcept {
   return NGX_OK;
 }
 
+// Whether this worker's own heartbeat is recent: others still serve its entries.
+bool beat_recent(const cache_shm_t* sh, ngx_msec_t now) {
+  auto beat = static_cast<ngx_msec_t>(sh->heartbeat[ngx_worker]);
+  return static_cast<ngx_msec_int_t>(now - beat) <= static_cast<ngx_msec_int_t>(kHeartbeatLimit);
+}
+
 bool filler_alive(const cache_shm_t* sh, const cache_node_t* n, ngx_msec_t now) {
   if (n->filler == ngx_worker) return true;  // (this worker is running)
   auto beat = static_cast<ngx_msec_t>(sh->heartbeat[n->filler]);
@@ -360,11 +366,15 @@ ngx_msec_t redis_cache_zone_max_age(const ngx_shm_zone_t* zone) {
   return static_cast<const cache_zone_t*>(zone->data)->max_age;
 }
 
-void redis_cache_heartbeat(ngx_shm_zone_t* zone) {
+bool redis_cache_heartbeat(ngx_shm_zone_t* zone, bool stalled_ok) {
   cache_zone_t* ctx = usable(zone);
-  if (ctx != nullptr && ngx_worker < kMaxWorkers) {
-    ctx->sh->heartbeat[ngx_worker] = ngx_current_msec;
+  if (ctx == nullptr || ngx_worker >= kMaxWorkers) return true;
+  if (!stalled_ok && !beat_recent(ctx->sh, ngx_current_msec) &&
+      ctx->sh->heartbeat[ngx_worker] != 0) {
+    return false;  // not before the event loop read what arrived while this worker stood still
   }
+  ctx->sh->heartbeat[ngx_worker] = ngx_current_msec;
+  return true;
 }
 
 void redis_cache_init_module(ngx_cycle_t* cycle) {
@@ -439,7 +449,9 @@ bool redis_cache_zone_put(ngx_shm_zone_t* zone, std::string_view key, uint64_t e
   size_t size = offsetof(cache_node_t, bytes) + key.size() + record.size();
   uint32_t hash = key_hash(ctx->sh, key);
   ngx_shmtx_lock(&ctx->shpool->mutex);
-  ctx->sh->heartbeat[ngx_worker] = ngx_current_msec;
+  // (Renewed only while recent: after a stall, the heartbeat timer renews it once the event loop
+  // has read what arrived meanwhile - redis_cache_heartbeat.)
+  if (beat_recent(ctx->sh, ngx_current_msec)) ctx->sh->heartbeat[ngx_worker] = ngx_current_msec;
   if (cache_node_t* old = find(ctx->sh, key, hash)) remove_node(ctx, old);
   // A record larger than an eighth of the zone is not stored: it would evict everything else.
   void* p = size <= ctx->max_record ? ngx_slab_alloc_locked(ctx->shpool, size) : nullptr;

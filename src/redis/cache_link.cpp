@@ -82,8 +82,14 @@ void heartbeat_handler(ngx_event_t* ev) noexcept {
   auto* cl = static_cast<redis_client_t*>(ev->data);
   if (cl->exiting) return;
   auto** zones = static_cast<ngx_shm_zone_t**>(cl->ep->cache_zones->elts);
-  for (ngx_uint_t i = 0; i < cl->ep->cache_zones->nelts; i++) redis_cache_heartbeat(zones[i]);
-  ngx_add_timer(ev, kHeartbeat);
+  bool renewed = true;
+  for (ngx_uint_t i = 0; i < cl->ep->cache_zones->nelts; i++) {
+    renewed = redis_cache_heartbeat(zones[i], cl->heartbeat_deferred) && renewed;
+  }
+  // After a stall: once more in a millisecond, after the event loop read the sockets (their
+  // invalidations are already there), and then whatever the heartbeat says.
+  cl->heartbeat_deferred = !renewed && !cl->heartbeat_deferred;
+  ngx_add_timer(ev, cl->heartbeat_deferred ? 1 : kHeartbeat);
 }
 
 // A Sentinel switch, a cluster MOVED: every zone of the endpoint is emptied.

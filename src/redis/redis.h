@@ -85,7 +85,11 @@ bool redis_cache_zone_current(const ngx_shm_zone_t* zone);
 
 // The zone's max_age (the shortest of its locations'); this worker's heartbeat (a timer).
 ngx_msec_t redis_cache_zone_max_age(const ngx_shm_zone_t* zone);
-void redis_cache_heartbeat(ngx_shm_zone_t* zone);
+// A worker that stood still for longer than the heartbeat limit (stopped, blocked) may have
+// invalidations waiting in its sockets, and nginx runs a woken worker's timers before it reads
+// them: its heartbeat is then not renewed (false) unless stalled_ok, which the timer passes on
+// its next turn, after the event loop handled what was pending.
+bool redis_cache_heartbeat(ngx_shm_zone_t* zone, bool stalled_ok);
 // get reads the record in place, under the zone's lock: read(record, arg) decodes it (it must
 // not throw, and returns false for bytes it cannot use: the entry is then removed); true if a
 // live entry was read.
@@ -289,6 +293,7 @@ struct redis_client_t {
 
   std::unique_ptr<EndpointEpoch> epoch;  // the session cache (nullptr: the endpoint has none)
   ngx_event_t heartbeat;                 // this worker's heartbeat in the zones
+  bool heartbeat_deferred = false;       // ... put off once after a stall (heartbeat_handler)
   std::vector<cache_link_t*> links;      // one per data node that connected (owned)
   std::unordered_map<std::string, struct cache_fill_t*> fills;  // reads for the zone, by key
 };
