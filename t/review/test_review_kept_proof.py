@@ -25,10 +25,8 @@ of the churn would have taken the whole zone). t/review/kept_proof_text_injectiv
 one-byte change of 300 random 90-character values, 6.9 million variants; 200,000 random values
 for canonicity; decode_to bounds): 0 failures.
 """
-import http.cookiejar
 import os
 import random
-import subprocess
 import threading
 import time
 
@@ -36,10 +34,12 @@ import pytest
 import requests
 
 import helpers
-from conftest import NGINX_BIN
+import test_review_kept_cookie as kept_review
 from redis_support import cookie_header, craft_id_cookie, seed
 
-KEPT = "session: cookie is the one the cache entry keeps as verified"
+KEPT = kept_review.KEPT
+_status, _session, _need_debug = (kept_review._status, kept_review._session,
+                                 kept_review._need_debug)
 
 WHO = 'return 200 "status=$session_status user=$session_user id=$session_id\\n";'
 
@@ -64,23 +64,9 @@ server {
 """.replace("WHO", WHO)
 
 
-def _status(r):
-    return r.headers.get("X-Cache-Status", "")[1:-1]
+class Site(kept_review.Site):
+    """The other review's site (get, seed, evict, served_kept...) on this file's server."""
 
-
-def _session():
-    s = requests.Session()
-    s.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-    return s
-
-
-def _need_debug():
-    version = subprocess.run([str(NGINX_BIN), "-V"], capture_output=True, text=True).stderr
-    if "--with-debug" not in version:
-        pytest.skip("nginx built without --with-debug")
-
-
-class Site:
     def __init__(self, nginx, redis_factory, workers=1, zone="4m", max_age="30s",
                  log_level="debug"):
         if log_level == "debug":
@@ -92,35 +78,6 @@ class Site:
         self.secret = self.srv.secrets[0]
         self.http = _session()
         self.wait_active()
-
-    def wait_active(self):
-        def active():
-            value, _, _ = seed(self.admin, {"user": "probe"}, self.secret)
-            return "hit" in {_status(self.get(value)) for _ in range(3)}
-        helpers.wait_for(active, 10.0, "the cache active")
-
-    def get(self, value, path="/whoami", name="session", fresh=False, **kw):
-        hdr = {"Cookie": f"{name}={value}"} if value is not None else {}
-        if fresh:
-            hdr["Connection"] = "close"
-            return requests.get(self.srv.url(path), headers=hdr, timeout=10, **kw)
-        return self.http.get(self.srv.url(path), headers=hdr, timeout=10, **kw)
-
-    def raw_cookie(self, line, path="/whoami"):
-        return self.http.get(self.srv.url(path), headers={"Cookie": line}, timeout=10)
-
-    def seed(self, user, **kw):
-        return seed(self.admin, {"user": user}, self.secret, **kw)
-
-    def evict(self, n=2500):
-        for _ in range(n):
-            v = craft_id_cookie(self.secret, os.urandom(16))
-            self.http.get(self.srv.url("/whoami"), headers=cookie_header(v), timeout=10)
-
-    def served_kept(self, value, path="/whoami", name="session"):
-        mark = self.srv.log_mark()
-        r = self.get(value, path, name)
-        return r, any(KEPT in l for l in self.srv.log_since(mark))
 
     def assert_kept_path(self, value, user):
         """value is served by the kept path (after pushing it out of the worker's table)."""
