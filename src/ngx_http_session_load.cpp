@@ -410,11 +410,12 @@ ngx_int_t load_valid(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf, 
 }
 
 // The Redis store with session_redis_cache, one cookie that this worker's verified-cookie table
-// does not hold: if the zone's entry for the session its value names keeps exactly that value as
-// verified (an HMAC that some worker checked, see redis_cache_lookup), the cookie is valid
-// without checking it again - with thousands of sessions in turn the table cannot hold them, the
-// zone can. Its times and id are what the value says (envelope_peek_id: the value is the one
-// verified), the expiry is checked as always. True if that made the load (s: a cache hit); false
+// does not hold: if the zone's entry for the session its value names keeps that value's proof
+// (header and MAC) under this binding, as a worker verified it (see redis_cache_lookup), the
+// cookie is valid without checking its HMAC again - with thousands of sessions in turn the table
+// cannot hold them, the zone can. Its times and id are what the value says (envelope_peek_id:
+// with the id and the proof equal, the value is the one verified); the expiry is checked as
+// always. True if that made the load (s: a cache hit); false
 // (s untouched) for the usual way, which tells an expired or forged cookie from a valid one.
 bool load_kept(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf, std::string_view value,
                const sess::ExpiryPolicy& policy) {
