@@ -1,6 +1,8 @@
 // The Redis session cache's decisions (see redis_cache.h).
 #include "redis_cache.h"
 
+#include <cstring>
+
 namespace sess {
 
 std::string_view cache_status_name(CacheStatus s) noexcept {
@@ -82,6 +84,33 @@ std::optional<uint64_t> cache_expiry(uint64_t now_ms, uint64_t max_age_ms,
   }
   if (now_ms > UINT64_MAX - life) return std::nullopt;
   return now_ms + life;
+}
+
+uint64_t kept_cookie_binding(const uint64_t seed[2], uint64_t ring,
+                             std::string_view name) noexcept {
+  // The ring mixed with the first seed word, the name's length and bytes by FNV-1a steps, the
+  // second seed word, then a final multiply and shift so that every input bit reaches every
+  // output bit.
+  uint64_t h = (ring ^ seed[0]) * 0x9e3779b97f4a7c15ull;
+  h ^= name.size();
+  for (unsigned char ch : name) h = (h ^ ch) * 0x100000001b3ull;
+  h ^= seed[1];
+  h *= 0xc2b2ae3d27d4eb4full;
+  return h ^ (h >> 31);
+}
+
+bool kept_cookie_make(const uint64_t seed[2], uint64_t ring, std::string_view name,
+                      const unsigned char (&proof)[kIdProofLen], KeptCookie* out) noexcept {
+  if (ring == 0) return false;
+  out->binding = kept_cookie_binding(seed, ring, name);
+  std::memcpy(out->proof, proof, kIdProofLen);
+  return true;
+}
+
+bool kept_cookie_matches(const KeptCookie* kept, const KeptCookie* presented) noexcept {
+  if (kept == nullptr || presented == nullptr || kept->binding != presented->binding) return false;
+  return ct_equal(std::string_view(reinterpret_cast<const char*>(kept->proof), kIdProofLen),
+                  std::string_view(reinterpret_cast<const char*>(presented->proof), kIdProofLen));
 }
 
 CacheCoherence::CacheCoherence(SharedEpoch& epoch) : epoch_(epoch) { flush(); }

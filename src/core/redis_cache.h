@@ -26,6 +26,7 @@
 // Not thread-safe: one CacheCoherence per nginx worker, used from the event loop only.
 #pragma once
 
+#include "envelope.h"
 #include "resp.h"
 #include "session_data.h"
 
@@ -87,6 +88,31 @@ std::optional<uint64_t> cache_expiry(uint64_t now_ms, uint64_t max_age_ms, int64
 // leaving *out empty.
 bool cache_record_encode(const SessionData& data, std::string& out);
 bool cache_record_decode(std::string_view bytes, SessionData* out);
+
+// The id cookie an entry keeps (the glue stores one with each entry, in a chunk of its own):
+// what it was verified under - its binding, a hash of the key ring's id and the cookie's name
+// keyed by the zone's random seed - and its proof (envelope_peek_id: the envelope's header and
+// MAC, which with the entry's id are every byte of the cookie). A cookie whose id names an entry
+// is that verified cookie when its KeptCookie matches the entry's (kept_cookie_matches).
+struct KeptCookie {
+  uint64_t binding = 0;
+  unsigned char proof[kIdProofLen] = {};
+};
+static_assert(sizeof(KeptCookie) <= 64, "a kept cookie fits a 64-byte slab chunk");
+
+// The binding of a cookie verified under ring (KeyRing::id(), never 0) and cookie name, with the
+// zone's seed (from the CSPRNG). Two bindings of one configuration that meet would be a 2^-64
+// accident of the names chosen; nothing in it comes from a client.
+uint64_t kept_cookie_binding(const uint64_t seed[2], uint64_t ring,
+                             std::string_view name) noexcept;
+// The KeptCookie of a cookie verified (or presented) under ring and name, with its proof;
+// false (nothing to keep or look for) for ring 0, which no key ring has.
+bool kept_cookie_make(const uint64_t seed[2], uint64_t ring, std::string_view name,
+                      const unsigned char (&proof)[kIdProofLen], KeptCookie* out) noexcept;
+// Whether presented is the cookie kept: the same binding, and the same proof compared in
+// constant time. False when the entry keeps none (kept nullptr) or the cookie cannot be kept
+// (presented nullptr: kept_cookie_make refused it).
+bool kept_cookie_matches(const KeptCookie* kept, const KeptCookie* presented) noexcept;
 
 // The flush counter shared by all workers (the glue: an atomic in the shared zone).
 class SharedEpoch {

@@ -10,6 +10,7 @@
 // cache_link.cpp; README "The session cache" says what is guaranteed.
 
 #include <cstring>
+#include <new>
 #include "redis.h"
 
 #include "../ngx_http_session_metrics.h"
@@ -27,14 +28,6 @@ constexpr ngx_uint_t kMaxWorkers = 256;     // workers with a higher number do n
 constexpr ngx_msec_t kHeartbeatLimit = 300;  // an entry whose filler's heartbeat is older: dead
 
 struct cache_node_t;
-
-// The id cookie an entry keeps (redis_cache_zone_get), in a slab chunk of its own (64 bytes):
-// what it was verified under - a keyed hash of the ring's id and the cookie's name - and its
-// proof (the envelope's header and MAC: with the entry's id, every byte of the cookie).
-struct cache_cookie_node_t {
-  uint64_t binding;
-  unsigned char proof[sess::kIdProofLen];
-};
 
 struct cache_shm_t {
   ngx_atomic_t epoch;        // CacheCoherence's SharedEpoch: entries of other epochs are dead
@@ -63,7 +56,7 @@ struct cache_node_t {
   uint16_t filler;           // the worker whose connection read it (ngx_worker)
   uint32_t key_len;
   uint32_t data_len;
-  cache_cookie_node_t* cookie;  // the id cookie it keeps, or nullptr
+  sess::KeptCookie* cookie;  // the id cookie it keeps (a 64-byte slab chunk), or nullptr
   u_char bytes[1];
 };
 
@@ -187,41 +180,21 @@ bool filler_alive(const cache_shm_t* sh, const cache_node_t* n, ngx_msec_t now) 
   return static_cast<ngx_msec_int_t>(now - beat) <= static_cast<ngx_msec_int_t>(kHeartbeatLimit);
 }
 
-// What a cookie was verified under, as an entry keeps it: the ring's id and the cookie's name,
-// hashed with the zone's seed (two bindings of one configuration that collide would be a 2^-64
-// accident of the names chosen; none of it comes from a client).
-uint64_t binding_of(const cache_shm_t* sh, const cache_cookie_t& c) {
-  uint64_t h = (c.ring ^ sh->seed[0]) * 0x9e3779b97f4a7c15ull;
-  h ^= c.name.size();
-  for (unsigned char ch : c.name) h = (h ^ ch) * 0x100000001b3ull;
-  h ^= sh->seed[1];
-  h *= 0xc2b2ae3d27d4eb4full;
-  return h ^ (h >> 31);
-}
-
-// (Under the zone's lock.) Whether n keeps exactly cookie c (the proof compared in constant
-// time).
-// binding: binding_of(c).
-bool keeps(const cache_node_t* n, const cache_cookie_t& c, uint64_t binding) {
-  const cache_cookie_node_t* k = n->cookie;
-  if (k == nullptr || k->binding != binding) return false;
-  return sess::ct_equal(std::string_view(reinterpret_cast<const char*>(k->proof), sizeof(k->proof)),
-                        std::string_view(reinterpret_cast<const char*>(c.proof), sizeof(c.proof)));
+// A cookie as the zone's entries keep it (its binding with this zone's seed); false for none.
+bool kept_of(const cache_shm_t* sh, const cache_cookie_t* c, sess::KeptCookie* out) {
+  return c != nullptr && sess::kept_cookie_make(sh->seed, c->ring, c->name, c->proof, out);
 }
 
 // (Under the zone's lock.) n keeps cookie c from now on, in place of what it kept, if there is
 // room (no entry is evicted for it).
-void keep(cache_zone_t* ctx, cache_node_t* n, const cache_cookie_t& c, uint64_t binding) {
-  if (c.ring == 0) return;
-  cache_cookie_node_t* k = n->cookie;
-  if (k == nullptr) {
-    k = static_cast<cache_cookie_node_t*>(
-        ngx_slab_alloc_locked(ctx->shpool, sizeof(cache_cookie_node_t)));
-    if (k == nullptr) return;
-    n->cookie = k;
+void keep(cache_zone_t* ctx, cache_node_t* n, const sess::KeptCookie& c) {
+  if (n->cookie == nullptr) {
+    void* p = ngx_slab_alloc_locked(ctx->shpool, sizeof(sess::KeptCookie));
+    if (p == nullptr) return;
+    n->cookie = new (p) sess::KeptCookie(c);
+  } else {
+    *n->cookie = c;
   }
-  k->binding = binding;
-  ngx_memcpy(k->proof, c.proof, sizeof(k->proof));
 }
 
 cache_zone_t* usable(const ngx_shm_zone_t* zone) {
@@ -405,7 +378,9 @@ bool redis_cache_zone_get(ngx_shm_zone_t* zone, std::string_view key, uint64_t e
   cache_zone_t* ctx = usable(zone);
   if (ctx == nullptr) return false;
   uint32_t hash = key_hash(ctx->sh, key);
-  const uint64_t binding = cookie != nullptr ? binding_of(ctx->sh, *cookie) : 0;
+  sess::KeptCookie presented;
+  const bool with_cookie = cookie != nullptr;
+  const bool keepable = kept_of(ctx->sh, cookie, &presented);
   bool hit = false;
   ngx_shmtx_lock(&ctx->shpool->mutex);
   cache_node_t* n = find(ctx->sh, key, hash);
@@ -415,13 +390,14 @@ bool redis_cache_zone_get(ngx_shm_zone_t* zone, std::string_view key, uint64_t e
     } else if (!filler_alive(ctx->sh, n, static_cast<ngx_msec_t>(now_ms))) {
       // Its invalidations go to a worker that is not running: not served (this worker's read
       // replaces it).
-    } else if (cookie != nullptr && !keep_cookie && !keeps(n, *cookie, binding)) {
+    } else if (with_cookie && !keep_cookie &&
+               !sess::kept_cookie_matches(n->cookie, keepable ? &presented : nullptr)) {
       // Not the cookie it keeps: the caller verifies it (and reads the entry then).
     } else if (read(std::string_view(reinterpret_cast<const char*>(n->bytes) + n->key_len,
                                      n->data_len),
                     arg)) {
       hit = true;
-      if (cookie != nullptr && keep_cookie) keep(ctx, n, *cookie, binding);
+      if (keepable && keep_cookie) keep(ctx, n, presented);
       ngx_queue_remove(&n->lru);
       ngx_queue_insert_head(&ctx->sh->lru, &n->lru);
     } else {
@@ -482,7 +458,8 @@ bool redis_cache_zone_put(ngx_shm_zone_t* zone, std::string_view key, uint64_t e
     *chain = n;
     ngx_queue_insert_head(&ctx->sh->lru, &n->lru);
     ctx->sh->entries++;
-    if (cookie != nullptr) keep(ctx, n, *cookie, binding_of(ctx->sh, *cookie));
+    sess::KeptCookie kept;
+    if (kept_of(ctx->sh, cookie, &kept)) keep(ctx, n, kept);
   }
   ngx_shmtx_unlock(&ctx->shpool->mutex);
   return p != nullptr;

@@ -95,8 +95,8 @@ bool redis_cache_heartbeat(ngx_shm_zone_t* zone, bool stalled_ok);
 // live entry was read.
 //   An entry also keeps one id cookie of its session that a worker verified (the last one it
 // was given with keep, or put's): with cookie and not keep, the entry is read only if it keeps
-// exactly that cookie (the ring and cookie name it was verified under, and its proof - every
-// byte of the cookie but the id, which is key's - compared in constant time), else get returns
+// exactly that cookie (sess::kept_cookie_matches: the ring and cookie name it was verified
+// under, and its proof - every byte of the cookie but the id, which is key's), else get returns
 // false and leaves it; with cookie and keep - only for a cookie that envelope_open verified and
 // whose id is key's - a live entry read keeps that cookie from then on, if the zone has room for
 // it (64 bytes; nothing is evicted for it).

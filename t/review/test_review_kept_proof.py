@@ -8,7 +8,8 @@ is the entry's key. These tests attack what the new representation could change:
     entry that keeps none, both directions, with equal headers (same times and key hint);
   * the binding is a hash: cookie names whose hash states meet after the first byte
     ("a", "bX", "cXY": len ^ first byte is the same), the same secrets under another ring;
-    plus a model of binding_of searched for collisions;
+    plus a model of the binding (src/core/redis_cache.cpp kept_cookie_binding) searched for
+    collisions;
   * the fill path: an entry filled from the worker's verified-cookie table (not from
     envelope_open) keeps the right proof, concurrent misses of two sessions keep their own;
   * other lengths and chunk heads of a kept value, multiple cookies;
@@ -35,7 +36,7 @@ import requests
 
 import helpers
 import test_review_kept_cookie as kept_review
-from redis_support import cookie_header, craft_id_cookie, seed
+from redis_support import cookie_header, craft_id_cookie
 
 KEPT = kept_review.KEPT
 _status, _session, _need_debug = (kept_review._status, kept_review._session,
@@ -149,7 +150,7 @@ def test_proof_of_one_session_on_another_id(site):
 
 
 def _binding_of(seed0, seed1, ring, name: bytes):
-    """src/redis/cache.cpp binding_of, modulo 2^64."""
+    """src/core/redis_cache.cpp kept_cookie_binding, modulo 2^64."""
     m = (1 << 64) - 1
     h = ((ring ^ seed0) * 0x9e3779b97f4a7c15) & m
     h ^= len(name)
@@ -161,9 +162,9 @@ def _binding_of(seed0, seed1, ring, name: bytes):
 
 
 def test_binding_model_has_no_structural_collision():
-    """binding_of over every (ring 1..8, token name of 1-2 characters) and structured families
-    (len ^ first byte equal, one byte moved, rings differing in low bits) for random seeds: no
-    two bindings are equal."""
+    """kept_cookie_binding over every (ring 1..8, token name of 1-2 characters) and structured
+    families (len ^ first byte equal, one byte moved, rings differing in low bits) for random
+    seeds: no two bindings are equal."""
     tchars = [c for c in range(33, 127) if chr(c) not in '()<>@,;:\\"/[]?={} \t']
     names = [bytes([a]) for a in tchars] + [bytes([a, b]) for a in tchars for b in tchars]
     fam = []

@@ -10,7 +10,9 @@
 #include <gtest/gtest.h>
 
 #include <optional>
+#include <cstring>
 #include <random>
+#include <set>
 #include <string>
 
 using sess::CacheCoherence;
@@ -405,4 +407,102 @@ TEST(RedisCacheRecord, MalformedIsRefusedAndLeavesNothing) {
   bad[7] = static_cast<char>(0xff);
   EXPECT_FALSE(sess::cache_record_decode(bad, &back));
   EXPECT_TRUE(back.empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The id cookie an entry keeps: who is let in without an HMAC check
+
+namespace {
+
+using Proof = unsigned char[sess::kIdProofLen];
+
+void fill_proof(Proof& p, unsigned char base) {
+  for (size_t i = 0; i < sess::kIdProofLen; i++) p[i] = static_cast<unsigned char>(base + i * 7);
+}
+
+sess::KeptCookie make_kept(const uint64_t seed[2], uint64_t ring, std::string_view name,
+                           const Proof& proof) {
+  sess::KeptCookie k;
+  EXPECT_TRUE(sess::kept_cookie_make(seed, ring, name, proof, &k));
+  return k;
+}
+
+}  // namespace
+
+TEST(RedisCacheKeptCookie, Table) {
+  const uint64_t seed[2] = {0x0123456789abcdefull, 0xfedcba9876543210ull};
+  const uint64_t other_seed[2] = {0x0123456789abcdefull, 0xfedcba9876543211ull};
+  Proof proof;
+  fill_proof(proof, 3);
+  const sess::KeptCookie kept = make_kept(seed, 11, "sid", proof);
+  struct Row {
+    const char* what;
+    sess::KeptCookie presented;
+    bool matches;
+  };
+  Proof other_proof;
+  fill_proof(other_proof, 4);
+  const Row rows[] = {
+      {"the same cookie", make_kept(seed, 11, "sid", proof), true},
+      {"another proof", make_kept(seed, 11, "sid", other_proof), false},
+      {"another ring", make_kept(seed, 12, "sid", proof), false},
+      {"another cookie name", make_kept(seed, 11, "sie", proof), false},
+      {"a name with a byte more", make_kept(seed, 11, std::string_view("sid\0", 4), proof), false},
+      {"a shorter name", make_kept(seed, 11, "si", proof), false},
+      {"an empty name", make_kept(seed, 11, "", proof), false},
+      {"another zone's seed", make_kept(other_seed, 11, "sid", proof), false},
+  };
+  for (const Row& r : rows) {
+    EXPECT_EQ(sess::kept_cookie_matches(&kept, &r.presented), r.matches) << r.what;
+  }
+  // Nothing kept, or a cookie that cannot be kept: no match.
+  EXPECT_FALSE(sess::kept_cookie_matches(nullptr, &kept));
+  EXPECT_FALSE(sess::kept_cookie_matches(&kept, nullptr));
+  // Ring 0 (no key ring has it) makes nothing.
+  sess::KeptCookie none;
+  EXPECT_FALSE(sess::kept_cookie_make(seed, 0, "sid", proof, &none));
+}
+
+// One bit changed anywhere in the proof: refused.
+TEST(RedisCacheKeptCookie, EveryProofBitCounts) {
+  const uint64_t seed[2] = {1, 2};
+  Proof proof;
+  fill_proof(proof, 9);
+  const sess::KeptCookie kept = make_kept(seed, 5, "session", proof);
+  for (size_t at = 0; at < sess::kIdProofLen; at++) {
+    for (int bit = 0; bit < 8; bit++) {
+      Proof changed;
+      std::memcpy(changed, proof, sizeof(changed));
+      changed[at] = static_cast<unsigned char>(changed[at] ^ (1u << bit));
+      const sess::KeptCookie presented = make_kept(seed, 5, "session", changed);
+      EXPECT_FALSE(sess::kept_cookie_matches(&kept, &presented)) << at << ":" << bit;
+    }
+  }
+}
+
+// Bindings of many (ring, name) pairs under one seed, names that meet after one step of the hash
+// included (a byte and its xor partner, names one byte apart in length): all distinct; and a
+// binding depends on both seed words.
+TEST(RedisCacheKeptCookie, BindingsOfAConfigurationAreDistinct) {
+  const uint64_t seed[2] = {0x9f3c1d2e4b5a6978ull, 0x1234fedc5678ba90ull};
+  std::set<uint64_t> seen;
+  size_t made = 0;
+  for (uint64_t ring = 1; ring <= 40; ring++) {
+    for (int a = 0; a < 64; a++) {
+      for (int len = 0; len < 4; len++) {
+        std::string name(static_cast<size_t>(len), static_cast<char>('0' + a));
+        if (len > 1) name[0] = static_cast<char>(a ^ 0x20);
+        seen.insert(sess::kept_cookie_binding(seed, ring, name));
+        made++;
+      }
+    }
+  }
+  // (len 0 gives one name per ring whatever a: 63 repeats per ring)
+  EXPECT_EQ(seen.size(), made - 40 * 63);
+  for (int w = 0; w < 2; w++) {
+    uint64_t other[2] = {seed[0], seed[1]};
+    other[w] ^= 1;
+    EXPECT_NE(sess::kept_cookie_binding(seed, 7, "sid"), sess::kept_cookie_binding(other, 7, "sid"))
+        << w;
+  }
 }
