@@ -23,6 +23,24 @@ constexpr std::array<unsigned char, 256> make_decode_table() {
 
 constexpr std::array<unsigned char, 256> kDecode = make_decode_table();
 
+// The same, per position in a group of four characters: the character's 6 bits already shifted
+// to where they go in the group's 24 bits (18, 12, 6, 0), and kBadChar (a bit above those 24)
+// for a character outside the alphabet. OR-ing the four gives the group's bytes and, in one
+// test, whether any character was bad (about a third fewer instructions a group than looking
+// the values up, testing them and shifting them).
+constexpr uint32_t kBadChar = 1u << 24;
+constexpr std::array<uint32_t, 256> make_shifted_table(unsigned shift) {
+  std::array<uint32_t, 256> t{};
+  for (unsigned c = 0; c < 256; c++) {
+    t[c] = kDecode[c] == kInvalid ? kBadChar : uint32_t{kDecode[c]} << shift;
+  }
+  return t;
+}
+constexpr std::array<uint32_t, 256> kAt18 = make_shifted_table(18);
+constexpr std::array<uint32_t, 256> kAt12 = make_shifted_table(12);
+constexpr std::array<uint32_t, 256> kAt6 = make_shifted_table(6);
+constexpr std::array<uint32_t, 256> kAt0 = make_shifted_table(0);
+
 }  // namespace
 
 size_t base64url_encoded_len(size_t n) noexcept {
@@ -74,13 +92,12 @@ bool base64url_decode_to(std::string_view in, unsigned char* d) noexcept {
   if (n % 4 == 1) return false;  // a single trailing character carries only 6 bits
   const auto* s = reinterpret_cast<const unsigned char*>(in.data());
   size_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    unsigned a = kDecode[s[i]], b = kDecode[s[i + 1]], c = kDecode[s[i + 2]], e = kDecode[s[i + 3]];
-    if ((a | b | c | e) & 0xc0) return false;  // kInvalid is the only value above 63
-    uint32_t v = a << 18 | b << 12 | c << 6 | e;
-    *d++ = static_cast<unsigned char>(v >> 16);
-    *d++ = static_cast<unsigned char>(v >> 8);
-    *d++ = static_cast<unsigned char>(v);
+  for (; i + 4 <= n; i += 4, d += 3) {
+    const uint32_t v = kAt18[s[i]] | kAt12[s[i + 1]] | kAt6[s[i + 2]] | kAt0[s[i + 3]];
+    if (v & kBadChar) return false;
+    d[0] = static_cast<unsigned char>(v >> 16);
+    d[1] = static_cast<unsigned char>(v >> 8);
+    d[2] = static_cast<unsigned char>(v);
   }
   if (n - i == 2) {
     unsigned a = kDecode[s[i]], b = kDecode[s[i + 1]];

@@ -5,6 +5,10 @@
 
 #include <charconv>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace sess {
 
 namespace {
@@ -33,11 +37,40 @@ struct HexPairs {
 };
 constexpr HexPairs kHexPairs;
 
+#if defined(__SSE2__)
+namespace {
+
+// 16 bytes as 32 lowercase hex digits, with SSE2 (every x86-64 CPU): the high and low nibbles
+// interleaved, then '0' + n, plus 'a' - '0' - 10 where n > 9. A session id is 16 bytes, so the
+// key of a Redis store's request is made in one go (about 20 instructions instead of 16 table
+// copies).
+void hex16(const unsigned char* in, char* out) noexcept {
+  const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in));
+  const __m128i low4 = _mm_set1_epi8(0x0f);
+  const __m128i hi = _mm_and_si128(_mm_srli_epi16(x, 4), low4);
+  const __m128i lo = _mm_and_si128(x, low4);
+  const __m128i nine = _mm_set1_epi8(9);
+  const __m128i zero = _mm_set1_epi8('0');
+  const __m128i letters = _mm_set1_epi8('a' - '0' - 10);
+  auto ascii = [&](__m128i n) {
+    return _mm_add_epi8(_mm_add_epi8(n, zero), _mm_and_si128(_mm_cmpgt_epi8(n, nine), letters));
+  };
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), ascii(_mm_unpacklo_epi8(hi, lo)));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16), ascii(_mm_unpackhi_epi8(hi, lo)));
+}
+
+}  // namespace
+#endif
+
 size_t redis_key_to(std::string_view prefix, const unsigned char* id, size_t id_len, char* buf) {
   char* p = buf;
   if (!prefix.empty()) std::memcpy(p, prefix.data(), prefix.size());
   p += prefix.size();
-  for (size_t i = 0; i < id_len; i++, p += 2) std::memcpy(p, kHexPairs.pair[id[i]], 2);
+  size_t i = 0;
+#if defined(__SSE2__)
+  for (; i + 16 <= id_len; i += 16, p += 32) hex16(id + i, p);
+#endif
+  for (; i < id_len; i++, p += 2) std::memcpy(p, kHexPairs.pair[id[i]], 2);
   return static_cast<size_t>(p - buf);
 }
 

@@ -401,10 +401,7 @@ void SessionData::set_string(std::string_view key, std::string_view value) {
 
 void SessionData::append(std::string_view key, std::string_view text, bool is_string) {
   forget_user();
-  SessionValue& v = values_.emplace_back(mr_);
-  v.key.assign(key.data(), key.size());
-  v.text.assign(text.data(), text.size());
-  v.is_string = is_string;
+  values_.emplace_back(mr_, key, text, is_string);
 }
 
 void SessionData::set_json(std::string_view key, std::string_view json_text) {

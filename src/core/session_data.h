@@ -17,6 +17,9 @@ struct SessionValue {
   bool is_string = true;
 
   explicit SessionValue(std::pmr::memory_resource* mr) : key(mr), text(mr) {}
+  // (Made with its bytes: a copy construction, cheaper than assigning to empty strings.)
+  SessionValue(std::pmr::memory_resource* mr, std::string_view k, std::string_view t, bool s)
+      : key(k.data(), k.size(), mr), text(t.data(), t.size(), mr), is_string(s) {}
 };
 
 class SessionData {

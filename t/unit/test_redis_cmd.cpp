@@ -31,10 +31,11 @@ TEST(RedisKey, PrefixAndLowercaseHex) {
 
 TEST(RedisKey, EveryByteInEveryPositionAndLength) {
   const char* digits = "0123456789abcdef";
-  for (size_t len = 0; len <= 9; len++) {
+  // (lengths past 32: the 16-byte blocks of the vector path and the bytes after them)
+  for (size_t len = 0; len <= 40; len++) {
     for (size_t pos = 0; pos < len; pos++) {
       for (int b = 0; b < 256; b++) {
-        unsigned char id[9];
+        unsigned char id[40];
         for (size_t i = 0; i < len; i++) id[i] = static_cast<unsigned char>(0x5a + 31 * i);
         id[pos] = static_cast<unsigned char>(b);
         std::string want = "k:";
