@@ -40,7 +40,9 @@ TEST(FlaskRecord, SessionIdsAreCheckedForLengthAndCharset) {
   EXPECT_FALSE(sess::flask_sid_valid(std::string(21, 'a')));
   EXPECT_FALSE(sess::flask_sid_valid(std::string(129, 'a')));
   EXPECT_FALSE(sess::flask_sid_valid(""));
-  for (char c : std::string(" .:/*?%\"\\'\x00\x7f\xff{}", 17)) {
+  // (The characters by the array's size: the literal holds a NUL of its own.)
+  static const char kBad[] = " .:/*?%\"\\'\x00\x7f\xff{}";
+  for (char c : std::string(kBad, sizeof(kBad) - 1)) {
     std::string sid(30, 'a');
     sid[7] = c;
     EXPECT_FALSE(sess::flask_sid_valid(sid)) << int(c);
