@@ -168,16 +168,18 @@ ngx_int_t init_zone(ngx_shm_zone_t* zone, void* data) noexcept {
   return NGX_OK;
 }
 
-// Whether this worker's own heartbeat is recent: others still serve its entries.
-bool beat_recent(const cache_shm_t* sh, ngx_msec_t now) {
-  auto beat = static_cast<ngx_msec_t>(sh->heartbeat[ngx_worker]);
+// Whether worker w's heartbeat is at most the limit old at now.
+bool beat_fresh(const cache_shm_t* sh, ngx_uint_t w, ngx_msec_t now) {
+  auto beat = static_cast<ngx_msec_t>(sh->heartbeat[w]);
   return static_cast<ngx_msec_int_t>(now - beat) <= static_cast<ngx_msec_int_t>(kHeartbeatLimit);
 }
 
+// Whether this worker's own heartbeat is recent: others still serve its entries.
+bool beat_recent(const cache_shm_t* sh, ngx_msec_t now) { return beat_fresh(sh, ngx_worker, now); }
+
 bool filler_alive(const cache_shm_t* sh, const cache_node_t* n, ngx_msec_t now) {
   if (n->filler == ngx_worker) return true;  // (this worker is running)
-  auto beat = static_cast<ngx_msec_t>(sh->heartbeat[n->filler]);
-  return static_cast<ngx_msec_int_t>(now - beat) <= static_cast<ngx_msec_int_t>(kHeartbeatLimit);
+  return beat_fresh(sh, n->filler, now);
 }
 
 // A cookie as the zone's entries keep it (its binding with this zone's seed); false for none.
