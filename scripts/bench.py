@@ -108,6 +108,8 @@ MEM_REQUESTS = env_int("BENCH_MEM_REQUESTS", 1_000_000, 0)
 # keep-alive run per scenario (start-up and connection set-up cancel out); 0 skips the phase.
 IR_PHASE = env_int("BENCH_CALLGRIND", 1, 0)
 IR_SHORT, IR_LONG = 200, 1200
+# More valgrind options for that phase, for profiling (e.g. "--dump-instr=yes"); counts are the same.
+IR_VALGRIND_ARGS = os.environ.get("BENCH_CALLGRIND_ARGS", "").split()
 IR_TARGET = 1500        # issue 11: what the cookie check may add
 IR_CACHE_TARGET = 3000  # issue 11: what a session_redis_cache hit may add
 CACHE_SESSIONS = env_int("BENCH_CACHE_SESSIONS", 10_000, 1)  # distinct sessions, round-robin
@@ -1305,6 +1307,7 @@ def instructions_phase(scenarios, ports, values, sections, nginx: Nginx) -> dict
     cg_dir.mkdir(parents=True)
     proc = start_proc("nginx-callgrind", [
         "valgrind", "--tool=callgrind", "--instr-atstart=no", "--vgdb=yes",
+        *IR_VALGRIND_ARGS,
         f"--callgrind-out-file={cg_dir}/cg.out", f"--log-file={cg_dir}/valgrind.log",
         str(NGINX), "-p", f"{RUN}/", "-c", str(cg_conf)])
     out = {}

@@ -670,8 +670,14 @@ void login_header_filter(ngx_http_request_t* r, ctx_t* ctx) noexcept;
 // A login's session data (empty session + user + auth keys), for the write path.
 bool login_succeeded_slow(ctx_t* ctx);
 inline bool login_succeeded(ctx_t* ctx) { return ctx->login != nullptr && login_succeeded_slow(ctx); }
-// True if r's location is a session_login or session_logout endpoint.
-bool is_session_endpoint(ngx_http_request_t* r);
+// The content handlers of session_login and session_logout.
+ngx_int_t login_handler(ngx_http_request_t* r) noexcept;
+ngx_int_t logout_handler(ngx_http_request_t* r) noexcept;
+// True if r's location is a session_login or session_logout endpoint. (Inline: session_require
+// asks it on every request.)
+inline bool is_session_endpoint(ngx_http_request_t* r) {
+  return r->content_handler == login_handler || r->content_handler == logout_handler;
+}
 bool login_stored_slow(ctx_t* ctx);
 inline bool login_stored(ctx_t* ctx) { return ctx->login != nullptr && login_stored_slow(ctx); }
 
@@ -724,8 +730,10 @@ char* session_jwt_claims_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* con
 char* session_jwks_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 // session_jwt_lifetime's post handler: 2s to 365d.
 extern ngx_conf_post_t jwt_lifetime_post;
+// session_jwks's content handler.
+ngx_int_t jwks_handler(ngx_http_request_t* r) noexcept;
 // True if r's location is a session_jwks location (public: exempt from session_require).
-bool is_jwks_endpoint(ngx_http_request_t* r);
+inline bool is_jwks_endpoint(ngx_http_request_t* r) { return r->content_handler == jwks_handler; }
 // Merges the session_jwt_* settings (nginx -t errors: session_jwks without a key). False on error.
 bool jwt_merge(ngx_conf_t* cf, loc_conf_t* conf, const loc_conf_t* prev) noexcept;
 // $session_jwt

@@ -191,8 +191,7 @@ char* session_jwt_claims_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* con
   return NGX_CONF_OK;
 }
 
-namespace {
-
+// (Not in an anonymous namespace: is_jwks_endpoint compares a content handler with it.)
 ngx_int_t jwks_handler(ngx_http_request_t* r) noexcept {
   return guard<ngx_int_t>(r->connection->log, NGX_HTTP_INTERNAL_SERVER_ERROR, [&]() -> ngx_int_t {
     if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))) {
@@ -231,10 +230,6 @@ ngx_int_t jwks_handler(ngx_http_request_t* r) noexcept {
     return ngx_http_output_filter(r, &out);
   });
 }
-
-}  // namespace
-
-bool is_jwks_endpoint(ngx_http_request_t* r) { return r->content_handler == jwks_handler; }
 
 namespace {
 

@@ -61,7 +61,18 @@ void release_shared_hold(void* data) noexcept {
   static_cast<shared_hold_t*>(data)->~shared_hold_t();
 }
 
-bool hold_until_request_ends(ngx_http_request_t* r, const sess::VerifiedCache::Entry* hit) {
+// A hold in a pool cleanup of its own (a request's second one, or one without a ctx).
+[[gnu::noinline]] bool hold_in_cleanup(ngx_http_request_t* r,
+                                       const sess::VerifiedCache::Entry* hit) {
+  ngx_pool_cleanup_t* cln = ngx_pool_cleanup_add(r->pool, sizeof(shared_hold_t));
+  if (cln == nullptr) return false;
+  new (cln->data) shared_hold_t(hit->shared.share());
+  cln->handler = release_shared_hold;
+  return true;
+}
+
+inline bool hold_until_request_ends(ngx_http_request_t* r,
+                                    const sess::VerifiedCache::Entry* hit) {
   // Usually the one hold of the request: in its ctx, released with it (no cleanup of its own).
   ctx_t* ctx = get_ctx(r, false);
   if (ctx != nullptr && !ctx->hold_used) {
@@ -69,11 +80,7 @@ bool hold_until_request_ends(ngx_http_request_t* r, const sess::VerifiedCache::E
     ctx->hold = hit->shared.share();
     return true;
   }
-  ngx_pool_cleanup_t* cln = ngx_pool_cleanup_add(r->pool, sizeof(shared_hold_t));
-  if (cln == nullptr) return false;
-  new (cln->data) shared_hold_t(hit->shared.share());
-  cln->handler = release_shared_hold;
-  return true;
+  return hold_in_cleanup(r, hit);
 }
 
 sess::VerifiedBinding verified_binding(const loc_conf_t* lcf) {
@@ -339,8 +346,10 @@ ChunkScratch* chunk_scratch(ngx_http_request_t* r, const loc_conf_t* lcf,
 // A verified-table hit becomes the session's payload (held until the request ends, with its
 // decoded data if the entry has it), or for the Redis store the id it holds (copied: nothing
 // held; *id_taken). The entry must be the one just found (nothing inserted since).
-bool take_hit(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf,
-              const sess::VerifiedCache::Entry* hit, bool* id_taken) {
+[[gnu::always_inline]] inline bool take_hit(ngx_http_request_t* r, loaded_t* s,
+                                            const loc_conf_t* lcf,
+                                            const sess::VerifiedCache::Entry* hit,
+                                            bool* id_taken) {
   if (lcf->store == STORE_REDIS && hit->payload().size() == sess::kSessionIdLen) {
     ngx_memcpy(s->id, hit->payload().data(), sess::kSessionIdLen);
     *id_taken = true;
@@ -442,21 +451,14 @@ bool load_kept(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf, std::s
   return true;
 }
 
-// Reads and verifies the session cookie(s) of r under lcf into s. For the Redis store, starts the
-// lookup (NGX_AGAIN).
-ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
-  if (lcf->format == FORMAT_FLASK) return flask_load(r, s, lcf);  // src/ngx_http_session_flask.cpp
-  // Never loaded (conf is set here and by reset only): every field is still as the constructor
-  // made it, so the reset is skipped (~20 instructions a request).
-  if (s->conf != nullptr) {
-    s->reset(lcf);
-  } else {
-    s->conf = lcf;
-  }
-  sess::CookieCandidates acc;
-  collect_cookie(r, sv(lcf->cookie.name), acc);
-  if (acc.count == 0) return NGX_OK;
-  s->had_cookie = 1;
+// The candidates of a load that the fast path in load did not settle (several cookies of the
+// name, a chunk head, or one cookie this worker's table does not hold as valid: only is its
+// entry there, if any), each verified in turn. Out of line: its frame (verdicts, the scratch
+// payload, the chunks) is not built on every request.
+[[gnu::noinline]] ngx_int_t load_candidates(ngx_http_request_t* r, loaded_t* s,
+                                            const loc_conf_t* lcf,
+                                            const sess::CookieCandidates& acc,
+                                            const sess::VerifiedCache::Entry* only) {
   if (acc.overflow) {
     // More distinct cookies of this name than are tried: a valid one could hide among them.
     s->status = sess::LoadStatus::Invalid;
@@ -475,28 +477,6 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
   sess::Times times;
   sess::VerifiedCache* cache = verified_cache();
   const sess::VerifiedBinding binding = verified_binding(lcf);
-  // One cookie, not a chunk head: the table's entry for it, looked up once (nothing is inserted
-  // before the loop below, which takes it from here).
-  const sess::VerifiedCache::Entry* only = nullptr;
-  if (acc.count == 1 && !sess::chunk_head_like(acc.values[0])) {
-    // The usual request: one cookie, verified before and still valid (anything else, a miss
-    // included, takes the loop below).
-    only = cache->find(binding, acc.values[0]);
-    if (only != nullptr &&
-        sess::expiry_check(policy, only->times, clock_now) == sess::Verdict::Valid) {
-      s->times = only->times;
-      if (!take_hit(r, s, lcf, only, &id_taken)) return NGX_ERROR;
-      s->cached_value = acc.values[0];
-      s->status = sess::LoadStatus::Valid;
-      // (A miss's fill stores it with the record; a hit's entry is not changed.)
-      if (lcf->redis_cache != nullptr) s->kept_cookie = acc.values[0];
-      return load_valid(r, s, lcf, id_taken);
-    }
-    if (only == nullptr && lcf->redis_cache != nullptr && lcf->store == STORE_REDIS &&
-        load_kept(r, s, lcf, acc.values[0], policy)) {
-      return NGX_OK;
-    }
-  }
   ChunkScratch* chunks = nullptr;  // made on the first chunk head
   // Scratch buffer reused by every candidate (pool memory is only returned with the request).
   // Payloads of later candidates are only needed until a second valid one shows up.
@@ -606,6 +586,50 @@ ngx_int_t load(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf) {
     return load_valid(r, s, lcf, id_taken, true);
   }
   return load_valid(r, s, lcf, id_taken);
+}
+
+// Reads and verifies the session cookie(s) of r under lcf into s. For the Redis store, starts the
+// lookup (NGX_AGAIN).
+// (Inlined into load_session, its one caller: one frame less on every request.)
+[[gnu::always_inline]] inline ngx_int_t load(ngx_http_request_t* r, loaded_t* s,
+                                             const loc_conf_t* lcf) {
+  if (lcf->format == FORMAT_FLASK) return flask_load(r, s, lcf);  // src/ngx_http_session_flask.cpp
+  // Never loaded (conf is set here and by reset only): every field is still as the constructor
+  // made it, so the reset is skipped (~20 instructions a request).
+  if (s->conf != nullptr) {
+    s->reset(lcf);
+  } else {
+    s->conf = lcf;
+  }
+  sess::CookieCandidates acc;
+  collect_cookie(r, sv(lcf->cookie.name), acc);
+  if (acc.count == 0) return NGX_OK;
+  s->had_cookie = 1;
+  // One cookie, not a chunk head: the table's entry for it, looked up once (load_candidates
+  // takes it from here: nothing is inserted before).
+  const sess::VerifiedCache::Entry* only = nullptr;
+  if (acc.count == 1 && !sess::chunk_head_like(acc.values[0])) {
+    // The usual request: one cookie, verified before and still valid (anything else, a miss
+    // included, takes load_candidates).
+    only = verified_cache()->find(verified_binding(lcf), acc.values[0]);
+    const sess::ExpiryPolicy policy = policy_of(lcf);
+    if (only != nullptr &&
+        sess::expiry_check(policy, only->times, clock_now) == sess::Verdict::Valid) {
+      bool id_taken = false;  // (Redis store: the id copied out of the entry, nothing held)
+      s->times = only->times;
+      if (!take_hit(r, s, lcf, only, &id_taken)) return NGX_ERROR;
+      s->cached_value = acc.values[0];
+      s->status = sess::LoadStatus::Valid;
+      // (A miss's fill stores it with the record; a hit's entry is not changed.)
+      if (lcf->redis_cache != nullptr) s->kept_cookie = acc.values[0];
+      return load_valid(r, s, lcf, id_taken);
+    }
+    if (only == nullptr && lcf->redis_cache != nullptr && lcf->store == STORE_REDIS &&
+        load_kept(r, s, lcf, acc.values[0], policy)) {
+      return NGX_OK;
+    }
+  }
+  return load_candidates(r, s, lcf, acc, only);
 }
 
 }  // namespace

@@ -496,6 +496,9 @@ const std::string_view* header_view(ngx_http_request_t* r, std::string_view name
   return storage;
 }
 
+}  // namespace
+
+// (Out of the anonymous namespace: is_session_endpoint compares a content handler with these.)
 ngx_int_t login_handler(ngx_http_request_t* r) noexcept {
   return guard<ngx_int_t>(r->connection->log, NGX_HTTP_INTERNAL_SERVER_ERROR, [&]() -> ngx_int_t {
     if (r != r->main) return NGX_HTTP_FORBIDDEN;  // a login is a browser's own request
@@ -577,12 +580,6 @@ ngx_int_t logout_handler(ngx_http_request_t* r) noexcept {
     }
     return send_redirect(r, NGX_HTTP_SEE_OTHER, lcf->logout_uri);
   });
-}
-
-}  // namespace
-
-bool is_session_endpoint(ngx_http_request_t* r) {
-  return r->content_handler == login_handler || r->content_handler == logout_handler;
 }
 
 bool login_succeeded_slow(ctx_t* ctx) { return ctx->login->succeeded; }

@@ -93,6 +93,32 @@ inline bool has_ctl(std::string_view s) noexcept {
   return bad;
 }
 
+// True if s has a byte equal to c: the word test of has_ctl (a zero byte in s ^ c repeated),
+// exact too, for short strings checked per request (a cookie name's '=').
+namespace common_detail {
+template <typename W>
+constexpr W byte_in_word(W w, unsigned char c) noexcept {
+  constexpr W kOnes = static_cast<W>(~W(0)) / 0xff;
+  const W x = w ^ (kOnes * c);
+  return (x - kOnes) & ~x & (kOnes * 0x80);
+}
+}  // namespace common_detail
+
+inline bool has_byte(std::string_view s, unsigned char c) noexcept {
+  using common_detail::byte_in_word;
+  const char* p = s.data();
+  const size_t n = s.size();
+  if (n >= 8) {
+    uint64_t hit = byte_in_word(load_u64(p + n - 8), c);
+    for (size_t i = 0; i + 8 < n; i += 8) hit |= byte_in_word(load_u64(p + i), c);
+    return hit != 0;
+  }
+  if (n >= 4) return (byte_in_word(load_u32(p), c) | byte_in_word(load_u32(p + n - 4), c)) != 0;
+  bool hit = false;
+  for (size_t i = 0; i < n; i++) hit |= static_cast<unsigned char>(p[i]) == c;
+  return hit;
+}
+
 // a[0..n) == b[0..n), for the short strings of the request path (cookie names, session keys):
 // overlapping word loads instead of a call to memcmp. Not constant-time.
 inline bool bytes_equal(const char* a, const char* b, size_t n) noexcept {

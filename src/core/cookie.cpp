@@ -65,7 +65,7 @@ void for_each_value(std::string_view header, std::string_view name, F&& f) noexc
   // (A name with a leading SP/HTAB or a ';' never matches the bytes compared below; one with a
   // trailing SP/HTAB or an '=' could, and is refused when it does.)
   auto impossible = [name]() noexcept {
-    return is_wsp(name.back()) || std::memchr(name.data(), '=', name.size()) != nullptr;
+    return is_wsp(name.back()) || has_byte(name, '=');
   };
   const char* p = header.data();
   const size_t n = header.size();

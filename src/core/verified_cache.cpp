@@ -35,7 +35,9 @@ constexpr size_t kValueOverhead = sizeof(SessionValue);
 
 VerifiedCache::VerifiedCache(uint64_t seed) : seed_(seed), slots_(new Entry[kSlots]) {}
 
-uint64_t VerifiedCache::mix_of(const VerifiedBinding& b, std::string_view value) const noexcept {
+// (Inline: lookup asks it on every request with a cookie.)
+inline uint64_t VerifiedCache::mix_of(const VerifiedBinding& b,
+                                      std::string_view value) const noexcept {
   // The name is left out (it is compared in full; one value under two names is rare).
   uint64_t h = seed_ ^ (b.ring * 0xff51afd7ed558ccdULL) ^ static_cast<uint64_t>(b.kind);
   h = mix_value(h, value);

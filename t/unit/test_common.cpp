@@ -44,6 +44,34 @@ TEST(CtEqual, AgreesWithStringViewEquality) {
   }, 160);
 }
 
+// has_byte: exactly the strings with that byte, for every target byte, every length 0..24
+// (bytes, half words, overlapping words), every byte value at every position, among fills that
+// sit next to the target (c - 1, c + 1, c ^ 0x80) where a word test would borrow wrongly.
+TEST(HasByte, ExactlyTheStringsWithIt) {
+  EXPECT_FALSE(sess::has_byte("", '='));
+  EXPECT_TRUE(sess::has_byte("a=b", '='));
+  EXPECT_FALSE(sess::has_byte("session", '='));
+  for (int target : {0, int{'='}, 0x7f, 0x80, 0xff, 1}) {
+    const auto t = static_cast<unsigned char>(target);
+    for (int f : {target - 1, target + 1, target ^ 0x80, int{'a'}}) {
+      const char fill = static_cast<char>(f & 0xff);
+      if (static_cast<unsigned char>(fill) == t) continue;
+      for (size_t n = 0; n <= 24; n++) {
+        const std::string clean(n, fill);
+        ASSERT_FALSE(sess::has_byte(clean, t)) << n << " fill " << f << " target " << target;
+        for (size_t pos = 0; pos < n; pos++) {
+          for (int c = 0; c < 256; c++) {
+            std::string s = clean;
+            s[pos] = static_cast<char>(c);
+            ASSERT_EQ(sess::has_byte(s, t), c == target)
+                << n << " fill " << f << " byte " << c << " at " << pos << " target " << target;
+          }
+        }
+      }
+    }
+  }
+}
+
 // has_ctl: exactly the bytes below 0x20 and DEL, at any position; bytes >= 0x80 (UTF-8) are not.
 TEST(HasCtl, ExactlyC0AndDel) {
   for (int c = 0; c < 256; c++) {
