@@ -584,7 +584,7 @@ ngx_int_t var_cache_status(ngx_http_request_t* r, ngx_http_variable_value_t* v,
 struct cache_cookie_t {
   uint64_t ring;
   std::string_view name;
-  unsigned char proof[sess::kIdProofLen];
+  const unsigned char* proof;  // sess::kIdProofLen bytes, alive through the call given it
 };
 // The request path (src/redis/cache_link.cpp). redis_cache_lookup: the record of key in lcf's
 // zone (lcf->redis_cache set): Hit fills *out (no Redis command); Miss: read it with

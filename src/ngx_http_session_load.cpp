@@ -189,16 +189,15 @@ void lookup_done(ngx_http_request_t* r, void* data, const sess::RespValue* reply
                  bool too_large);
 
 // s->kept_cookie as a cache entry keeps it (the proof of an id cookie naming s->id, under s's
-// binding); false if there is none.
-bool kept_cookie_of(const loaded_t* s, cache_cookie_t* c) {
-  sess::IdEnvelope e;
-  if (s->kept_cookie.empty() || !sess::envelope_peek_id(s->kept_cookie, &e) ||
-      std::memcmp(e.id, s->id, sess::kSessionIdLen) != 0) {
+// binding; c's proof is in *e); false if there is none.
+bool kept_cookie_of(const loaded_t* s, sess::IdEnvelope* e, cache_cookie_t* c) {
+  if (s->kept_cookie.empty() || !sess::envelope_peek_id(s->kept_cookie, e) ||
+      std::memcmp(e->id, s->id, sess::kSessionIdLen) != 0) {
     return false;
   }
   c->ring = s->conf->secrets->ring->id();
   c->name = sv(s->conf->cookie.name);
-  std::memcpy(c->proof, e.proof, sizeof(c->proof));
+  c->proof = e->proof;
   return true;
 }
 
@@ -218,8 +217,9 @@ bool start_read(ngx_http_request_t* r, loaded_t* s, bool v1) {
     // the key; a v1 record is not cached, its second read goes alone).
     s->cache_miss = 0;
     cache_cookie_t cookie;
+    sess::IdEnvelope e;  // (the cookie's proof)
     return redis_cache_read(r, s->conf, key, lookup_done, s, &kLookupLimits,
-                            kept_cookie_of(s, &cookie) ? &cookie : nullptr);
+                            kept_cookie_of(s, &e, &cookie) ? &cookie : nullptr);
   }
   s->op = redis_send(r, s->conf, args, key, lookup_done, s, &kLookupLimits);
   return s->op != nullptr;
@@ -404,7 +404,8 @@ ngx_int_t load_valid(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf, 
     std::string_view key(buf, sess::redis_key_to(sv(lcf->prefix), s->id, sess::kSessionIdLen,
                                                  buf));
     cache_cookie_t cookie;
-    keep = keep && kept_cookie_of(s, &cookie);
+    sess::IdEnvelope e;  // (the cookie's proof)
+    keep = keep && kept_cookie_of(s, &e, &cookie);
     auto st = static_cast<sess::CacheStatus>(
         redis_cache_lookup(r, lcf, key, &s->data, keep ? &cookie : nullptr, keep));
     if (st == sess::CacheStatus::Hit) {
@@ -438,7 +439,7 @@ bool load_kept(ngx_http_request_t* r, loaded_t* s, const loc_conf_t* lcf, std::s
   std::string_view key(buf, sess::redis_key_to(sv(lcf->prefix), e.id, sess::kSessionIdLen, buf));
   cookie.ring = lcf->secrets->ring->id();
   cookie.name = sv(lcf->cookie.name);
-  std::memcpy(cookie.proof, e.proof, sizeof(cookie.proof));
+  cookie.proof = e.proof;
   if (static_cast<sess::CacheStatus>(redis_cache_lookup(r, lcf, key, &s->data, &cookie)) !=
       sess::CacheStatus::Hit) {
     return false;

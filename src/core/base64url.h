@@ -5,7 +5,10 @@
 
 namespace sess {
 
-size_t base64url_encoded_len(size_t n) noexcept;
+constexpr size_t base64url_encoded_len(size_t n) noexcept {
+  // Every full group of 3 bytes becomes 4 characters; a tail of 1 or 2 bytes becomes 2 or 3.
+  return n / 3 * 4 + (n % 3 == 0 ? 0 : n % 3 + 1);
+}
 
 // Appends the encoding of in to out.
 void base64url_encode(std::string_view in, pstring& out);

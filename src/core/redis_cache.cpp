@@ -88,29 +88,55 @@ std::optional<uint64_t> cache_expiry(uint64_t now_ms, uint64_t max_age_ms,
 
 uint64_t kept_cookie_binding(const uint64_t seed[2], uint64_t ring,
                              std::string_view name) noexcept {
-  // The ring mixed with the first seed word, the name's length and bytes by FNV-1a steps, the
-  // second seed word, then a final multiply and shift so that every input bit reaches every
-  // output bit.
-  uint64_t h = (ring ^ seed[0]) * 0x9e3779b97f4a7c15ull;
-  h ^= name.size();
-  for (unsigned char ch : name) h = (h ^ ch) * 0x100000001b3ull;
+  // The ring mixed with the first seed word, then the name's length and its bytes eight at a
+  // time (words; the last one, or the two halves of a name under eight bytes, overlapping: with
+  // the length in, every name gives its own sequence), the second seed word, then a final
+  // multiply and shift so that every input bit reaches every output bit. Each word is mixed on
+  // its own before it joins (as MurmurHash64A's steps): a byte changed in one word and another
+  // in the next do not cancel out, as they can when words are xored into the state raw.
+  constexpr uint64_t kMul = 0x9e3779b97f4a7c15ull;
+  auto step = [](uint64_t h, uint64_t w) noexcept {
+    w *= 0xc6a4a7935bd1e995ull;
+    w ^= w >> 47;
+    w *= 0xc6a4a7935bd1e995ull;
+    h = (h ^ w) * kMul;
+    return h ^ (h >> 32);
+  };
+  const char* p = name.data();
+  const size_t n = name.size();
+  uint64_t h = step((ring ^ seed[0]) * kMul, n);
+  if (n >= 8) {
+    for (size_t i = 0; i + 8 < n; i += 8) h = step(h, load_u64(p + i));
+    h = step(h, load_u64(p + n - 8));
+  } else if (n >= 4) {
+    h = step(h, static_cast<uint64_t>(load_u32(p)) << 32 | load_u32(p + n - 4));
+  } else {
+    uint64_t w = 0;
+    for (size_t i = 0; i < n; i++) w = w << 8 | static_cast<unsigned char>(p[i]);
+    h = step(h, w);
+  }
   h ^= seed[1];
   h *= 0xc2b2ae3d27d4eb4full;
   return h ^ (h >> 31);
 }
 
 bool kept_cookie_make(const uint64_t seed[2], uint64_t ring, std::string_view name,
-                      const unsigned char (&proof)[kIdProofLen], KeptCookie* out) noexcept {
+                      const unsigned char* proof, KeptCookie* out) noexcept {
   if (ring == 0) return false;
   out->binding = kept_cookie_binding(seed, ring, name);
   std::memcpy(out->proof, proof, kIdProofLen);
   return true;
 }
 
-bool kept_cookie_matches(const KeptCookie* kept, const KeptCookie* presented) noexcept {
-  if (kept == nullptr || presented == nullptr || kept->binding != presented->binding) return false;
+bool kept_cookie_holds(const KeptCookie* kept, uint64_t binding,
+                       const unsigned char* proof) noexcept {
+  if (kept == nullptr || kept->binding != binding) return false;
   return ct_equal(std::string_view(reinterpret_cast<const char*>(kept->proof), kIdProofLen),
-                  std::string_view(reinterpret_cast<const char*>(presented->proof), kIdProofLen));
+                  std::string_view(reinterpret_cast<const char*>(proof), kIdProofLen));
+}
+
+bool kept_cookie_matches(const KeptCookie* kept, const KeptCookie* presented) noexcept {
+  return presented != nullptr && kept_cookie_holds(kept, presented->binding, presented->proof);
 }
 
 CacheCoherence::CacheCoherence(SharedEpoch& epoch) : epoch_(epoch) { flush(); }

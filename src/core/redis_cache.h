@@ -107,12 +107,17 @@ uint64_t kept_cookie_binding(const uint64_t seed[2], uint64_t ring,
                              std::string_view name) noexcept;
 // The KeptCookie of a cookie verified (or presented) under ring and name, with its proof;
 // false (nothing to keep or look for) for ring 0, which no key ring has.
+// (proof: kIdProofLen bytes.)
 bool kept_cookie_make(const uint64_t seed[2], uint64_t ring, std::string_view name,
-                      const unsigned char (&proof)[kIdProofLen], KeptCookie* out) noexcept;
+                      const unsigned char* proof, KeptCookie* out) noexcept;
 // Whether presented is the cookie kept: the same binding, and the same proof compared in
 // constant time. False when the entry keeps none (kept nullptr) or the cookie cannot be kept
 // (presented nullptr: kept_cookie_make refused it).
 bool kept_cookie_matches(const KeptCookie* kept, const KeptCookie* presented) noexcept;
+// The same for a presented cookie given by its binding and proof (kIdProofLen bytes), without
+// making its KeptCookie: what a lookup asks.
+bool kept_cookie_holds(const KeptCookie* kept, uint64_t binding,
+                       const unsigned char* proof) noexcept;
 
 // The flush counter shared by all workers (the glue: an atomic in the shared zone).
 class SharedEpoch {

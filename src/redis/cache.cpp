@@ -187,6 +187,13 @@ bool kept_of(const cache_shm_t* sh, const cache_cookie_t* c, sess::KeptCookie* o
   return c != nullptr && sess::kept_cookie_make(sh->seed, c->ring, c->name, c->proof, out);
 }
 
+// The binding of cookie c in this zone (its seed); false if c cannot be kept (none, or ring 0).
+bool binding_of(const cache_shm_t* sh, const cache_cookie_t* c, uint64_t* out) {
+  if (c == nullptr || c->ring == 0) return false;
+  *out = sess::kept_cookie_binding(sh->seed, c->ring, c->name);
+  return true;
+}
+
 // (Under the zone's lock.) n keeps cookie c from now on, in place of what it kept, if there is
 // room (no entry is evicted for it).
 void keep(cache_zone_t* ctx, cache_node_t* n, const sess::KeptCookie& c) {
@@ -380,9 +387,9 @@ bool redis_cache_zone_get(ngx_shm_zone_t* zone, std::string_view key, uint64_t e
   cache_zone_t* ctx = usable(zone);
   if (ctx == nullptr) return false;
   uint32_t hash = key_hash(ctx->sh, key);
-  sess::KeptCookie presented;
   const bool with_cookie = cookie != nullptr;
-  const bool keepable = kept_of(ctx->sh, cookie, &presented);
+  uint64_t binding = 0;
+  const bool keepable = binding_of(ctx->sh, cookie, &binding);
   bool hit = false;
   ngx_shmtx_lock(&ctx->shpool->mutex);
   cache_node_t* n = find(ctx->sh, key, hash);
@@ -393,13 +400,14 @@ bool redis_cache_zone_get(ngx_shm_zone_t* zone, std::string_view key, uint64_t e
       // Its invalidations go to a worker that is not running: not served (this worker's read
       // replaces it).
     } else if (with_cookie && !keep_cookie &&
-               !sess::kept_cookie_matches(n->cookie, keepable ? &presented : nullptr)) {
+               !(keepable && sess::kept_cookie_holds(n->cookie, binding, cookie->proof))) {
       // Not the cookie it keeps: the caller verifies it (and reads the entry then).
     } else if (read(std::string_view(reinterpret_cast<const char*>(n->bytes) + n->key_len,
                                      n->data_len),
                     arg)) {
       hit = true;
-      if (keepable && keep_cookie) keep(ctx, n, presented);
+      sess::KeptCookie presented;
+      if (keep_cookie && kept_of(ctx->sh, cookie, &presented)) keep(ctx, n, presented);
       ngx_queue_remove(&n->lru);
       ngx_queue_insert_head(&ctx->sh->lru, &n->lru);
     } else {

@@ -357,7 +357,7 @@ void fill_finish(cache_fill_t* f) {
       cache_cookie_t cookie;
       cookie.ring = f->cookie_ring;
       cookie.name = f->cookie_name;
-      std::memcpy(cookie.proof, f->cookie_proof, sizeof(cookie.proof));
+      cookie.proof = f->cookie_proof;
       if (redis_cache_zone_put(f->zone, f->key, f->ticket->epoch, *expires, bytes,
                                f->cookie_ring != 0 ? &cookie : nullptr)) {
         metric(sess::Metric::CacheStores);

@@ -454,7 +454,11 @@ TEST(RedisCacheKeptCookie, Table) {
   };
   for (const Row& r : rows) {
     EXPECT_EQ(sess::kept_cookie_matches(&kept, &r.presented), r.matches) << r.what;
+    // (A lookup asks by binding and proof: the same answers.)
+    EXPECT_EQ(sess::kept_cookie_holds(&kept, r.presented.binding, r.presented.proof), r.matches)
+        << r.what;
   }
+  EXPECT_FALSE(sess::kept_cookie_holds(nullptr, kept.binding, kept.proof));
   // Nothing kept, or a cookie that cannot be kept: no match.
   EXPECT_FALSE(sess::kept_cookie_matches(nullptr, &kept));
   EXPECT_FALSE(sess::kept_cookie_matches(&kept, nullptr));
@@ -476,6 +480,7 @@ TEST(RedisCacheKeptCookie, EveryProofBitCounts) {
       changed[at] = static_cast<unsigned char>(changed[at] ^ (1u << bit));
       const sess::KeptCookie presented = make_kept(seed, 5, "session", changed);
       EXPECT_FALSE(sess::kept_cookie_matches(&kept, &presented)) << at << ":" << bit;
+      EXPECT_FALSE(sess::kept_cookie_holds(&kept, presented.binding, changed)) << at << ":" << bit;
     }
   }
 }
@@ -499,6 +504,26 @@ TEST(RedisCacheKeptCookie, BindingsOfAConfigurationAreDistinct) {
   }
   // (len 0 gives one name per ring whatever a: 63 repeats per ring)
   EXPECT_EQ(seen.size(), made - 40 * 63);
+  // Names of every length to 24 (bytes, two overlapping halves, overlapping words), every byte
+  // value at every position, and the prefixes of each other: all distinct.
+  const std::string base = "session_cookie_name_abcd";
+  std::set<uint64_t> names;
+  size_t tried = 0;
+  for (size_t len = 0; len <= base.size(); len++) {
+    const std::string clean = base.substr(0, len);
+    names.insert(sess::kept_cookie_binding(seed, 3, clean));
+    tried++;
+    for (size_t pos = 0; pos < len; pos++) {
+      for (int c = 0; c < 256; c++) {
+        if (static_cast<char>(c) == clean[pos]) continue;
+        std::string name = clean;
+        name[pos] = static_cast<char>(c);
+        names.insert(sess::kept_cookie_binding(seed, 3, name));
+        tried++;
+      }
+    }
+  }
+  EXPECT_EQ(names.size(), tried);
   for (int w = 0; w < 2; w++) {
     uint64_t other[2] = {seed[0], seed[1]};
     other[w] ^= 1;
