@@ -120,11 +120,25 @@ uint64_t kept_cookie_binding(const uint64_t seed[2], uint64_t ring,
   return h ^ (h >> 31);
 }
 
+bool kept_cookie_bind(const uint64_t seed[2], uint64_t ring, std::string_view name,
+                      uint64_t* out) noexcept {
+  if (ring == 0) return false;
+  *out = kept_cookie_binding(seed, ring, name);
+  return true;
+}
+
+KeptCookie kept_cookie_with(uint64_t binding, const unsigned char* proof) noexcept {
+  KeptCookie k;
+  k.binding = binding;
+  std::memcpy(k.proof, proof, kIdProofLen);
+  return k;
+}
+
 bool kept_cookie_make(const uint64_t seed[2], uint64_t ring, std::string_view name,
                       const unsigned char* proof, KeptCookie* out) noexcept {
-  if (ring == 0) return false;
-  out->binding = kept_cookie_binding(seed, ring, name);
-  std::memcpy(out->proof, proof, kIdProofLen);
+  uint64_t binding;
+  if (!kept_cookie_bind(seed, ring, name, &binding)) return false;
+  *out = kept_cookie_with(binding, proof);
   return true;
 }
 

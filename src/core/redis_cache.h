@@ -105,9 +105,13 @@ static_assert(sizeof(KeptCookie) <= 64, "a kept cookie fits a 64-byte slab chunk
 // accident of the names chosen; nothing in it comes from a client.
 uint64_t kept_cookie_binding(const uint64_t seed[2], uint64_t ring,
                              std::string_view name) noexcept;
-// The KeptCookie of a cookie verified (or presented) under ring and name, with its proof;
-// false (nothing to keep or look for) for ring 0, which no key ring has.
-// (proof: kIdProofLen bytes.)
+// The binding of a cookie verified (or presented) under ring and name into *out; false
+// (nothing to keep or look for) for ring 0, which no key ring has.
+bool kept_cookie_bind(const uint64_t seed[2], uint64_t ring, std::string_view name,
+                      uint64_t* out) noexcept;
+// The KeptCookie of a binding and a proof (kIdProofLen bytes).
+KeptCookie kept_cookie_with(uint64_t binding, const unsigned char* proof) noexcept;
+// Both at once: the KeptCookie of a cookie under ring and name, with its proof; false for ring 0.
 bool kept_cookie_make(const uint64_t seed[2], uint64_t ring, std::string_view name,
                       const unsigned char* proof, KeptCookie* out) noexcept;
 // Whether presented is the cookie kept: the same binding, and the same proof compared in

@@ -182,16 +182,10 @@ bool filler_alive(const cache_shm_t* sh, const cache_node_t* n, ngx_msec_t now) 
   return beat_fresh(sh, n->filler, now);
 }
 
-// A cookie as the zone's entries keep it (its binding with this zone's seed); false for none.
-bool kept_of(const cache_shm_t* sh, const cache_cookie_t* c, sess::KeptCookie* out) {
-  return c != nullptr && sess::kept_cookie_make(sh->seed, c->ring, c->name, c->proof, out);
-}
-
-// The binding of cookie c in this zone (its seed); false if c cannot be kept (none, or ring 0).
+// The binding of cookie c as the zone's entries keep it (with this zone's seed); false if there
+// is none or it cannot be kept.
 bool binding_of(const cache_shm_t* sh, const cache_cookie_t* c, uint64_t* out) {
-  if (c == nullptr || c->ring == 0) return false;
-  *out = sess::kept_cookie_binding(sh->seed, c->ring, c->name);
-  return true;
+  return c != nullptr && sess::kept_cookie_bind(sh->seed, c->ring, c->name, out);
 }
 
 // (Under the zone's lock.) n keeps cookie c from now on, in place of what it kept, if there is
@@ -406,8 +400,7 @@ bool redis_cache_zone_get(ngx_shm_zone_t* zone, std::string_view key, uint64_t e
                                      n->data_len),
                     arg)) {
       hit = true;
-      sess::KeptCookie presented;
-      if (keep_cookie && kept_of(ctx->sh, cookie, &presented)) keep(ctx, n, presented);
+      if (keepable && keep_cookie) keep(ctx, n, sess::kept_cookie_with(binding, cookie->proof));
       ngx_queue_remove(&n->lru);
       ngx_queue_insert_head(&ctx->sh->lru, &n->lru);
     } else {
@@ -468,8 +461,10 @@ bool redis_cache_zone_put(ngx_shm_zone_t* zone, std::string_view key, uint64_t e
     *chain = n;
     ngx_queue_insert_head(&ctx->sh->lru, &n->lru);
     ctx->sh->entries++;
-    sess::KeptCookie kept;
-    if (kept_of(ctx->sh, cookie, &kept)) keep(ctx, n, kept);
+    uint64_t binding;
+    if (binding_of(ctx->sh, cookie, &binding)) {
+      keep(ctx, n, sess::kept_cookie_with(binding, cookie->proof));
+    }
   }
   ngx_shmtx_unlock(&ctx->shpool->mutex);
   return p != nullptr;

@@ -462,9 +462,17 @@ TEST(RedisCacheKeptCookie, Table) {
   // Nothing kept, or a cookie that cannot be kept: no match.
   EXPECT_FALSE(sess::kept_cookie_matches(nullptr, &kept));
   EXPECT_FALSE(sess::kept_cookie_matches(&kept, nullptr));
-  // Ring 0 (no key ring has it) makes nothing.
+  // Ring 0 (no key ring has it) makes nothing, and binds nothing.
   sess::KeptCookie none;
   EXPECT_FALSE(sess::kept_cookie_make(seed, 0, "sid", proof, &none));
+  uint64_t binding = 0;
+  EXPECT_FALSE(sess::kept_cookie_bind(seed, 0, "sid", &binding));
+  // The parts make what kept_cookie_make makes.
+  ASSERT_TRUE(sess::kept_cookie_bind(seed, 11, "sid", &binding));
+  EXPECT_EQ(binding, kept.binding);
+  const sess::KeptCookie parts = sess::kept_cookie_with(binding, proof);
+  EXPECT_TRUE(sess::kept_cookie_matches(&kept, &parts));
+  EXPECT_EQ(std::memcmp(parts.proof, kept.proof, sess::kIdProofLen), 0);
 }
 
 // One bit changed anywhere in the proof: refused.
